@@ -1,0 +1,3 @@
+from hyperkvasir.cli import main
+
+raise SystemExit(main())

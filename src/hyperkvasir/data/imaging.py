@@ -1,0 +1,109 @@
+"""The one image path of the toolkit: header sizes, DCT-scaled JPEG decoding, mask binarisation, atomic writes.
+
+Everything that reads pixels goes through here so that there is a single decoder with a single behaviour
+(colour mode, draft scaling, truncation handling) across indexing, validation, training and reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageFile
+
+# Released masks are JPEG: white (>= 128 after greyscale) is polyp, black background (dataset.md §1.4, §6.7).
+MASK_THRESHOLD = 128
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+class ImageDecodeError(ValueError):
+    """A file that is not a decodable image (truncated, not a JPEG, unreadable)."""
+
+
+def header_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the file header alone; no pixel is decoded."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(f"{path}: cannot read image header ({error})") from error
+
+
+def is_jpeg_bytes(head: bytes) -> bool:
+    """Whether the first bytes are a JPEG start-of-image marker (a `.jpg` name proves nothing)."""
+    return head.startswith(_JPEG_MAGIC)
+
+
+def decode_rgb(path: str | Path, min_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an image to an RGB uint8 array of shape (H, W, 3).
+
+    With ``min_size=(w, h)`` a JPEG is decoded through libjpeg's DCT scaling (``Image.draft``) at the
+    smallest power-of-two reduction that still covers ``min_size``: a 1280×1024 image feeding a 224 input is
+    never decoded at full size. Truncated files raise :class:`ImageDecodeError` rather than returning grey.
+    """
+    try:
+        with Image.open(path) as image:
+            if min_size is not None and image.format == "JPEG":
+                image.draft("RGB", min_size)
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(f"{path}: cannot decode image ({error})") from error
+
+
+def decode_gray(path: str | Path) -> np.ndarray:
+    """Decode an image to a greyscale uint8 array (H, W); masks are stored as 3-channel JPEGs."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"))
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(f"{path}: cannot decode image ({error})") from error
+
+
+def binarise_mask(gray: np.ndarray, threshold: int = MASK_THRESHOLD) -> np.ndarray:
+    """JPEG mask (grey edges) → bool array; ``>= threshold`` is polyp."""
+    return gray >= threshold
+
+
+def verify_decodes(path: str | Path) -> str | None:
+    """None when the image decodes completely, else the reason (catches truncated JPEGs)."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return None
+    except (OSError, SyntaxError, ValueError) as error:
+        return str(error) or type(error).__name__
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Write to a temp file beside ``path`` and rename it into place, so a reader never sees half a file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as handle:
+            yield handle
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,35 @@
+"""Errors the toolkit raises on purpose: each renders as one line that names the file and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HyperKvasirError(Exception):
+    """Base class; the CLI prints ``str(error)`` as one line and exits with ``exit_code``."""
+
+    exit_code = 2
+
+
+class UnknownClassError(HyperKvasirError, KeyError):
+    """A class name that none of the three release namings knows."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ReleaseFormatError(HyperKvasirError):
+    """A release file that does not have the documented format."""
+
+    exit_code = 1
+
+    def __init__(self, path: str | Path, message: str, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        super().__init__(f"{where}: {message}")
+
+
+class DatasetNotFoundError(HyperKvasirError):
+    """A folder that is not (or not yet) a HyperKvasir release."""

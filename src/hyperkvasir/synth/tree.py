@@ -1,0 +1,268 @@
+"""Write a synthetic twin of the HyperKvasir release in exactly the released layout.
+
+``make_synthetic_release(root, seed=…, scale=…)`` returns a :class:`SynthInfo` holding the expected answers
+(per-class counts, folds, segmented stems, planted faults) so that tests, the demo and the benchmarks check
+the toolkit against known truth. Same seed → byte-identical tree: every file is rendered from its own seeded
+generator and written in a fixed order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import shutil
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from hyperkvasir.data.imaging import atomic_write
+from hyperkvasir.data.layout import IMAGE_LABELS_HEADER, SPLIT_FILES, SPLIT_HEADER
+from hyperkvasir.data.splits import official_chunk_folds
+from hyperkvasir.data.taxonomy import CLASSES, TRACT_TO_ORGAN, ClassInfo, lookup
+from hyperkvasir.synth.render import (
+    finish_frame,
+    pick_resolution,
+    polygon_mask,
+    render_frame,
+    scopeguide_share,
+)
+from hyperkvasir.synth.video import VIDEO_CLASSES, write_video
+
+Scale = Literal["tiny", "small", "medium"]
+SCALES: tuple[str, ...] = ("tiny", "small", "medium")
+JPEG_QUALITY = 92
+_PART_SEED = {"labeled": 1, "segmented": 2, "unlabeled": 3, "videos": 4, "faults": 5}
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    per_class: dict[str, int]
+    segmented: int
+    unlabeled: int
+    videos: int
+    video_frames: int
+
+
+def scale_spec(scale: str) -> ScaleSpec:
+    """How much each part holds at a scale: ``tiny`` for unit tests, ``small`` for the demo, ``medium`` (a
+    tenth of the released counts, same imbalance) for benchmarks."""
+    if scale == "tiny":
+        counts = {c.folder: 3 for c in CLASSES} | {"polyps": 8, "hemorrhoids": 1}
+        return ScaleSpec(counts, segmented=6, unlabeled=8, videos=3, video_frames=20)
+    if scale == "small":
+        counts = {c.folder: min(25, c.released_count) for c in CLASSES} | {"polyps": 30}
+        return ScaleSpec(counts, segmented=24, unlabeled=40, videos=6, video_frames=40)
+    if scale == "medium":
+        counts = {c.folder: max(1, round(c.released_count / 10)) for c in CLASSES}
+        return ScaleSpec(counts, segmented=100, unlabeled=1000, videos=12, video_frames=60)
+    raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+
+
+@dataclass(frozen=True)
+class LabeledImage:
+    cls: ClassInfo
+    stem: str
+    size: tuple[int, int]
+    scopeguide: bool
+    polyps: tuple[tuple[tuple[float, float], ...], ...] = ()
+
+    @property
+    def relpath(self) -> str:
+        return f"labeled-images/{self.cls.path}/{self.stem}.jpg"
+
+
+@dataclass
+class SynthInfo:
+    """The expected answers for a synthetic tree."""
+
+    root: Path
+    seed: int
+    scale: str
+    per_class: dict[str, int]  # folder name -> images on disk
+    folds2: dict[str, int]  # file name -> fold
+    folds5: dict[str, int]
+    segmented: tuple[str, ...]  # stems, all also in labeled polyps/
+    boxes_per_image: dict[str, int]
+    unlabeled: int
+    videos: tuple[str, ...]  # stems
+    scopeguide: dict[str, int]  # folder name -> images with the thumbnail
+    faults: list[dict] = field(default_factory=list)
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _jpeg_bytes(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _render_job(job: tuple[str, str, tuple[int, ...], float]) -> tuple[tuple[int, int], bool, list]:
+    """Render one image to ``path`` (runs in a worker process); returns size, ScopeGuide flag, polyps."""
+    path, folder, seed, scopeguide_p = job
+    rng = np.random.default_rng(seed)
+    size = pick_resolution(rng)
+    scopeguide = bool(rng.random() < scopeguide_p)
+    frame = render_frame(folder, rng, size)
+    Path(path).write_bytes(_jpeg_bytes(finish_frame(frame, rng, scopeguide)))
+    return size, scopeguide, frame.polyps
+
+
+def _render_all(jobs: list[tuple[str, str, tuple[int, ...], float]], workers: int) -> list:
+    if workers <= 1 or len(jobs) < 64:
+        return [_render_job(job) for job in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_render_job, jobs, chunksize=16))
+
+
+def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple], delimiter: str) -> None:
+    with atomic_write(path, "w") as handle:
+        writer = csv.writer(handle, delimiter=delimiter, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def make_synthetic_release(
+    root: str | Path, *, seed: int = 0, scale: str = "tiny", faults: bool = False, workers: int = 1,
+    parts: tuple[str, ...] = ("labeled", "segmented", "unlabeled", "videos"),
+) -> SynthInfo:
+    """Write a twin of the release under ``root`` (which must not exist or be empty)."""
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root}: folder exists and is not empty; choose a new folder")
+    spec = scale_spec(scale)
+    names = random.Random(seed)
+    info = SynthInfo(root, seed, scale, {}, {}, {}, (), {}, 0, (), {})
+
+    # ---- labeled images
+    images: list[LabeledImage] = []
+    jobs = []
+    for cls in CLASSES:
+        for _ in range(spec.per_class[cls.folder]):
+            stem = _uuid(names)
+            images.append(LabeledImage(cls, stem, (0, 0), False))
+    for number, image in enumerate(images):
+        (root / image.relpath).parent.mkdir(parents=True, exist_ok=True)
+        jobs.append((str(root / image.relpath), image.cls.folder, (seed, _PART_SEED["labeled"], number),
+                     scopeguide_share(image.cls.folder)))
+    results = _render_all(jobs, workers)
+    images = [LabeledImage(im.cls, im.stem, size, sg, tuple(tuple(p) for p in polys))
+              for im, (size, sg, polys) in zip(images, results)]
+
+    unlabelled_rows: set[str] = set()
+    if faults:
+        from hyperkvasir.synth.faults import plant_labeled_faults
+
+        images, unlabelled_rows, info.faults = plant_labeled_faults(root, images, names, seed)
+
+    # ---- official splits and image-labels.csv
+    by_class: dict[str, list[str]] = {c.folder: [] for c in CLASSES}
+    for image in images:
+        by_class[image.cls.folder].append(f"{image.stem}.jpg")
+    for k, target in ((2, info.folds2), (5, info.folds5)):
+        rows = []
+        for cls in CLASSES:
+            files = sorted(by_class[cls.folder])  # the official script's listing order
+            for file_name, fold in zip(files, official_chunk_folds(files, k)):
+                target[file_name] = fold
+                rows.append((file_name, cls.split_name, fold))
+        _write_csv(root / "official_splits" / SPLIT_FILES[k], SPLIT_HEADER, rows, ";")
+    _write_csv(
+        root / "labeled-images" / "image-labels.csv",
+        IMAGE_LABELS_HEADER,
+        [(im.stem, TRACT_TO_ORGAN[im.cls.tract], im.cls.folder, im.cls.category)
+         for im in sorted(images, key=lambda im: im.stem) if im.stem not in unlabelled_rows],
+        ",",
+    )
+    info.per_class = {c.folder: len(by_class[c.folder]) for c in CLASSES}
+    info.scopeguide = {c.folder: sum(im.scopeguide for im in images if im.cls is c) for c in CLASSES}
+
+    if "segmented" in parts:
+        _write_segmented(root, info, images, spec.segmented, faults)
+    if "unlabeled" in parts:
+        _write_unlabeled(root, info, spec.unlabeled, names, workers)
+    if "videos" in parts:
+        _write_videos(root, info, spec, names)
+    if faults:
+        with atomic_write(root / "FAULTS.json", "w") as handle:
+            json.dump({"seed": seed, "scale": scale, "faults": info.faults}, handle, indent=2)
+            handle.write("\n")
+    return info
+
+
+def _write_segmented(root: Path, info: SynthInfo, images: list[LabeledImage], count: int, faults: bool) -> None:
+    """Segmented images are byte copies of labeled polyps with JPEG masks and boxes 1 px outside the mask."""
+    faulty = {f for fault in info.faults for f in fault["files"]}
+    polyps = [im for im in images if im.cls.folder == "polyps" and im.polyps and im.relpath not in faulty]
+    chosen = polyps[:count]
+    boxes: dict[str, dict] = {}
+    (root / "segmented-images" / "images").mkdir(parents=True, exist_ok=True)
+    (root / "segmented-images" / "masks").mkdir(parents=True, exist_ok=True)
+    for image in chosen:
+        shutil.copyfile(root / image.relpath, root / "segmented-images" / "images" / f"{image.stem}.jpg")
+        # masks were drawn anti-aliased and saved as JPEG: grey values at the edges (dataset.md §1.4)
+        mask = polygon_mask([list(p) for p in image.polyps], image.size).filter(ImageFilter.GaussianBlur(1.2))
+        (root / "segmented-images" / "masks" / f"{image.stem}.jpg").write_bytes(
+            _jpeg_bytes(mask.convert("RGB"), quality=90)
+        )
+        w, h = image.size
+        entries = []
+        for outline in image.polyps:
+            xs, ys = [p[0] for p in outline], [p[1] for p in outline]
+            entries.append({"label": "polyp", "xmin": max(0, int(min(xs)) - 1), "ymin": max(0, int(min(ys)) - 1),
+                            "xmax": min(w - 1, int(max(xs)) + 2), "ymax": min(h - 1, int(max(ys)) + 2)})
+        boxes[image.stem] = {"height": h, "width": w, "bbox": entries}
+    if faults:
+        from hyperkvasir.synth.faults import plant_segmented_faults
+
+        info.faults += plant_segmented_faults(root, chosen, boxes)
+    with atomic_write(root / "segmented-images" / "bounding-boxes.json", "w") as handle:
+        json.dump(boxes, handle, indent=2)
+    info.segmented = tuple(im.stem for im in chosen)
+    info.boxes_per_image = {stem: len(entry["bbox"]) for stem, entry in boxes.items()}
+
+
+def _write_unlabeled(root: Path, info: SynthInfo, count: int, names: random.Random, workers: int) -> None:
+    """Unlabeled frames drawn from the labeled class mix, under ``unlabeled-images/images/``."""
+    folder = root / "unlabeled-images" / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = np.asarray([c.released_count for c in CLASSES], float)
+    pick = np.random.default_rng((info.seed, _PART_SEED["unlabeled"]))
+    classes = pick.choice(len(CLASSES), size=count, p=weights / weights.sum())
+    jobs = [(str(folder / f"{_uuid(names)}.jpg"), CLASSES[c].folder, (info.seed, _PART_SEED["unlabeled"], n),
+             scopeguide_share(CLASSES[c].folder)) for n, c in enumerate(classes)]
+    _render_all(jobs, workers)
+    info.unlabeled = count
+
+
+def _write_videos(root: Path, info: SynthInfo, spec: ScaleSpec, names: random.Random) -> None:
+    """Short AVI clips in ``labeled-videos/<tract>/<category>/<class>/`` with ``video-labels.csv``."""
+    rows = []
+    stems = []
+    for number in range(spec.videos):
+        video = VIDEO_CLASSES[number % len(VIDEO_CLASSES)]
+        stem = _uuid(names)
+        rng = np.random.default_rng((info.seed, _PART_SEED["videos"], number))
+        size = (1280, 1024) if number % 4 == 3 else (720, 576)
+        path = root / "labeled-videos" / video.tract / video.category_dir / video.class_dir / f"{stem}.avi"
+        write_video(path, video.render_as, rng, size=size, frames=spec.video_frames)
+        organ = TRACT_TO_ORGAN[lookup(video.render_as).tract]
+        secondary = video.secondary or ("", "")
+        rows.append((stem, organ, video.classification, video.finding, *secondary))
+        stems.append(stem)
+    _write_csv(
+        root / "labeled-videos" / "video-labels.csv",
+        ("Video file", "Organ", "Classification 1", "Finding 1", "Classification 2", "Finding 2"),
+        rows,
+        ",",
+    )
+    info.videos = tuple(stems)

@@ -1,0 +1,41 @@
+"""Shared fixtures: synthetic twins built once per session, the real release files through an env variable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from hyperkvasir.synth.tree import SynthInfo, make_synthetic_release  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_twin(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
+    """A clean tiny twin; read-only by convention (copy it with ``twin_copy`` to mutate)."""
+    return make_synthetic_release(tmp_path_factory.mktemp("tiny") / "hk", seed=0, scale="tiny")
+
+
+@pytest.fixture(scope="session")
+def faulty_twin(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
+    return make_synthetic_release(tmp_path_factory.mktemp("faulty") / "hk", seed=3, scale="tiny", faults=True)
+
+
+@pytest.fixture
+def twin_copy(tiny_twin: SynthInfo, tmp_path: Path) -> Path:
+    """A private copy of the tiny twin for tests that change files."""
+    return Path(shutil.copytree(tiny_twin.root, tmp_path / "hk"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``$HYPERKVASIR_SHARED``: real files of the release (official split CSVs, video metadata, samples)."""
+    value = os.environ.get("HYPERKVASIR_SHARED")
+    if not value or not Path(value, "official", "2_fold_split.csv").is_file():
+        pytest.skip("real release files absent: set HYPERKVASIR_SHARED to the folder holding official/")
+    return Path(value)
