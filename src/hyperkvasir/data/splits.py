@@ -1,8 +1,34 @@
-"""Fold assignment: the official k-fold algorithm of simula/hyper-kvasir and the schemes built on it."""
+"""Fold assignment: the official k-fold algorithm of simula/hyper-kvasir and the schemes built on it.
+
+Schemes (``SCHEMES``):
+
+* ``official-2fold`` / ``official-5fold``: the folds of the official split CSVs, joined on file name.
+* ``grouped-2fold``: two folds, stratified by class, that keep every exact/near-duplicate group of the audit
+  in one fold (scikit-learn's ``StratifiedGroupKFold``), so no test image has a copy in training.
+
+Every scheme carves a validation subset out of each fold (stratified per class, seeded). When fold *t* is the
+test fold, training uses the other folds minus their validation parts and model selection uses those
+validation parts only: no checkpoint is ever chosen on its test fold (the paper did, dataset.md §3.1).
+"""
 
 from __future__ import annotations
 
+import csv
+import random
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hyperkvasir.data.imaging import atomic_write
+from hyperkvasir.data.layout import SPLIT_HEADER, Release, read_split_csv
+from hyperkvasir.data.taxonomy import ClassInfo, lookup
+from hyperkvasir.errors import HyperKvasirError
+
+SCHEMES = ("official-2fold", "official-5fold", "grouped-2fold")
+DEFAULT_VALIDATION_FRACTION = 0.1
 
 
 def official_chunk_folds(names: Sequence[str], k: int) -> list[int]:
@@ -13,3 +39,185 @@ def official_chunk_folds(names: Sequence[str], k: int) -> list[int]:
     """
     chunk = len(names) // k
     return [min(i // chunk, k - 1) if chunk else k - 1 for i in range(len(names))]
+
+
+@dataclass(frozen=True)
+class SplitAssignment:
+    """Fold and validation flag of every labeled image under one scheme."""
+
+    scheme: str
+    k: int
+    files: dict[str, tuple[ClassInfo, int, bool]]  # file name -> (class, fold, validation)
+
+    def subsets(self, test_fold: int) -> dict[str, list[str]]:
+        """``train``/``val``/``test`` file names when ``test_fold`` is held out."""
+        if not 0 <= test_fold < self.k:
+            raise HyperKvasirError(f"fold {test_fold} does not exist in {self.scheme}; choose 0 to {self.k - 1}")
+        out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+        for name, (_, fold, validation) in sorted(self.files.items()):
+            out["test" if fold == test_fold else "val" if validation else "train"].append(name)
+        return out
+
+    def write_csv(self, path: str | Path) -> None:
+        """The official format (``file-name;class-name;split-index``) plus a ``validation`` column (0/1)."""
+        with atomic_write(path, "w") as handle:
+            writer = csv.writer(handle, delimiter=";", lineterminator="\n")
+            writer.writerow((*SPLIT_HEADER, "validation"))
+            for name, (cls, fold, validation) in sorted(self.files.items(), key=lambda kv: (kv[1][0].index, kv[0])):
+                writer.writerow((name, cls.split_name, fold, int(validation)))
+
+
+def carve_validation(
+    files: dict[str, tuple[ClassInfo, int]], fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
+    groups: dict[str, int] | None = None,
+) -> set[str]:
+    """A seeded, per-class-stratified validation subset of each fold (duplicate groups kept whole).
+
+    Each (fold, class) cell gives ``round(n * fraction)`` images, at least one when it has two or more, and
+    never its last image, so rare classes stay in training.
+    """
+    rng = random.Random(seed)
+    cells: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for name, (cls, fold) in sorted(files.items()):
+        cells[(fold, cls.index)].append(name)
+    groups = groups or {}
+    chosen: set[str] = set()
+    for key in sorted(cells):
+        names = cells[key]
+        rng.shuffle(names)
+        want = min(len(names) - 1, max(1 if len(names) >= 2 else 0, round(len(names) * fraction)))
+        members: dict[int, list[str]] = defaultdict(list)
+        for name in names:
+            if name in groups:
+                members[groups[name]].append(name)
+        taken = 0
+        for name in names:
+            if taken >= want:
+                break
+            if name not in chosen:
+                batch = members[groups[name]] if name in groups else [name]
+                chosen.update(batch)
+                taken += len(batch)
+    return chosen
+
+
+def official_assignment(
+    release: Release, k: int, *, fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
+    present_only: bool = True,
+) -> SplitAssignment:
+    """The official ``k``-fold split of the release (rows of files not on disk dropped when ``present_only``)."""
+    path = release.split_csv(k)
+    if path is None:
+        raise HyperKvasirError(
+            f"{release.root}: no official {k}-fold split CSV in official_splits/ or splits/; "
+            f"get it with `hyperkvasir download {release.root} --parts splits`"
+        )
+    rows = read_split_csv(path)
+    on_disk = {p.name for p in release.labeled_files()} if present_only else None
+    files = {r.file_name: (r.cls, r.fold) for r in rows if on_disk is None or r.file_name in on_disk}
+    validation = carve_validation(files, fraction, seed)
+    return SplitAssignment(f"official-{k}fold", k, {n: (c, f, n in validation) for n, (c, f) in files.items()})
+
+
+def duplicate_groups(root: Path) -> dict[str, int]:
+    """File name → duplicate-group id for labeled images in an exact or near group of the audit."""
+    from hyperkvasir.data.audit import audit
+
+    report = audit(root)
+    parent: dict[str, str] = {}
+
+    def find(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            name = parent[name]
+        return name
+
+    for group in report.exact_groups + report.near_groups:
+        names = [Path(group.files[i]).name for i in group.labeled_files()]
+        for name in names[1:]:
+            parent[find(name)] = find(names[0])
+    roots = sorted({find(name) for name in parent})
+    return {name: roots.index(find(name)) for name in parent}
+
+
+def grouped_assignment(
+    release: Release, *, k: int = 2, fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
+) -> SplitAssignment:
+    """Leakage-free folds: duplicate groups stay in one fold, classes stay stratified."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    files = sorted(release.labeled_files(), key=lambda p: p.name)
+    if not files:
+        raise HyperKvasirError(f"{release.root}: no labeled images to split")
+    classes = [lookup(p.parent.name) for p in files]
+    groups = duplicate_groups(release.root)
+    group_ids = np.asarray([groups.get(p.name, 1_000_000 + i) for i, p in enumerate(files)])
+    labels = np.asarray([c.index for c in classes])
+    folds = np.zeros(len(files), dtype=int)
+    import warnings
+
+    with warnings.catch_warnings():  # rare classes have fewer members than folds, as in the release
+        warnings.simplefilter("ignore", UserWarning)
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        for fold, (_, test) in enumerate(splitter.split(np.zeros(len(files)), labels, group_ids)):
+            folds[test] = fold
+    assigned = {p.name: (c, int(f)) for p, c, f in zip(files, classes, folds)}
+    validation = carve_validation(assigned, fraction, seed, groups)
+    return SplitAssignment(f"grouped-{k}fold", k, {n: (c, f, n in validation) for n, (c, f) in assigned.items()})
+
+
+def assignment(root: str | Path, scheme: str, *, fraction: float = DEFAULT_VALIDATION_FRACTION,
+               seed: int = 0) -> SplitAssignment:
+    """The fold assignment of ``scheme`` (one of :data:`SCHEMES`) for the tree at ``root``."""
+    release = Release(root)
+    if scheme == "official-2fold":
+        return official_assignment(release, 2, fraction=fraction, seed=seed)
+    if scheme == "official-5fold":
+        return official_assignment(release, 5, fraction=fraction, seed=seed)
+    if scheme == "grouped-2fold":
+        return grouped_assignment(release, fraction=fraction, seed=seed)
+    raise HyperKvasirError(f"unknown split scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+
+
+@dataclass(frozen=True)
+class SegmentationSplit:
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def write_csv(self, path: str | Path) -> None:
+        with atomic_write(path, "w") as handle:
+            writer = csv.writer(handle, delimiter=";", lineterminator="\n")
+            writer.writerow(("file-name", "subset"))
+            for subset in ("train", "val", "test"):
+                writer.writerows((name, subset) for name in getattr(self, subset))
+
+
+def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                       seed: int = 0) -> SegmentationSplit:
+    """Seeded train/val/test split of the segmented images; near-duplicate images stay in one subset."""
+    release = Release(root)
+    images, _ = release.segmented_pairs()
+    if not images:
+        raise HyperKvasirError(f"{release.root}: no segmented images; get them with "
+                               f"`hyperkvasir download {release.root} --parts segmented`")
+    from hyperkvasir.data.audit import audit
+
+    report = audit(release.root)
+    group_of: dict[str, str] = {}
+    for group in report.exact_groups + report.near_groups:  # labeled copies of the same polyp
+        anchor = group.files[0]
+        for path in group.files:
+            group_of[Path(path).name] = anchor
+    buckets: dict[str, list[str]] = defaultdict(list)
+    for path in images:
+        buckets[group_of.get(path.name, path.name)].append(path.name)
+    keys = sorted(buckets)
+    random.Random(seed).shuffle(keys)
+    total = len(images)
+    subsets: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    target_test, target_val = round(total * fractions[2]), round(total * fractions[1])
+    for key in keys:
+        subset = ("test" if len(subsets["test"]) < target_test
+                  else "val" if len(subsets["val"]) < target_val else "train")
+        subsets[subset] += sorted(buckets[key])
+    return SegmentationSplit(*(tuple(sorted(subsets[s])) for s in ("train", "val", "test")))

@@ -416,7 +416,7 @@ def _scopeguide(image: Image.Image, rng: np.random.Generator) -> None:
     t = np.linspace(0, 1, 20)
     wiggle = rng.uniform(0.05, 0.15)
     path = [(x0 + box_w * (0.15 + 0.7 * u), y0 + box_h * (0.8 - 0.6 * u + wiggle * np.sin(8 * u))) for u in t]
-    draw.line(path, fill=(40, 220, 70), width=max(2, box_w // 25))
+    draw.line(path, fill=(40, 220, 70), width=max(3, box_w // 12))
 
 
 def render_frame(

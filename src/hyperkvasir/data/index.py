@@ -1,0 +1,225 @@
+"""Index a release tree into a Parquet manifest: one row per file of every part present.
+
+The index reads each file once (content hash, header size, JPEG structure) and never decodes pixels of
+labeled or unlabeled images, so it runs at disk speed; pixel features (perceptual hash, ScopeGuide) belong to
+the audit, which caches them by content hash. A second run reuses every row whose size and mtime are
+unchanged, so it reads no image. The manifest lives in ``ROOT/.hyperkvasir/manifest.parquet`` and is
+written atomically: an interrupted run leaves the previous one intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from hyperkvasir.data.imaging import atomic_write, binarise_mask, is_jpeg_bytes
+from hyperkvasir.data.layout import Release, read_bounding_boxes, read_split_csv
+
+MANIFEST_NAME = "manifest.parquet"
+CACHE_DIR = ".hyperkvasir"
+
+SCHEMA = pa.schema([
+    ("path", pa.string()),  # relative to the release root
+    ("part", pa.string()),  # labeled | segmented | unlabeled | videos
+    ("kind", pa.string()),  # image | mask | video
+    ("tract", pa.string()),
+    ("category", pa.string()),
+    ("class", pa.string()),  # folder name as found on disk
+    ("fold2", pa.int8()),
+    ("fold5", pa.int8()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("bytes", pa.int64()),
+    ("mtime_ns", pa.int64()),
+    ("sha256", pa.string()),
+    ("format", pa.string()),
+    ("decodes", pa.bool_()),  # header readable and, for JPEG, structure complete (SOI … EOI)
+    ("error", pa.string()),
+    ("mask_path", pa.string()),
+    ("mask_area", pa.float32()),  # polyp share of the mask's pixels (segmented images)
+    ("box_count", pa.int16()),
+    ("frames", pa.int32()),
+    ("fps", pa.float32()),
+    ("duration_s", pa.float32()),
+    ("codec", pa.string()),
+])
+# Columns a worker computes from the file's bytes; the rest come from the path and the release's CSVs.
+_CONTENT = ("width", "height", "bytes", "mtime_ns", "sha256", "format", "decodes", "error",
+            "mask_area", "frames", "fps", "duration_s", "codec")
+
+
+def manifest_path(root: str | Path) -> Path:
+    return Path(root) / CACHE_DIR / MANIFEST_NAME
+
+
+def _jpeg_structure_error(data: bytes) -> str | None:
+    """Why a JPEG's byte stream is incomplete, or None: a truncated file lacks its end-of-image marker."""
+    if not is_jpeg_bytes(data):
+        return "not a JPEG (no start-of-image marker)"
+    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return "truncated JPEG (no end-of-image marker)"
+    if b"\xff\xda" not in data:
+        return "JPEG without image data (no start-of-scan marker)"
+    return None
+
+
+def _read_image(path: Path, kind: str) -> dict:
+    """Content columns of one image or mask; a mask is decoded to measure its polyp area."""
+    row: dict = {"error": None, "decodes": False}
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return row | {"error": f"unreadable: {error.strerror or error}"}
+    row |= {"sha256": hashlib.sha256(data).hexdigest()}
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            row |= {"width": image.width, "height": image.height, "format": image.format}
+            problem = _jpeg_structure_error(data) if image.format == "JPEG" else None
+            if problem is None and kind == "mask":
+                row["mask_area"] = float(binarise_mask(np.asarray(image.convert("L"))).mean())
+    except (OSError, SyntaxError, ValueError) as error:
+        problem = f"not a readable image ({error})"
+    if problem is None and path.suffix.lower() in (".jpg", ".jpeg") and row.get("format") != "JPEG":
+        problem = f"named .jpg but is {row.get('format') or 'not an image'}"
+    return row | {"decodes": problem is None, "error": problem}
+
+
+def _read_video(path: Path) -> dict:
+    """Content columns of a video: stream facts from the container, no frame decoded."""
+    import av
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    row: dict = {"sha256": digest.hexdigest(), "decodes": False, "error": None}
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or 0)
+            frames = stream.frames or (int(float(stream.duration * stream.time_base) * rate) if stream.duration else 0)
+            row |= {"width": stream.width, "height": stream.height, "format": container.format.name,
+                    "codec": stream.codec_context.name, "fps": rate, "frames": frames,
+                    "duration_s": frames / rate if rate else None, "decodes": True}
+    except (av.error.FFmpegError, IndexError, OSError) as error:
+        row["error"] = f"not a readable video ({error})"
+    return row
+
+
+def _content_job(job: tuple[str, str, str]) -> dict:
+    root, relpath, kind = job
+    path = Path(root) / relpath
+    stat = path.stat()
+    row = _read_video(path) if kind == "video" else _read_image(path, kind)
+    return row | {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _walk(release: Release) -> list[dict]:
+    """Rows with the path-derived columns of every file of every part present."""
+    root = release.root
+    rows = []
+    for path in release.labeled_files():
+        tract, category, cls = path.relative_to(release.labeled_dir).parts[:3]
+        rows.append({"path": str(path.relative_to(root)), "part": "labeled", "kind": "image",
+                     "tract": tract, "category": category, "class": cls})
+    images, masks = release.segmented_pairs()
+    for kind, paths in (("image", images), ("mask", masks)):
+        rows += [{"path": str(p.relative_to(root)), "part": "segmented", "kind": kind} for p in paths]
+    rows += [{"path": str(p.relative_to(root)), "part": "unlabeled", "kind": "image"}
+             for p in release.unlabeled_files()]
+    rows += [{"path": str(p.relative_to(root)), "part": "videos", "kind": "video"} for p in release.video_files()]
+    return rows
+
+
+def _join_release_files(release: Release, rows: list[dict]) -> None:
+    """Folds from the split CSVs (joined on file name) and mask paths, box counts for segmented images."""
+    folds = {}
+    for k in (2, 5):
+        csv_path = release.split_csv(k)
+        folds[k] = {r.file_name: r.fold for r in read_split_csv(csv_path)} if csv_path else {}
+    boxes = read_bounding_boxes(release.bounding_boxes_json) if release.bounding_boxes_json else {}
+    by_path = {row["path"]: row for row in rows}
+    for row in rows:
+        name = Path(row["path"]).name
+        if row["part"] == "labeled":
+            row["fold2"], row["fold5"] = folds[2].get(name), folds[5].get(name)
+        elif row["part"] == "segmented" and row["kind"] == "image":
+            mask = by_path.get(row["path"].replace("segmented-images/images/", "segmented-images/masks/"))
+            if mask is None:  # masks may carry another extension than their image
+                stem = Path(row["path"]).stem
+                mask = next((r for p, r in by_path.items()
+                             if p.startswith("segmented-images/masks/") and Path(p).stem == stem), None)
+            if mask is not None:
+                row["mask_path"], row["mask_area"] = mask["path"], mask.get("mask_area")
+            entry = boxes.get(Path(row["path"]).stem)
+            row["box_count"] = len(entry.boxes) if entry else 0
+
+
+def build_index(
+    root: str | Path, *, workers: int | None = None, out: str | Path | None = None,
+    progress: Callable[[Iterable, int], Iterable] | None = None,
+) -> pa.Table:
+    """Build or refresh the manifest of ``root``; rows of unchanged files (size, mtime) are reused unread.
+
+    ``progress`` wraps the iterator of finished files (the CLI passes a rich progress bar).
+    """
+    release = Release(root)
+    target = Path(out) if out else manifest_path(release.root)
+    rows = _walk(release)
+    previous = _previous_rows(target)
+    jobs, reused = [], 0
+    for row in rows:
+        old = previous.get(row["path"])
+        stat = (release.root / row["path"]).stat()
+        if old and old["bytes"] == stat.st_size and old["mtime_ns"] == stat.st_mtime_ns:
+            row.update({key: old[key] for key in _CONTENT})
+            reused += 1
+        else:
+            jobs.append(row)
+    if jobs:
+        results = _run_jobs([(str(release.root), row["path"], row["kind"]) for row in jobs], workers, progress)
+        for row, content in zip(jobs, results):
+            row.update(content)
+    _join_release_files(release, rows)
+    table = pa.Table.from_pylist(rows, schema=SCHEMA).replace_schema_metadata(
+        {"hyperkvasir.reused": str(reused), "hyperkvasir.read": str(len(jobs))}
+    )
+    with atomic_write(target) as handle:
+        pq.write_table(table, handle)
+    return table
+
+
+def _run_jobs(jobs: list[tuple[str, str, str]], workers: int | None, progress) -> list[dict]:
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(jobs) < 32:
+        results: Iterable[dict] = map(_content_job, jobs)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers)
+        results = pool.map(_content_job, jobs, chunksize=max(1, min(64, len(jobs) // (workers * 8))))
+    try:
+        return list(progress(results, len(jobs)) if progress else results)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _previous_rows(target: Path) -> dict[str, dict]:
+    if not target.is_file():
+        return {}
+    try:
+        table = pq.read_table(target)
+    except (OSError, pa.ArrowException):
+        return {}  # an unreadable cache is rebuilt, never trusted
+    if table.schema.names != SCHEMA.names:
+        return {}
+    return {row["path"]: row for row in table.to_pylist()}
