@@ -29,7 +29,7 @@ def faulty_twin(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
 @pytest.fixture
 def twin_copy(tiny_twin: SynthInfo, tmp_path: Path) -> Path:
     """A private copy of the tiny twin for tests that change files."""
-    return Path(shutil.copytree(tiny_twin.root, tmp_path / "hk"))
+    return Path(shutil.copytree(tiny_twin.root, tmp_path / "hk", ignore=shutil.ignore_patterns(".hyperkvasir")))
 
 
 @pytest.fixture(scope="session")

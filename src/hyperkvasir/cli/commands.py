@@ -87,7 +87,7 @@ def index(
         parts[part] = parts.get(part, 0) + 1
     bad = [p for p, ok in zip(table.column("path").to_pylist(), table.column("decodes").to_pylist()) if not ok]
     summary = {"manifest": str(out_file or manifest_path(root)), "rows": table.num_rows, "parts": parts,
-               "read": int(meta.get("hyperkvasir.read", 0)), "reused": int(meta.get("hyperkvasir.reused", 0)),
+               "read": int(meta["hyperkvasir.read"]), "reused": int(meta["hyperkvasir.reused"]),
                "unreadable": bad, "seconds": round(time.perf_counter() - started, 2)}
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -96,6 +96,8 @@ def index(
                   f"in {summary['seconds']} s → {summary['manifest']}", soft_wrap=True)
         for path in bad:
             out.print(f"  [yellow]unreadable:[/] {path}", soft_wrap=True)
+        for problem in filter(None, meta.get("hyperkvasir.problems", "").split("\n")):
+            out.print(f"  [yellow]skipped:[/] {problem} (run `hyperkvasir validate`)", soft_wrap=True)
     return 0
 
 
@@ -144,6 +146,9 @@ def audit(
     from rich.table import Table
 
     for title, groups in (("exact duplicates", report.exact_groups), ("near duplicates", report.near_groups)):
+        if not groups:
+            out.print(f"no {title} within the labeled set")
+            continue
         table = Table(title=f"{title} within the labeled set ({len(groups)} groups)")
         for column in ("files", "classes", "2-fold", "5-fold"):
             table.add_column(column)

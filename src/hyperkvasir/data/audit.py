@@ -121,16 +121,15 @@ def near_pairs(hashes: np.ndarray, threshold: int = NEAR_DUPLICATE_THRESHOLD) ->
         shift += width
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
-        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        for start, end in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
-            members = order[start:end]
-            i, j = np.triu_indices(len(members), k=1)
-            distance = np.bitwise_count(hashes[members[i]] ^ hashes[members[j]])
-            close = distance <= threshold
-            if close.any():
-                a, b = members[i[close]], members[j[close]]
-                found.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+        offset = 1  # compare each hash with the one `offset` places later in its band bucket, vectorised
+        while offset < len(order):
+            same = sorted_keys[offset:] == sorted_keys[:-offset]
+            if not same.any():
+                break
+            a, b = order[:-offset][same], order[offset:][same]
+            close = np.bitwise_count(hashes[a] ^ hashes[b]) <= threshold
+            found.append(np.stack([np.minimum(a[close], b[close]), np.maximum(a[close], b[close])], axis=1))
+            offset += 1
     if not found:
         return np.empty((0, 2), dtype=np.int64)
     return np.unique(np.concatenate(found), axis=0).astype(np.int64)
@@ -280,8 +279,10 @@ def _summary(report: AuditReport, labeled: int) -> str:
         f"({exact_extra} redundant copies) and {len(report.near_groups)} groups of near-duplicates "
         f"({near_images} images; 64-bit pHash, Hamming distance ≤ {report.threshold}) were found. "
         f"{leak2['groups']} duplicate groups ({leak2['images']} images) span both folds of the official 2-fold "
-        f"split and {leak5['groups']} ({leak5['images']} images) span folds of the 5-fold split, so test folds "
-        f"are not independent of training folds. {seg['exact'] + seg['near']} of {seg['total']:,} segmented "
+        f"split and {leak5['groups']} ({leak5['images']} images) span folds of the 5-fold split"
+        + (", so test folds are not independent of training folds. " if leak2["groups"] or leak5["groups"]
+           else ". ")
+        + f"{seg['exact'] + seg['near']} of {seg['total']:,} segmented "
         f"images are also in the labeled set, and {unl['exact'] + unl['near']} of {unl['total']:,} unlabeled "
         f"images duplicate labeled ones. The green ScopeGuide thumbnail appears in {flagged:,} labeled images "
         f"({flagged / max(labeled, 1):.1%}), most often in {top_text}: a shortcut a classifier can learn."

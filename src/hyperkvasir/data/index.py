@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +24,7 @@ from PIL import Image
 
 from hyperkvasir.data.imaging import atomic_write, binarise_mask, is_jpeg_bytes
 from hyperkvasir.data.layout import Release, read_bounding_boxes, read_split_csv
+from hyperkvasir.errors import ReleaseFormatError
 
 MANIFEST_NAME = "manifest.parquet"
 CACHE_DIR = ".hyperkvasir"
@@ -123,30 +125,33 @@ def _content_job(job: tuple[str, str, str]) -> dict:
     return row | {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _walk(release: Release) -> list[dict]:
-    """Rows with the path-derived columns of every file of every part present."""
-    root = release.root
-    rows = []
-    for path in release.labeled_files():
-        tract, category, cls = path.relative_to(release.labeled_dir).parts[:3]
-        rows.append({"path": str(path.relative_to(root)), "part": "labeled", "kind": "image",
-                     "tract": tract, "category": category, "class": cls})
-    images, masks = release.segmented_pairs()
-    for kind, paths in (("image", images), ("mask", masks)):
-        rows += [{"path": str(p.relative_to(root)), "part": "segmented", "kind": kind} for p in paths]
-    rows += [{"path": str(p.relative_to(root)), "part": "unlabeled", "kind": "image"}
-             for p in release.unlabeled_files()]
-    rows += [{"path": str(p.relative_to(root)), "part": "videos", "kind": "video"} for p in release.video_files()]
-    return rows
+def _walk(release: Release) -> tuple[list[dict], dict[str, os.stat_result]]:
+    """Rows with the path-derived columns of every file of every part present, and each file's stat."""
+    rows, stats = [], {}
+    for part, kind, listing in (("labeled", "image", "labeled"), ("segmented", "image", "segmented-images"),
+                                ("segmented", "mask", "segmented-masks"), ("unlabeled", "image", "unlabeled"),
+                                ("videos", "video", "videos")):
+        for rel, stat in release.scan(listing):
+            row = {"path": rel, "part": part, "kind": kind}
+            if part == "labeled":
+                row["tract"], row["category"], row["class"] = rel.split("/")[1:4]
+            rows.append(row)
+            stats[rel] = stat
+    return rows, stats
 
 
-def _join_release_files(release: Release, rows: list[dict]) -> None:
+def _join_release_files(release: Release, rows: list[dict]) -> list[str]:
     """Folds from the split CSVs (joined on file name) and mask paths, box counts for segmented images."""
-    folds = {}
-    for k in (2, 5):
-        csv_path = release.split_csv(k)
-        folds[k] = {r.file_name: r.fold for r in read_split_csv(csv_path)} if csv_path else {}
-    boxes = read_bounding_boxes(release.bounding_boxes_json) if release.bounding_boxes_json else {}
+    folds: dict[int, dict[str, int]] = {2: {}, 5: {}}
+    boxes = {}
+    problems = []
+    try:  # a malformed release file leaves its columns empty; `validate` reports it with its line
+        for k in (2, 5):
+            csv_path = release.split_csv(k)
+            folds[k] = {r.file_name: r.fold for r in read_split_csv(csv_path)} if csv_path else {}
+        boxes = read_bounding_boxes(release.bounding_boxes_json) if release.bounding_boxes_json else {}
+    except ReleaseFormatError as error:
+        problems.append(str(error))
     by_path = {row["path"]: row for row in rows}
     for row in rows:
         name = Path(row["path"]).name
@@ -162,6 +167,7 @@ def _join_release_files(release: Release, rows: list[dict]) -> None:
                 row["mask_path"], row["mask_area"] = mask["path"], mask.get("mask_area")
             entry = boxes.get(Path(row["path"]).stem)
             row["box_count"] = len(entry.boxes) if entry else 0
+    return problems
 
 
 def build_index(
@@ -170,16 +176,21 @@ def build_index(
 ) -> pa.Table:
     """Build or refresh the manifest of ``root``; rows of unchanged files (size, mtime) are reused unread.
 
+    When no file and no release CSV/JSON changed, the previous manifest is returned as it is.
     ``progress`` wraps the iterator of finished files (the CLI passes a rich progress bar).
     """
     release = Release(root)
     target = Path(out) if out else manifest_path(release.root)
-    rows = _walk(release)
-    previous = _previous_rows(target)
+    rows, stats = _walk(release)
+    sources = _source_signature(release)
+    previous = _previous_table(target)
+    if previous is not None and _unchanged(previous, stats, sources):
+        return previous.replace_schema_metadata(previous.schema.metadata | {
+            b"hyperkvasir.read": b"0", b"hyperkvasir.reused": str(previous.num_rows).encode()})
+    old_rows = {row["path"]: row for row in previous.to_pylist()} if previous is not None else {}
     jobs, reused = [], 0
     for row in rows:
-        old = previous.get(row["path"])
-        stat = (release.root / row["path"]).stat()
+        old, stat = old_rows.get(row["path"]), stats[row["path"]]
         if old and old["bytes"] == stat.st_size and old["mtime_ns"] == stat.st_mtime_ns:
             row.update({key: old[key] for key in _CONTENT})
             reused += 1
@@ -189,13 +200,31 @@ def build_index(
         results = _run_jobs([(str(release.root), row["path"], row["kind"]) for row in jobs], workers, progress)
         for row, content in zip(jobs, results):
             row.update(content)
-    _join_release_files(release, rows)
-    table = pa.Table.from_pylist(rows, schema=SCHEMA).replace_schema_metadata(
-        {"hyperkvasir.reused": str(reused), "hyperkvasir.read": str(len(jobs))}
-    )
+    problems = _join_release_files(release, rows)
+    table = pa.Table.from_pylist(rows, schema=SCHEMA).replace_schema_metadata({
+        "hyperkvasir.reused": str(reused), "hyperkvasir.read": str(len(jobs)),
+        "hyperkvasir.problems": "\n".join(problems), "hyperkvasir.sources": sources,
+    })
     with atomic_write(target) as handle:
         pq.write_table(table, handle)
     return table
+
+
+def _source_signature(release: Release) -> str:
+    """Size and mtime of the release files the manifest joins (split CSVs, bounding-boxes.json)."""
+    paths = [release.split_csv(2), release.split_csv(5), release.bounding_boxes_json]
+    return json.dumps([[str(p), p.stat().st_size, p.stat().st_mtime_ns] if p else None for p in paths])
+
+
+def _unchanged(previous: pa.Table, stats: dict[str, os.stat_result], sources: str) -> bool:
+    """Same files with the same size and mtime, and the same joined release files, as the previous run."""
+    if (previous.schema.metadata or {}).get(b"hyperkvasir.sources", b"").decode() != sources:
+        return False
+    if previous.num_rows != len(stats):
+        return False
+    paths, sizes, mtimes = (previous.column(c).to_pylist() for c in ("path", "bytes", "mtime_ns"))
+    return all((stat := stats.get(path)) is not None and stat.st_size == size and stat.st_mtime_ns == mtime
+               for path, size, mtime in zip(paths, sizes, mtimes))
 
 
 def _run_jobs(jobs: list[tuple[str, str, str]], workers: int | None, progress) -> list[dict]:
@@ -213,13 +242,11 @@ def _run_jobs(jobs: list[tuple[str, str, str]], workers: int | None, progress) -
             pool.shutdown(cancel_futures=True)
 
 
-def _previous_rows(target: Path) -> dict[str, dict]:
+def _previous_table(target: Path) -> pa.Table | None:
     if not target.is_file():
-        return {}
+        return None
     try:
         table = pq.read_table(target)
     except (OSError, pa.ArrowException):
-        return {}  # an unreadable cache is rebuilt, never trusted
-    if table.schema.names != SCHEMA.names:
-        return {}
-    return {row["path"]: row for row in table.to_pylist()}
+        return None  # an unreadable cache is rebuilt, never trusted
+    return table if table.schema.names == SCHEMA.names else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -345,8 +346,10 @@ class Release:
     def unlabeled_dir(self) -> Path | None:
         # current archives: unlabeled-images/images/; the paper's wording: a subfolder of the image folder
         for path in (self.root / "unlabeled-images" / "images", self.root / "unlabeled-images"):
-            if path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
-                return path
+            if path.is_dir():
+                with os.scandir(path) as entries:  # stops at the first image: the folder holds ~100k
+                    if any(os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES for e in entries):
+                        return path
         return None
 
     @property
@@ -401,39 +404,51 @@ class Release:
         return path
 
     # -- file listings (sorted, rogue files skipped)
+    def scan(self, part: str) -> list[tuple[str, os.stat_result]]:
+        """(path relative to the root, stat) of every file of a part, by ``os.scandir`` (no Path per file).
+
+        ``part`` is ``labeled``, ``segmented-images``, ``segmented-masks``, ``unlabeled`` or ``videos``.
+        """
+        where = {
+            "labeled": (self.labeled_dir, 4, IMAGE_SUFFIXES),
+            "segmented-images": (self.segmented_dir and self.segmented_dir / "images", 1, IMAGE_SUFFIXES),
+            "segmented-masks": (self.segmented_dir and self.segmented_dir / "masks", 1, IMAGE_SUFFIXES),
+            "unlabeled": (self.unlabeled_dir, 1, IMAGE_SUFFIXES),
+            "videos": (self.videos_dir, None, VIDEO_SUFFIXES),
+        }
+        base, depth, suffixes = where[part]
+        if base is None or not base.is_dir():
+            return []
+        prefix = str(base.relative_to(self.root))
+        return sorted(_scan(str(base), prefix, depth, suffixes))
+
     def labeled_files(self) -> list[Path]:
         """Every image under ``labeled-images/<tract>/<category>/<class>/``."""
-        base = self.labeled_dir
-        if base is None:
-            return []
-        return sorted(
-            p for p in base.glob("*/*/*/*")
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not is_rogue(p.relative_to(base))
-        )
+        return [self.root / rel for rel, _ in self.scan("labeled")]
 
     def segmented_pairs(self) -> tuple[list[Path], list[Path]]:
         """(images, masks) under ``segmented-images/`` (either naming: ``cju…`` or UUID)."""
-        base = self.segmented_dir
-        if base is None:
-            return [], []
-        return tuple(  # type: ignore[return-value]
-            sorted(
-                p for p in (base / sub).glob("*")
-                if p.suffix.lower() in IMAGE_SUFFIXES and not is_rogue(Path(p.name))
-            )
-            for sub in ("images", "masks")
-        )
+        return ([self.root / rel for rel, _ in self.scan("segmented-images")],
+                [self.root / rel for rel, _ in self.scan("segmented-masks")])
 
     def unlabeled_files(self) -> list[Path]:
-        base = self.unlabeled_dir
-        if base is None:
-            return []
-        return sorted(p for p in base.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not is_rogue(Path(p.name)))
+        return [self.root / rel for rel, _ in self.scan("unlabeled")]
 
     def video_files(self) -> list[Path]:
-        base = self.videos_dir
-        if base is None:
-            return []
-        return sorted(
-            p for p in base.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and not is_rogue(p.relative_to(base))
-        )
+        return [self.root / rel for rel, _ in self.scan("videos")]
+
+
+def _scan(base: str, prefix: str, depth: int | None, suffixes: frozenset[str],
+          found: list | None = None) -> list[tuple[str, os.stat_result]]:
+    """Files ``depth`` levels below ``base`` (any depth when None) with a wanted suffix; litter skipped."""
+    found = [] if found is None else found
+    with os.scandir(base) as entries:
+        for entry in entries:
+            name = entry.name
+            if name[0] == "." or name == "__MACOSX" or name.lower() in _ROGUE_NAMES:
+                continue
+            if depth != 1 and entry.is_dir(follow_symlinks=False):
+                _scan(entry.path, f"{prefix}/{name}", None if depth is None else depth - 1, suffixes, found)
+            elif depth in (None, 1) and name[name.rfind(".") :].lower() in suffixes:
+                found.append((f"{prefix}/{name}", entry.stat()))
+    return found

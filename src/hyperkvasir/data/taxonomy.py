@@ -10,6 +10,7 @@ ulcerative-colitis grades (indices 17–22), so never derive an index with ``sor
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -114,6 +115,7 @@ def _build_aliases() -> dict[str, ClassInfo]:
 _ALIASES = _build_aliases()
 
 
+@functools.lru_cache(maxsize=1024)
 def lookup(name: str) -> ClassInfo:
     """The class behind any of its names (folder, split CSV, paper, image-labels.csv spelling).
 
