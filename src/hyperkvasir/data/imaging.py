@@ -107,3 +107,19 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def load_square(path: str | Path, size: int) -> np.ndarray:
+    """The paper's framing at ``size``: shorter side resized to ``size``, then the centre square (H=W=size).
+
+    This is ``Resize(256) → CenterCrop(256)`` of the paper's PyTorch scripts for ``size=256``; the JPEG is
+    decoded DCT-scaled to just above ``size`` so a 1280×1024 frame is never decoded in full for a 224 input.
+    Both the pre-resized cache and direct loading call this, so they give the same pixels.
+    """
+    rgb = decode_rgb(path, min_size=(size, size))
+    h, w = rgb.shape[:2]
+    scale = size / min(h, w)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    image = Image.fromarray(rgb).resize((new_w, new_h), Image.BILINEAR)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)))

@@ -1,0 +1,1 @@
+"""PyTorch datasets over the manifest and a split, and the pre-resized uint8 cache."""

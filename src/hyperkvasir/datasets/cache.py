@@ -1,0 +1,99 @@
+"""A pre-resized uint8 cache of square images, memory-mapped, built once per tree and size.
+
+``ROOT/.hyperkvasir/cache/square-<S>.npy`` holds an (N, S, S, 3) uint8 array (the output of
+:func:`~hyperkvasir.data.imaging.load_square`) and ``square-<S>.json`` the relative path and SHA-256 of each
+row. It covers every decodable image of the labeled part, so all folds and runs share it; it is rebuilt when
+the manifest's hashes no longer match, and written atomically (temp files, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
+from hyperkvasir.data.index import CACHE_DIR
+
+
+def cache_paths(root: Path, size: int) -> tuple[Path, Path]:
+    base = root / CACHE_DIR / "cache" / f"square-{size}"
+    return base.with_suffix(".npy"), base.with_suffix(".json")
+
+
+def _load(job: tuple[str, int]) -> np.ndarray | None:
+    try:
+        return load_square(job[0], job[1])
+    except ImageDecodeError:
+        return None
+
+
+class SquareCache:
+    """Row lookup by relative path into the memory-mapped array."""
+
+    def __init__(self, array: np.ndarray, rows: dict[str, int]) -> None:
+        self.array = array
+        self.row = rows
+
+    def __contains__(self, relpath: str) -> bool:
+        return relpath in self.row
+
+    def __getitem__(self, relpath: str) -> np.ndarray:
+        return self.array[self.row[relpath]]
+
+
+def open_cache(root: Path, entries: list[tuple[str, str]], size: int, *, workers: int | None = None,
+               progress=None) -> SquareCache:
+    """The cache for ``entries`` = [(relpath, sha256)], reused when it already holds them unchanged."""
+    data_path, index_path = cache_paths(root, size)
+    wanted = dict(entries)
+    if data_path.is_file() and index_path.is_file():
+        index = json.loads(index_path.read_text())
+        if all(index["sha256"].get(path) == sha for path, sha in wanted.items()):
+            return SquareCache(np.load(data_path, mmap_mode="r"), index["rows"])
+    return _build(root, sorted(wanted.items()), size, workers, progress)
+
+
+def _build(root: Path, entries: list[tuple[str, str]], size: int, workers: int | None, progress) -> SquareCache:
+    data_path, index_path = cache_paths(root, size)
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = data_path.with_name(f".{data_path.name}.{os.getpid()}.tmp")
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(entries), size, size, 3))
+    jobs = [(str(root / path), size) for path, _ in entries]
+    workers = workers or os.cpu_count() or 1
+    decoded: list[bool] = []
+    try:
+        with ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 16 else _Inline() as pool:
+            results = pool.map(_load, jobs, chunksize=16)
+            for i, image in enumerate(progress(results, len(jobs)) if progress else results):
+                decoded.append(image is not None)
+                if image is not None:
+                    array[i] = image
+        array.flush()
+        del array
+        os.replace(tmp, data_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    # a row whose file does not decode stays zero and is left out of the index
+    rows = {path: i for i, ((path, _), ok) in enumerate(zip(entries, decoded)) if ok}
+    with atomic_write(index_path, "w") as handle:
+        json.dump({"size": size, "rows": rows, "sha256": {path: sha for path, sha in entries if path in rows}},
+                  handle)
+    return SquareCache(np.load(data_path, mmap_mode="r"), rows)
+
+
+class _Inline:
+    """A stand-in for a process pool when one process is enough."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def map(self, fn, jobs, chunksize: int = 1):
+        return map(fn, jobs)

@@ -1,0 +1,1 @@
+"""Metrics: classification (scikit-learn's definitions, as the paper) and segmentation (toolbox definitions)."""

@@ -1,0 +1,80 @@
+"""The paper's classification metrics with scikit-learn's definitions (dataset.md §4).
+
+Labels are fixed to the classes present in truth ∪ predictions, in taxonomy (paper) order: this is what the
+paper's ``test_model()`` computed per fold with ``sklearn.metrics`` (macro over the classes seen). Micro
+precision = recall = F1 = accuracy for single-label multiclass. MCC is sklearn's multiclass ``matthews_corrcoef``
+(the Gorodkin R_K statistic the paper calls "MCC (R_K)"). Folds are averaged arithmetically, as the paper did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    matthews_corrcoef,
+    precision_recall_fscore_support,
+)
+
+from hyperkvasir.data.taxonomy import CLASSES
+
+SUMMARY_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "micro_precision", "micro_recall",
+                "micro_f1", "mcc")
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
+    """Metrics of one fold; ``y_true``/``y_pred`` are class indices (taxonomy order, 0–22)."""
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    if len(y_true) == 0 or len(y_true) != len(y_pred):
+        raise ValueError(f"need equally long, non-empty label lists (got {len(y_true)} and {len(y_pred)})")
+    labels = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
+    out: dict = {"n": int(len(y_true)), "accuracy": float(accuracy_score(y_true, y_pred))}
+    for average in ("macro", "micro"):
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average,
+                                                     zero_division=0)
+        out |= {f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)}
+    out["mcc"] = float(matthews_corrcoef(y_true, y_pred))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    out["per_class"] = {CLASSES[label].folder: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                                                "support": int(s[i])} for i, label in enumerate(labels)}
+    out["confusion_matrix"] = {"labels": [CLASSES[label].folder for label in labels],
+                               "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()}
+    return out
+
+
+def average_folds(folds: Sequence[dict]) -> dict:
+    """Arithmetic mean of the summary metrics over folds (the paper's "average of the two splits")."""
+    return {key: float(np.mean([fold[key] for fold in folds])) for key in SUMMARY_KEYS} | {
+        "n": int(sum(fold["n"] for fold in folds)), "folds": len(folds)}
+
+
+def plot_confusion_matrix(metrics: dict, path, title: str = "") -> None:
+    """PNG of the confusion matrix with the paper's letters A–W on the axes (row-normalised colours)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hyperkvasir.data.imaging import atomic_write
+    from hyperkvasir.data.taxonomy import lookup
+
+    labels = metrics["confusion_matrix"]["labels"]
+    matrix = np.asarray(metrics["confusion_matrix"]["matrix"], dtype=float)
+    share = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    letters = [lookup(name).letter for name in labels]
+    fig, ax = plt.subplots(figsize=(0.38 * len(labels) + 2.5, 0.38 * len(labels) + 2))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), letters)
+    ax.set_yticks(range(len(labels)), [f"{letter} {name}" for letter, name in zip(letters, labels)], fontsize=7)
+    for i, j in zip(*np.nonzero(matrix)):
+        ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=6,
+                color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"n = {metrics['n']}, macro F1 = {metrics['macro_f1']:.3f}")
+    fig.tight_layout()
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png", dpi=120)
+    plt.close(fig)

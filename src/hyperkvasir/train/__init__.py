@@ -1,0 +1,1 @@
+"""Training loops as library code: classification (and segmentation)."""
