@@ -202,6 +202,152 @@ def splits(
     return 0
 
 
+train_app = typer.Typer(help="Train models: classify (23 classes), segment (polyps).", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate predictions with the official metrics.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+
+
+def _train_config(root: Path, config_file: Path | None, **overrides):
+    """A TrainConfig from defaults, then a YAML recipe (configs/*.yaml), then the flags given."""
+    import dataclasses
+
+    import yaml
+
+    from hyperkvasir.errors import HyperKvasirError
+    from hyperkvasir.train.classify import TrainConfig
+
+    values: dict = {}
+    if config_file is not None:
+        try:
+            values = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise HyperKvasirError(f"{config_file}: cannot read recipe ({error})") from None
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise HyperKvasirError(f"{config_file}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values |= {k: v for k, v in overrides.items() if v is not None}
+    return TrainConfig(root=str(root), **values)
+
+
+_RECIPE_HELP = "YAML recipe (configs/*.yaml); flags override it."
+
+
+@train_app.command("classify")
+def train_classify(
+    root: Path = typer.Argument(..., help="Release root."),
+    model: str = typer.Option(None, help="Model name (resnet50, resnet152, densenet161, resnet152+densenet161, "
+                                         "tf_efficientnet_lite0, efficientnet_b0, convnext_tiny)."),
+    fold: int = typer.Option(None, help="Test fold; training uses the others minus their validation carve-out."),
+    out_dir: Path = typer.Option(None, "--out", help="Run folder."),
+    config_file: Path = typer.Option(None, "--config", help=_RECIPE_HELP),
+    scheme: str = typer.Option(None, help="official-2fold | official-5fold | grouped-2fold."),
+    epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
+    optimizer: str = typer.Option(None, help="sgd | adamw."), schedule: str = typer.Option(None, help="cosine | plateau."),
+    patience: int = typer.Option(None, help="Early stopping patience in epochs (0 = off)."),
+    input_size: int = typer.Option(None), recipe: str = typer.Option(None, help="paper | modern augmentation."),
+    balanced: bool = typer.Option(None, "--balanced/--no-balanced", help="Class-balanced sampling."),
+    weights: str = typer.Option(None, help="Local pretrained weights file."),
+    pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
+    seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Train one fold; the checkpoint is chosen on the validation carve-out, never on the test fold.
+
+    Example: hyperkvasir train classify /data/hyper-kvasir --config configs/paper-densenet161.yaml --fold 0
+    Multi-GPU: torchrun --nproc_per_node 4 -m hyperkvasir train classify ROOT --model resnet152 --fold 0
+    """
+    from hyperkvasir.train.classify import train_classifier
+
+    config = _train_config(root, config_file, model=model, fold=fold, out=str(out_dir) if out_dir else None,
+                           scheme=scheme, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                           schedule=schedule, patience=patience, input_size=input_size, recipe=recipe,
+                           balanced=balanced, weights=weights, pretrained=pretrained, seed=seed, workers=workers,
+                           device=device)
+    _log_to_stderr()
+    metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
+    if metrics:
+        _print_metrics(metrics, as_json)
+    return 0
+
+
+def _log_to_stderr() -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
+
+def _print_metrics(metrics: dict, as_json: bool) -> None:
+    from hyperkvasir.metrics.classification import SUMMARY_KEYS
+
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+        return
+    out.print("  ".join(f"{key} {metrics[key]:.3f}" for key in SUMMARY_KEYS) + f"  (n = {metrics['n']})")
+
+
+@evaluate_app.command("classify")
+def evaluate_classify(
+    predictions: Path = typer.Option(..., help="Predictions CSV: file-name,label[,one probability per class]."),
+    truth: Path = typer.Option(None, help="Official split CSV or file-name,label CSV."),
+    root: Path = typer.Option(None, help="Or: a release whose class folders are the truth."),
+    plot: Path = typer.Option(None, help="Write the confusion matrix as PNG here."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """The paper's metrics (scikit-learn definitions) for any model's predictions.
+
+    Example: hyperkvasir evaluate classify --predictions preds.csv --truth official_splits/2_fold_split.csv --json
+    """
+    from hyperkvasir.evaluate import evaluate_predictions, read_predictions, read_truth, truth_from_release
+    from hyperkvasir.metrics.classification import plot_confusion_matrix
+
+    if (truth is None) == (root is None):
+        raise typer.BadParameter("give exactly one of --truth or --root", param_hint="--truth/--root")
+    truth_map = read_truth(truth) if truth else truth_from_release(root)
+    metrics = evaluate_predictions(read_predictions(predictions), truth_map, str(predictions))
+    if plot:
+        plot_confusion_matrix(metrics, plot)
+    _print_metrics(metrics, as_json)
+    return 0
+
+
+@app.command()
+def benchmark(
+    root: Path = typer.Argument(..., help="Release root."),
+    task: str = typer.Option("classify", help="classify (the paper's Table 3 protocol)."),
+    models: str = typer.Option("tf_efficientnet_lite0", help="Comma-separated model names."),
+    out_dir: Path = typer.Option(Path("benchmark"), "--out"),
+    config_file: Path = typer.Option(None, "--config", help=_RECIPE_HELP),
+    scheme: str = typer.Option(None), epochs: int = typer.Option(None), input_size: int = typer.Option(None),
+    batch_size: int = typer.Option(None), lr: float = typer.Option(None), optimizer: str = typer.Option(None),
+    workers: int = typer.Option(None), seed: int = typer.Option(None), device: str = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Train on one fold, test on the other, both directions; averaged metrics beside the paper's Table 3.
+
+    Example: hyperkvasir benchmark /data/hyper-kvasir --models densenet161 --config configs/paper-densenet161.yaml
+    """
+    from hyperkvasir.benchmark import run_benchmark
+
+    if task != "classify":
+        raise typer.BadParameter(f"unknown task {task!r}; choose classify", param_hint="--task")
+    base = _train_config(root, config_file, scheme=scheme, epochs=epochs, input_size=input_size,
+                         batch_size=batch_size, lr=lr, optimizer=optimizer, workers=workers, seed=seed, device=device)
+    _log_to_stderr()
+    results = run_benchmark(root, [m.strip() for m in models.split(",") if m.strip()], out_dir, base=base,
+                            progress=progress_bar("caching images"))
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        print((out_dir / "results.md").read_text())
+    return 0
+
+
 @app.command()
 def demo(
     out_dir: Path = typer.Option(Path("hyperkvasir-demo"), "--out", help="Work folder."),
@@ -213,12 +359,21 @@ def demo(
     """
     import shutil
 
+    started = time.perf_counter()
     root = out_dir / "release"
-    if root.exists():
-        shutil.rmtree(root)
+    for previous in (root, out_dir / "benchmark"):
+        if previous.exists():
+            shutil.rmtree(previous)
     summary = _synthesise(root, seed, "small", False, 2)
     out.print(f"demo twin: {summary['root']} ({summary['labeled']} labeled images, {summary['segmented']} masks)")
-    for command in (["index", str(root)], ["validate", str(root)], ["audit", str(root)]):
+    for command in (["index", str(root)], ["validate", str(root)], ["audit", str(root)],
+                    ["benchmark", str(root), "--config", str(_packaged_recipe("demo")), "--out", str(out_dir / "benchmark")]):
         out.rule(f"hyperkvasir {' '.join(command)}")
         app(args=command, prog_name="hyperkvasir", standalone_mode=False)
+    out.print(f"[green]demo finished in {time.perf_counter() - started:.0f} s[/]; results in {out_dir / 'benchmark'}")
     return 0
+
+
+def _packaged_recipe(name: str) -> Path:
+    """A recipe shipped with the package (src/hyperkvasir/configs/NAME.yaml)."""
+    return Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml"

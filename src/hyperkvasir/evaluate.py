@@ -1,0 +1,85 @@
+"""Evaluate predictions CSVs from any model against the release, with the paper's metrics.
+
+Predictions: ``file-name,label`` then optional probability columns (design.md). Truth: an official split CSV
+(``file-name;class-name;split-index``), a ``file-name,label`` CSV, or the class folders of a release. Labels
+may use any of the three class namings; everything is joined on file name.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+from hyperkvasir.data.taxonomy import lookup
+from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
+from hyperkvasir.metrics.classification import classification_metrics
+
+
+def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise ReleaseFormatError(path, f"cannot read ({error.strerror or error})") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ReleaseFormatError(path, "file is empty")
+    delimiter = ";" if lines[0].count(";") > lines[0].count(",") else ","
+    header, *body = list(csv.reader(lines, delimiter=delimiter))
+    return [h.strip().lower() for h in header], body
+
+
+def _labels(path: Path, name_column: str, label_column: str) -> dict[str, int]:
+    header, body = _rows(path)
+    if name_column not in header or label_column not in header:
+        raise ReleaseFormatError(path, f"header needs {name_column!r} and {label_column!r}; found {header}", 1)
+    at_name, at_label = header.index(name_column), header.index(label_column)
+    names = [row[at_name] for row in body]
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise ReleaseFormatError(path, f"{len(repeated)} file names repeated: {', '.join(repeated[:5])}")
+    unknown = sorted({row[at_label] for row in body if _safe_lookup(row[at_label]) is None})
+    if unknown:
+        raise ReleaseFormatError(path, f"unknown classes {', '.join(map(repr, unknown[:5]))}; use folder, "
+                                       "split-CSV or paper class names")
+    return {row[at_name]: lookup(row[at_label]).index for row in body}
+
+
+def _safe_lookup(name: str):
+    try:
+        return lookup(name)
+    except HyperKvasirError:
+        return None
+
+
+def read_predictions(path: str | Path) -> dict[str, int]:
+    """File name → predicted class index from a predictions CSV."""
+    return _labels(Path(path), "file-name", "label")
+
+
+def read_truth(path: str | Path) -> dict[str, int]:
+    """File name → true class index from an official split CSV or a ``file-name,label`` CSV."""
+    path = Path(path)
+    header, _ = _rows(path)
+    return _labels(path, "file-name", "class-name" if "class-name" in header else "label")
+
+
+def truth_from_release(root: str | Path) -> dict[str, int]:
+    """File name → class index from the class folders of a release's labeled part."""
+    from hyperkvasir.data.layout import Release
+
+    release = Release(root)
+    release.require("labeled")
+    return {path.name: lookup(path.parent.name).index for path in release.labeled_files()}
+
+
+def evaluate_predictions(predictions: dict[str, int], truth: dict[str, int], source: str = "predictions") -> dict:
+    """Metrics over the predicted files; a prediction for a file the truth does not know is an error."""
+    if not predictions:
+        raise HyperKvasirError(f"{source}: no predictions to evaluate")
+    unknown = sorted(set(predictions) - set(truth))
+    if unknown:
+        raise HyperKvasirError(f"{source}: {len(unknown)} predicted files are not in the truth "
+                               f"(first: {', '.join(unknown[:5])}); check the file names and the fold")
+    names = sorted(predictions)
+    return classification_metrics([truth[n] for n in names], [predictions[n] for n in names])
