@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageFile
 
 # Released masks are JPEG: white (>= 128 after greyscale) is polyp, black background (dataset.md §1.4, §6.7).
@@ -40,17 +43,31 @@ def is_jpeg_bytes(head: bytes) -> bool:
     return head.startswith(_JPEG_MAGIC)
 
 
+def _read(path: str | Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise ImageDecodeError(f"{path}: cannot read ({error.strerror or error})") from error
+
+
 def decode_rgb(path: str | Path, min_size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode an image to an RGB uint8 array of shape (H, W, 3).
 
-    With ``min_size=(w, h)`` a JPEG is decoded through libjpeg's DCT scaling (``Image.draft``) at the
-    smallest power-of-two reduction that still covers ``min_size``: a 1280×1024 image feeding a 224 input is
-    never decoded at full size. Truncated files raise :class:`ImageDecodeError` rather than returning grey.
+    JPEGs go through libjpeg-turbo (simplejpeg) with DCT scaling: with ``min_size=(w, h)`` the image is
+    decoded at the smallest power-of-two reduction that still covers ``min_size``, so a 1280×1024 frame
+    feeding a 224 input is never decoded at full size. Decoding is strict: a truncated JPEG raises
+    :class:`ImageDecodeError` instead of returning grey rows. Other formats fall back to Pillow.
     """
+    data = _read(path)
+    if is_jpeg_bytes(data):
+        width, height = min_size or (0, 0)
+        try:
+            return simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=width, min_height=height)
+        except ValueError as error:
+            raise ImageDecodeError(f"{path}: cannot decode JPEG ({error})") from error
     try:
-        with Image.open(path) as image:
-            if min_size is not None and image.format == "JPEG":
-                image.draft("RGB", min_size)
+        with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image.convert("RGB"))
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageDecodeError(f"{path}: cannot decode image ({error})") from error
@@ -110,16 +127,16 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 
 
 def load_square(path: str | Path, size: int) -> np.ndarray:
-    """The paper's framing at ``size``: shorter side resized to ``size``, then the centre square (H=W=size).
+    """The paper's framing at ``size``: the centre square of the frame, scaled to ``size`` × ``size``
+    (area interpolation).
 
-    This is ``Resize(256) → CenterCrop(256)`` of the paper's PyTorch scripts for ``size=256``; the JPEG is
-    decoded DCT-scaled to just above ``size`` so a 1280×1024 frame is never decoded in full for a 224 input.
-    Both the pre-resized cache and direct loading call this, so they give the same pixels.
+    ``Resize(256) → CenterCrop(256) → Resize(224)`` of the paper's PyTorch scripts frames exactly this square;
+    here it is cut first and resized once. The JPEG is decoded DCT-scaled to just above ``size``, so a
+    1280×1024 frame is never decoded in full for a 224 input. The pre-resized cache and direct loading both
+    call this, so they give the same pixels.
     """
     rgb = decode_rgb(path, min_size=(size, size))
     h, w = rgb.shape[:2]
-    scale = size / min(h, w)
-    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-    image = Image.fromarray(rgb).resize((new_w, new_h), Image.BILINEAR)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)))
+    side = min(h, w)
+    left, top = (w - side) // 2, (h - side) // 2
+    return cv2.resize(rgb[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_AREA)

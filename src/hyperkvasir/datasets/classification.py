@@ -1,6 +1,7 @@
 """The 23-class classification dataset over the manifest and a split.
 
-Samples are ``(image tensor, class index in taxonomy order, file name)``. Images come from the pre-resized
+Samples are ``(uint8 CHW image tensor, class index in taxonomy order, file name)``; normalisation runs per
+batch on the device (:func:`~hyperkvasir.datasets.transforms.normalise`). Images come from the pre-resized
 cache (default) or straight from the JPEG through the same :func:`load_square`; augmentation randomness is
 seeded per (seed, epoch, sample), so a run is reproducible whatever the number of loader workers, and a
 resumed run sees the same batches as an uninterrupted one.
@@ -20,7 +21,7 @@ from hyperkvasir.data.imaging import ImageDecodeError, load_square
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.taxonomy import lookup
 from hyperkvasir.datasets.cache import SquareCache, open_cache
-from hyperkvasir.datasets.transforms import classification_transform, square_size
+from hyperkvasir.datasets.transforms import classification_transform
 from hyperkvasir.errors import HyperKvasirError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class LabeledImages(Dataset):
 
     def __init__(
         self, root: str | Path, files: list[str], *, input_size: int = 224, recipe: str = "paper",
-        train: bool = False, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), cache: SquareCache | None = None,
+        train: bool = False, cache: SquareCache | None = None,
         seed: int = 0, manifest: list[dict] | None = None,
     ) -> None:
         self.root = Path(root)
@@ -48,9 +49,9 @@ class LabeledImages(Dataset):
         self.paths = [r["path"] for r in usable]
         self.names = [Path(r["path"]).name for r in usable]
         self.labels = [lookup(r["class"]).index for r in usable]
-        self.square = square_size(input_size)
+        self.input_size = input_size
         self.cache = cache
-        self.transform = classification_transform(recipe, input_size, train, mean, std)
+        self.transform = classification_transform(recipe, input_size, train)
         self.train, self.seed, self.epoch = train, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -63,7 +64,7 @@ class LabeledImages(Dataset):
         path = self.paths[index]
         if self.cache is not None and path in self.cache:
             return np.ascontiguousarray(self.cache[path])
-        return load_square(self.root / path, self.square)
+        return load_square(self.root / path, self.input_size)
 
     def __getitem__(self, index: int):
         try:
@@ -85,7 +86,7 @@ def open_labeled(root: Path, files: list[str], *, input_size: int, use_cache: bo
     cache = None
     if use_cache:
         entries = [(r["path"], r["sha256"]) for r in manifest if r["part"] == "labeled" and r["decodes"]]
-        cache = open_cache(root, entries, square_size(input_size), progress=progress)
+        cache = open_cache(root, entries, input_size, progress=progress)
     return LabeledImages(root, files, input_size=input_size, cache=cache, manifest=manifest, **kwargs)
 
 

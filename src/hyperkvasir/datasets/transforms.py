@@ -1,35 +1,38 @@
-"""Albumentations pipelines: the paper's recipe and a stronger modern one, applied to the cached square.
+"""Albumentations pipelines on uint8 images (the paper's recipe and a stronger modern one) and the batched
+normalisation that follows them on the device.
 
-Input to every pipeline is the square of :func:`~hyperkvasir.data.imaging.load_square` at
-:func:`square_size` (256 for a 224 input, as the paper's ``Resize(256) → CenterCrop(256) → Resize(224)``).
+Every pipeline starts from the square of :func:`~hyperkvasir.data.imaging.load_square` at the input size (the
+paper's ``Resize(256) → CenterCrop(256) → Resize(224)`` framing) and returns a uint8 CHW tensor: normalising
+per sample in float would cost more than decoding from the cache, so :func:`normalise` does it per batch.
 """
 
 from __future__ import annotations
 
 import albumentations as A
+import torch
 from albumentations.pytorch import ToTensorV2
 
 RECIPES = ("paper", "modern")
 
 
-def square_size(input_size: int) -> int:
-    """Side of the cached square for an input size: the paper's 256 : 224 ratio."""
-    return round(input_size * 256 / 224)
-
-
-def classification_transform(recipe: str, input_size: int, train: bool,
-                             mean: tuple[float, ...], std: tuple[float, ...]) -> A.Compose:
+def classification_transform(recipe: str, input_size: int, train: bool) -> A.Compose:
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    finish = [A.Normalize(mean=mean, std=std), ToTensorV2()]
     if not train:
-        return A.Compose([A.Resize(input_size, input_size), *finish])
+        return A.Compose([ToTensorV2()])
     if recipe == "paper":  # flips and rotations of the paper's scripts (RandomRotation(90) → 90° steps)
-        augment = [A.Resize(input_size, input_size), A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90()]
+        augment = [A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90()]
     else:
         augment = [
             A.RandomResizedCrop(size=(input_size, input_size), scale=(0.5, 1.0), ratio=(0.8, 1.25)),
             A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(),
             A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.15, hue=0.02, p=0.8),
         ]
-    return A.Compose([*augment, *finish])
+    return A.Compose([*augment, ToTensorV2()])
+
+
+def normalise(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 NCHW batch → float, ``(x / 255 - mean) / std``, on the batch's device."""
+    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1) * 255
+    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1) * 255
+    return (images.float() - mean_t) / std_t

@@ -31,7 +31,8 @@ from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.classification import balanced_sampler, collate_skipping, open_labeled
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
-from hyperkvasir.models import MODELS, create_model
+from hyperkvasir.datasets.transforms import normalise
+from hyperkvasir.models import MODELS, ModelSpec, create_model
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +109,16 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool) -> tuple[list, np.ndarray, list]:
-    """(file names, softmax probabilities (N, 23), true labels) over a loader."""
+def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool,
+            spec: ModelSpec) -> tuple[list, np.ndarray, list]:
+    """(file names, softmax probabilities (N, 23), true labels) over a loader of uint8 batches."""
     model.eval()
     names, probs, labels = [], [], []
     for batch in loader:
         if batch is None:
             continue
         images, targets, batch_names, _ = batch
-        images = images.to(device, non_blocking=True)
+        images = normalise(images.to(device, non_blocking=True), spec.mean, spec.std)
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
@@ -160,8 +162,8 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
         dist.broadcast_object_list(holder)
         manifest = holder[0]
     subsets = assignment(root, config.scheme, fraction=config.val_fraction, seed=config.seed).subsets(config.fold)
-    common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest, mean=spec.mean,
-                  std=spec.std, progress=progress if rank == 0 else None)
+    common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest,
+                  progress=progress if rank == 0 else None)
     if world > 1 and rank != 0 and config.cache:
         dist.barrier()  # rank 0 builds the cache first
     train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed, **common)
@@ -222,7 +224,8 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
                 continue
             images, targets, _, batch_skipped = batch
             skipped += batch_skipped
-            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            images = normalise(images.to(device, non_blocking=True), spec.mean, spec.std)
+            targets = targets.to(device, non_blocking=True)
             if device.type == "cuda":
                 images = images.contiguous(memory_format=torch.channels_last)
             try:
@@ -244,7 +247,7 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
                "skipped_images": skipped + (skipped_total if epoch == 0 else 0)}
         improved = False
         if rank == 0:
-            names, probs, labels = predict(model, val_loader, device, config.amp)
+            names, probs, labels = predict(model, val_loader, device, config.amp, spec)
             val = classification_metrics(labels, probs.argmax(1))
             row |= {"val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"], "val_mcc": val["mcc"]}
             improved = val["macro_f1"] > best_f1
@@ -276,7 +279,7 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
         return {}
     best = torch.load(run / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(best["model"])
-    names, probs, labels = predict(model, DataLoader(test_set, **eval_loader), device, config.amp)
+    names, probs, labels = predict(model, DataLoader(test_set, **eval_loader), device, config.amp, spec)
     write_predictions(run / "predictions-test.csv", names, probs)
     metrics = classification_metrics(labels, probs.argmax(1)) | {
         "best_epoch": best["epoch"], "weights_from": weights_from, "skipped_images": skipped_total,

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hyperkvasir.benchmark import run_benchmark
+from hyperkvasir.data.imaging import load_square
+from hyperkvasir.data.index import build_index
+from hyperkvasir.datasets.cache import open_cache
+from hyperkvasir.train import classify as classify_module
+from hyperkvasir.train.classify import TrainConfig, train_classifier
+
+FAST = dict(model="test_efficientnet", epochs=2, input_size=32, batch_size=8, workers=0, pretrained=False)
+
+
+def test_cache_returns_the_pixels_of_direct_decoding(tiny_twin) -> None:
+    rows = [r for r in build_index(tiny_twin.root).to_pylist() if r["part"] == "labeled"]
+    cache = open_cache(tiny_twin.root, [(r["path"], r["sha256"]) for r in rows], 48, workers=1)
+    for row in rows:
+        assert np.array_equal(cache[row["path"]], load_square(tiny_twin.root / row["path"], 48))
+    again = open_cache(tiny_twin.root, [(r["path"], r["sha256"]) for r in rows], 48, workers=1)
+    assert isinstance(again.array, np.memmap)  # reused, memory-mapped
+
+
+def test_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, monkeypatch) -> None:
+    full = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "full"), **FAST))
+    real = classify_module._write_history
+
+    def interrupt_after_first_epoch(run, history):
+        real(run, history)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(classify_module, "_write_history", interrupt_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut"), **FAST))
+    monkeypatch.setattr(classify_module, "_write_history", real)
+    assert len(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == 1
+    resumed = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut")), resume=True)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows]  # noqa: E731
+    assert strip(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == \
+        strip(json.loads((tmp_path / "full" / "metrics.json").read_text()))
+    assert (tmp_path / "cut" / "predictions-test.csv").read_text() == \
+        (tmp_path / "full" / "predictions-test.csv").read_text()
+    assert resumed["macro_f1"] == full["macro_f1"]
+    a = torch.load(tmp_path / "cut" / "best.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "full" / "best.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_corrupt_image_is_skipped_and_counted(faulty_twin, tmp_path: Path) -> None:
+    truncated = next(f["files"][0] for f in faulty_twin.faults if f["kind"] == "truncated-image")
+    fold = faulty_twin.folds2[Path(truncated).name]
+    metrics = train_classifier(TrainConfig(root=str(faulty_twin.root), out=str(tmp_path / "run"), fold=1 - fold,
+                                           **FAST | {"epochs": 1}))
+    assert metrics["skipped_images"] == 1
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert rows[0]["skipped_images"] == 1
+
+
+def test_two_fold_protocol_on_tiny_twin(tiny_twin, tmp_path: Path) -> None:
+    base = TrainConfig(root=str(tiny_twin.root), **FAST | {"epochs": 1})
+    results = run_benchmark(tiny_twin.root, ["test_efficientnet"], tmp_path / "bench", base=base)
+    folds = results["models"]["test_efficientnet"]["folds"]
+    assert len(folds) == 2
+    for fold in (0, 1):
+        predictions = (tmp_path / "bench" / "test_efficientnet" / f"test-fold-{fold}" / "predictions-test.csv")
+        lines = predictions.read_text().splitlines()
+        assert lines[0].startswith("file-name,label,barretts,bbps-0-1")
+        assert len(lines) - 1 == sum(1 for f in tiny_twin.folds2.values() if f == fold)
+    mean = results["models"]["test_efficientnet"]["mean"]
+    assert mean["macro_f1"] == pytest.approx((folds[0]["macro_f1"] + folds[1]["macro_f1"]) / 2)
+    table = (tmp_path / "bench" / "results.md").read_text()
+    assert "Pre-Trained DenseNet-161 | paper Table 3" in table and "0.619" in table
+    assert json.loads((tmp_path / "bench" / "results.json").read_text())["majority_class"]["folds"] == 2
+
+
+def test_two_processes_with_gloo(tiny_twin, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "hyperkvasir", "train", "classify", str(tiny_twin.root), "--model", "test_efficientnet",
+               "--epochs", "1", "--input-size", "32", "--batch-size", "4", "--workers", "0", "--no-pretrained",
+               "--out", str(tmp_path / "ddp"), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    history = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert history[0]["train_images"] > 0
+    assert (tmp_path / "ddp" / "predictions-test.csv").is_file()
+
+
+def test_existing_run_is_refused(tiny_twin, tmp_path: Path) -> None:
+    from hyperkvasir.errors import HyperKvasirError
+
+    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "r"), **FAST | {"epochs": 1}))
+    with pytest.raises(HyperKvasirError, match="pass --resume"):
+        train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "r"), **FAST))
