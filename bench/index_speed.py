@@ -12,9 +12,9 @@ import os
 import shutil
 import time
 
+from _common import report, twin_root
 from PIL import Image
 
-from _common import report, twin_root
 from hyperkvasir.data.index import CACHE_DIR, build_index
 from hyperkvasir.data.layout import Release
 

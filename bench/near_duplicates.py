@@ -14,7 +14,11 @@ import time
 
 import numpy as np
 
-from hyperkvasir.data.audit import NEAR_DUPLICATE_THRESHOLD, all_pairs_reference, near_pairs
+from hyperkvasir.data.audit import (
+    NEAR_DUPLICATE_THRESHOLD,
+    all_pairs_reference,
+    near_pairs,
+)
 
 
 def hashes(n: int, rng: np.random.Generator) -> np.ndarray:

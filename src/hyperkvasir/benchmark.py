@@ -10,7 +10,11 @@ from pathlib import Path
 
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import assignment
-from hyperkvasir.metrics.classification import SUMMARY_KEYS, average_folds, classification_metrics
+from hyperkvasir.metrics.classification import (
+    SUMMARY_KEYS,
+    average_folds,
+    classification_metrics,
+)
 from hyperkvasir.train.classify import TrainConfig, train_classifier
 
 # Table 3 of the paper: averages over the two folds of the official 2-fold split (dataset.md §3.2), with the

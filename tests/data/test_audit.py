@@ -3,7 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hyperkvasir.data.audit import NEAR_DUPLICATE_THRESHOLD, all_pairs_reference, audit, near_pairs
+from hyperkvasir.data.audit import (
+    NEAR_DUPLICATE_THRESHOLD,
+    all_pairs_reference,
+    audit,
+    near_pairs,
+)
 
 
 def test_near_pairs_equals_all_pairs_on_random_and_planted_hashes() -> None:

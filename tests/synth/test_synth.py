@@ -11,7 +11,12 @@ import pytest
 from PIL import Image
 
 from hyperkvasir.data.imaging import binarise_mask, decode_gray, verify_decodes
-from hyperkvasir.data.layout import Release, read_bounding_boxes, read_image_labels, read_split_csv
+from hyperkvasir.data.layout import (
+    Release,
+    read_bounding_boxes,
+    read_image_labels,
+    read_split_csv,
+)
 from hyperkvasir.data.splits import official_chunk_folds
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.synth.render import RESOLUTIONS

@@ -303,7 +303,12 @@ def evaluate_classify(
 
     Example: hyperkvasir evaluate classify --predictions preds.csv --truth official_splits/2_fold_split.csv --json
     """
-    from hyperkvasir.evaluate import evaluate_predictions, read_predictions, read_truth, truth_from_release
+    from hyperkvasir.evaluate import (
+        evaluate_predictions,
+        read_predictions,
+        read_truth,
+        truth_from_release,
+    )
     from hyperkvasir.metrics.classification import plot_confusion_matrix
 
     if (truth is None) == (root is None):
@@ -357,8 +362,10 @@ def demo(
 
     Example: hyperkvasir demo --out ./hyperkvasir-demo
     """
+    import os
     import shutil
 
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo's weights are the offline EfficientNet-Lite0 ones
     started = time.perf_counter()
     root = out_dir / "release"
     for previous in (root, out_dir / "benchmark"):

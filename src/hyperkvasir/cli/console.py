@@ -16,7 +16,13 @@ def fail(message: str, code: int) -> int:
 
 def progress_bar(description: str):
     """A ``progress(iterable, total)`` wrapper that draws a rich bar on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     def wrap(iterable, total: int):
         with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

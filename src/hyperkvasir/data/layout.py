@@ -15,8 +15,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyperkvasir.data.taxonomy import CATEGORIES, ClassInfo, Tract, lookup, tract_of_organ
-from hyperkvasir.errors import DatasetNotFoundError, HyperKvasirError, ReleaseFormatError
+from hyperkvasir.data.taxonomy import (
+    CATEGORIES,
+    ClassInfo,
+    Tract,
+    lookup,
+    tract_of_organ,
+)
+from hyperkvasir.errors import (
+    DatasetNotFoundError,
+    HyperKvasirError,
+    ReleaseFormatError,
+)
 
 PARTS = ("labeled", "segmented", "unlabeled", "videos", "splits")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg"})

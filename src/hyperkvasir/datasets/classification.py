@@ -63,7 +63,7 @@ class LabeledImages(Dataset):
     def load(self, index: int) -> np.ndarray:
         path = self.paths[index]
         if self.cache is not None and path in self.cache:
-            return np.ascontiguousarray(self.cache[path])
+            return np.array(self.cache[path])  # a writable copy of the memory-mapped row
         return load_square(self.root / path, self.input_size)
 
     def __getitem__(self, index: int):

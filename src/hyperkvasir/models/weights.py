@@ -4,8 +4,10 @@ initialisation with a warning. Nothing is fetched when ``HF_HUB_OFFLINE=1`` (as 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import socket
 from pathlib import Path
 
 import torch
@@ -17,8 +19,17 @@ log = logging.getLogger(__name__)
 OFFLINE_PACKAGE_MODEL = "tf_efficientnet_lite0"
 
 
+@functools.lru_cache(maxsize=1)
 def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    """True when ``HF_HUB_OFFLINE`` is set or the hub does not answer within two seconds (no retries)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return True
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=2).close()
+        return False
+    except OSError:
+        log.warning("huggingface.co unreachable: using offline weights")
+        return True
 
 
 def offline_lite0_state_dict() -> dict[str, torch.Tensor] | None:

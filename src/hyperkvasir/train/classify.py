@@ -12,8 +12,6 @@ import csv
 import dataclasses
 import json
 import logging
-import os
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +26,25 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES
-from hyperkvasir.datasets.classification import balanced_sampler, collate_skipping, open_labeled
-from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
+from hyperkvasir.datasets.classification import (
+    balanced_sampler,
+    collate_skipping,
+    open_labeled,
+)
 from hyperkvasir.datasets.transforms import normalise
+from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.metrics.classification import (
+    classification_metrics,
+    plot_confusion_matrix,
+)
 from hyperkvasir.models import MODELS, ModelSpec, create_model
+from hyperkvasir.train.runs import (
+    distributed,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+    write_history,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,29 +79,6 @@ class TrainConfig:
     device: str = "auto"
     max_steps_per_epoch: int = 0  # 0 = whole epoch; tests use a few steps
     extra: dict = field(default_factory=dict)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _device(config: TrainConfig) -> torch.device:
-    if config.device != "auto":
-        return torch.device(config.device)
-    if torch.cuda.is_available():
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size), initialising the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
 def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -140,8 +129,8 @@ def write_predictions(path: Path, names: list[str], probs: np.ndarray) -> None:
 
 def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None) -> dict:
     """Train, select on validation, test once; return the test metrics (rank 0) or {} (other ranks)."""
-    rank, world = _distributed()
-    device = _device(config)
+    rank, world = distributed()
+    device = pick_device(config.device)
     run = Path(config.out)
     if resume:
         saved = json.loads((run / "config.json").read_text())
@@ -175,7 +164,7 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
         raise HyperKvasirError(f"{root}: fold {config.fold} leaves {len(train_set)} training and {len(val_set)} "
                                "validation images; the tree is too small for this split")
 
-    _seed_everything(config.seed)
+    seed_everything(config.seed)
     model, weights_from = create_model(config.model, pretrained=config.pretrained, weights=config.weights)
     model.to(device)
     if device.type == "cuda":
@@ -203,7 +192,7 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     for epoch in range(start_epoch, config.epochs):
         if config.patience and stale >= config.patience:
             break
-        _seed_everything(config.seed * 1000 + epoch)
+        seed_everything(config.seed * 1000 + epoch)
         train_set.set_epoch(epoch)
         if world > 1:
             sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
@@ -270,9 +259,9 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
                      "history": history, "best_f1": best_f1, "stale": stale, "config": dataclasses.asdict(config),
                      "weights_from": weights_from}
             if improved:
-                _save(state, run / "best.pt")
-            _save(state, run / "last.pt")
-            _write_history(run, history)
+                save_checkpoint(state, run / "best.pt")
+            save_checkpoint(state, run / "last.pt")
+            write_history(run, history)
             log.info("epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
     if rank != 0:
         dist.barrier()
@@ -291,21 +280,6 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     if world > 1:
         dist.barrier()
     return metrics
-
-
-def _save(state: dict, path: Path) -> None:
-    with atomic_write(path) as handle:
-        torch.save(state, handle)
-
-
-def _write_history(run: Path, history: list[dict]) -> None:
-    with atomic_write(run / "metrics.json", "w") as handle:
-        json.dump(history, handle, indent=2)
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    with atomic_write(run / "metrics.csv", "w") as handle:
-        writer = csv.DictWriter(handle, keys, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(history)
 
 
 __all__ = ["TrainConfig", "train_classifier", "predict", "write_predictions"]
