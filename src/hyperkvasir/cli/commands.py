@@ -291,6 +291,88 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
     out.print("  ".join(f"{key} {metrics[key]:.3f}" for key in SUMMARY_KEYS) + f"  (n = {metrics['n']})")
 
 
+def _segment_config(root: Path, config_file: Path | None, **overrides):
+    """A SegmentConfig from defaults, then a YAML recipe, then the flags given."""
+    import dataclasses
+
+    import yaml
+
+    from hyperkvasir.errors import HyperKvasirError
+    from hyperkvasir.segment.train import SegmentConfig
+
+    values: dict = {}
+    if config_file is not None:
+        try:
+            values = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise HyperKvasirError(f"{config_file}: cannot read recipe ({error})") from None
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(SegmentConfig)})
+        if unknown:
+            raise HyperKvasirError(f"{config_file}: unknown keys {', '.join(unknown)}")
+    values |= {k: v for k, v in overrides.items() if v is not None}
+    return SegmentConfig(root=str(root), **values)
+
+
+@train_app.command("segment")
+def train_segment(
+    root: Path = typer.Argument(..., help="Release root."),
+    model: str = typer.Option(None, help="Encoder: tf_efficientnet_lite0 (offline weights), efficientnet_b3, "
+                                         "resnet50, convnext_tiny."),
+    out_dir: Path = typer.Option(None, "--out", help="Run folder."),
+    config_file: Path = typer.Option(None, "--config", help=_RECIPE_HELP),
+    epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
+    size: int = typer.Option(None, help="Square input size (352 in the PraNet family)."),
+    loss: str = typer.Option(None, help="structure (PraNet: weighted BCE + weighted IoU) | dice."),
+    weights: str = typer.Option(None), pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
+    seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
+    resume: bool = typer.Option(False, "--resume"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Train the U-Net polyp baseline on the seeded segmentation split; test maps saved as 8-bit PNGs.
+
+    Example: hyperkvasir train segment /data/hyper-kvasir --epochs 50 --out runs/unet-lite0
+    """
+    from hyperkvasir.segment.train import train_segmenter
+
+    config = _segment_config(root, config_file, model=model, out=str(out_dir) if out_dir else None, epochs=epochs,
+                             batch_size=batch_size, lr=lr, size=size, loss=loss, weights=weights,
+                             pretrained=pretrained, seed=seed, workers=workers, device=device)
+    _log_to_stderr()
+    metrics = train_segmenter(config, resume=resume)
+    _print_segmentation(metrics, as_json)
+    return 0
+
+
+def _print_segmentation(metrics: dict, as_json: bool) -> None:
+    from hyperkvasir.metrics.segmentation import METRIC_KEYS
+
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+        return
+    out.print(f"scored {metrics['n']} images ({metrics['empty_truth']} with an empty truth)")
+    out.print("  ".join(f"{key} {metrics[key]:.4f}" for key in METRIC_KEYS), soft_wrap=True)
+    if "boxes" in metrics:
+        out.print(f"boxes: mAP@0.5 {metrics['boxes']['map_50']:.4f}, mAP@0.5:0.95 {metrics['boxes']['map_50_95']:.4f}")
+
+
+@evaluate_app.command("segment")
+def evaluate_segment(
+    pred: Path = typer.Option(..., help="Folder of predicted maps (8-bit PNG/JPG, any size), named by image stem."),
+    truth: Path = typer.Option(..., help="Folder of ground-truth masks (e.g. segmented-images/masks)."),
+    boxes: Path = typer.Option(None, help="bounding-boxes.json: also score boxes derived from the predictions."),
+    subset: bool = typer.Option(False, "--subset", help="Score only predicted files (a test part)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Segmentation metrics with the evaluation toolbox's definitions (pysodmetrics).
+
+    Example: hyperkvasir evaluate segment --pred runs/unet/predictions --truth ROOT/segmented-images/masks --subset
+    """
+    from hyperkvasir.evaluate_segmentation import evaluate_segmentation
+
+    _print_segmentation(evaluate_segmentation(pred, truth, boxes_json=boxes, subset=subset), as_json)
+    return 0
+
+
 @evaluate_app.command("classify")
 def evaluate_classify(
     predictions: Path = typer.Option(..., help="Predictions CSV: file-name,label[,one probability per class]."),
@@ -324,7 +406,7 @@ def evaluate_classify(
 @app.command()
 def benchmark(
     root: Path = typer.Argument(..., help="Release root."),
-    task: str = typer.Option("classify", help="classify (the paper's Table 3 protocol)."),
+    task: str = typer.Option("classify", help="classify (the paper's Table 3 protocol) | segment (polyps)."),
     models: str = typer.Option("tf_efficientnet_lite0", help="Comma-separated model names."),
     out_dir: Path = typer.Option(Path("benchmark"), "--out"),
     config_file: Path = typer.Option(None, "--config", help=_RECIPE_HELP),
@@ -339,8 +421,17 @@ def benchmark(
     """
     from hyperkvasir.benchmark import run_benchmark
 
+    if task == "segment":
+        from hyperkvasir.segment.benchmark import run_segmentation_benchmark
+
+        config = _segment_config(root, config_file, out=str(out_dir / "run"), epochs=epochs, size=input_size,
+                                 batch_size=batch_size, lr=lr, workers=workers, seed=seed, device=device)
+        _log_to_stderr()
+        results = run_segmentation_benchmark(config, out_dir)
+        print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())
+        return 0
     if task != "classify":
-        raise typer.BadParameter(f"unknown task {task!r}; choose classify", param_hint="--task")
+        raise typer.BadParameter(f"unknown task {task!r}; choose classify or segment", param_hint="--task")
     base = _train_config(root, config_file, scheme=scheme, epochs=epochs, input_size=input_size,
                          batch_size=batch_size, lr=lr, optimizer=optimizer, workers=workers, seed=seed, device=device)
     _log_to_stderr()
@@ -368,13 +459,15 @@ def demo(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo's weights are the offline EfficientNet-Lite0 ones
     started = time.perf_counter()
     root = out_dir / "release"
-    for previous in (root, out_dir / "benchmark"):
+    for previous in (root, out_dir / "benchmark", out_dir / "segmentation"):
         if previous.exists():
             shutil.rmtree(previous)
     summary = _synthesise(root, seed, "small", False, 2)
     out.print(f"demo twin: {summary['root']} ({summary['labeled']} labeled images, {summary['segmented']} masks)")
     for command in (["index", str(root)], ["validate", str(root)], ["audit", str(root)],
-                    ["benchmark", str(root), "--config", str(_packaged_recipe("demo")), "--out", str(out_dir / "benchmark")]):
+                    ["benchmark", str(root), "--config", str(_packaged_recipe("demo")), "--out", str(out_dir / "benchmark")],
+                    ["benchmark", str(root), "--task", "segment", "--config", str(_packaged_recipe("demo-segment")),
+                     "--out", str(out_dir / "segmentation")]):
         out.rule(f"hyperkvasir {' '.join(command)}")
         app(args=command, prog_name="hyperkvasir", standalone_mode=False)
     out.print(f"[green]demo finished in {time.perf_counter() - started:.0f} s[/]; results in {out_dir / 'benchmark'}")

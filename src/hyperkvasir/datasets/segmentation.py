@@ -1,0 +1,91 @@
+"""The segmented polyps as ``{"image", "mask", "boxes", "name"}`` samples, transformed together.
+
+Masks are JPEG in the release: they are thresholded (``>= 128``) before any transform, and every resize of a
+mask is nearest-neighbour. Boxes come from ``bounding-boxes.json`` (keyed by image stem) and are rescaled when
+the file's width/height differ from the image (a resized copy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from albumentations.pytorch import ToTensorV2
+from torch.utils.data import Dataset
+
+from hyperkvasir.data.imaging import binarise_mask, decode_gray, decode_rgb
+from hyperkvasir.data.layout import Release, read_bounding_boxes
+from hyperkvasir.errors import HyperKvasirError
+
+
+def segmentation_transform(size: int, train: bool) -> A.Compose:
+    """The usual polyp recipe: resize to ``size``², flips, rotations, scale and colour jitter when training."""
+    steps: list = [A.Resize(size, size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST)]
+    if train:
+        steps += [A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(),
+                  A.Affine(scale=(0.75, 1.25), rotate=(-30, 30), interpolation=cv2.INTER_LINEAR,
+                           mask_interpolation=cv2.INTER_NEAREST, p=0.7),
+                  A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.1, hue=0.02, p=0.5)]
+    return A.Compose([*steps, ToTensorV2()],
+                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=["box_labels"], clip=True,
+                                              min_visibility=0.1))
+
+
+class SegmentedPolyps(Dataset):
+    """Segmented images named by file name; the image is a uint8 CHW tensor, the mask a float HW tensor."""
+
+    def __init__(self, root: str | Path, files: list[str], *, size: int = 352, train: bool = False,
+                 seed: int = 0) -> None:
+        release = Release(root)
+        release.require("segmented")
+        images, masks = release.segmented_pairs()
+        by_name = {p.name: p for p in images}
+        mask_by_stem = {p.stem: p for p in masks}
+        missing = [f for f in files if f not in by_name or Path(f).stem not in mask_by_stem]
+        if missing:
+            raise HyperKvasirError(f"{release.root}: {len(missing)} segmented images lack an image or a mask "
+                                   f"(first: {missing[0]}); run `hyperkvasir validate {release.root}`")
+        self.images = [by_name[f] for f in files]
+        self.masks = [mask_by_stem[Path(f).stem] for f in files]
+        self.boxes = read_bounding_boxes(release.bounding_boxes_json) if release.bounding_boxes_json else {}
+        self.transform = segmentation_transform(size, train)
+        self.train, self.seed, self.epoch = train, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray, list[list[float]]]:
+        """Image, binary mask (uint8 0/1) and boxes at the original size."""
+        image = decode_rgb(self.images[index])
+        mask = binarise_mask(decode_gray(self.masks[index])).astype(np.uint8)
+        if mask.shape != image.shape[:2]:
+            raise HyperKvasirError(f"{self.masks[index]}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
+                                   f"{image.shape[1]}x{image.shape[0]}; run `hyperkvasir validate`")
+        entry = self.boxes.get(self.images[index].stem)
+        boxes = []
+        if entry:
+            sx, sy = image.shape[1] / entry.width, image.shape[0] / entry.height
+            boxes = [[b.xmin * sx, b.ymin * sy, min(b.xmax * sx, image.shape[1]), min(b.ymax * sy, image.shape[0])]
+                     for b in entry.boxes if b.xmax > b.xmin and b.ymax > b.ymin]
+        return image, mask, boxes
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask, boxes = self.raw(index)
+        if self.train:
+            self.transform.set_random_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)
+        out = self.transform(image=image, mask=mask, bboxes=boxes, box_labels=[0] * len(boxes))
+        return {"image": out["image"], "mask": out["mask"].float(),
+                "boxes": torch.as_tensor(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)),
+                "name": self.images[index].name}
+
+
+def collate_segmentation(batch: list[dict]) -> dict:
+    """Stack images and masks; boxes stay a list (their number varies per image)."""
+    return {"image": torch.stack([b["image"] for b in batch]), "mask": torch.stack([b["mask"] for b in batch]),
+            "boxes": [b["boxes"] for b in batch], "name": [b["name"] for b in batch]}

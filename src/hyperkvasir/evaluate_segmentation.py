@@ -1,0 +1,84 @@
+"""Score a folder of predicted polyp maps against a folder of ground-truth masks (joined on file stem).
+
+Predictions of any size are resized (bilinear) to their truth; truths are checked to be masks (binary after
+JPEG compression, not blank white) and binarised ``>= 128``. Metrics: :mod:`hyperkvasir.metrics.segmentation`;
+with ``bounding-boxes.json``, boxes derived from the predictions are scored with COCO mAP as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hyperkvasir.data.imaging import ImageDecodeError, binarise_mask, decode_gray
+from hyperkvasir.data.layout import read_bounding_boxes
+from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.metrics.segmentation import SegmentationMetrics
+from hyperkvasir.segment.boxes import box_map, boxes_from_mask
+
+_MAP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_MAX_GREY_SHARE = 0.05  # a JPEG mask has grey only along edges
+
+
+def _maps(folder: Path, role: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise HyperKvasirError(f"{folder}: {role} folder not found")
+    maps = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in _MAP_SUFFIXES}
+    if not maps:
+        raise HyperKvasirError(f"{folder}: no {role} images (.png or .jpg)")
+    return maps
+
+
+def load_truth_mask(path: Path) -> np.ndarray:
+    """A ground-truth mask as uint8 0/255, refusing files that are not masks."""
+    try:
+        gray = decode_gray(path)
+    except ImageDecodeError as error:
+        raise HyperKvasirError(str(error)) from None
+    grey_share = float(((gray > 30) & (gray < 225)).mean())
+    if grey_share > _MAX_GREY_SHARE:
+        raise HyperKvasirError(f"{path}: not a mask ({grey_share:.0%} of pixels are mid-grey); masks are white "
+                               "polyp on black")
+    mask = binarise_mask(gray)
+    if mask.all():
+        raise HyperKvasirError(f"{path}: not a mask (all white); masks are white polyp on black")
+    return mask.astype(np.uint8) * 255
+
+
+def evaluate_segmentation(pred_dir: str | Path, truth_dir: str | Path, *, boxes_json: str | Path | None = None,
+                          subset: bool = False) -> dict:
+    """Metrics over the predicted files; extra predictions are an error, and unpredicted truths are an error
+    unless ``subset`` (a test part scored against the folder of all masks)."""
+    predictions, truths = _maps(Path(pred_dir), "prediction"), _maps(Path(truth_dir), "truth")
+    extra = sorted(set(predictions) - set(truths))
+    if extra:
+        raise HyperKvasirError(f"{pred_dir}: {len(extra)} predictions have no truth mask in {truth_dir} "
+                               f"(first: {', '.join(extra[:5])})")
+    missing = sorted(set(truths) - set(predictions))
+    if missing and not subset:
+        raise HyperKvasirError(f"{pred_dir}: {len(missing)} truth masks have no prediction "
+                               f"(first: {', '.join(missing[:5])}); pass --subset to score only the predicted ones")
+    boxes = read_bounding_boxes(boxes_json) if boxes_json else None
+    metrics = SegmentationMetrics()
+    true_boxes, detections, sizes = {}, {}, {}
+    for stem in sorted(predictions):
+        truth = load_truth_mask(truths[stem])
+        try:
+            prediction = decode_gray(predictions[stem])
+        except ImageDecodeError as error:
+            raise HyperKvasirError(str(error)) from None
+        if prediction.shape != truth.shape:
+            prediction = cv2.resize(prediction, truth.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        metrics.add(prediction, truth)
+        if boxes is not None and stem in boxes:
+            entry, (h, w) = boxes[stem], truth.shape
+            sx, sy = w / entry.width, h / entry.height
+            true_boxes[stem] = [[b.xmin * sx, b.ymin * sy, b.xmax * sx, b.ymax * sy] for b in entry.boxes]
+            detections[stem] = boxes_from_mask(prediction.astype(np.float32) / 255)
+            sizes[stem] = (w, h)
+    result = metrics.results() | {"truth_not_predicted": len(missing)}
+    if boxes is not None:
+        result["boxes"] = box_map(true_boxes, detections, sizes)
+    return result

@@ -1,0 +1,1 @@
+"""Polyp segmentation baseline: U-Net decoder on a timm encoder, PraNet-family losses, training, boxes."""
