@@ -39,3 +39,21 @@ def shared_data() -> Path:
     if not value or not Path(value, "official", "2_fold_split.csv").is_file():
         pytest.skip("real release files absent: set HYPERKVASIR_SHARED to the folder holding official/")
     return Path(value)
+
+
+@pytest.fixture
+def interrupt_after_first_epoch(monkeypatch):
+    """Make a training module stop (KeyboardInterrupt) right after its first epoch was saved; undo with the
+    returned function before resuming."""
+
+    def arm(module) -> callable:
+        real = module.write_history
+
+        def interrupt(run, history):
+            real(run, history)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(module, "write_history", interrupt)
+        return lambda: monkeypatch.setattr(module, "write_history", real)
+
+    return arm

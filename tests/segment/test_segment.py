@@ -104,18 +104,12 @@ def test_training_benchmark_and_cli(tiny_twin, tmp_path: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["n"] == len(predictions)
 
 
-def test_segmentation_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, monkeypatch) -> None:
+def test_segmentation_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, interrupt_after_first_epoch) -> None:
     full = train_segmenter(SegmentConfig(root=str(tiny_twin.root), out=str(tmp_path / "full"), **FAST))
-    real = train_module.write_history
-
-    def interrupt(run, history):
-        real(run, history)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "write_history", interrupt)
+    disarm = interrupt_after_first_epoch(train_module)
     with pytest.raises(KeyboardInterrupt):
         train_segmenter(SegmentConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut"), **FAST))
-    monkeypatch.setattr(train_module, "write_history", real)
+    disarm()
     resumed = train_segmenter(SegmentConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut")), resume=True)
     assert resumed["dice"] == full["dice"] and resumed["s_measure"] == full["s_measure"]
     for path in (tmp_path / "full" / "predictions").glob("*.png"):

@@ -29,18 +29,12 @@ def test_cache_returns_the_pixels_of_direct_decoding(tiny_twin) -> None:
     assert isinstance(again.array, np.memmap)  # reused, memory-mapped
 
 
-def test_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, monkeypatch) -> None:
+def test_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, interrupt_after_first_epoch) -> None:
     full = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "full"), **FAST))
-    real = classify_module.write_history
-
-    def interrupt_after_first_epoch(run, history):
-        real(run, history)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(classify_module, "write_history", interrupt_after_first_epoch)
+    disarm = interrupt_after_first_epoch(classify_module)
     with pytest.raises(KeyboardInterrupt):
         train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut"), **FAST))
-    monkeypatch.setattr(classify_module, "write_history", real)
+    disarm()
     assert len(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == 1
     resumed = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut")), resume=True)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows]  # noqa: E731

@@ -208,14 +208,13 @@ app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 
 
-def _train_config(root: Path, config_file: Path | None, **overrides):
-    """A TrainConfig from defaults, then a YAML recipe (configs/*.yaml), then the flags given."""
+def _config(kind, root: Path, config_file: Path | None, **overrides):
+    """A run config (TrainConfig or SegmentConfig): defaults, then a YAML recipe, then the flags given."""
     import dataclasses
 
     import yaml
 
     from hyperkvasir.errors import HyperKvasirError
-    from hyperkvasir.train.classify import TrainConfig
 
     values: dict = {}
     if config_file is not None:
@@ -223,12 +222,24 @@ def _train_config(root: Path, config_file: Path | None, **overrides):
             values = yaml.safe_load(config_file.read_text()) or {}
         except (OSError, yaml.YAMLError) as error:
             raise HyperKvasirError(f"{config_file}: cannot read recipe ({error})") from None
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        known = {f.name for f in dataclasses.fields(kind)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise HyperKvasirError(f"{config_file}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     values |= {k: v for k, v in overrides.items() if v is not None}
-    return TrainConfig(root=str(root), **values)
+    return kind(root=str(root), **values)
+
+
+def _train_config(root: Path, config_file: Path | None, **overrides):
+    from hyperkvasir.train.classify import TrainConfig
+
+    return _config(TrainConfig, root, config_file, **overrides)
+
+
+def _segment_config(root: Path, config_file: Path | None, **overrides):
+    from hyperkvasir.segment.train import SegmentConfig
+
+    return _config(SegmentConfig, root, config_file, **overrides)
 
 
 _RECIPE_HELP = "YAML recipe (configs/*.yaml); flags override it."
@@ -289,28 +300,6 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
         print(json.dumps(metrics, indent=2))
         return
     out.print("  ".join(f"{key} {metrics[key]:.3f}" for key in SUMMARY_KEYS) + f"  (n = {metrics['n']})")
-
-
-def _segment_config(root: Path, config_file: Path | None, **overrides):
-    """A SegmentConfig from defaults, then a YAML recipe, then the flags given."""
-    import dataclasses
-
-    import yaml
-
-    from hyperkvasir.errors import HyperKvasirError
-    from hyperkvasir.segment.train import SegmentConfig
-
-    values: dict = {}
-    if config_file is not None:
-        try:
-            values = yaml.safe_load(config_file.read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise HyperKvasirError(f"{config_file}: cannot read recipe ({error})") from None
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(SegmentConfig)})
-        if unknown:
-            raise HyperKvasirError(f"{config_file}: unknown keys {', '.join(unknown)}")
-    values |= {k: v for k, v in overrides.items() if v is not None}
-    return SegmentConfig(root=str(root), **values)
 
 
 @train_app.command("segment")

@@ -27,7 +27,14 @@ from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.segment.loss import segmentation_loss
 from hyperkvasir.segment.model import create_unet
-from hyperkvasir.train.runs import pick_device, save_checkpoint, seed_everything, write_history
+from hyperkvasir.train.runs import (
+    pick_device,
+    restore_training_state,
+    save_checkpoint,
+    seed_everything,
+    training_state,
+    write_history,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +131,7 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False) -> dict:
     loss_fn = segmentation_loss(config.loss)
     history, best, start = [], -1.0, 0
     if resume and (run / "last.pt").exists():
-        state = torch.load(run / "last.pt", map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        state = restore_training_state(run / "last.pt", model, optimizer, scheduler, scaler, device)
         history, best, start = state["history"], state["best"], state["epoch"] + 1
     for epoch in range(start, config.epochs):
         seed_everything(config.seed * 1000 + epoch)
@@ -159,8 +162,7 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False) -> dict:
         history.append(row)
         improved = val_dice > best
         best = max(best, val_dice)
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "scaler": scaler.state_dict(), "epoch": epoch, "history": history, "best": best,
+        state = {**training_state(model, optimizer, scheduler, scaler), "epoch": epoch, "history": history, "best": best,
                  "config": dataclasses.asdict(config), "weights_from": weights_from}
         if improved:
             save_checkpoint(state, run / "best.pt")

@@ -41,8 +41,10 @@ from hyperkvasir.models import MODELS, ModelSpec, create_model
 from hyperkvasir.train.runs import (
     distributed,
     pick_device,
+    restore_training_state,
     save_checkpoint,
     seed_everything,
+    training_state,
     write_history,
 )
 
@@ -178,11 +180,7 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     history: list[dict] = []
     best_f1, stale, start_epoch = -1.0, 0, 0
     if resume and (run / "last.pt").exists():
-        state = torch.load(run / "last.pt", map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        state = restore_training_state(run / "last.pt", model, optimizer, scheduler, scaler, device)
         history, best_f1, stale, start_epoch = state["history"], state["best_f1"], state["stale"], state["epoch"] + 1
 
     eval_loader = dict(batch_size=config.batch_size, num_workers=config.workers, collate_fn=collate_skipping,
@@ -254,9 +252,8 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
         else:
             stale += 1
         if rank == 0:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-                     "history": history, "best_f1": best_f1, "stale": stale, "config": dataclasses.asdict(config),
+            state = {**training_state(model, optimizer, scheduler, scaler), "epoch": epoch, "history": history,
+                     "best_f1": best_f1, "stale": stale, "config": dataclasses.asdict(config),
                      "weights_from": weights_from}
             if improved:
                 save_checkpoint(state, run / "best.pt")

@@ -52,3 +52,19 @@ def write_history(run: Path, history: list[dict]) -> None:
         writer = csv.DictWriter(handle, keys, lineterminator="\n")
         writer.writeheader()
         writer.writerows(history)
+
+
+def training_state(model, optimizer, scheduler, scaler) -> dict:
+    """The state a resumed run needs besides its own bookkeeping (epoch, history, best score)."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict()}
+
+
+def restore_training_state(path: Path, model, optimizer, scheduler, scaler, device: torch.device) -> dict:
+    """Load ``last.pt`` into the training objects; return the whole checkpoint for the bookkeeping."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    return state
