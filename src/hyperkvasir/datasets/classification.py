@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
+from hyperkvasir.data.download import ensure_parts
 from hyperkvasir.data.imaging import ImageDecodeError, load_square
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.taxonomy import lookup
@@ -33,9 +34,9 @@ class LabeledImages(Dataset):
     def __init__(
         self, root: str | Path, files: list[str], *, input_size: int = 224, recipe: str = "paper",
         train: bool = False, cache: SquareCache | None = None,
-        seed: int = 0, manifest: list[dict] | None = None,
+        seed: int = 0, manifest: list[dict] | None = None, download: bool = False,
     ) -> None:
-        self.root = Path(root)
+        self.root = ensure_parts(root, ("labeled",), download_missing=download).root
         rows = manifest if manifest is not None else build_index(self.root).to_pylist()
         by_name = {Path(r["path"]).name: r for r in rows if r["part"] == "labeled"}
         missing = [name for name in files if name not in by_name]

@@ -16,8 +16,9 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from torch.utils.data import Dataset
 
+from hyperkvasir.data.download import ensure_parts
 from hyperkvasir.data.imaging import binarise_mask, decode_gray, decode_rgb
-from hyperkvasir.data.layout import Release, read_bounding_boxes
+from hyperkvasir.data.layout import read_bounding_boxes
 from hyperkvasir.errors import HyperKvasirError
 
 
@@ -38,9 +39,8 @@ class SegmentedPolyps(Dataset):
     """Segmented images named by file name; the image is a uint8 CHW tensor, the mask a float HW tensor."""
 
     def __init__(self, root: str | Path, files: list[str], *, size: int = 352, train: bool = False,
-                 seed: int = 0) -> None:
-        release = Release(root)
-        release.require("segmented")
+                 seed: int = 0, download: bool = False) -> None:
+        release = ensure_parts(root, ("segmented",), download_missing=download)
         images, masks = release.segmented_pairs()
         by_name = {p.name: p for p in images}
         mask_by_stem = {p.stem: p for p in masks}
