@@ -472,6 +472,44 @@ def benchmark(
 
 
 @app.command()
+def report(
+    root: Path = typer.Argument(..., help="Release root."),
+    out_file: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write (figures go beside it)."),
+    results: Path = typer.Option(None, help="A benchmark output folder (results.json) to include."),
+) -> int:
+    """One self-contained HTML report: hierarchy, balance, samples, leakage, masks, videos, results.
+
+    Example: hyperkvasir report /data/hyper-kvasir --out report.html --results benchmark/
+    """
+    from hyperkvasir.report import build_report
+
+    path = build_report(root, out_file, results=results, progress=progress_bar("thumbnails"))
+    out.print(f"report: {path.resolve()}", soft_wrap=True)
+    return 0
+
+
+@app.command()
+def export(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="imagefolder | coco | yolo | hf | webdataset."),
+    root: Path = typer.Argument(..., help="Release root."),
+    out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to create (new or empty)."),
+    scheme: str = typer.Option("official-2fold", help="Fold scheme for the labeled images."),
+    copy: bool = typer.Option(False, "--copy", help="Copy files instead of hard/symbolic links."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty OUT."),
+    seed: int = typer.Option(0),
+) -> int:
+    """Convert the release for other tools; written atomically (a temp folder, then a rename).
+
+    Example: hyperkvasir export coco /data/hyper-kvasir ./coco
+    """
+    from hyperkvasir.export import export as run_export
+
+    summary = run_export(fmt, root, out_dir, scheme=scheme, seed=seed, copy=copy, overwrite=overwrite)
+    out.print(json.dumps(summary), soft_wrap=True)
+    return 0
+
+
+@app.command()
 def demo(
     out_dir: Path = typer.Option(Path("hyperkvasir-demo"), "--out", help="Work folder."),
     seed: int = typer.Option(0),
@@ -494,7 +532,9 @@ def demo(
     for command in (["index", str(root)], ["validate", str(root)], ["audit", str(root)],
                     ["benchmark", str(root), "--config", str(_packaged_recipe("demo")), "--out", str(out_dir / "benchmark")],
                     ["benchmark", str(root), "--task", "segment", "--config", str(_packaged_recipe("demo-segment")),
-                     "--out", str(out_dir / "segmentation")]):
+                     "--out", str(out_dir / "segmentation")],
+                    ["report", str(root), "--out", str(out_dir / "report.html"), "--results",
+                     str(out_dir / "benchmark")]):
         out.rule(f"hyperkvasir {' '.join(command)}")
         app(args=command, prog_name="hyperkvasir", standalone_mode=False)
     out.print(f"[green]demo finished in {time.perf_counter() - started:.0f} s[/]; results in {out_dir / 'benchmark'}")

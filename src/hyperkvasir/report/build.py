@@ -1,0 +1,177 @@
+"""Build ``report.html`` for a release tree (and, optionally, a benchmark results folder).
+
+The HTML needs no network: figures are embedded as data URIs and the interactive sunburst carries plotly.js
+inline. Each figure is also written as PNG to ``<report stem>-figures/`` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import jinja2
+
+from hyperkvasir import __version__
+from hyperkvasir.data.audit import audit
+from hyperkvasir.data.imaging import atomic_write
+from hyperkvasir.data.index import build_index
+from hyperkvasir.data.layout import (
+    Release,
+    read_bounding_boxes,
+    read_split_csv,
+    read_video_labels,
+)
+from hyperkvasir.data.taxonomy import CLASSES, lookup
+from hyperkvasir.data.validate import validate
+from hyperkvasir.report import figures as fig
+
+SAMPLES_PER_CLASS = 6
+WORST_GROUPS = 6
+
+
+def _sunburst(labeled: list[dict]) -> str:
+    import plotly.graph_objects as go
+
+    counts = Counter((r["tract"], r["category"], r["class"]) for r in labeled)
+    ids, labels, parents, values = [], [], [], []
+    for level in range(3):
+        totals = Counter()
+        for key, n in counts.items():
+            totals[key[: level + 1]] += n
+        for key, n in sorted(totals.items()):
+            ids.append("/".join(key))
+            labels.append(key[-1])
+            parents.append("/".join(key[:-1]))
+            values.append(n)
+    figure = go.Figure(go.Sunburst(ids=ids, labels=labels, parents=parents, values=values, branchvalues="total"))
+    figure.update_layout(margin=dict(t=10, l=10, r=10, b=10), height=560)
+    return figure.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})
+
+
+def _results_section(results_dir: Path, sink: fig.FigureSink) -> dict:
+    from hyperkvasir.metrics.classification import plot_confusion_matrix
+
+    results = json.loads((results_dir / "results.json").read_text())
+    markdown = (results_dir / "results.md").read_text().splitlines()
+    rows = [line.strip("|").split("|") for line in markdown if line.startswith("|") and "---" not in line]
+    table = "<table>" + "".join("<tr>" + "".join(f"<td>{cell.strip().strip('*')}</td>" for cell in row) + "</tr>"
+                                for row in rows) + "</table>"
+    shown = []
+    for name in results.get("models", {}):
+        for run in sorted((results_dir / name).glob("test-fold-*/metrics-test.json")):
+            metrics = json.loads(run.read_text())
+            png = sink.folder / f"confusion-{name}-{run.parent.name}.png"
+            plot_confusion_matrix(metrics, png, f"{name}, {run.parent.name}")
+            shown.append((f"Confusion matrix: {name}, {run.parent.name}", sink.png(png.stem, png.read_bytes())))
+            per_class = metrics["per_class"]
+            shown.append((f"Per-class F1: {name}, {run.parent.name}", sink.figure(
+                f"f1-{name}-{run.parent.name}",
+                fig.bars(list(per_class), [v["f1"] for v in per_class.values()], "F1 per class", "F1"))))
+    return {"table": table, "figures": shown}
+
+
+def build_report(root: str | Path, out: str | Path = "report.html", *, results: str | Path | None = None,
+                 progress=None) -> Path:
+    """Write the report and return its path."""
+    release = Release(root)
+    out = Path(out)
+    sink = fig.FigureSink(out.parent / f"{out.stem}-figures")
+    rows = build_index(release.root).to_pylist()
+    report = audit(release.root)
+    findings = validate(release.root, audit_report=report).findings
+    labeled = [r for r in rows if r["part"] == "labeled"]
+    sections: list[tuple[str, str]] = []
+
+    counts = Counter(r["class"] for r in labeled)
+    uris = {"hierarchy": sink.figure("hierarchy", fig.hierarchy_rings(counts))}
+    for k in (2, 5):
+        path = release.split_csv(k)
+        if path is None:
+            continue
+        per: dict[str, Counter] = defaultdict(Counter)
+        for row in read_split_csv(path):
+            per[row.cls.folder][str(row.fold)] += 1
+        sections.append((f"Class balance, official {k}-fold split", sink.figure(
+            f"folds-{k}", fig.fold_balance(per, f"images per class and fold ({k}-fold)"))))
+    sizes = Counter(f"{r['width']}×{r['height']}" for r in rows if r["kind"] == "image" and r["width"])
+    sections.append(("Image sizes", sink.figure("sizes", fig.bars(
+        [s for s, _ in sizes.most_common(15)], [n for _, n in sizes.most_common(15)], "images per size", "images"))))
+
+    jobs = [(c.folder, [release.root / r["path"] for r in labeled if r["class"] == c.folder][:SAMPLES_PER_CLASS])
+            for c in CLASSES]
+    total = sum(len(paths) for _, paths in jobs)
+    thumbs = iter(fig.thumbnail(p) for _, paths in jobs for p in paths)
+    if progress:
+        thumbs = iter(progress(thumbs, total))
+    grid_rows = [(f"{lookup(folder).letter} {folder}", [next(thumbs) for _ in paths]) for folder, paths in jobs]
+    sections.append(("Samples per class", sink.image("samples", fig.grid(grid_rows))))
+    shares = report.scopeguide
+    sections.append(("ScopeGuide thumbnail share per class (a shortcut a model can learn)", sink.figure(
+        "scopeguide", fig.bars(list(shares), [v["share"] for v in shares.values()], "share with ScopeGuide",
+                               "share of images"))))
+    groups = sorted(report.exact_groups + report.near_groups,
+                    key=lambda g: (-len(set(f for f in g.fold2 if f is not None)), -len(g.files)))[:WORST_GROUPS]
+    if groups:
+        sections.append(("Duplicates and cross-fold leakage (worst groups side by side)", sink.image(
+            "duplicates", fig.grid([(f"{g.kind}, folds {sorted(set(map(str, g.fold2)))}",
+                                     [fig.thumbnail(release.root / f) for f in g.files[:8]]) for g in groups]))))
+    sections += _segmented_sections(release, rows, sink)
+    sections += _video_sections(release, rows, sink)
+
+    cards = [("labeled images", f"{len(labeled):,}"), ("classes", str(len(counts))),
+             ("segmented", str(sum(1 for r in rows if r["part"] == "segmented" and r["kind"] == "image"))),
+             ("unlabeled", f"{sum(1 for r in rows if r['part'] == 'unlabeled'):,}"),
+             ("videos", str(sum(1 for r in rows if r["kind"] == "video"))),
+             ("duplicate groups", str(len(report.exact_groups) + len(report.near_groups)))]
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("hyperkvasir", "report"),
+                                     autoescape=jinja2.select_autoescape(["html", "j2"]))
+    html = environment.get_template("template.html.j2").render(
+        root=str(release.root), version=__version__, figures_dir=sink.folder.name, findings=findings, cards=cards,
+        sunburst=_sunburst(labeled), figures=uris, sections=sections, audit_summary=report.summary,
+        results=_results_section(Path(results), sink) if results else None)
+    with atomic_write(out, "w") as handle:
+        handle.write(html)
+    return out
+
+
+def _segmented_sections(release: Release, rows: list[dict], sink: fig.FigureSink) -> list[tuple[str, str]]:
+    images = [r for r in rows if r["part"] == "segmented" and r["kind"] == "image"]
+    if not images:
+        return []
+    boxes = read_bounding_boxes(release.bounding_boxes_json) if release.bounding_boxes_json else {}
+    areas = [r["mask_area"] for r in images if r["mask_area"] is not None]
+    widths = [b.xmax - b.xmin for e in boxes.values() for b in e.boxes]
+    heights = [b.ymax - b.ymin for e in boxes.values() for b in e.boxes]
+    overlays = []
+    for row in images[:12]:
+        if row.get("mask_path") and row["decodes"]:
+            entry = boxes.get(Path(row["path"]).stem)
+            overlays.append(fig.overlay(release.root / row["path"], release.root / row["mask_path"],
+                                        [(b.xmin, b.ymin, b.xmax, b.ymax) for b in entry.boxes] if entry else []))
+    return [
+        ("Segmented polyps: mask area", sink.figure("mask-area", fig.histogram(areas, "mask area fraction", "share"))),
+        ("Segmented polyps: polyps per image", sink.figure("boxes-per-image", fig.histogram(
+            [r["box_count"] or 0 for r in images], "boxes per image", "boxes", bins=10))),
+        ("Segmented polyps: box sizes", sink.figure("box-sizes", fig.scatter(widths, heights, "box sizes",
+                                                                              "width (px)", "height (px)"))),
+        ("Segmented polyps: image, mask outline and boxes", sink.image("overlays", fig.grid(
+            [("", overlays[i : i + 6]) for i in range(0, len(overlays), 6)], size=160, label_width=4))),
+    ]
+
+
+def _video_sections(release: Release, rows: list[dict], sink: fig.FigureSink) -> list[tuple[str, str]]:
+    videos = [r for r in rows if r["kind"] == "video" and r["decodes"]]
+    if not videos:
+        return []
+    findings = Counter(v.main_finding for v in read_video_labels(release.video_labels_csv)) \
+        if release.video_labels_csv else Counter()
+    resolutions = Counter(f"{v['width']}×{v['height']}@{v['fps']:.0f}" for v in videos)
+    return [
+        ("Videos: duration", sink.figure("video-duration", fig.histogram(
+            [v["duration_s"] or 0 for v in videos], "duration", "seconds"))),
+        ("Videos: resolution and frame rate", sink.figure("video-resolution", fig.bars(
+            list(resolutions), list(resolutions.values()), "videos per resolution", "videos"))),
+        ("Videos: main findings", sink.figure("video-findings", fig.bars(
+            list(findings), list(findings.values()), "videos per main finding", "videos"))),
+    ]

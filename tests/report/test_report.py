@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hyperkvasir.cli import main
+from hyperkvasir.report import build_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_for_a_faulty_twin(faulty_twin, tmp_path: Path) -> None:
+    path = build_report(faulty_twin.root, tmp_path / "report.html")
+    html = path.read_text()
+    assert "Validation findings" in html and "mask-size-mismatch" in html
+    assert "https://" not in html.split("<body>")[1].split("plotly")[0]  # nothing fetched before the charts
+    assert html.count("data:image/png;base64,") >= 10
+    figures = {p.name for p in (tmp_path / "report-figures").glob("*.png")}
+    assert {"hierarchy.png", "samples.png", "scopeguide.png", "duplicates.png", "overlays.png",
+            "video-findings.png"} <= figures
+
+
+def test_report_with_results(tiny_twin, tmp_path: Path) -> None:
+    from hyperkvasir.benchmark import run_benchmark
+    from hyperkvasir.train.classify import TrainConfig
+
+    base = TrainConfig(root=str(tiny_twin.root), model="test_efficientnet", epochs=1, input_size=32, batch_size=8,
+                       workers=0, pretrained=False)
+    run_benchmark(tiny_twin.root, ["test_efficientnet"], tmp_path / "bench", base=base)
+    assert main(["report", str(tiny_twin.root), "--out", str(tmp_path / "r.html"), "--results",
+                 str(tmp_path / "bench")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "Benchmark results" in html and "Pre-Trained DenseNet-161" in html and "Per-class F1" in html
+    assert (tmp_path / "r-figures" / "confusion-test_efficientnet-test-fold-0.png").is_file()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium absent (apt-get install chromium): browser test skipped")
+def test_report_renders_offline_in_chromium(tiny_twin, tmp_path: Path) -> None:
+    path = build_report(tiny_twin.root, tmp_path / "report.html")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", "--virtual-time-budget=5000"]
+    dump = subprocess.run([CHROMIUM, *flags, "--enable-logging=stderr", "--v=0", "--dump-dom", path.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert "Class hierarchy" in dump.stdout
+    assert "main-svg" in dump.stdout, "plotly drew the sunburst offline"
+    console_errors = [line for line in dump.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()
+                      and "report.html" in line]
+    assert console_errors == []
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", path.as_uri()], capture_output=True, timeout=120)
+    image = Image.open(shot).convert("L")
+    histogram = image.histogram()
+    assert max(histogram) / sum(histogram) < 0.95, "the screenshot is not blank"
+    json.dumps({"screenshot": str(shot)})
