@@ -21,7 +21,7 @@ def test_report_for_a_faulty_twin(faulty_twin, tmp_path: Path) -> None:
     assert "https://" not in html.split("<body>")[1].split("plotly")[0]  # nothing fetched before the charts
     assert html.count("data:image/png;base64,") >= 10
     figures = {p.name for p in (tmp_path / "report-figures").glob("*.png")}
-    assert {"hierarchy.png", "samples.png", "scopeguide.png", "duplicates.png", "overlays.png",
+    assert {"hierarchy.png", "folds-2.png", "folds-5.png", "folds-grouped-2.png", "samples.png", "scopeguide.png", "duplicates.png", "overlays.png",
             "video-findings.png"} <= figures
 
 

@@ -94,6 +94,12 @@ def build_report(root: str | Path, out: str | Path = "report.html", *, results: 
             per[row.cls.folder][str(row.fold)] += 1
         sections.append((f"Class balance, official {k}-fold split", sink.figure(
             f"folds-{k}", fig.fold_balance(per, f"images per class and fold ({k}-fold)"))))
+    if labeled:
+        grouped: dict[str, Counter] = defaultdict(Counter)
+        for cls, fold, _ in assignment(release.root, "grouped-2fold").files.values():
+            grouped[cls.folder][str(fold)] += 1
+        sections.append(("Class balance, leakage-free grouped-2fold split", sink.figure(
+            "folds-grouped-2", fig.fold_balance(grouped, "images per class and fold (grouped-2fold)"))))
     sizes = Counter(f"{r['width']}×{r['height']}" for r in rows if r["kind"] == "image" and r["width"])
     sections.append(("Image sizes", sink.figure("sizes", fig.bars(
         [s for s, _ in sizes.most_common(15)], [n for _, n in sizes.most_common(15)], "images per size", "images"))))
