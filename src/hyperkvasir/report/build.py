@@ -22,6 +22,7 @@ from hyperkvasir.data.layout import (
     read_split_csv,
     read_video_labels,
 )
+from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.data.validate import validate
 from hyperkvasir.report import figures as fig
