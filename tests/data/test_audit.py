@@ -45,3 +45,20 @@ def test_clean_twin_has_no_duplicates_and_scopeguide_matches_the_renderer(tiny_t
 @pytest.mark.parametrize("n", [1, 2])
 def test_tiny_inputs(n: int) -> None:
     assert near_pairs(np.zeros(n, dtype=np.uint64)).shape == ((0, 2) if n == 1 else (1, 2))
+
+
+def test_duplicate_videos_by_hash_and_by_metadata(twin_copy) -> None:
+    import shutil
+
+    videos = sorted(twin_copy.glob("labeled-videos/**/*.avi"))
+    copy = videos[0].with_name("copy-of-first.avi")
+    shutil.copyfile(videos[0], copy)
+    same_size = videos[1].with_name("re-encoded.avi")
+    data = bytearray(videos[1].read_bytes())
+    data[-5] ^= 0xFF  # same size, frame count and resolution; other bytes
+    same_size.write_bytes(bytes(data))
+    report = audit(twin_copy, workers=1)
+    rel = lambda p: str(p.relative_to(twin_copy))  # noqa: E731
+    assert report.video_duplicates["exact"] == [sorted([rel(videos[0]), rel(copy)])]
+    assert report.video_duplicates["metadata"] == [sorted([rel(videos[1]), rel(same_size)])]
+    assert "1 groups are byte-identical and 1 more share" in report.summary

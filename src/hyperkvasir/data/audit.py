@@ -175,6 +175,7 @@ class AuditReport:
     scopeguide: dict[str, dict] = field(default_factory=dict)
     per_class: dict[str, dict] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
+    video_duplicates: dict[str, list[list[str]]] = field(default_factory=dict)
     summary: str = ""
 
     def to_json(self) -> dict:
@@ -261,8 +262,25 @@ def audit(
             "exact": sum(g.classes.count(cls.folder) for g in labeled_exact),
             "near": sum(g.classes.count(cls.folder) for g in labeled_near),
         }
+    report.video_duplicates = _video_duplicates([r for r in manifest.to_pylist() if r["kind"] == "video"])
     report.summary = _summary(report, len(labeled))
     return report
+
+
+def _video_duplicates(videos: list[dict]) -> dict[str, list[list[str]]]:
+    """Videos with one SHA-256, and videos that share width, height, frame count and size but not bytes (the
+    release's metadata shows 32 such groups, e.g. ``polypp11.avi``/``polypp12.avi``; dataset.md §6.11)."""
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    by_meta: dict[tuple, list[dict]] = defaultdict(list)
+    for row in videos:
+        if row["sha256"]:
+            by_hash[row["sha256"]].append(row["path"])
+        if row["frames"]:
+            by_meta[(row["width"], row["height"], row["frames"], row["bytes"])].append(row)
+    exact = sorted(sorted(paths) for paths in by_hash.values() if len(paths) > 1)
+    metadata = sorted(sorted(r["path"] for r in rows) for rows in by_meta.values()
+                      if len(rows) > 1 and len({r["sha256"] for r in rows}) > 1)
+    return {"exact": exact, "metadata": metadata}
 
 
 def _summary(report: AuditReport, labeled: int) -> str:
@@ -286,4 +304,8 @@ def _summary(report: AuditReport, labeled: int) -> str:
         f"images are also in the labeled set, and {unl['exact'] + unl['near']} of {unl['total']:,} unlabeled "
         f"images duplicate labeled ones. The green ScopeGuide thumbnail appears in {flagged:,} labeled images "
         f"({flagged / max(labeled, 1):.1%}), most often in {top_text}: a shortcut a classifier can learn."
+        + (f" Among the videos, {len(report.video_duplicates['exact'])} groups are byte-identical and "
+           f"{len(report.video_duplicates['metadata'])} more share resolution, frame count and size."
+           if report.images.get("videos") or report.video_duplicates.get("exact") or
+           report.video_duplicates.get("metadata") else "")
     )

@@ -23,7 +23,13 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from hyperkvasir.data.imaging import atomic_write, binarise_mask, is_jpeg_bytes
-from hyperkvasir.data.layout import Release, read_bounding_boxes, read_split_csv
+from hyperkvasir.data.layout import (
+    Release,
+    read_bounding_boxes,
+    read_split_csv,
+    read_video_labels,
+)
+from hyperkvasir.data.taxonomy import normalise_video_finding
 from hyperkvasir.errors import ReleaseFormatError
 
 MANIFEST_NAME = "manifest.parquet"
@@ -53,6 +59,9 @@ SCHEMA = pa.schema([
     ("fps", pa.float32()),
     ("duration_s", pa.float32()),
     ("codec", pa.string()),
+    ("finding", pa.string()),  # videos: main finding as written in video-labels.csv
+    ("finding_class", pa.string()),  # videos: the main finding in the paper's 30-class vocabulary (or null)
+    ("secondary_findings", pa.string()),  # videos: further findings, raw, "; "-separated
 ])
 # Columns a worker computes from the file's bytes; the rest come from the path and the release's CSVs.
 _CONTENT = ("width", "height", "bytes", "mtime_ns", "sha256", "format", "decodes", "error",
@@ -152,11 +161,20 @@ def _join_release_files(release: Release, rows: list[dict]) -> list[str]:
         boxes = read_bounding_boxes(release.bounding_boxes_json) if release.bounding_boxes_json else {}
     except ReleaseFormatError as error:
         problems.append(str(error))
+    try:
+        videos = {v.stem: v for v in read_video_labels(release.video_labels_csv)} if release.video_labels_csv else {}
+    except ReleaseFormatError as error:
+        videos = {}
+        problems.append(str(error))
     by_path = {row["path"]: row for row in rows}
     for row in rows:
         name = Path(row["path"]).name
         if row["part"] == "labeled":
             row["fold2"], row["fold5"] = folds[2].get(name), folds[5].get(name)
+        elif row["kind"] == "video" and Path(row["path"]).stem in videos:
+            label = videos[Path(row["path"]).stem]
+            row["finding"], row["finding_class"] = label.main_finding, normalise_video_finding(label.main_finding)
+            row["secondary_findings"] = "; ".join(f for _, f in label.findings[1:]) or None
         elif row["part"] == "segmented" and row["kind"] == "image":
             mask = by_path.get(row["path"].replace("segmented-images/images/", "segmented-images/masks/"))
             if mask is None:  # masks may carry another extension than their image

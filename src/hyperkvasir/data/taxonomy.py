@@ -137,3 +137,69 @@ def tract_of_organ(organ: str) -> Tract:
     if key in TRACTS:
         return key  # type: ignore[return-value]
     raise UnknownClassError(f"unknown organ {organ!r}; expected one of 'Lower GI', 'Upper GI'")
+
+
+# ------------------------------------------------------------------------------------------ video findings
+# The paper (Borgli et al. 2020, "Labeled videos") lists 30 video classes; the released metadata holds 171
+# free-text findings ("lifted polyp", "polyp, resection", "clipping polyp stalk", "watermelon stomach", …).
+# `normalise_video_finding` maps a raw string to one class by ordered keyword rules (the first match wins;
+# therapeutic actions before the finding they act on) and returns None when nothing matches; callers keep the
+# raw string beside it.
+# (tract, class) in the paper's order
+VIDEO_CLASSES: tuple[tuple[str, str], ...] = (
+    ("upper-gi-tract", "z-line"), ("upper-gi-tract", "pylorus"), ("upper-gi-tract", "retroflex-stomach"),
+    ("upper-gi-tract", "barretts"), ("upper-gi-tract", "esophagitis"), ("upper-gi-tract", "polyps"),
+    ("upper-gi-tract", "ulcers"), ("upper-gi-tract", "gave"), ("upper-gi-tract", "varices"),
+    ("upper-gi-tract", "cancer"), ("upper-gi-tract", "gastric-banding-perforated"), ("upper-gi-tract", "ercp"),
+    ("upper-gi-tract", "reduced-view"), ("upper-gi-tract", "optimal-view"),
+    ("lower-gi-tract", "cecum"), ("lower-gi-tract", "polyps"), ("lower-gi-tract", "hemorrhoids"),
+    ("lower-gi-tract", "colitis"), ("lower-gi-tract", "colorectal-cancer"), ("lower-gi-tract", "parasites"),
+    ("lower-gi-tract", "stenosis"), ("lower-gi-tract", "anastomosis"), ("lower-gi-tract", "anastomotic-leakage"),
+    ("lower-gi-tract", "dyed-lifted-polyp"), ("lower-gi-tract", "dyed-resection-margin"),
+    ("lower-gi-tract", "snare-resection"), ("lower-gi-tract", "clip-placement"),
+    ("lower-gi-tract", "self-expanding-stents"), ("lower-gi-tract", "bbps-0-1"), ("lower-gi-tract", "bbps-2-3"),
+)
+VIDEO_CLASS_NAMES: tuple[str, ...] = tuple(dict.fromkeys(name for _, name in VIDEO_CLASSES))
+
+_RULES: tuple[tuple[str, str], ...] = (
+    (r"leak", "anastomotic-leakage"),
+    (r"anastomo", "anastomosis"),
+    (r"stent", "self-expanding-stents"),
+    (r"clip", "clip-placement"),
+    (r"margin", "dyed-resection-margin"),
+    (r"lift|lited|stain|stein|dye|chromo", "dyed-lifted-polyp"),
+    (r"resect|removal|snare|\bemr\b|retrieval", "snare-resection"),
+    (r"bbps\s*[01]\b|bbps 0-1", "bbps-0-1"),
+    (r"bbps|normal (colon|mucosa)|stool", "bbps-2-3"),
+    (r"coll?itis|inflam|crohn|\bibd\b", "colitis"),
+    (r"h(a)?emorrhoid", "hemorrhoids"),
+    (r"colorectal|rectal cancer|colon cancer", "colorectal-cancer"),
+    (r"cancer|tumou?r|malign", "cancer"),
+    (r"worm|parasit", "parasites"),
+    (r"stenos", "stenosis"),
+    (r"polyp|\blst\b|serrated|adenoma|lipoma", "polyps"),
+    (r"c(a)?ecum|appendi", "cecum"),
+    (r"z-?line", "z-line"),
+    (r"pylor", "pylorus"),
+    (r"retroflex", "retroflex-stomach"),
+    (r"barret", "barretts"),
+    (r"(o)?esophagitis|oesophagitis", "esophagitis"),
+    (r"ulc(er|us)", "ulcers"),
+    (r"watermelon|\bgave\b|vascular ectasia", "gave"),
+    (r"varic", "varices"),
+    (r"band", "gastric-banding-perforated"),
+    (r"ercp|papil", "ercp"),
+    (r"poor quality|not diagnostic|reduced view|bubb", "reduced-view"),
+    (r"optimal view", "optimal-view"),
+)
+
+
+def normalise_video_finding(finding: str | None) -> str | None:
+    """The video class of a free-text finding, or None when no rule matches (or the finding is empty)."""
+    if not finding:
+        return None
+    text = finding.lower()
+    for pattern, name in _RULES:
+        if re.search(pattern, text):
+            return name
+    return None
