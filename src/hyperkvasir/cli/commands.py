@@ -242,6 +242,8 @@ def splits(
 
 train_app = typer.Typer(help="Train models: classify (23 classes), segment (polyps).", no_args_is_help=True)
 evaluate_app = typer.Typer(help="Evaluate predictions with the official metrics.", no_args_is_help=True)
+video_app = typer.Typer(help="Labeled videos: frame extraction.", no_args_is_help=True)
+app.add_typer(video_app, name="video")
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 
@@ -509,6 +511,36 @@ def export(
     return 0
 
 
+@video_app.command("frames")
+def video_frames(
+    root: Path = typer.Argument(..., help="Release root."),
+    out_dir: Path = typer.Argument(..., metavar="OUT", help="Frames folder (a rerun resumes it)."),
+    every: int = typer.Option(None, help="Keep every N-th frame."),
+    fps: float = typer.Option(None, help="Or: keep F frames per second."),
+    size: int = typer.Option(None, help="Scale frames so the shorter side is S pixels."),
+    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Extract JPEG frames from the labeled videos, in parallel and resumable; writes OUT/frames.parquet.
+
+    Example: hyperkvasir video frames /data/hyper-kvasir ./frames --fps 1 --size 256
+    """
+    from dataclasses import asdict
+
+    from hyperkvasir.video.frames import extract_frames
+
+    report = extract_frames(root, out_dir, every=every, fps=fps, size=size, workers=workers or None,
+                            progress=progress_bar("videos"))
+    if as_json:
+        print(json.dumps(asdict(report), indent=2))
+    else:
+        out.print(f"{report.frames:,} frames from {report.videos - len(report.failed)} videos "
+                  f"({report.skipped_finished} already finished) → {report.manifest}", soft_wrap=True)
+        for video, reason in report.failed.items():
+            out.print(f"  [yellow]failed:[/] {video}: {reason}", soft_wrap=True)
+    return 1 if report.failed else 0
+
+
 @app.command()
 def demo(
     out_dir: Path = typer.Option(Path("hyperkvasir-demo"), "--out", help="Work folder."),
@@ -524,7 +556,7 @@ def demo(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo's weights are the offline EfficientNet-Lite0 ones
     started = time.perf_counter()
     root = out_dir / "release"
-    for previous in (root, out_dir / "benchmark", out_dir / "segmentation"):
+    for previous in (root, out_dir / "benchmark", out_dir / "segmentation", out_dir / "frames"):
         if previous.exists():
             shutil.rmtree(previous)
     summary = _synthesise(root, seed, "small", False, 2)
@@ -533,6 +565,7 @@ def demo(
                     ["benchmark", str(root), "--config", str(_packaged_recipe("demo")), "--out", str(out_dir / "benchmark")],
                     ["benchmark", str(root), "--task", "segment", "--config", str(_packaged_recipe("demo-segment")),
                      "--out", str(out_dir / "segmentation")],
+                    ["video", "frames", str(root), str(out_dir / "frames"), "--every", "10", "--size", "128"],
                     ["report", str(root), "--out", str(out_dir / "report.html"), "--results",
                      str(out_dir / "benchmark")]):
         out.rule(f"hyperkvasir {' '.join(command)}")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
 from hyperkvasir.data.index import CACHE_DIR
+from hyperkvasir.parallel import process_pool
 
 
 def cache_paths(root: Path, size: int) -> tuple[Path, Path]:
@@ -66,7 +66,7 @@ def _build(root: Path, entries: list[tuple[str, str]], size: int, workers: int |
     workers = workers or os.cpu_count() or 1
     decoded: list[bool] = []
     try:
-        with ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 16 else _Inline() as pool:
+        with process_pool(workers, len(jobs), minimum=17) as pool:
             results = pool.map(_load, jobs, chunksize=16)
             for i, image in enumerate(progress(results, len(jobs)) if progress else results):
                 decoded.append(image is not None)
@@ -84,16 +84,3 @@ def _build(root: Path, entries: list[tuple[str, str]], size: int, workers: int |
         json.dump({"size": size, "rows": rows, "sha256": {path: sha for path, sha in entries if path in rows}},
                   handle)
     return SquareCache(np.load(data_path, mmap_mode="r"), rows)
-
-
-class _Inline:
-    """A stand-in for a process pool when one process is enough."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def map(self, fn, jobs, chunksize: int = 1):
-        return map(fn, jobs)

@@ -1,0 +1,1 @@
+"""The labeled videos: frame extraction, video-level splits and evaluation."""
