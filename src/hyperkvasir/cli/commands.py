@@ -302,6 +302,7 @@ def train_classify(
     weights: str = typer.Option(None, help="Local pretrained weights file."),
     pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
     seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
+    pseudo_labels: str = typer.Option(None, help="path,label CSV of pseudo-labelled images to add to training."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
@@ -316,7 +317,7 @@ def train_classify(
                            scheme=scheme, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                            schedule=schedule, patience=patience, input_size=input_size, recipe=recipe,
                            balanced=balanced, weights=weights, pretrained=pretrained, seed=seed, workers=workers,
-                           device=device)
+                           device=device, pseudo_labels=pseudo_labels)
     _log_to_stderr()
     metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
     if metrics:
@@ -539,6 +540,35 @@ def video_frames(
         for video, reason in report.failed.items():
             out.print(f"  [yellow]failed:[/] {video}: {reason}", soft_wrap=True)
     return 1 if report.failed else 0
+
+
+@app.command()
+def predict(
+    checkpoint: Path = typer.Argument(..., help="best.pt of `hyperkvasir train classify`."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="A release root with --part, or images/folders."),
+    part: str = typer.Option(None, help="unlabeled | labeled | segmented (INPUT is then the release root)."),
+    out_file: Path = typer.Option(Path("predictions.parquet"), "--out", help="Parquet of class probabilities."),
+    pseudo_labels: Path = typer.Option(None, help="Also write confident predictions as a path,label CSV here."),
+    threshold: float = typer.Option(0.9, help="Confidence a pseudo-label needs."),
+    max_per_class: int = typer.Option(None, help="Keep at most this many pseudo-labels per class."),
+    batch_size: int = typer.Option(64), workers: int = typer.Option(2), device: str = typer.Option("auto"),
+) -> int:
+    """Batched inference (e.g. over the 99,417 unlabeled images), optionally writing pseudo-labels.
+
+    Example: hyperkvasir predict runs/f0/best.pt /data/hyper-kvasir --part unlabeled --pseudo-labels pl.csv
+    """
+    from hyperkvasir.predict import predict_images
+    from hyperkvasir.predict import pseudo_labels as make_pseudo_labels
+
+    summary = predict_images(checkpoint, inputs, out_file, part=part, batch_size=batch_size, workers=workers,
+                             device=device, progress=progress_bar("batches"))
+    out.print(f"{summary['images']:,} images scored ({summary['skipped']} undecodable skipped) → {out_file}",
+              soft_wrap=True)
+    if pseudo_labels:
+        counts = make_pseudo_labels(out_file, pseudo_labels, threshold=threshold, max_per_class=max_per_class)
+        out.print(f"{sum(counts.values()):,} pseudo-labels at ≥ {threshold} → {pseudo_labels}: "
+                  + ", ".join(f"{k} {v}" for k, v in counts.items() if v), soft_wrap=True)
+    return 0
 
 
 @app.command()

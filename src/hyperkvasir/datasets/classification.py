@@ -1,6 +1,7 @@
 """The 23-class classification dataset over the manifest and a split.
 
-Samples are ``(uint8 CHW image tensor, class index in taxonomy order, file name)``; normalisation runs per
+``extra`` adds (path relative to the root, class index) pairs such as pseudo-labels. Samples are
+``(uint8 CHW image tensor, class index in taxonomy order, file name)``; normalisation runs per
 batch on the device (:func:`~hyperkvasir.datasets.transforms.normalise`). Images come from the pre-resized
 cache (default) or straight from the JPEG through the same :func:`load_square`; augmentation randomness is
 seeded per (seed, epoch, sample), so a run is reproducible whatever the number of loader workers, and a
@@ -35,6 +36,7 @@ class LabeledImages(Dataset):
         self, root: str | Path, files: list[str], *, input_size: int = 224, recipe: str = "paper",
         train: bool = False, cache: SquareCache | None = None,
         seed: int = 0, manifest: list[dict] | None = None, download: bool = False,
+        extra: list[tuple[str, int]] = (),
     ) -> None:
         self.root = ensure_parts(root, ("labeled",), download_missing=download).root
         rows = manifest if manifest is not None else build_index(self.root).to_pylist()
@@ -50,6 +52,10 @@ class LabeledImages(Dataset):
         self.paths = [r["path"] for r in usable]
         self.names = [Path(r["path"]).name for r in usable]
         self.labels = [lookup(r["class"]).index for r in usable]
+        for relpath, label in extra:  # pseudo-labelled images (e.g. from unlabeled-images/), read directly
+            self.paths.append(relpath)
+            self.names.append(Path(relpath).name)
+            self.labels.append(label)
         self.input_size = input_size
         self.cache = cache
         self.transform = classification_transform(recipe, input_size, train)

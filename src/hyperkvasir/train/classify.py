@@ -38,6 +38,7 @@ from hyperkvasir.metrics.classification import (
     plot_confusion_matrix,
 )
 from hyperkvasir.models import MODELS, ModelSpec, create_model
+from hyperkvasir.predict import read_pseudo_labels
 from hyperkvasir.train.runs import (
     distributed,
     pick_device,
@@ -80,6 +81,7 @@ class TrainConfig:
     amp: bool = True  # used on GPU only
     device: str = "auto"
     max_steps_per_epoch: int = 0  # 0 = whole epoch; tests use a few steps
+    pseudo_labels: str | None = None  # CSV path,label (from `hyperkvasir predict` + pseudo-labels) added to training
     extra: dict = field(default_factory=dict)
 
 
@@ -157,7 +159,9 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
                   progress=progress if rank == 0 else None)
     if world > 1 and rank != 0 and config.cache:
         dist.barrier()  # rank 0 builds the cache first
-    train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed, **common)
+    extra = read_pseudo_labels(config.pseudo_labels) if config.pseudo_labels else []
+    train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed,
+                             extra=extra, **common)
     if world > 1 and rank == 0 and config.cache:
         dist.barrier()
     val_set = open_labeled(root, subsets["val"], **common)

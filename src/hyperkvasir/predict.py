@@ -1,0 +1,157 @@
+"""Batched inference of a trained classifier over images (the unlabeled part, a folder, files), and the
+pseudo-labels that let the 99,417 unlabeled images feed a student model.
+
+Predictions are a Parquet table: ``path`` (relative to the release root for a part, absolute otherwise),
+``label`` (folder class name) and one probability column per class in taxonomy order.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
+from hyperkvasir.data.layout import IMAGE_SUFFIXES, Release
+from hyperkvasir.data.taxonomy import CLASSES, lookup
+from hyperkvasir.datasets.transforms import normalise
+from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.models import MODELS, create_model
+from hyperkvasir.train.runs import pick_device
+
+
+class _Images(Dataset):
+    def __init__(self, paths: list[Path], size: int) -> None:
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        try:
+            image = load_square(self.paths[index], self.size)
+        except ImageDecodeError:
+            return None
+        return torch.from_numpy(image).permute(2, 0, 1), index
+
+
+def _collate(batch):
+    kept = [b for b in batch if b is not None]
+    if not kept:
+        return None
+    images, indices = zip(*kept)
+    return torch.stack(images), list(indices)
+
+
+def load_classifier(checkpoint: str | Path, device: torch.device):
+    """(model in eval mode, its ModelSpec, its input size) from a ``best.pt``/``last.pt`` of ``train classify``."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.pt written by `hyperkvasir train classify`")
+    state = torch.load(path, map_location=device, weights_only=False)
+    if "config" not in state or "model" not in state:
+        raise HyperKvasirError(f"{path}: not a hyperkvasir classification checkpoint (no config/model)")
+    config = state["config"]
+    model, _ = create_model(config["model"], pretrained=False)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), MODELS[config["model"]], int(config["input_size"])
+
+
+def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Path], Path | None]:
+    """Image files from a release part (``unlabeled``, ``labeled``, ``segmented``) or from files and folders."""
+    if part:
+        if len(inputs) != 1:
+            raise HyperKvasirError("--part takes exactly one release root")
+        release = Release(inputs[0])
+        release.require(part)
+        files = {"unlabeled": release.unlabeled_files, "labeled": release.labeled_files,
+                 "segmented": lambda: release.segmented_pairs()[0]}.get(part)
+        if files is None:
+            raise HyperKvasirError(f"unknown part {part!r}; choose unlabeled, labeled or segmented")
+        return files(), release.root
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise HyperKvasirError(f"{item}: no such file or folder")
+    return paths, None
+
+
+@torch.no_grad()
+def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, part: str | None = None,
+                   batch_size: int = 64, workers: int = 2, device: str = "auto", progress=None) -> dict:
+    """Write the predictions Parquet; returns counts (images scored, skipped as undecodable)."""
+    torch_device = pick_device(device)
+    model, spec, size = load_classifier(checkpoint, torch_device)
+    paths, root = resolve_inputs(inputs, part)
+    if not paths:
+        raise HyperKvasirError(f"no images found in {', '.join(map(str, inputs))}")
+    loader = DataLoader(_Images(paths, size), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
+    scored, probs = [], []
+    batches = progress(loader, len(loader)) if progress else loader
+    for batch in batches:
+        if batch is None:
+            continue
+        images, indices = batch
+        images = normalise(images.to(torch_device), spec.mean, spec.std)
+        with torch.autocast(torch_device.type, enabled=torch_device.type == "cuda"):
+            logits = model(images)
+        probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+        scored += indices
+    matrix = np.concatenate(probs) if probs else np.zeros((0, len(CLASSES)), np.float32)
+    names = [str(paths[i].relative_to(root)) if root else str(paths[i]) for i in scored]
+    columns = {"path": names, "label": [CLASSES[int(i)].folder for i in matrix.argmax(1)]}
+    columns |= {c.folder: matrix[:, c.index].astype(np.float32) for c in CLASSES}
+    with atomic_write(out) as handle:
+        pq.write_table(pa.table(columns), handle)
+    return {"images": len(names), "skipped": len(paths) - len(names), "out": str(out)}
+
+
+def pseudo_labels(predictions: str | Path, out: str | Path, *, threshold: float = 0.9,
+                  per_class: dict[str, float] | None = None, max_per_class: int | None = None) -> dict[str, int]:
+    """Keep predictions whose top probability reaches its class threshold; write ``path,label`` CSV.
+
+    ``per_class`` overrides the threshold by class name (any naming), so rare classes can be taken at a lower
+    confidence; ``max_per_class`` keeps the most confident images of each class. Returns the count per class.
+    """
+    table = pq.read_table(predictions).to_pylist()
+    thresholds = {c.folder: threshold for c in CLASSES}
+    thresholds |= {lookup(name).folder: value for name, value in (per_class or {}).items()}
+    chosen: dict[str, list[tuple[float, str]]] = {c.folder: [] for c in CLASSES}
+    for row in table:
+        confidence = row[row["label"]]
+        if confidence >= thresholds[row["label"]]:
+            chosen[row["label"]].append((confidence, row["path"]))
+    with atomic_write(out, "w") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["path", "label"])
+        counts = {}
+        for folder, items in chosen.items():
+            items.sort(reverse=True)
+            kept = items[:max_per_class] if max_per_class else items
+            writer.writerows((path, folder) for _, path in kept)
+            counts[folder] = len(kept)
+    return counts
+
+
+def read_pseudo_labels(path: str | Path) -> list[tuple[str, int]]:
+    """(path relative to the release root, class index) rows of a pseudo-label CSV."""
+    rows = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames != ["path", "label"]:
+            raise HyperKvasirError(f"{path}: expected header 'path,label', found {reader.fieldnames}")
+        for number, row in enumerate(reader, start=2):
+            try:
+                rows.append((row["path"], lookup(row["label"]).index))
+            except HyperKvasirError as error:
+                raise HyperKvasirError(f"{path}:{number}: {error}") from None
+    return rows

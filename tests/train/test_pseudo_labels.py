@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from hyperkvasir.cli import main
+from hyperkvasir.data.taxonomy import CLASSES
+from hyperkvasir.predict import pseudo_labels
+from hyperkvasir.train.classify import TrainConfig, train_classifier
+
+FAST = dict(model="test_efficientnet", epochs=1, input_size=32, batch_size=8, workers=0, pretrained=False)
+
+
+def test_one_pseudo_labelling_round(tiny_twin, tmp_path: Path) -> None:
+    teacher = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "teacher"), **FAST))
+    assert teacher["n"] > 0
+    assert main(["predict", str(tmp_path / "teacher" / "best.pt"), str(tiny_twin.root), "--part", "unlabeled",
+                 "--out", str(tmp_path / "p.parquet"), "--workers", "0", "--pseudo-labels", str(tmp_path / "pl.csv"),
+                 "--threshold", "0"]) == 0
+    table = pq.read_table(tmp_path / "p.parquet")
+    assert table.num_rows == tiny_twin.unlabeled
+    assert table.column_names == ["path", "label", *(c.folder for c in CLASSES)]
+    rows = table.to_pylist()
+    assert all(abs(sum(r[c.folder] for c in CLASSES) - 1) < 1e-4 for r in rows)
+    assert all(r["path"].startswith("unlabeled-images/images/") for r in rows)
+    lines = (tmp_path / "pl.csv").read_text().splitlines()
+    assert lines[0] == "path,label" and len(lines) - 1 == tiny_twin.unlabeled  # threshold 0 keeps all
+    strict = pseudo_labels(tmp_path / "p.parquet", tmp_path / "none.csv", threshold=1.01)
+    assert sum(strict.values()) == 0
+    per_class = pseudo_labels(tmp_path / "p.parquet", tmp_path / "one.csv", threshold=1.01,
+                              per_class={rows[0]["label"]: 0.0}, max_per_class=1)
+    assert sum(per_class.values()) == 1
+    student = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "student"),
+                                           pseudo_labels=str(tmp_path / "pl.csv"), **FAST))
+    teacher_seen = json.loads((tmp_path / "teacher" / "metrics.json").read_text())[0]["train_images"]
+    student_seen = json.loads((tmp_path / "student" / "metrics.json").read_text())[0]["train_images"]
+    assert student_seen > teacher_seen and student["n"] == teacher["n"]
