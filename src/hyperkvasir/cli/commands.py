@@ -436,7 +436,7 @@ def evaluate_classify(
 @app.command()
 def benchmark(
     root: Path = typer.Argument(..., help="Release root."),
-    task: str = typer.Option("classify", help="classify (the paper's Table 3 protocol) | segment (polyps)."),
+    task: str = typer.Option("classify", help="classify (the paper's Table 3 protocol) | segment (polyps) | video."),
     models: str = typer.Option("tf_efficientnet_lite0", help="Comma-separated model names."),
     out_dir: Path = typer.Option(Path("benchmark"), "--out"),
     config_file: Path = typer.Option(None, "--config", help=_RECIPE_HELP),
@@ -451,6 +451,19 @@ def benchmark(
     """
     from hyperkvasir.benchmark import run_benchmark
 
+    if task == "video":
+        from hyperkvasir.video.benchmark import (
+            VideoBenchmarkConfig,
+            run_video_benchmark,
+        )
+
+        options = {k: v for k, v in dict(epochs=epochs, size=input_size, batch_size=batch_size, lr=lr,
+                                         workers=workers, seed=seed, device=device).items() if v is not None}
+        _log_to_stderr()
+        results = run_video_benchmark(VideoBenchmarkConfig(root=str(root), out=str(out_dir), model=models,
+                                                           **options))
+        print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())
+        return 0
     if task == "segment":
         from hyperkvasir.segment.benchmark import run_segmentation_benchmark
 
@@ -461,7 +474,7 @@ def benchmark(
         print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())
         return 0
     if task != "classify":
-        raise typer.BadParameter(f"unknown task {task!r}; choose classify or segment", param_hint="--task")
+        raise typer.BadParameter(f"unknown task {task!r}; choose classify, segment or video", param_hint="--task")
     base = _train_config(root, config_file, scheme=scheme, epochs=epochs, input_size=input_size,
                          batch_size=batch_size, lr=lr, optimizer=optimizer, workers=workers, seed=seed, device=device)
     _log_to_stderr()

@@ -24,8 +24,11 @@ SUMMARY_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "micr
                 "micro_f1", "mcc")
 
 
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
-    """Metrics of one fold; ``y_true``/``y_pred`` are class indices (taxonomy order, 0–22)."""
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
+                           names: Sequence[str] | None = None) -> dict:
+    """Metrics of one fold; ``y_true``/``y_pred`` are class indices (taxonomy order, 0–22, unless ``names``
+    gives another class list, e.g. the video classes)."""
+    names = list(names) if names is not None else [c.folder for c in CLASSES]
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
     if len(y_true) == 0 or len(y_true) != len(y_pred):
         raise ValueError(f"need equally long, non-empty label lists (got {len(y_true)} and {len(y_pred)})")
@@ -37,9 +40,9 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict
         out |= {f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)}
     out["mcc"] = float(matthews_corrcoef(y_true, y_pred))
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
-    out["per_class"] = {CLASSES[label].folder: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+    out["per_class"] = {names[label]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                                                 "support": int(s[i])} for i, label in enumerate(labels)}
-    out["confusion_matrix"] = {"labels": [CLASSES[label].folder for label in labels],
+    out["confusion_matrix"] = {"labels": [names[label] for label in labels],
                                "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()}
     return out
 
@@ -59,11 +62,18 @@ def plot_confusion_matrix(metrics: dict, path, title: str = "") -> None:
 
     from hyperkvasir.data.imaging import atomic_write
     from hyperkvasir.data.taxonomy import lookup
+    from hyperkvasir.errors import HyperKvasirError
 
     labels = metrics["confusion_matrix"]["labels"]
     matrix = np.asarray(metrics["confusion_matrix"]["matrix"], dtype=float)
     share = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    letters = [lookup(name).letter for name in labels]
+    def letter(name: str) -> str:  # the paper's letters for the 23 image classes, numbers otherwise
+        try:
+            return lookup(name).letter
+        except HyperKvasirError:
+            return str(labels.index(name))
+
+    letters = [letter(name) for name in labels]
     fig, ax = plt.subplots(figsize=(0.38 * len(labels) + 2.5, 0.38 * len(labels) + 2))
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), letters)

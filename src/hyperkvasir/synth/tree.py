@@ -9,6 +9,7 @@ generator and written in a fixed order.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import random
@@ -133,13 +134,15 @@ def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple], delimiter
 
 def make_synthetic_release(
     root: str | Path, *, seed: int = 0, scale: str = "tiny", faults: bool = False, workers: int = 1,
-    parts: tuple[str, ...] = ("labeled", "segmented", "unlabeled", "videos"),
+    parts: tuple[str, ...] = ("labeled", "segmented", "unlabeled", "videos"), videos: int | None = None,
 ) -> SynthInfo:
     """Write a twin of the release under ``root`` (which must not exist or be empty)."""
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root}: folder exists and is not empty; choose a new folder")
     spec = scale_spec(scale)
+    if videos is not None:  # more clips than the scale has, e.g. for video-level splits
+        spec = dataclasses.replace(spec, videos=videos)
     names = random.Random(seed)
     info = SynthInfo(root, seed, scale, {}, {}, {}, (), {}, 0, (), {})
 

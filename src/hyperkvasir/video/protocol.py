@@ -1,0 +1,120 @@
+"""The video protocol: a video-level split, frame and clip datasets, and video-level evaluation.
+
+Videos carry one label for the whole clip (no frame-level annotation, Borgli et al. 2020), so the split is by
+video (stratified by the main finding in the 30-class vocabulary, duplicate videos kept together, seeded) and
+the evaluation aggregates frame predictions per video: the mean of the probabilities, and the majority vote.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import Dataset
+
+from hyperkvasir.data.imaging import ImageDecodeError, load_square
+from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
+from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.metrics.classification import classification_metrics
+
+
+def video_labels(root: str | Path) -> dict[str, int]:
+    """Video path (relative to the root) → index in VIDEO_CLASS_NAMES, for videos whose finding maps."""
+    from hyperkvasir.data.index import build_index
+
+    rows = [r for r in build_index(root).to_pylist() if r["kind"] == "video" and r["decodes"]]
+    return {r["path"]: VIDEO_CLASS_NAMES.index(r["finding_class"]) for r in rows if r["finding_class"]}
+
+
+def video_split(root: str | Path, *, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+                seed: int = 0) -> dict[str, list[str]]:
+    """train/val/test lists of video paths: per class, whole duplicate groups, seeded."""
+    from hyperkvasir.data.audit import audit
+
+    labels = video_labels(root)
+    if not labels:
+        raise HyperKvasirError(f"{root}: no decodable video with a known finding; run `hyperkvasir validate {root}`")
+    duplicates = audit(root).video_duplicates
+    group_of = {path: min(group) for kind in ("exact", "metadata") for group in duplicates.get(kind, [])
+                for path in group}
+    groups: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for path, label in sorted(labels.items()):
+        groups[label][group_of.get(path, path)].append(path)
+    rng = random.Random(seed)
+    split: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for label in sorted(groups):
+        keys = sorted(groups[label])
+        rng.shuffle(keys)
+        n = len(keys)
+        n_test = max(1 if n >= 2 else 0, round(n * fractions[2]))
+        n_val = max(1 if n >= 3 else 0, round(n * fractions[1]))
+        for position, key in enumerate(keys):
+            subset = "test" if position < n_test else "val" if position < n_test + n_val else "train"
+            split[subset] += groups[label][key]
+    return {k: sorted(v) for k, v in split.items()}
+
+
+class VideoFrames(Dataset):
+    """Frames of the chosen videos from a frames folder (``hyperkvasir video frames``), labelled by video."""
+
+    def __init__(self, frames_dir: str | Path, labels: dict[str, int], videos: list[str], *, size: int = 224,
+                 transform=None) -> None:
+        self.folder = Path(frames_dir)
+        table = pq.read_table(self.folder / "frames.parquet").to_pylist()
+        wanted = set(videos)
+        self.items = [(r["path"], labels[r["video"]], r["video"]) for r in table if r["video"] in wanted]
+        self.size, self.transform = size, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        path, label, video = self.items[index]
+        try:
+            image = load_square(self.folder / path, self.size)
+        except ImageDecodeError:
+            return None
+        tensor = (self.transform(image=image)["image"] if self.transform
+                  else torch.from_numpy(image).permute(2, 0, 1))
+        return tensor, label, video
+
+
+class VideoClips(Dataset):
+    """Clips of ``frames`` frames sampled evenly from each video: (T, 3, S, S) uint8, label, video."""
+
+    def __init__(self, frames_dir: str | Path, labels: dict[str, int], videos: list[str], *, frames: int = 8,
+                 size: int = 224) -> None:
+        self.frames = VideoFrames(frames_dir, labels, videos, size=size)
+        by_video: dict[str, list[int]] = defaultdict(list)
+        for i, (_, _, video) in enumerate(self.frames.items):
+            by_video[video].append(i)
+        self.videos = sorted(by_video)
+        self.index, self.length = by_video, frames
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int):
+        video = self.videos[index]
+        members = self.index[video]
+        picks = np.linspace(0, len(members) - 1, self.length).round().astype(int)
+        samples = [self.frames[members[p]] for p in picks]
+        return torch.stack([s[0] for s in samples]), samples[0][1], video
+
+
+def video_level_metrics(frame_probs: dict[str, list[np.ndarray]], labels: dict[str, int]) -> dict:
+    """Per-video predictions from frame probabilities, by mean probability and by majority vote, with the
+    official metrics over videos for each."""
+    videos = sorted(frame_probs)
+    truth = [labels[v] for v in videos]
+    mean = [int(np.mean(frame_probs[v], axis=0).argmax()) for v in videos]
+    majority = [Counter(int(p.argmax()) for p in frame_probs[v]).most_common(1)[0][0] for v in videos]
+    return {"videos": len(videos),
+            "mean_probability": classification_metrics(truth, mean, VIDEO_CLASS_NAMES),
+            "majority_vote": classification_metrics(truth, majority, VIDEO_CLASS_NAMES),
+            "predictions": {v: {"truth": VIDEO_CLASS_NAMES[t], "mean": VIDEO_CLASS_NAMES[m],
+                                "majority": VIDEO_CLASS_NAMES[j]} for v, t, m, j in zip(videos, truth, mean, majority)}}

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hyperkvasir.cli import main
+from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES, normalise_video_finding
+from hyperkvasir.synth.tree import make_synthetic_release
+from hyperkvasir.video.frames import extract_frames
+from hyperkvasir.video.protocol import (
+    VideoClips,
+    video_labels,
+    video_level_metrics,
+    video_split,
+)
+
+
+@pytest.fixture(scope="module")
+def video_twin(tmp_path_factory):
+    return make_synthetic_release(tmp_path_factory.mktemp("videos") / "hk", seed=5, scale="tiny",
+                                  parts=("videos",), videos=18)
+
+
+def test_vocabulary_maps_real_findings(shared_data: Path) -> None:
+    from hyperkvasir.data.layout import read_video_metadata
+
+    rows = [r for r in read_video_metadata(shared_data / "official" / "hyper-kvasir-video-metadata.csv") if r.finding]
+    mapped = [normalise_video_finding(r.finding) for r in rows]
+    assert sum(m is not None for m in mapped) / len(rows) > 0.9
+    assert normalise_video_finding("clipping polyp stalk") == "clip-placement"
+    assert normalise_video_finding("watermelon stomach") == "gave"
+    assert normalise_video_finding("lifted polyp, resection") == "dyed-lifted-polyp"
+    assert len(VIDEO_CLASS_NAMES) == 29  # 30 classes; polyps occur in both tracts
+
+
+def test_video_split_is_stratified_seeded_and_disjoint(video_twin) -> None:
+    split = video_split(video_twin.root, seed=1)
+    assert split == video_split(video_twin.root, seed=1)
+    everything = split["train"] + split["val"] + split["test"]
+    assert len(everything) == len(set(everything)) == 18
+    labels = video_labels(video_twin.root)
+    for subset in ("train", "val", "test"):  # 3 videos per class: one in each part
+        assert len({labels[v] for v in split[subset]}) == 6
+
+
+def test_clips_and_video_level_evaluation(video_twin, tmp_path: Path) -> None:
+    extract_frames(video_twin.root, tmp_path / "f", every=2, workers=1)
+    labels = video_labels(video_twin.root)
+    clips = VideoClips(tmp_path / "f", labels, sorted(labels)[:3], frames=4, size=32)
+    frames, label, video = clips[0]
+    assert frames.shape == (4, 3, 32, 32) and label == labels[video]
+    eye = np.eye(len(VIDEO_CLASS_NAMES))
+    probs = {v: [eye[labels[v]], eye[labels[v]], eye[(labels[v] + 1) % len(eye)]] for v in sorted(labels)}
+    metrics = video_level_metrics(probs, labels)
+    assert metrics["videos"] == 18
+    assert metrics["mean_probability"]["accuracy"] == metrics["majority_vote"]["accuracy"] == 1.0
+
+
+def test_video_benchmark_end_to_end(video_twin, tmp_path: Path, capsys) -> None:
+    assert main(["benchmark", str(video_twin.root), "--task", "video", "--models", "test_efficientnet",
+                 "--epochs", "1", "--input-size", "32", "--out", str(tmp_path / "vb"), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["split"] == {"train": 6, "val": 6, "test": 6}
+    assert results["test"]["videos"] == 6 and "majority_vote" in results["test"]
+    assert "| mean probability |" in (tmp_path / "vb" / "results.md").read_text()
