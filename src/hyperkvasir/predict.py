@@ -22,7 +22,7 @@ from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.models import MODELS, create_model
-from hyperkvasir.train.runs import pick_device
+from hyperkvasir.train.runs import distributed, pick_device
 
 
 class _Images(Dataset):
@@ -89,11 +89,13 @@ def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
 def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, part: str | None = None,
                    batch_size: int = 64, workers: int = 2, device: str = "auto", progress=None) -> dict:
     """Write the predictions Parquet; returns counts (images scored, skipped as undecodable)."""
+    rank, world = distributed()  # under torchrun each process scores every world-th image
     torch_device = pick_device(device)
     model, spec, size = load_classifier(checkpoint, torch_device)
-    paths, root = resolve_inputs(inputs, part)
-    if not paths:
+    all_paths, root = resolve_inputs(inputs, part)
+    if not all_paths:
         raise HyperKvasirError(f"no images found in {', '.join(map(str, inputs))}")
+    paths = all_paths[rank::world]
     loader = DataLoader(_Images(paths, size), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
     scored, probs = [], []
     batches = progress(loader, len(loader)) if progress else loader
@@ -110,9 +112,18 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
     names = [str(paths[i].relative_to(root)) if root else str(paths[i]) for i in scored]
     columns = {"path": names, "label": [CLASSES[int(i)].folder for i in matrix.argmax(1)]}
     columns |= {c.folder: matrix[:, c.index].astype(np.float32) for c in CLASSES}
+    table = pa.table(columns)
+    if world > 1:
+        import torch.distributed as dist
+
+        shards: list = [None] * world
+        dist.all_gather_object(shards, table)
+        if rank != 0:
+            return {"images": 0, "skipped": 0, "out": str(out), "rank": rank}
+        table = pa.concat_tables(shards)
     with atomic_write(out) as handle:
-        pq.write_table(pa.table(columns), handle)
-    return {"images": len(names), "skipped": len(paths) - len(names), "out": str(out)}
+        pq.write_table(table, handle)
+    return {"images": table.num_rows, "skipped": len(all_paths) - table.num_rows, "out": str(out)}
 
 
 def pseudo_labels(predictions: str | Path, out: str | Path, *, threshold: float = 0.9,

@@ -37,3 +37,23 @@ def test_one_pseudo_labelling_round(tiny_twin, tmp_path: Path) -> None:
     teacher_seen = json.loads((tmp_path / "teacher" / "metrics.json").read_text())[0]["train_images"]
     student_seen = json.loads((tmp_path / "student" / "metrics.json").read_text())[0]["train_images"]
     assert student_seen > teacher_seen and student["n"] == teacher["n"]
+
+
+def test_prediction_over_two_processes(tiny_twin, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "t"), **FAST))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "hyperkvasir", "predict", str(tmp_path / "t" / "best.pt"), str(tiny_twin.root),
+               "--part", "unlabeled", "--out", str(tmp_path / "ddp.parquet"), "--workers", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert main(["predict", str(tmp_path / "t" / "best.pt"), str(tiny_twin.root), "--part", "unlabeled",
+                 "--out", str(tmp_path / "one.parquet"), "--workers", "0"]) == 0
+    two = sorted(pq.read_table(tmp_path / "ddp.parquet").to_pylist(), key=lambda r: r["path"])
+    one = sorted(pq.read_table(tmp_path / "one.parquet").to_pylist(), key=lambda r: r["path"])
+    assert [r["path"] for r in two] == [r["path"] for r in one] and len(one) == tiny_twin.unlabeled
+    assert all(abs(a["polyps"] - b["polyps"]) < 1e-5 for a, b in zip(one, two))

@@ -575,6 +575,8 @@ def predict(
 
     summary = predict_images(checkpoint, inputs, out_file, part=part, batch_size=batch_size, workers=workers,
                              device=device, progress=progress_bar("batches"))
+    if summary.get("rank"):  # under torchrun, rank 0 writes and reports
+        return 0
     out.print(f"{summary['images']:,} images scored ({summary['skipped']} undecodable skipped) → {out_file}",
               soft_wrap=True)
     if pseudo_labels:

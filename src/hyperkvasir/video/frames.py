@@ -3,7 +3,8 @@
 Frames are ``OUT/<video stem>/<video stem>_<frame index:06d>.jpg`` (index of the decoded frame, from 0). Each
 file is written to a temp name and renamed; a video is finished when its ``.done.json`` marker exists, so a
 killed run continues where it stopped (finished videos are skipped, existing frames are not rewritten).
-``OUT/frames.parquet`` lists every frame (video, frame index, time, path). A video that does not decode is
+With ``size``, codecs that support it decode at a reduced resolution
+(FFmpeg's ``lowres``: 1/2, 1/4, 1/8) before the final scaling. ``OUT/frames.parquet`` lists every frame (video, frame index, time, path). A video that does not decode is
 reported by name and the others go on.
 """
 
@@ -64,6 +65,11 @@ def _extract_one(job: tuple[str, str, int | None, float | None, int | None]) -> 
         with av.open(video) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if size and stream.height:  # decode at 1/2, 1/4 or 1/8 resolution where the codec can (lowres)
+                level = 0
+                while level < 3 and min(stream.width, stream.height) >> (level + 1) >= size:
+                    level += 1
+                stream.codec_context.options = {"lowres": str(level)}
             rate = float(stream.average_rate or stream.guessed_rate or 25)
             for index, frame in enumerate(container.decode(stream)):
                 if not _selected(index, every, fps, rate):
@@ -71,7 +77,7 @@ def _extract_one(job: tuple[str, str, int | None, float | None, int | None]) -> 
                 name = f"{stem}_{index:06d}.jpg"
                 target = folder / name
                 if not target.exists():
-                    if size:
+                    if size and min(frame.width, frame.height) != size:
                         scale = size / min(frame.width, frame.height)
                         frame = frame.reformat(width=round(frame.width * scale) // 2 * 2,
                                                height=round(frame.height * scale) // 2 * 2)
