@@ -134,19 +134,24 @@ def _content_job(job: tuple[str, str, str]) -> dict:
     return row | {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _walk(release: Release) -> tuple[list[dict], dict[str, os.stat_result]]:
-    """Rows with the path-derived columns of every file of every part present, and each file's stat."""
-    rows, stats = [], {}
-    for part, kind, listing in (("labeled", "image", "labeled"), ("segmented", "image", "segmented-images"),
-                                ("segmented", "mask", "segmented-masks"), ("unlabeled", "image", "unlabeled"),
-                                ("videos", "video", "videos")):
-        for rel, stat in release.scan(listing):
-            row = {"path": rel, "part": part, "kind": kind}
-            if part == "labeled":
-                row["tract"], row["category"], row["class"] = rel.split("/")[1:4]
-            rows.append(row)
-            stats[rel] = stat
-    return rows, stats
+_LISTINGS = (("labeled", "image", "labeled"), ("segmented", "image", "segmented-images"),
+             ("segmented", "mask", "segmented-masks"), ("unlabeled", "image", "unlabeled"), ("videos", "video", "videos"))
+
+
+def _scan_all(release: Release) -> dict[str, tuple[str, str, os.stat_result]]:
+    """path → (part, kind, stat) of every file of every part present (one ``scandir`` walk, no reads)."""
+    return {rel: (part, kind, stat) for part, kind, listing in _LISTINGS for rel, stat in release.scan(listing)}
+
+
+def _path_rows(files: dict[str, tuple[str, str, os.stat_result]]) -> list[dict]:
+    """Rows with the path-derived columns (built only when the manifest has to be rewritten)."""
+    rows = []
+    for rel, (part, kind, _) in files.items():
+        row = {"path": rel, "part": part, "kind": kind}
+        if part == "labeled":
+            row["tract"], row["category"], row["class"] = rel.split("/")[1:4]
+        rows.append(row)
+    return rows
 
 
 def _join_release_files(release: Release, rows: list[dict]) -> list[str]:
@@ -199,16 +204,17 @@ def build_index(
     """
     release = Release(root)
     target = Path(out) if out else manifest_path(release.root)
-    rows, stats = _walk(release)
+    files = _scan_all(release)
     sources = _source_signature(release)
     previous = _previous_table(target)
-    if previous is not None and _unchanged(previous, stats, sources):
+    if previous is not None and _unchanged(previous, files, sources):
         return previous.replace_schema_metadata(previous.schema.metadata | {
             b"hyperkvasir.read": b"0", b"hyperkvasir.reused": str(previous.num_rows).encode()})
     old_rows = {row["path"]: row for row in previous.to_pylist()} if previous is not None else {}
+    rows = _path_rows(files)
     jobs, reused = [], 0
     for row in rows:
-        old, stat = old_rows.get(row["path"]), stats[row["path"]]
+        old, stat = old_rows.get(row["path"]), files[row["path"]][2]
         if old and old["bytes"] == stat.st_size and old["mtime_ns"] == stat.st_mtime_ns:
             row.update({key: old[key] for key in _CONTENT})
             reused += 1
@@ -234,15 +240,18 @@ def _source_signature(release: Release) -> str:
     return json.dumps([[str(p), p.stat().st_size, p.stat().st_mtime_ns] if p else None for p in paths])
 
 
-def _unchanged(previous: pa.Table, stats: dict[str, os.stat_result], sources: str) -> bool:
+def _unchanged(previous: pa.Table, files: dict[str, tuple[str, str, os.stat_result]], sources: str) -> bool:
     """Same files with the same size and mtime, and the same joined release files, as the previous run."""
     if (previous.schema.metadata or {}).get(b"hyperkvasir.sources", b"").decode() != sources:
         return False
-    if previous.num_rows != len(stats):
+    if previous.num_rows != len(files):
         return False
     paths, sizes, mtimes = (previous.column(c).to_pylist() for c in ("path", "bytes", "mtime_ns"))
-    return all((stat := stats.get(path)) is not None and stat.st_size == size and stat.st_mtime_ns == mtime
-               for path, size, mtime in zip(paths, sizes, mtimes))
+    for path, size, mtime in zip(paths, sizes, mtimes):
+        entry = files.get(path)
+        if entry is None or entry[2].st_size != size or entry[2].st_mtime_ns != mtime:
+            return False
+    return True
 
 
 def _run_jobs(jobs: list[tuple[str, str, str]], workers: int | None, progress) -> list[dict]:
