@@ -87,8 +87,10 @@ def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
 
 @torch.no_grad()
 def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, part: str | None = None,
-                   batch_size: int = 64, workers: int = 2, device: str = "auto", progress=None) -> dict:
-    """Write the predictions Parquet; returns counts (images scored, skipped as undecodable)."""
+                   batch_size: int = 64, workers: int = 2, device: str = "auto", progress=None,
+                   gradcam_dir: str | Path | None = None) -> dict:
+    """Write the predictions Parquet (and, with ``gradcam_dir``, a Grad-CAM overlay PNG per image); returns
+    counts (images scored, skipped as undecodable)."""
     rank, world = distributed()  # under torchrun each process scores every world-th image
     torch_device = pick_device(device)
     model, spec, size = load_classifier(checkpoint, torch_device)
@@ -102,10 +104,12 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
     for batch in batches:
         if batch is None:
             continue
-        images, indices = batch
-        images = normalise(images.to(torch_device), spec.mean, spec.std)
+        raw, indices = batch
+        images = normalise(raw.to(torch_device), spec.mean, spec.std)
         with torch.autocast(torch_device.type, enabled=torch_device.type == "cuda"):
             logits = model(images)
+        if gradcam_dir is not None:
+            _write_gradcams(model, images, raw, [paths[i] for i in indices], Path(gradcam_dir))
         probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
         scored += indices
     matrix = np.concatenate(probs) if probs else np.zeros((0, len(CLASSES)), np.float32)
@@ -166,3 +170,16 @@ def read_pseudo_labels(path: str | Path) -> list[tuple[str, int]]:
             except HyperKvasirError as error:
                 raise HyperKvasirError(f"{path}:{number}: {error}") from None
     return rows
+
+
+def _write_gradcams(model, images: torch.Tensor, raw: torch.Tensor, paths: list[Path], folder: Path) -> None:
+    import cv2
+
+    from hyperkvasir.gradcam import grad_cam, overlay
+
+    heat = grad_cam(model, images.float())
+    folder.mkdir(parents=True, exist_ok=True)
+    for image, cam, path in zip(raw.permute(0, 2, 3, 1).numpy(), heat, paths):
+        ok, encoded = cv2.imencode(".png", overlay(image, cam)[..., ::-1])
+        with atomic_write(folder / f"{path.stem}.png") as handle:
+            handle.write(encoded.tobytes())

@@ -57,3 +57,33 @@ def test_prediction_over_two_processes(tiny_twin, tmp_path: Path) -> None:
     one = sorted(pq.read_table(tmp_path / "one.parquet").to_pylist(), key=lambda r: r["path"])
     assert [r["path"] for r in two] == [r["path"] for r in one] and len(one) == tiny_twin.unlabeled
     assert all(abs(a["polyps"] - b["polyps"]) < 1e-5 for a, b in zip(one, two))
+
+
+def test_gradcam_gives_normalised_maps_and_refuses_ensembles(tmp_path: Path) -> None:
+    import torch
+
+    from hyperkvasir.gradcam import grad_cam
+    from hyperkvasir.models import create_model
+
+    model, _ = create_model("test_efficientnet", pretrained=False)
+    images = torch.randn(2, 3, 64, 64)
+    heat = grad_cam(model, images)
+    assert heat.shape == (2, 64, 64) and heat.min() >= 0 and heat.max() <= 1
+    ensemble, _ = create_model("resnet152+densenet161", pretrained=False)
+    import pytest
+
+    from hyperkvasir.errors import HyperKvasirError
+
+    with pytest.raises(HyperKvasirError, match="not an ensemble"):
+        grad_cam(ensemble, images)
+
+
+def test_predict_writes_gradcam_overlays(tiny_twin, tmp_path: Path) -> None:
+    from PIL import Image
+
+    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "t"), **FAST))
+    assert main(["predict", str(tmp_path / "t" / "best.pt"), str(tiny_twin.root / "unlabeled-images" / "images"),
+                 "--out", str(tmp_path / "p.parquet"), "--workers", "0", "--gradcam", str(tmp_path / "cam")]) == 0
+    overlays = sorted((tmp_path / "cam").glob("*.png"))
+    assert len(overlays) == tiny_twin.unlabeled
+    assert Image.open(overlays[0]).size == (32, 32)

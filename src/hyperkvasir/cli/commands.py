@@ -564,6 +564,7 @@ def predict(
     pseudo_labels: Path = typer.Option(None, help="Also write confident predictions as a path,label CSV here."),
     threshold: float = typer.Option(0.9, help="Confidence a pseudo-label needs."),
     max_per_class: int = typer.Option(None, help="Keep at most this many pseudo-labels per class."),
+    gradcam: Path = typer.Option(None, help="Also write a Grad-CAM overlay PNG per image into this folder."),
     batch_size: int = typer.Option(64), workers: int = typer.Option(2), device: str = typer.Option("auto"),
 ) -> int:
     """Batched inference (e.g. over the 99,417 unlabeled images), optionally writing pseudo-labels.
@@ -574,7 +575,7 @@ def predict(
     from hyperkvasir.predict import pseudo_labels as make_pseudo_labels
 
     summary = predict_images(checkpoint, inputs, out_file, part=part, batch_size=batch_size, workers=workers,
-                             device=device, progress=progress_bar("batches"))
+                             device=device, progress=progress_bar("batches"), gradcam_dir=gradcam)
     if summary.get("rank"):  # under torchrun, rank 0 writes and reports
         return 0
     out.print(f"{summary['images']:,} images scored ({summary['skipped']} undecodable skipped) → {out_file}",
