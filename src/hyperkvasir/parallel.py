@@ -5,6 +5,14 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 
 
+class _Pool(ProcessPoolExecutor):
+    """A process pool that drops its queued jobs when the block exits on an error or an interrupt."""
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+        return False
+
+
 class _Inline:
     def __enter__(self):
         return self
@@ -18,4 +26,4 @@ class _Inline:
 
 def process_pool(workers: int, jobs: int, minimum: int = 2):
     """A context manager with ``.map``: processes when ``workers > 1`` and there are ``minimum`` jobs or more."""
-    return ProcessPoolExecutor(workers) if workers > 1 and jobs >= minimum else _Inline()
+    return _Pool(workers) if workers > 1 and jobs >= minimum else _Inline()

@@ -15,7 +15,6 @@ import io
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from scipy.sparse.csgraph import connected_components
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import CACHE_DIR
 from hyperkvasir.data.taxonomy import CLASSES
+from hyperkvasir.parallel import process_pool
 
 # Hamming distance (of 64 bits) up to which two pHashes are near duplicates. Re-encodings, small brightness
 # or colour shifts and rescaling stay within 0–2 bits; on the medium synthetic twin the nearest distinct
@@ -91,12 +91,9 @@ def pixel_features(
     if todo:
         jobs = list(todo.values())
         workers = workers or os.cpu_count() or 1
-        if workers > 1 and len(jobs) >= 32:
-            with ProcessPoolExecutor(workers) as pool:
-                results = pool.map(_pixel_job, jobs, chunksize=max(1, min(32, len(jobs) // (workers * 8))))
-                results = list(progress(results, len(jobs)) if progress else results)
-        else:
-            results = [_pixel_job(job) for job in (progress(jobs, len(jobs)) if progress else jobs)]
+        with process_pool(workers, len(jobs), minimum=32) as pool:
+            results = pool.map(_pixel_job, jobs, chunksize=max(1, min(32, len(jobs) // (workers * 8))))
+            results = list(progress(results, len(jobs)) if progress else results)
         for sha, result in zip(todo, results):
             cached[sha] = {"sha256": sha, **result}
         with atomic_write(cache_path) as handle:

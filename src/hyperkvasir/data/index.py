@@ -14,7 +14,6 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from hyperkvasir.data.layout import (
 )
 from hyperkvasir.data.taxonomy import normalise_video_finding
 from hyperkvasir.errors import ReleaseFormatError
+from hyperkvasir.parallel import process_pool
 
 MANIFEST_NAME = "manifest.parquet"
 CACHE_DIR = ".hyperkvasir"
@@ -256,17 +256,9 @@ def _unchanged(previous: pa.Table, files: dict[str, tuple[str, str, os.stat_resu
 
 def _run_jobs(jobs: list[tuple[str, str, str]], workers: int | None, progress) -> list[dict]:
     workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(jobs) < 32:
-        results: Iterable[dict] = map(_content_job, jobs)
-        pool = None
-    else:
-        pool = ProcessPoolExecutor(workers)
+    with process_pool(workers, len(jobs), minimum=32) as pool:
         results = pool.map(_content_job, jobs, chunksize=max(1, min(64, len(jobs) // (workers * 8))))
-    try:
         return list(progress(results, len(jobs)) if progress else results)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
 
 
 def _previous_table(target: Path) -> pa.Table | None:

@@ -15,7 +15,6 @@ import json
 import random
 import shutil
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,6 +26,7 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.layout import IMAGE_LABELS_HEADER, SPLIT_FILES, SPLIT_HEADER
 from hyperkvasir.data.splits import official_chunk_folds
 from hyperkvasir.data.taxonomy import CLASSES, TRACT_TO_ORGAN, ClassInfo, lookup
+from hyperkvasir.parallel import process_pool
 from hyperkvasir.synth.render import (
     finish_frame,
     pick_resolution,
@@ -119,9 +119,7 @@ def _render_job(job: tuple[str, str, tuple[int, ...], float]) -> tuple[tuple[int
 
 
 def _render_all(jobs: list[tuple[str, str, tuple[int, ...], float]], workers: int) -> list:
-    if workers <= 1 or len(jobs) < 64:
-        return [_render_job(job) for job in jobs]
-    with ProcessPoolExecutor(workers) as pool:
+    with process_pool(workers, len(jobs), minimum=64) as pool:
         return list(pool.map(_render_job, jobs, chunksize=16))
 
 
