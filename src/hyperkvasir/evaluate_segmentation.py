@@ -12,14 +12,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hyperkvasir.data.imaging import ImageDecodeError, binarise_mask, decode_gray
+from hyperkvasir.data.imaging import (
+    ImageDecodeError,
+    binarise_mask,
+    decode_gray,
+    mask_problem,
+)
 from hyperkvasir.data.layout import read_bounding_boxes
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.metrics.segmentation import SegmentationMetrics
 from hyperkvasir.segment.boxes import box_map, boxes_from_mask
 
 _MAP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-_MAX_GREY_SHARE = 0.05  # a JPEG mask has grey only along edges
 
 
 def _maps(folder: Path, role: str) -> dict[str, Path]:
@@ -37,14 +41,10 @@ def load_truth_mask(path: Path) -> np.ndarray:
         gray = decode_gray(path)
     except ImageDecodeError as error:
         raise HyperKvasirError(str(error)) from None
-    grey_share = float(((gray > 30) & (gray < 225)).mean())
-    if grey_share > _MAX_GREY_SHARE:
-        raise HyperKvasirError(f"{path}: not a mask ({grey_share:.0%} of pixels are mid-grey); masks are white "
-                               "polyp on black")
-    mask = binarise_mask(gray)
-    if mask.all():
-        raise HyperKvasirError(f"{path}: not a mask (all white); masks are white polyp on black")
-    return mask.astype(np.uint8) * 255
+    problem = mask_problem(gray)
+    if problem:
+        raise HyperKvasirError(f"{path}: not a mask ({problem}); masks are white polyp on black")
+    return binarise_mask(gray).astype(np.uint8) * 255
 
 
 def evaluate_segmentation(pred_dir: str | Path, truth_dir: str | Path, *, boxes_json: str | Path | None = None,

@@ -87,6 +87,17 @@ def binarise_mask(gray: np.ndarray, threshold: int = MASK_THRESHOLD) -> np.ndarr
     return gray >= threshold
 
 
+def mask_problem(gray: np.ndarray, max_grey_share: float = 0.05) -> str | None:
+    """Why a greyscale image is not a polyp mask, or None. A JPEG mask has mid-grey only along its edges and is
+    never white all over."""
+    grey_share = float(((gray > 30) & (gray < 225)).mean())
+    if grey_share > max_grey_share:
+        return f"{grey_share:.0%} of pixels are mid-grey"
+    if binarise_mask(gray).all():
+        return "all white"
+    return None
+
+
 def verify_decodes(path: str | Path) -> str | None:
     """None when the image decodes completely, else the reason (catches truncated JPEGs)."""
     previous = ImageFile.LOAD_TRUNCATED_IMAGES

@@ -46,9 +46,11 @@ def is_rogue(relpath: Path) -> bool:
 
     ``relpath`` is relative to the part's folder, so only the release's own folders are looked at.
     """
-    return relpath.name.lower() in _ROGUE_NAMES or any(
-        part == "__MACOSX" or part.startswith(".") for part in relpath.parts
-    )
+    return any(_rogue_name(part) for part in relpath.parts)
+
+
+def _rogue_name(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX" or name.lower() in _ROGUE_NAMES
 
 
 # ----------------------------------------------------------------------------------------------- records
@@ -455,7 +457,7 @@ def _scan(base: str, prefix: str, depth: int | None, suffixes: frozenset[str],
     with os.scandir(base) as entries:
         for entry in entries:
             name = entry.name
-            if name[0] == "." or name == "__MACOSX" or name.lower() in _ROGUE_NAMES:
+            if _rogue_name(name):
                 continue
             if depth != 1 and entry.is_dir(follow_symlinks=False):
                 _scan(entry.path, f"{prefix}/{name}", None if depth is None else depth - 1, suffixes, found)

@@ -14,7 +14,7 @@ from pathlib import Path
 from scipy import ndimage
 
 from hyperkvasir.data.audit import AuditReport, audit
-from hyperkvasir.data.imaging import MASK_THRESHOLD, decode_gray
+from hyperkvasir.data.imaging import binarise_mask, decode_gray, mask_problem
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.layout import (
     Release,
@@ -28,7 +28,6 @@ from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
 
 _BOX_SLACK = 3  # px a mask component may stick out of its box (boxes are 1–2 px larger than masks)
 _MIN_COMPONENT = 25  # px; JPEG specks below this are not polyps
-_GREY_SHARE = 0.05  # share of mid-grey mask pixels above which a mask is not a binary mask
 
 
 @dataclass(frozen=True)
@@ -266,14 +265,12 @@ def _check_boxes(found: _Collector, release: Release, rel: str, entry, image: di
     if mask is None or not mask["decodes"] or not size_ok:
         return
     gray = decode_gray(release.root / mask["path"])
-    grey_share = float(((gray > 30) & (gray < 225)).mean())
-    binary = gray >= MASK_THRESHOLD
-    if grey_share > _GREY_SHARE or binary.all():
-        what = "all white" if binary.all() else f"{grey_share:.0%} of pixels are mid-grey"
-        found.add("error", "mask-not-binary", mask["path"], f"not a binary mask ({what})",
+    problem = mask_problem(gray)
+    if problem:
+        found.add("error", "mask-not-binary", mask["path"], f"not a binary mask ({problem})",
                   "masks are white polyp on black; restore the released mask")
         return
-    labels, count = ndimage.label(binary)
+    labels, count = ndimage.label(binarise_mask(gray))
     for index, region in enumerate(ndimage.find_objects(labels), start=1):
         if region is None or (labels[region] == index).sum() < _MIN_COMPONENT:
             continue
