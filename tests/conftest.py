@@ -57,3 +57,32 @@ def interrupt_after_first_epoch(monkeypatch):
         return lambda: monkeypatch.setattr(module, "write_history", real)
 
     return arm
+
+
+def real_release_tree(shared: Path, root: Path, *, labeled: bool = True, segmented: bool = True) -> Path:
+    """The shared real sample laid out as the release (labeled-images/, segmented-images/, official_splits/)."""
+    sample = shared / "real-sample"
+    if not (sample / "labeled-lower-gi").is_dir() or not (sample / "segmented-original").is_dir():
+        pytest.skip("real pixel sample absent: HYPERKVASIR_SHARED has no real-sample/ folder")
+    if labeled:
+        shutil.copytree(sample / "labeled-lower-gi", root / "labeled-images")
+        shutil.copytree(shared / "official", root / "official_splits", ignore=shutil.ignore_patterns("kvasir-seg"))
+    if segmented:
+        for kind in ("images", "masks"):
+            shutil.copytree(sample / "segmented-original" / kind, root / "segmented-images" / kind)
+        shutil.copyfile(sample / "segmented-original" / "kvasir-seg-bboxes.json",
+                        root / "segmented-images" / "bounding-boxes.json")
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_tree(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real labeled lower-GI images and real Kvasir-SEG pairs in the released layout (read-only by convention)."""
+    return real_release_tree(shared_data, tmp_path_factory.mktemp("real") / "hk")
+
+
+@pytest.fixture(scope="session")
+def real_audit(real_tree: Path):
+    from hyperkvasir.data.audit import audit
+
+    return audit(real_tree, workers=2)

@@ -19,27 +19,107 @@ def test_near_pairs_equals_all_pairs_on_random_and_planted_hashes() -> None:
         for bit in rng.choice(64, size=int(rng.integers(0, 7)), replace=False):
             planted[i] ^= np.uint64(1) << np.uint64(int(bit))
     hashes = np.concatenate([hashes, planted])
-    for threshold in (0, 2, NEAR_DUPLICATE_THRESHOLD, 6):
+    for threshold in (0, 2, 6, NEAR_DUPLICATE_THRESHOLD):
         fast, slow = near_pairs(hashes, threshold), all_pairs_reference(hashes, threshold)
         assert np.array_equal(fast, slow), threshold
         assert len(fast) > 0
 
 
-def test_audit_finds_planted_duplicates_only(faulty_twin) -> None:
+def test_audit_finds_planted_duplicates_and_the_label_conflict_only(faulty_twin) -> None:
     report = audit(faulty_twin.root, workers=1)
     by_kind = {f["kind"]: f["files"] for f in faulty_twin.faults}
-    assert [g.files for g in report.exact_groups] == [sorted(by_kind["exact-duplicate"])]
+    labeled_exact = [g.files for g in report.exact_groups if set(g.parts) == {"labeled"}]
+    assert labeled_exact == sorted([sorted(by_kind["exact-duplicate"]), sorted(by_kind["label-conflict"])])
     assert [g.files for g in report.near_groups] == [sorted(by_kind["near-duplicate"])]
-    assert report.leakage["fold2"] == {"groups": 2, "images": 4, "fold_pairs": {"0-1": 2}}
+    assert [sorted(c["files"]) for c in report.label_conflicts] == [sorted(by_kind["label-conflict"])]
+    assert len({*report.label_conflicts[0]["classes"]}) == 2
     assert report.overlaps["segmented-in-labeled"] == {"exact": 6, "near": 0, "total": 6}
+    # every segmented image is in a group with its labeled copy: groups span parts
+    assert sum(g.parts == ["labeled", "segmented"] for g in report.exact_groups) == 6
     assert report.unreadable == by_kind["truncated-image"]
-    assert "2 duplicate groups (4 images) span both folds" in report.summary
+    assert "carry conflicting labels" in report.summary
 
 
-def test_clean_twin_has_no_duplicates_and_scopeguide_matches_the_renderer(tiny_twin) -> None:
+def test_clean_twin_marks_match_the_renderer(tiny_twin) -> None:
     report = audit(tiny_twin.root, workers=1)
-    assert report.exact_groups == [] and report.near_groups == []
+    assert [g for g in report.exact_groups + report.near_groups if set(g.parts) != {"labeled", "segmented"}] == []
+    assert report.label_conflicts == []
     assert {k: v["scopeguide"] for k, v in report.scopeguide.items()} == tiny_twin.scopeguide
+    assert {k: v["black_box"] for k, v in report.scopeguide.items()} == tiny_twin.black_box
+    assert sum(tiny_twin.black_box.values()) > 0 and sum(tiny_twin.scopeguide.values()) > 0
+    assert len(report.scopeguide_files) == sum(tiny_twin.scopeguide.values()) + sum(
+        1 for f in report.scopeguide_files if not f.startswith("labeled-images/"))
+
+
+def test_segmented_only_copy_still_finds_its_own_duplicates(tiny_twin, tmp_path) -> None:
+    import shutil
+
+    root = tmp_path / "hk"
+    shutil.copytree(tiny_twin.root / "segmented-images", root / "segmented-images")
+    images = sorted((root / "segmented-images" / "images").glob("*.jpg"))
+    twin_name = images[0].with_name("copy-of-first.jpg")
+    shutil.copyfile(images[0], twin_name)
+    shutil.copyfile(images[0].parent.parent / "masks" / images[0].name,
+                    images[0].parent.parent / "masks" / twin_name.name)
+    report = audit(root, workers=1)
+    assert [g.files for g in report.exact_groups] == [sorted(
+        f"segmented-images/images/{p.name}" for p in (images[0], twin_name))]
+    assert "labeled part is not in this copy" in report.summary and "most often in :" not in report.summary
+    from hyperkvasir.data.splits import segmentation_split
+
+    split = segmentation_split(root, seed=0)
+    side = {name: subset for subset in ("train", "val", "test") for name in getattr(split, subset)}
+    assert side[images[0].name] == side[twin_name.name]
+
+
+# ------------------------------------------------------------------------------------------ real pixels
+def _real_labels() -> dict[str, int]:
+    from pathlib import Path
+
+    lines = (Path(__file__).parent / "real_scopeguide_labels.csv").read_text().splitlines()
+    rows = [line.split(";") for line in lines if line and not line.startswith("#")][1:]
+    return {path: int(flag) for path, flag in rows}
+
+
+def _tree_path(sample_path: str) -> str:
+    if sample_path.startswith("labeled-lower-gi/"):
+        return "labeled-images/" + sample_path.removeprefix("labeled-lower-gi/")
+    return "segmented-images/" + sample_path.removeprefix("segmented-original/")
+
+
+def test_scopeguide_detector_on_real_pixels_meets_precision_and_recall(real_audit) -> None:
+    truth = {_tree_path(path): flag for path, flag in _real_labels().items()}
+    flagged = set(real_audit.scopeguide_files)
+    positives = {path for path, flag in truth.items() if flag}
+    assert len(truth) == 975 and 100 < len(positives) < 200
+    true_positive = len(flagged & positives)
+    assert true_positive / len(flagged) >= 0.97 and true_positive / len(positives) >= 0.97
+
+
+def test_real_sample_black_box_label_conflicts_and_duplicates(real_audit) -> None:
+    corner = real_audit.segmented_corner
+    assert corner["images"] == 300 and 0.4 <= corner["black_box_share"] <= 0.7
+    assert real_audit.scopeguide["polyps"]["black_box_share"] > 0.4
+    assert real_audit.scopeguide["ulcerative-colitis-grade-2"]["black_box"] <= 2
+    conflicting = {frozenset(c["classes"]) for c in real_audit.label_conflicts}
+    assert frozenset({"ulcerative-colitis-grade-2", "ulcerative-colitis-grade-2-3"}) in conflicting
+    assert all(all(cls.startswith("ulcerative-colitis") for cls in pair) for pair in conflicting)
+    segmented_pairs = [g for g in real_audit.duplicate_sets() if sum(p == "segmented" for p in g.parts) > 1]
+    assert segmented_pairs, "Kvasir-SEG holds near-identical images of its own"
+    assert real_audit.overlaps["segmented-in-labeled"]["exact"] + real_audit.overlaps["segmented-in-labeled"]["near"] > 50
+    official = real_audit.kvasir_seg_official
+    assert official["in_official_lists"] == 300 and official["groups_straddling"] >= 0
+
+
+def test_real_sample_near_duplicate_threshold_separates_captures_from_different_polyps(real_audit) -> None:
+    """Two different polyps 4 pHash bits apart stay apart; two captures of one polyp 8 bits apart are joined
+    (pairs seen in the calibration, docs/calibration.md)."""
+    together = {frozenset(f.rsplit("/", 1)[-1] for f in g.files) for g in real_audit.duplicate_sets()}
+    def joined(a: str, b: str) -> bool:
+        return any({a, b} <= group for group in together)
+
+    assert not joined("cju8cwy02t9eq08185qn12c02.jpg", "7151605a-00a1-4f53-9515-860dbdfadc01.jpg")
+    assert joined("cju5fydrud94708507vo6oy21.jpg", "cju7avvi51iox0817ym55y6tt.jpg")
 
 
 @pytest.mark.parametrize("n", [1, 2])

@@ -185,20 +185,30 @@ def audit(
 
     for title, groups in (("exact duplicates", report.exact_groups), ("near duplicates", report.near_groups)):
         if not groups:
-            out.print(f"no {title} within the labeled set")
+            out.print(f"no {title} in the parts present ({', '.join(sorted(report.images)) or 'none'})")
             continue
-        table = Table(title=f"{title} within the labeled set ({len(groups)} groups)")
-        for column in ("files", "classes", "2-fold", "5-fold"):
+        table = Table(title=f"{title} in and across parts ({len(groups)} groups)")
+        for column in ("files", "parts", "classes", "2-fold", "5-fold"):
             table.add_column(column)
         for group in groups[:20]:
-            table.add_row("\n".join(group.files), "\n".join(map(str, group.classes)),
+            table.add_row("\n".join(group.files), "\n".join(group.parts), "\n".join(map(str, group.classes)),
                           " ".join(map(str, group.fold2)), " ".join(map(str, group.fold5)))
         out.print(table)
-    for scheme, leak in report.leakage.items():
-        out.print(f"leakage {scheme}: {leak['groups']} groups, {leak['images']} images, per fold pair {leak['fold_pairs']}")
-    out.print(f"overlaps: {report.overlaps}")
-    shares = {k: v["share"] for k, v in report.scopeguide.items() if v["scopeguide"]}
-    out.print(f"ScopeGuide share per class: {shares}")
+    for conflict in report.label_conflicts:
+        out.print(f"[red]label conflict[/]: " + "; ".join(
+            f"{f} ({c}, 2-fold {f2})" for f, c, f2 in zip(conflict["files"], conflict["classes"], conflict["fold2"])),
+            soft_wrap=True)
+    if report.images.get("labeled"):
+        for scheme, leak in report.leakage.items():
+            out.print(f"leakage {scheme}: {leak['groups']} groups, {leak['images']} images, "
+                      f"per fold pair {leak['fold_pairs']}")
+        out.print(f"overlaps: {report.overlaps}")
+        shares = {k: v["share"] for k, v in report.scopeguide.items() if v["scopeguide"]}
+        out.print(f"ScopeGuide share per class: {shares or 'no labeled image shows it'}")
+    if report.segmented_corner:
+        corner = report.segmented_corner
+        out.print(f"segmented corner: black box {corner['black_box']} ({corner['black_box_share']:.0%}), "
+                  f"ScopeGuide {corner['scopeguide']} ({corner['share']:.0%}) of {corner['images']}")
     out.print("\n[bold]Summary[/]\n" + report.summary, soft_wrap=True)
     return 0
 
@@ -206,7 +216,7 @@ def audit(
 @app.command()
 def splits(
     root: Path = typer.Argument(..., help="Release root."),
-    scheme: str = typer.Option("official-2fold", help="official-2fold | official-5fold | grouped-2fold | segmentation."),
+    scheme: str = typer.Option("official-2fold", help="official-2fold | official-5fold | grouped-2fold | segmentation | kvasir-seg-official."),
     out_file: Path = typer.Option(None, "--out", help="CSV to write (official format + a validation column)."),
     validation: float = typer.Option(0.1, help="Share of each fold carved out for model selection."),
     seed: int = typer.Option(0),
@@ -215,17 +225,18 @@ def splits(
 
     Example: hyperkvasir splits /data/hyper-kvasir --scheme grouped-2fold --out grouped.csv
     """
-    from hyperkvasir.data.splits import SCHEMES, assignment, segmentation_split
+    from hyperkvasir.data.splits import SCHEMES, assignment, kvasir_seg_official_split, segmentation_split
 
-    if scheme == "segmentation":
-        split = segmentation_split(root, seed=seed)
+    if scheme in ("segmentation", "kvasir-seg-official"):
+        split = segmentation_split(root, seed=seed) if scheme == "segmentation" else kvasir_seg_official_split(root)
         if out_file:
             split.write_csv(out_file)
-        out.print(f"segmentation split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}"
+        out.print(f"{scheme} split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}"
                   + (f" → {out_file}" if out_file else ""))
         return 0
     if scheme not in SCHEMES:
-        raise typer.BadParameter(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}, segmentation",
+        raise typer.BadParameter(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}, segmentation, "
+                                 f"kvasir-seg-official",
                                  param_hint="--scheme")
     if not 0 <= validation < 1:
         raise typer.BadParameter("must be in [0, 1)", param_hint="--validation")

@@ -1,87 +1,81 @@
-"""Audit a release: exact and near duplicates, cross-fold leakage, part overlaps and the ScopeGuide shortcut.
+"""Audit a release: exact and near duplicates in and across parts, label conflicts, cross-fold leakage, part
+overlaps and the frame marks a classifier can learn (ScopeGuide box, Kvasir-SEG's black box).
 
-Exact duplicates share a SHA-256 (from the manifest). Near duplicates share a 64-bit perceptual hash (pHash,
-``imagehash.phash`` of the centre of the field of view: DCT of a 32×32 greyscale thumbnail, 8×8 low
-frequencies against their median) within a Hamming distance of :data:`NEAR_DUPLICATE_THRESHOLD` bits. They are found without comparing all pairs by
-multi-index hashing (Norouzi et al., CVPR 2012): the 64 bits are cut into ``threshold + 1`` bands, and two
-hashes within the threshold must agree exactly on at least one band (pigeonhole), so only hashes sharing a
-band value are compared. Pixel features are computed from a DCT-scaled decode and cached by content hash in
-``ROOT/.hyperkvasir/pixels.parquet``.
+Exact duplicates share a SHA-256 (from the manifest). Near duplicates are proposed by a 64-bit perceptual hash
+(pHash of the centre of the field of view) within :data:`NEAR_DUPLICATE_THRESHOLD` bits and confirmed by the
+correlation of 16 × 16 thumbnails (:data:`NEAR_DUPLICATE_MIN_CORRELATION`); both were calibrated on real
+release pixels (``docs/calibration.md``). Candidates are found without comparing all pairs by multi-index
+hashing (Norouzi et al., CVPR 2012): the 64 bits are cut into ``threshold + 1`` bands, and two hashes within
+the threshold must agree exactly on at least one band (pigeonhole), so only hashes sharing a band value are
+compared. All evidence is merged by union-find into duplicate groups; nothing is overwritten. Pixel evidence is
+computed from a DCT-scaled decode and cached by content hash in ``ROOT/.hyperkvasir/pixels.parquet``.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import imagehash
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image, ImageFile
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import CACHE_DIR
+from hyperkvasir.data.pixels import (
+    BLACK_BOX_MIN_HEIGHT,
+    SCOPEGUIDE_MIN_SHARE,
+    pixel_evidence,
+    thumbnail_correlation,
+)
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.parallel import process_pool
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-# Hamming distance (of 64 bits) up to which two pHashes are near duplicates. Re-encodings, small brightness
-# or colour shifts and rescaling stay within 0–2 bits; on the medium synthetic twin the nearest distinct
-# frame of every image is ≥ 6 bits away (most ≥ 10). Four leaves margin on both sides.
-NEAR_DUPLICATE_THRESHOLD = 4
-# The hash sees the centre of the field of view only: the black border, the scope's status text and the
-# ScopeGuide corner are shared by unrelated frames and would pull their hashes together.
-_HASH_CROP = (0.25, 0.15, 0.9, 0.85)  # left, top, right, bottom as fractions of width/height
-# ScopeGuide: share of "green" pixels in the lower-left corner above which the thumbnail is present.
-SCOPEGUIDE_MIN_GREEN = 0.01
+# pHash distance (of 64 bits) up to which a pair is a near-duplicate candidate. On real frames, re-encoded or
+# resized copies sit 0–2 bits apart and consecutive captures of one scene 4–12 (a colitis frame filed under two
+# grades: 10); unrelated frames start at 4, which is why a candidate must also pass the thumbnail correlation
+# below (docs/calibration.md). Ten bits cost ~10 s of search on 110,000 hashes.
+NEAR_DUPLICATE_THRESHOLD = 10
+# Thumbnail correlation a candidate needs: real near-identical pairs ≥ 0.96, unrelated pairs within 14 bits
+# ≤ 0.92 (docs/calibration.md).
+NEAR_DUPLICATE_MIN_CORRELATION = 0.95
 PIXELS_NAME = "pixels.parquet"
-_PIXEL_SCHEMA = pa.schema([("sha256", pa.string()), ("phash", pa.uint64()), ("scopeguide", pa.float32()),
-                           ("pixel_error", pa.string())])
+_PIXEL_SCHEMA = pa.schema([("sha256", pa.string()), ("phash", pa.uint64()), ("thumbnail", pa.binary()),
+                           ("scopeguide", pa.float32()), ("black_box", pa.float32()), ("pixel_error", pa.string())])
 
 
 # ------------------------------------------------------------------------------------------ pixel features
-def scopeguide_score(rgb: np.ndarray) -> float:
-    """Share of saturated green pixels in the lower-left corner, where the Olympus ScopeGuide sits."""
-    h, w, _ = rgb.shape
-    corner = rgb[int(h * 0.7) :, : int(w * 0.22)].astype(np.int16)
-    r, g, b = corner[..., 0], corner[..., 1], corner[..., 2]
-    return float(((g > 110) & (g > r + 50) & (g > b + 40)).mean())
-
-
 def _pixel_job(path: str) -> dict:
-    """pHash and ScopeGuide score from a 1/4-scale DCT decode; a decode failure is recorded, not raised."""
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    """Pixel evidence of one file; a read or decode failure is recorded, not raised."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
-        with Image.open(io.BytesIO(data)) as image:
-            image.draft("RGB", (image.width // 4, image.height // 4))
-            rgb = image.convert("RGB")
-        w, h = rgb.size
-        centre = rgb.crop((int(w * _HASH_CROP[0]), int(h * _HASH_CROP[1]), int(w * _HASH_CROP[2]),
-                           int(h * _HASH_CROP[3])))
-        return {"phash": int(str(imagehash.phash(centre)), 16), "scopeguide": scopeguide_score(np.asarray(rgb)),
-                "pixel_error": None}
+        if not data:
+            return {"phash": None, "thumbnail": None, "scopeguide": None, "black_box": None,
+                    "pixel_error": "empty file (0 bytes)"}
+        return {**pixel_evidence(data), "pixel_error": None}
     except (OSError, SyntaxError, ValueError) as error:
-        return {"phash": None, "scopeguide": None, "pixel_error": str(error) or type(error).__name__}
+        return {"phash": None, "thumbnail": None, "scopeguide": None, "black_box": None,
+                "pixel_error": str(error) or type(error).__name__}
 
 
 def pixel_features(
     root: Path, manifest: pa.Table, *, workers: int | None = None,
     progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> dict[str, dict]:
-    """sha256 → {phash, scopeguide, pixel_error} for every image (not masks) of the manifest, cached."""
+    """sha256 → pixel evidence for every image (not masks) of the manifest, cached (older caches are redone)."""
     cache_path = root / CACHE_DIR / PIXELS_NAME
     cached: dict[str, dict] = {}
     if cache_path.is_file():
         try:
-            cached = {row["sha256"]: row for row in pq.read_table(cache_path).to_pylist()}
+            table = pq.read_table(cache_path)
+            if table.schema.names == _PIXEL_SCHEMA.names:
+                cached = {row["sha256"]: row for row in table.to_pylist()}
         except (OSError, pa.ArrowException):
             cached = {}
     todo: dict[str, str] = {}
@@ -149,7 +143,7 @@ def all_pairs_reference(hashes: np.ndarray, threshold: int = NEAR_DUPLICATE_THRE
 # ----------------------------------------------------------------------------------------------- report
 @dataclass
 class DuplicateGroup:
-    kind: str  # exact | near
+    kind: str  # exact | near | merged (exact and near evidence joined by union-find)
     files: list[str]
     parts: list[str]
     classes: list[str | None]
@@ -164,22 +158,71 @@ class DuplicateGroup:
 @dataclass
 class AuditReport:
     threshold: int
+    min_correlation: float
     images: dict[str, int]
     exact_groups: list[DuplicateGroup] = field(default_factory=list)
     near_groups: list[DuplicateGroup] = field(default_factory=list)
+    label_conflicts: list[dict] = field(default_factory=list)
     leakage: dict[str, dict] = field(default_factory=dict)
     overlaps: dict[str, dict] = field(default_factory=dict)
     scopeguide: dict[str, dict] = field(default_factory=dict)
+    scopeguide_files: list[str] = field(default_factory=list)
+    black_box_files: list[str] = field(default_factory=list)
+    segmented_corner: dict[str, float] = field(default_factory=dict)
+    kvasir_seg_official: dict = field(default_factory=dict)
     per_class: dict[str, dict] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
     video_duplicates: dict[str, list[list[str]]] = field(default_factory=dict)
     summary: str = ""
 
+    def duplicate_sets(self) -> list[DuplicateGroup]:
+        """Every exact and near group merged (union-find): files linked by any evidence share one set."""
+        return merge_groups(self.exact_groups + self.near_groups)
+
     def to_json(self) -> dict:
         return asdict(self)
 
 
-def _groups(rows: list[dict], features: dict[str, dict], threshold: int) -> tuple[list, list]:
+def merge_groups(groups: list[DuplicateGroup]) -> list[DuplicateGroup]:
+    """Union-find over the files of ``groups``; each connected set becomes one ``merged`` group."""
+    parent: dict[str, str] = {}
+    rows: dict[str, tuple] = {}
+    distance: dict[str, int] = defaultdict(int)
+
+    def find(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for group in groups:
+        for i, path in enumerate(group.files):
+            rows[path] = (group.parts[i], group.classes[i], group.fold2[i], group.fold5[i])
+            parent[find(path)] = find(group.files[0])
+    for group in groups:
+        root = find(group.files[0])
+        distance[root] = max(distance[root], group.max_distance)
+    members: dict[str, list[str]] = defaultdict(list)
+    for path in rows:
+        members[find(path)].append(path)
+    merged = []
+    for root, paths in members.items():
+        paths.sort()
+        parts, classes, fold2, fold5 = (list(column) for column in zip(*(rows[p] for p in paths)))
+        merged.append(DuplicateGroup("merged", paths, parts, classes, fold2, fold5, distance[find(root)]))
+    return sorted(merged, key=lambda g: g.files)
+
+
+def confirmed_near_pairs(hashes: np.ndarray, thumbnails: list[bytes], threshold: int,
+                         min_correlation: float) -> np.ndarray:
+    """pHash candidates within ``threshold`` bits whose thumbnails correlate at ``min_correlation`` or more."""
+    pairs = near_pairs(hashes, threshold)
+    keep = [thumbnail_correlation(thumbnails[i], thumbnails[j]) >= min_correlation for i, j in pairs]
+    return pairs[np.asarray(keep, dtype=bool)] if len(pairs) else pairs
+
+
+def _groups(rows: list[dict], features: dict[str, dict], threshold: int,
+            min_correlation: float) -> tuple[list, list]:
     by_sha: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_sha[row["sha256"]].append(row)
@@ -193,7 +236,7 @@ def _groups(rows: list[dict], features: dict[str, dict], threshold: int) -> tupl
     exact = [group("exact", members) for members in by_sha.values() if len(members) > 1]
     shas = [sha for sha in by_sha if features.get(sha, {}).get("phash") is not None]
     hashes = np.asarray([features[sha]["phash"] for sha in shas], dtype=np.uint64)
-    pairs = near_pairs(hashes, threshold)
+    pairs = confirmed_near_pairs(hashes, [features[sha]["thumbnail"] for sha in shas], threshold, min_correlation)
     near = []
     if len(pairs):
         graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(shas), len(shas)))
@@ -223,8 +266,51 @@ def _leakage(groups: list[DuplicateGroup], scheme: str) -> dict:
     return {"groups": leaking, "images": images, "fold_pairs": dict(sorted(pairs.items()))}
 
 
+def _label_conflicts(merged: list[DuplicateGroup]) -> list[dict]:
+    """Duplicate sets whose labeled members carry more than one class: the benchmark's truth contradicts itself."""
+    conflicts = []
+    for g in merged:
+        labeled = g.labeled_files()
+        if len({g.classes[i] for i in labeled}) > 1:
+            conflicts.append({"files": [g.files[i] for i in labeled], "classes": [g.classes[i] for i in labeled],
+                              "fold2": [g.fold2[i] for i in labeled], "fold5": [g.fold5[i] for i in labeled]})
+    return conflicts
+
+
+def _kvasir_seg_straddle(merged: list[DuplicateGroup], segmented: list[dict]) -> dict:
+    """Duplicate sets of segmented images with members on both sides of Kvasir-SEG's official 880/120 split."""
+    from hyperkvasir.data.splits import kvasir_seg_official_ids
+
+    side = {stem: subset for subset, stems in kvasir_seg_official_ids().items() for stem in stems}
+    listed = sum(1 for r in segmented if Path(r["path"]).stem in side)
+    straddling = [g for g in merged if len({side.get(Path(f).stem) for f, p in zip(g.files, g.parts)
+                                            if p == "segmented"} - {None}) > 1]
+    return {"segmented_images": len(segmented), "in_official_lists": listed,
+            "groups_straddling": len(straddling), "images_straddling": sum(
+                1 for g in straddling for p in g.parts if p == "segmented")}
+
+
+def _marks(rows: list[dict], features: dict[str, dict]) -> dict:
+    """ScopeGuide and black-box counts and shares of ``rows`` (ScopeGuide frames are not counted as boxes)."""
+    scope = sum(1 for r in rows if _has_scopeguide(features, r))
+    box = sum(1 for r in rows if _has_black_box(features, r))
+    n = len(rows)
+    return {"images": n, "scopeguide": scope, "share": round(scope / n, 4) if n else 0.0,
+            "black_box": box, "black_box_share": round(box / n, 4) if n else 0.0}
+
+
+def _has_scopeguide(features: dict[str, dict], row: dict) -> bool:
+    return (features.get(row["sha256"], {}).get("scopeguide") or 0) >= SCOPEGUIDE_MIN_SHARE
+
+
+def _has_black_box(features: dict[str, dict], row: dict) -> bool:
+    return (not _has_scopeguide(features, row)
+            and (features.get(row["sha256"], {}).get("black_box") or 0) >= BLACK_BOX_MIN_HEIGHT)
+
+
 def audit(
     root: str | Path, *, workers: int | None = None, threshold: int = NEAR_DUPLICATE_THRESHOLD,
+    min_correlation: float = NEAR_DUPLICATE_MIN_CORRELATION,
     progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> AuditReport:
     """Audit the tree at ``root`` (indexing it first, incrementally)."""
@@ -235,30 +321,33 @@ def audit(
     manifest = build_index(release.root, workers=workers)
     features = pixel_features(release.root, manifest, workers=workers, progress=progress)
     rows = [r for r in manifest.to_pylist() if r["kind"] == "image" and r["sha256"]]
-    report = AuditReport(threshold, dict(Counter(r["part"] for r in rows)))
+    report = AuditReport(threshold, min_correlation, dict(Counter(r["part"] for r in rows)))
     report.unreadable = sorted(r["path"] for r in rows if features.get(r["sha256"], {}).get("pixel_error"))
-    exact, near = _groups(rows, features, threshold)
-    labeled_exact = [g for g in exact if len(g.labeled_files()) > 1]
-    labeled_near = [g for g in near if len({g.files[i] for i in g.labeled_files()}) > 1]
-    report.exact_groups, report.near_groups = labeled_exact, labeled_near
+    report.exact_groups, report.near_groups = _groups(rows, features, threshold, min_correlation)
+    merged = report.duplicate_sets()
+    report.label_conflicts = _label_conflicts(merged)
     for scheme in ("fold2", "fold5"):
-        report.leakage[scheme] = _leakage(labeled_exact + labeled_near, scheme)
+        report.leakage[scheme] = _leakage(merged, scheme)
     for other in ("segmented", "unlabeled"):
         found = {kind: {f for g in groups if "labeled" in g.parts for f, p in zip(g.files, g.parts) if p == other}
-                 for kind, groups in (("exact", exact), ("near", near))}
+                 for kind, groups in (("exact", report.exact_groups), ("near", report.near_groups))}
         report.overlaps[f"{other}-in-labeled"] = {"exact": len(found["exact"]),
                                                   "near": len(found["near"] - found["exact"]),
                                                   "total": report.images.get(other, 0)}
+    report.scopeguide_files = sorted(r["path"] for r in rows if _has_scopeguide(features, r))
+    report.black_box_files = sorted(r["path"] for r in rows if _has_black_box(features, r))
     labeled = [r for r in rows if r["part"] == "labeled"]
+    labeled_sets = [g for g in merged if len(g.labeled_files()) > 1]
     for cls in CLASSES:
-        members = [r for r in labeled if r["class"] == cls.folder]
-        flagged = sum(1 for r in members if (features[r["sha256"]].get("scopeguide") or 0) >= SCOPEGUIDE_MIN_GREEN)
-        report.scopeguide[cls.folder] = {"images": len(members), "scopeguide": flagged,
-                                         "share": round(flagged / len(members), 4) if members else 0.0}
+        report.scopeguide[cls.folder] = _marks([r for r in labeled if r["class"] == cls.folder], features)
         report.per_class[cls.folder] = {
-            "exact": sum(g.classes.count(cls.folder) for g in labeled_exact),
-            "near": sum(g.classes.count(cls.folder) for g in labeled_near),
+            "duplicates": sum(g.classes[i] == cls.folder for g in labeled_sets for i in g.labeled_files()),
+            "label_conflicts": sum(c["classes"].count(cls.folder) for c in report.label_conflicts),
         }
+    segmented = [r for r in rows if r["part"] == "segmented"]
+    if segmented:
+        report.segmented_corner = _marks(segmented, features)
+        report.kvasir_seg_official = _kvasir_seg_straddle(merged, segmented)
     report.video_duplicates = _video_duplicates([r for r in manifest.to_pylist() if r["kind"] == "video"])
     report.summary = _summary(report, len(labeled))
     return report
@@ -281,28 +370,61 @@ def _video_duplicates(videos: list[dict]) -> dict[str, list[list[str]]]:
 
 
 def _summary(report: AuditReport, labeled: int) -> str:
-    exact_extra = sum(len(g.labeled_files()) - 1 for g in report.exact_groups)
-    near_images = sum(len(g.labeled_files()) for g in report.near_groups)
-    leak2, leak5 = report.leakage["fold2"], report.leakage["fold5"]
-    seg = report.overlaps["segmented-in-labeled"]
-    unl = report.overlaps["unlabeled-in-labeled"]
-    flagged = sum(v["scopeguide"] for v in report.scopeguide.values())
-    top = sorted(report.scopeguide.items(), key=lambda kv: -kv[1]["share"])[:3]
-    top_text = ", ".join(f"{name} {value['share']:.0%}" for name, value in top if value["images"])
-    return (
-        f"Of {labeled:,} labeled images, {len(report.exact_groups)} groups of byte-identical files "
-        f"({exact_extra} redundant copies) and {len(report.near_groups)} groups of near-duplicates "
-        f"({near_images} images; 64-bit pHash, Hamming distance ≤ {report.threshold}) were found. "
-        f"{leak2['groups']} duplicate groups ({leak2['images']} images) span both folds of the official 2-fold "
-        f"split and {leak5['groups']} ({leak5['images']} images) span folds of the 5-fold split"
-        + (", so test folds are not independent of training folds. " if leak2["groups"] or leak5["groups"]
-           else ". ")
-        + f"{seg['exact'] + seg['near']} of {seg['total']:,} segmented "
-        f"images are also in the labeled set, and {unl['exact'] + unl['near']} of {unl['total']:,} unlabeled "
-        f"images duplicate labeled ones. The green ScopeGuide thumbnail appears in {flagged:,} labeled images "
-        f"({flagged / max(labeled, 1):.1%}), most often in {top_text}: a shortcut a classifier can learn."
-        + (f" Among the videos, {len(report.video_duplicates['exact'])} groups are byte-identical and "
-           f"{len(report.video_duplicates['metadata'])} more share resolution, frame count and size."
-           if report.images.get("videos") or report.video_duplicates.get("exact") or
-           report.video_duplicates.get("metadata") else "")
-    )
+    """A paste-ready paragraph; a part absent from the copy is named, never summarised as empty."""
+    sentences = []
+    method = (f"64-bit pHash within {report.threshold} bits confirmed by thumbnail correlation "
+              f"≥ {report.min_correlation}")
+    if labeled:
+        sets = [g for g in report.duplicate_sets() if len(g.labeled_files()) > 1]
+        exact_extra = sum(len(g.labeled_files()) - 1 for g in report.exact_groups)
+        leak2, leak5 = report.leakage["fold2"], report.leakage["fold5"]
+        sentences.append(
+            f"Of {labeled:,} labeled images, {sum(len(g.labeled_files()) for g in sets):,} fall into "
+            f"{len(sets):,} duplicate groups ({exact_extra:,} byte-identical redundant copies; near duplicates by "
+            f"{method}).")
+        sentences.append(
+            f"{leak2['groups']} groups ({leak2['images']} images) span both folds of the official 2-fold split and "
+            f"{leak5['groups']} ({leak5['images']} images) span folds of the 5-fold split"
+            + (", so test folds are not independent of training folds." if leak2["groups"] or leak5["groups"]
+               else "."))
+        if report.label_conflicts:
+            pairs = Counter(" vs ".join(sorted(set(c["classes"]))) for c in report.label_conflicts)
+            sentences.append(
+                f"{len(report.label_conflicts)} duplicate groups carry conflicting labels "
+                f"({', '.join(f'{k}: {v}' for k, v in pairs.most_common(3))}): the ground truth contradicts itself.")
+        flagged = sum(v["scopeguide"] for v in report.scopeguide.values())
+        top = [(name, v) for name, v in sorted(report.scopeguide.items(), key=lambda kv: -kv[1]["share"])
+               if v["scopeguide"]][:3]
+        if top:
+            listed = ", ".join(f"{name} {v['share']:.0%}" for name, v in top)
+            sentences.append(
+                f"The teal ScopeGuide box appears in {flagged:,} labeled images ({flagged / labeled:.1%}), most "
+                f"often in {listed}: a shortcut a classifier "
+                f"can learn.")
+        else:
+            sentences.append("No labeled image shows the ScopeGuide box.")
+    else:
+        sentences.append("The labeled part is not in this copy, so no label, fold or leakage figure applies.")
+    corner = report.segmented_corner
+    if corner:
+        seg = report.overlaps["segmented-in-labeled"]
+        own = [g for g in report.duplicate_sets() if sum(p == "segmented" for p in g.parts) > 1]
+        sentences.append(
+            f"Of {corner['images']:,} segmented images, {len(own)} duplicate groups hold more than one segmented "
+            f"image; {corner['black_box_share']:.0%} hide the lower-left corner under a black box and "
+            f"{corner['share']:.0%} show the ScopeGuide box."
+            + (f" {seg['exact'] + seg['near']:,} are also labeled images." if labeled else ""))
+        official = report.kvasir_seg_official
+        if official["in_official_lists"]:
+            sentences.append(
+                f"{official['groups_straddling']} duplicate groups ({official['images_straddling']} images) "
+                f"straddle Kvasir-SEG's official 880/120 split.")
+    if report.images.get("unlabeled"):
+        unl = report.overlaps["unlabeled-in-labeled"]
+        sentences.append(f"{unl['exact'] + unl['near']:,} of {unl['total']:,} unlabeled images duplicate "
+                         f"labeled ones.")
+    videos = report.video_duplicates
+    if videos.get("exact") or videos.get("metadata") or report.images.get("videos"):
+        sentences.append(f"Among the videos, {len(videos['exact'])} groups are byte-identical and "
+                         f"{len(videos['metadata'])} more share resolution, frame count and size.")
+    return " ".join(sentences)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import random
+from importlib import resources
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,23 +121,15 @@ def official_assignment(
 
 
 def duplicate_groups(root: Path) -> dict[str, int]:
-    """File name → duplicate-group id for labeled images in an exact or near group of the audit."""
+    """File name → duplicate-set id for labeled images linked to another labeled image by any audit evidence
+    (exact and near groups merged by union-find, so sets never overwrite one another)."""
     from hyperkvasir.data.audit import audit
 
-    report = audit(root)
-    parent: dict[str, str] = {}
-
-    def find(name: str) -> str:
-        while parent.setdefault(name, name) != name:
-            name = parent[name]
-        return name
-
-    for group in report.exact_groups + report.near_groups:
-        names = [Path(group.files[i]).name for i in group.labeled_files()]
-        for name in names[1:]:
-            parent[find(name)] = find(names[0])
-    roots = sorted({find(name) for name in parent})
-    return {name: roots.index(find(name)) for name in parent}
+    ids: dict[str, int] = {}
+    for number, group in enumerate(g for g in audit(root).duplicate_sets() if len(g.labeled_files()) > 1):
+        for i in group.labeled_files():
+            ids[Path(group.files[i]).name] = number
+    return ids
 
 
 def grouped_assignment(
@@ -194,7 +187,8 @@ class SegmentationSplit:
 
 def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
                        seed: int = 0) -> SegmentationSplit:
-    """Seeded train/val/test split of the segmented images; near-duplicate images stay in one subset."""
+    """Seeded train/val/test split of the segmented images; every duplicate set stays in one subset, found among
+    the segmented images themselves and through labeled copies, whether or not the labeled part is present."""
     release = Release(root)
     images, _ = release.segmented_pairs()
     if not images:
@@ -202,15 +196,15 @@ def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float
                                f"`hyperkvasir download {release.root} --parts segmented`")
     from hyperkvasir.data.audit import audit
 
-    report = audit(release.root)
-    group_of: dict[str, str] = {}
-    for group in report.exact_groups + report.near_groups:  # labeled copies of the same polyp
+    set_of: dict[str, str] = {}
+    for group in audit(release.root).duplicate_sets():
         anchor = group.files[0]
-        for path in group.files:
-            group_of[Path(path).name] = anchor
+        for path, part in zip(group.files, group.parts):
+            if part == "segmented":
+                set_of[Path(path).name] = anchor
     buckets: dict[str, list[str]] = defaultdict(list)
     for path in images:
-        buckets[group_of.get(path.name, path.name)].append(path.name)
+        buckets[set_of.get(path.name, path.name)].append(path.name)
     keys = sorted(buckets)
     random.Random(seed).shuffle(keys)
     total = len(images)
@@ -221,3 +215,31 @@ def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float
                   else "val" if len(subsets["val"]) < target_val else "train")
         subsets[subset] += sorted(buckets[key])
     return SegmentationSplit(*(tuple(sorted(subsets[s])) for s in ("train", "val", "test")))
+
+
+def kvasir_seg_official_ids() -> dict[str, frozenset[str]]:
+    """Kvasir-SEG's official 880 train / 120 test image IDs (``data/kvasir_seg/SOURCE.md``)."""
+    folder = resources.files("hyperkvasir.data") / "kvasir_seg"
+    return {subset: frozenset((folder / f"{subset}.txt").read_text().split()) for subset in ("train", "test")}
+
+
+def kvasir_seg_official_split(root: str | Path) -> SegmentationSplit:
+    """The official 880/120 split for the segmented images present, matched by their ``cju…`` names.
+
+    The split has no validation part; a trainer carves one out of ``train``. A UUID-named tree (the archive
+    re-packed in 2022, dataset.md §6.9) cannot be matched and is refused with that reason.
+    """
+    release = Release(root)
+    images, _ = release.segmented_pairs()
+    if not images:
+        raise HyperKvasirError(f"{release.root}: no segmented images; get them with "
+                               f"`hyperkvasir download {release.root} --parts segmented`")
+    ids = kvasir_seg_official_ids()
+    train = sorted(p.name for p in images if p.stem in ids["train"])
+    test = sorted(p.name for p in images if p.stem in ids["test"])
+    if not train and not test:
+        raise HyperKvasirError(
+            f"{release.root}/segmented-images: none of {len(images)} file names is a Kvasir-SEG ID (cju…); this "
+            f"copy uses the newer UUID names, which the official 880/120 lists cannot name — use "
+            f"`--scheme segmentation` (duplicate-aware 80/10/10) instead")
+    return SegmentationSplit(tuple(train), (), tuple(test))

@@ -197,11 +197,19 @@ def _check_splits(found: _Collector, release: Release, labeled: list[dict]) -> N
 def _check_duplicates(found: _Collector, report: AuditReport) -> None:
     for group in report.exact_groups + report.near_groups:
         files = [group.files[i] for i in group.labeled_files()]
+        if len(files) < 2:
+            continue
         folds = {group.fold2[i] for i in group.labeled_files()}
         where = "across folds of the 2-fold split" if len(folds) > 1 else "within one fold"
         kind = "byte-identical" if group.kind == "exact" else f"near-identical (pHash ≤ {group.max_distance} bits)"
         found.add("warning", f"{group.kind}-duplicate", files[0], f"{kind} to {', '.join(files[1:])} {where}",
                   "use the grouped-2fold split (`hyperkvasir splits --scheme grouped-2fold`) to keep them together")
+    for conflict in report.label_conflicts:
+        members = "; ".join(f"{f} is {c} (2-fold {f2}, 5-fold {f5})" for f, c, f2, f5 in zip(
+            conflict["files"], conflict["classes"], conflict["fold2"], conflict["fold5"]))
+        found.add("warning", "label-conflict", conflict["files"][0],
+                  f"the same picture carries {len(set(conflict['classes']))} classes: {members}",
+                  "train with --exclude-conflicts, or keep them together with `--scheme grouped-2fold`")
 
 
 def _check_segmented(found: _Collector, release: Release, rows: list[dict]) -> None:

@@ -32,7 +32,8 @@ def _crossing_copy(images: list[LabeledImage], source: LabeledImage, names: rand
 def plant_labeled_faults(
     root: Path, images: list[LabeledImage], names: random.Random, seed: int
 ) -> tuple[list[LabeledImage], set[str], list[dict]]:
-    """Exact and near duplicates across folds, a truncated JPEG, an image without an image-labels.csv row."""
+    """Exact and near duplicates across folds, a label conflict, a truncated JPEG, an image without an
+    image-labels.csv row."""
     rng = np.random.default_rng((seed, 5))
     faults: list[dict] = []
     by_class = {}
@@ -54,6 +55,14 @@ def plant_labeled_faults(
     images = [*images, near]
     faults.append({"kind": "near-duplicate", "files": [near_source.relpath, near.relpath],
                    "detail": "re-encoded copy (quality 80, 4 % brighter) in the other fold of the 2-fold split"})
+
+    conflict_source = by_class["ulcerative-colitis-grade-2"][0]
+    other = by_class["ulcerative-colitis-grade-2-3"][0].cls
+    conflict = replace(conflict_source, cls=other, stem=_uuid(names))
+    (root / conflict.relpath).write_bytes((root / conflict_source.relpath).read_bytes())
+    images = [*images, conflict]
+    faults.append({"kind": "label-conflict", "files": [conflict_source.relpath, conflict.relpath],
+                   "detail": f"the same bytes filed under {conflict_source.cls.folder} and {other.folder}"})
 
     truncated = by_class["esophagitis-a"][-1]
     data = (root / truncated.relpath).read_bytes()

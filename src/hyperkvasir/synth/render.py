@@ -14,21 +14,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFont, ImageFilter
 
 Polygon = list[tuple[float, float]]
 
-# Released resolutions (W, H) and how often they are drawn (dataset.md §1.2: mostly 720×576).
-RESOLUTIONS: tuple[tuple[tuple[int, int], float], ...] = (((720, 576), 0.7), ((1280, 1024), 0.2), ((1920, 1072), 0.1))
+# Released resolutions (W, H) and how often they are drawn: mostly 720×576, the cropped ~622×529 and ~626×547
+# frames of the polyp images, and a few large ones (dataset.md §1.2; the real Kvasir-SEG sample).
+RESOLUTIONS: tuple[tuple[tuple[int, int], float], ...] = (
+    ((720, 576), 0.5), ((622, 529), 0.15), ((626, 547), 0.1), ((1280, 1024), 0.15), ((1920, 1072), 0.05),
+    ((1348, 1070), 0.05))
 _CANVAS_SCALE = 4
 _TISSUE = {  # base RGB of the mucosa
     "colon": (200, 108, 88),
     "stomach": (212, 122, 112),
     "esophagus": (222, 176, 166),
 }
-# Share of images with the Olympus ScopeGuide thumbnail, per lower-GI class (a shortcut the audit must find).
+# Share of images with the Olympus ScopeGuide box, per lower-GI class (a shortcut the audit must find); the
+# polyp and colitis shares follow the real sample (docs/calibration.md), the others are guesses.
 SCOPEGUIDE_SHARE = {
-    "polyps": 0.45, "dyed-lifted-polyps": 0.5, "dyed-resection-margins": 0.5, "cecum": 0.6, "ileum": 0.5,
+    "polyps": 0.05, "dyed-lifted-polyps": 0.5, "dyed-resection-margins": 0.5, "cecum": 0.6, "ileum": 0.5,
     "bbps-0-1": 0.3, "bbps-2-3": 0.35, "impacted-stool": 0.3, "retroflex-rectum": 0.1, "hemorrhoids": 0.1,
 }
 _UC_SEVERITY = {
@@ -37,10 +41,26 @@ _UC_SEVERITY = {
 }
 
 
+# Share of images whose lower-left corner is covered by a black box (Kvasir-SEG's anonymisation; about half of
+# the real polyp images, none elsewhere).
+BLACK_BOX_SHARE = {"polyps": 0.55}
+CORNERS = ("none", "scopeguide", "black-box")
+
+
 def scopeguide_share(folder: str) -> float:
     if folder.startswith("ulcerative-colitis"):
-        return 0.2
+        return 0.35
     return SCOPEGUIDE_SHARE.get(folder, 0.0)
+
+
+def pick_corner(folder: str, rng: np.random.Generator) -> str:
+    """What covers the lower-left corner of one frame of class ``folder``."""
+    draw = rng.random()
+    if draw < scopeguide_share(folder):
+        return "scopeguide"
+    if draw < scopeguide_share(folder) + BLACK_BOX_SHARE.get(folder, 0.0):
+        return "black-box"
+    return "none"
 
 
 @dataclass
@@ -397,26 +417,56 @@ class Frame:
 
 
 def _field_of_view(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
-    """The scope's rounded-rectangle field of view (black outside), slightly right of centre as released."""
+    """The scope's octagonal field of view: the frame with its four corners cut off (black outside)."""
     w, h = size
+    cut = int(min(w, h) * rng.uniform(0.12, 0.2))
     mask = Image.new("L", size, 0)
-    left = int(w * rng.uniform(0.12, 0.18))
-    ImageDraw.Draw(mask).rounded_rectangle((left, int(h * 0.02), w - int(w * 0.04), h - int(h * 0.02)),
-                                           radius=int(h * 0.22), fill=255)
+    ImageDraw.Draw(mask).polygon([(cut, 0), (w - cut, 0), (w, cut), (w, h - cut), (w - cut, h), (cut, h), (0, h - cut),
+                                  (0, cut)], fill=255)
     return mask
 
 
-def _scopeguide(image: Image.Image, rng: np.random.Generator) -> None:
-    """The Olympus ScopeGuide picture-in-picture: a green colon outline in the lower-left corner."""
+def _font(height: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=max(8, height))
+
+
+def _screen_text(image: Image.Image, rng: np.random.Generator) -> None:
+    """The processor's white on-screen text in the upper left: date, time, ID fields, a comment line."""
     w, h = image.size
-    box_w, box_h = int(w * 0.17), int(h * 0.2)
-    x0, y0 = int(w * 0.01), h - box_h - int(h * 0.02)
+    size = max(8, int(h * 0.028))
+    day, month, year = int(rng.integers(1, 29)), int(rng.integers(1, 13)), int(rng.integers(2008, 2017))
+    lines = [f"{day:02d}/{month:02d}/{year}", f"{int(rng.integers(8, 17)):02d}:{int(rng.integers(0, 60)):02d}:"
+             f"{int(rng.integers(0, 60)):02d}", "CVP:1", "Fr:A1 Cm:1", "", "Comment:"]
     draw = ImageDraw.Draw(image)
-    draw.rectangle((x0, y0, x0 + box_w, y0 + box_h), fill=(12, 30, 16))
-    t = np.linspace(0, 1, 20)
+    for number, line in enumerate(lines):
+        draw.text((int(w * 0.01), int(h * 0.04) + number * int(size * 1.3)), line, fill=(235, 235, 235),
+                  font=_font(size))
+
+
+def _scopeguide(image: Image.Image, rng: np.random.Generator) -> None:
+    """The Olympus ScopeGuide picture-in-picture as released: a teal box framed in black in the lower-left
+    corner, with a dark curve (the scope's shape) and white text (dataset.md §6.5)."""
+    w, h = image.size
+    box_w, box_h = int(w * rng.uniform(0.26, 0.3)), int(h * rng.uniform(0.26, 0.3))
+    x0, y0 = 0, h - box_h
+    frame = max(2, box_w // 30)
+    teal = tuple(int(v) for v in np.asarray((20, 160, 135)) + rng.integers(-6, 7, 3))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((x0, y0, x0 + box_w, h), fill=(0, 0, 0))
+    draw.rectangle((x0 + frame, y0 + frame, x0 + box_w - frame, h - frame), fill=teal)
+    draw.text((x0 + 3 * frame, y0 + 2 * frame), "Fr:A1 Cm:1", fill=(240, 240, 240), font=_font(box_h // 10))
+    t = np.linspace(0, 1, 24)
     wiggle = rng.uniform(0.05, 0.15)
-    path = [(x0 + box_w * (0.15 + 0.7 * u), y0 + box_h * (0.8 - 0.6 * u + wiggle * np.sin(8 * u))) for u in t]
-    draw.line(path, fill=(40, 220, 70), width=max(3, box_w // 12))
+    path = [(x0 + box_w * (0.45 + 0.25 * np.sin(5 * u)), y0 + box_h * (0.9 - 0.6 * u + wiggle * np.cos(7 * u)))
+            for u in t]
+    draw.line(path, fill=(25, 35, 40), width=max(2, box_w // 40))
+
+
+def _black_box(image: Image.Image, rng: np.random.Generator) -> None:
+    """Kvasir-SEG's solid black box over the lower-left corner."""
+    w, h = image.size
+    ImageDraw.Draw(image).rectangle((0, h - int(h * rng.uniform(0.25, 0.32)), int(w * rng.uniform(0.25, 0.32)), h),
+                                    fill=(0, 0, 0))
 
 
 def render_frame(
@@ -442,13 +492,17 @@ def render_frame(
     return Frame(image, polyps)
 
 
-def finish_frame(frame: Frame, rng: np.random.Generator, scopeguide: bool) -> Image.Image:
-    """Cut to the field of view and add the ScopeGuide thumbnail (done after any camera crop)."""
+def finish_frame(frame: Frame, rng: np.random.Generator, corner: str) -> Image.Image:
+    """Cut to the field of view, write the on-screen text and cover the corner as ``corner`` says (done after
+    any camera crop)."""
     image = frame.image.copy()
     black = Image.new("RGB", image.size, (0, 0, 0))
     image = Image.composite(image, black, _field_of_view(image.size, rng))
-    if scopeguide:
+    _screen_text(image, rng)
+    if corner == "scopeguide":
         _scopeguide(image, rng)
+    elif corner == "black-box":
+        _black_box(image, rng)
     return image
 
 

@@ -31,8 +31,8 @@ from hyperkvasir.synth.render import (
     finish_frame,
     pick_resolution,
     polygon_mask,
+    pick_corner,
     render_frame,
-    scopeguide_share,
 )
 from hyperkvasir.synth.video import VIDEO_CLASSES, write_video
 
@@ -71,7 +71,7 @@ class LabeledImage:
     cls: ClassInfo
     stem: str
     size: tuple[int, int]
-    scopeguide: bool
+    corner: str  # none | scopeguide | black-box (synth.render.CORNERS)
     polyps: tuple[tuple[tuple[float, float], ...], ...] = ()
 
     @property
@@ -93,7 +93,8 @@ class SynthInfo:
     boxes_per_image: dict[str, int]
     unlabeled: int
     videos: tuple[str, ...]  # stems
-    scopeguide: dict[str, int]  # folder name -> images with the thumbnail
+    scopeguide: dict[str, int]  # folder name -> images with the ScopeGuide box
+    black_box: dict[str, int]  # folder name -> images with the black corner box
     faults: list[dict] = field(default_factory=list)
 
 
@@ -107,18 +108,18 @@ def _jpeg_bytes(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
     return buffer.getvalue()
 
 
-def _render_job(job: tuple[str, str, tuple[int, ...], float]) -> tuple[tuple[int, int], bool, list]:
-    """Render one image to ``path`` (runs in a worker process); returns size, ScopeGuide flag, polyps."""
-    path, folder, seed, scopeguide_p = job
+def _render_job(job: tuple[str, str, tuple[int, ...]]) -> tuple[tuple[int, int], str, list]:
+    """Render one image to ``path`` (runs in a worker process); returns size, corner mark, polyps."""
+    path, folder, seed = job
     rng = np.random.default_rng(seed)
     size = pick_resolution(rng)
-    scopeguide = bool(rng.random() < scopeguide_p)
+    corner = pick_corner(folder, rng)
     frame = render_frame(folder, rng, size)
-    Path(path).write_bytes(_jpeg_bytes(finish_frame(frame, rng, scopeguide)))
-    return size, scopeguide, frame.polyps
+    Path(path).write_bytes(_jpeg_bytes(finish_frame(frame, rng, corner)))
+    return size, corner, frame.polyps
 
 
-def _render_all(jobs: list[tuple[str, str, tuple[int, ...], float]], workers: int) -> list:
+def _render_all(jobs: list[tuple[str, str, tuple[int, ...]]], workers: int) -> list:
     with process_pool(workers, len(jobs), minimum=64) as pool:
         return list(pool.map(_render_job, jobs, chunksize=16))
 
@@ -142,7 +143,7 @@ def make_synthetic_release(
     if videos is not None:  # more clips than the scale has, e.g. for video-level splits
         spec = dataclasses.replace(spec, videos=videos)
     names = random.Random(seed)
-    info = SynthInfo(root, seed, scale, {}, {}, {}, (), {}, 0, (), {})
+    info = SynthInfo(root, seed, scale, {}, {}, {}, (), {}, 0, (), {}, {})
 
     # ---- labeled images
     images: list[LabeledImage] = []
@@ -150,14 +151,13 @@ def make_synthetic_release(
     for cls in CLASSES:
         for _ in range(spec.per_class[cls.folder]):
             stem = _uuid(names)
-            images.append(LabeledImage(cls, stem, (0, 0), False))
+            images.append(LabeledImage(cls, stem, (0, 0), "none"))
     for number, image in enumerate(images):
         (root / image.relpath).parent.mkdir(parents=True, exist_ok=True)
-        jobs.append((str(root / image.relpath), image.cls.folder, (seed, _PART_SEED["labeled"], number),
-                     scopeguide_share(image.cls.folder)))
+        jobs.append((str(root / image.relpath), image.cls.folder, (seed, _PART_SEED["labeled"], number)))
     results = _render_all(jobs, workers)
-    images = [LabeledImage(im.cls, im.stem, size, sg, tuple(tuple(p) for p in polys))
-              for im, (size, sg, polys) in zip(images, results)]
+    images = [LabeledImage(im.cls, im.stem, size, corner, tuple(tuple(p) for p in polys))
+              for im, (size, corner, polys) in zip(images, results)]
 
     unlabelled_rows: set[str] = set()
     if faults:
@@ -185,7 +185,8 @@ def make_synthetic_release(
         ",",
     )
     info.per_class = {c.folder: len(by_class[c.folder]) for c in CLASSES}
-    info.scopeguide = {c.folder: sum(im.scopeguide for im in images if im.cls is c) for c in CLASSES}
+    info.scopeguide = {c.folder: sum(im.corner == "scopeguide" for im in images if im.cls is c) for c in CLASSES}
+    info.black_box = {c.folder: sum(im.corner == "black-box" for im in images if im.cls is c) for c in CLASSES}
 
     if "segmented" in parts:
         _write_segmented(root, info, images, spec.segmented, faults)
@@ -239,8 +240,8 @@ def _write_unlabeled(root: Path, info: SynthInfo, count: int, names: random.Rand
     weights = np.asarray([c.released_count for c in CLASSES], float)
     pick = np.random.default_rng((info.seed, _PART_SEED["unlabeled"]))
     classes = pick.choice(len(CLASSES), size=count, p=weights / weights.sum())
-    jobs = [(str(folder / f"{_uuid(names)}.jpg"), CLASSES[c].folder, (info.seed, _PART_SEED["unlabeled"], n),
-             scopeguide_share(CLASSES[c].folder)) for n, c in enumerate(classes)]
+    jobs = [(str(folder / f"{_uuid(names)}.jpg"), CLASSES[c].folder, (info.seed, _PART_SEED["unlabeled"], n))
+            for n, c in enumerate(classes)]
     _render_all(jobs, workers)
     info.unlabeled = count
 

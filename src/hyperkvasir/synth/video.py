@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from hyperkvasir.synth.render import finish_frame, render_frame, scopeguide_share
+from hyperkvasir.synth.render import finish_frame, pick_corner, render_frame
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def write_video(
     path.parent.mkdir(parents=True, exist_ok=True)
     overscan = 1.3
     scene = render_frame(folder, rng, size, overscan=overscan)
-    scopeguide = bool(rng.random() < scopeguide_share(folder))
+    corner = pick_corner(folder, rng)
     w, h = size
     slack_x, slack_y = scene.image.width - w, scene.image.height - h
     start, end = rng.uniform(0, 1, 2), rng.uniform(0, 1, 2)
@@ -61,7 +61,7 @@ def write_video(
             x, y = (start + (end - start) * t) * (slack_x, slack_y)
             crop = scene.image.crop((int(x), int(y), int(x) + w, int(y) + h))
             frame_rng = np.random.default_rng(int(rng.integers(1 << 31)))
-            image = finish_frame(type(scene)(crop, []), frame_rng, scopeguide)
+            image = finish_frame(type(scene)(crop, []), frame_rng, corner)
             for packet in stream.encode(av.VideoFrame.from_image(image)):
                 container.mux(packet)
         for packet in stream.encode():
