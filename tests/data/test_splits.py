@@ -8,7 +8,13 @@ import pytest
 from hyperkvasir.cli import main
 from hyperkvasir.data.audit import audit
 from hyperkvasir.data.layout import Release
-from hyperkvasir.data.splits import assignment, official_assignment, segmentation_split
+from hyperkvasir.data.splits import (
+    assignment,
+    kvasir_seg_official_split,
+    official_assignment,
+    segmentation_scheme_split,
+    segmentation_split,
+)
 from hyperkvasir.errors import HyperKvasirError
 
 
@@ -29,8 +35,10 @@ def test_official_split_of_the_real_csvs(shared_data: Path, tmp_path: Path) -> N
 def test_grouped_split_keeps_duplicates_together(faulty_twin) -> None:
     result = assignment(faulty_twin.root, "grouped-2fold")
     report = audit(faulty_twin.root)
-    for group in report.exact_groups + report.near_groups:
-        assert len({result.files[Path(f).name][1] for f in group.files}) == 1
+    assert report.label_conflicts, "the faulty twin plants a label conflict"
+    for group in report.duplicate_sets():
+        labeled = [group.files[i] for i in group.labeled_files()]
+        assert len({result.files[Path(f).name][1] for f in labeled}) <= 1
     per_fold = Counter(fold for _, fold, _ in result.files.values())
     assert abs(per_fold[0] - per_fold[1]) <= 6
 
@@ -50,3 +58,19 @@ def test_split_cli_writes_official_format(tiny_twin, tmp_path: Path) -> None:
     assert main(["splits", str(tiny_twin.root), "--scheme", "nope"]) == 2
     with pytest.raises(HyperKvasirError, match="fold 7 does not exist"):
         assignment(tiny_twin.root, "official-2fold").subsets(7)
+
+
+def test_kvasir_seg_official_split_on_real_names(real_tree: Path, tmp_path: Path) -> None:
+    split = kvasir_seg_official_split(real_tree)
+    assert (len(split.train), len(split.val), len(split.test)) == (265, 0, 35)
+    carved = segmentation_scheme_split(real_tree, "kvasir-seg-official", seed=0)
+    assert set(carved.test) == set(split.test) and not set(carved.val) & set(split.test)
+    assert set(carved.train) | set(carved.val) == set(split.train) and 20 <= len(carved.val) <= 34
+    assert main(["splits", str(real_tree), "--scheme", "kvasir-seg-official", "--out", str(tmp_path / "s.csv")]) == 0
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert lines[0] == "file-name;subset" and len(lines) == 301 and {l.split(";")[1] for l in lines[1:]} == {"train", "test"}
+
+
+def test_kvasir_seg_official_split_refuses_uuid_names(tiny_twin) -> None:
+    with pytest.raises(HyperKvasirError, match="UUID names"):
+        kvasir_seg_official_split(tiny_twin.root)

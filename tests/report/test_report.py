@@ -22,7 +22,8 @@ def test_report_for_a_faulty_twin(faulty_twin, tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") >= 10
     figures = {p.name for p in (tmp_path / "report-figures").glob("*.png")}
     assert {"hierarchy.png", "folds-2.png", "folds-5.png", "folds-grouped-2.png", "samples.png", "scopeguide.png", "duplicates.png", "overlays.png",
-            "video-findings.png"} <= figures
+            "video-findings.png", "label-conflicts.png"} <= figures
+    assert "Label conflicts: the same picture under two classes" in html
 
 
 def test_report_with_results(tiny_twin, tmp_path: Path) -> None:

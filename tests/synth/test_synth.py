@@ -104,7 +104,7 @@ def test_faults_are_planted_and_listed(faulty_twin) -> None:
     root = faulty_twin.root
     listed = json.loads((root / "FAULTS.json").read_text())["faults"]
     kinds = [f["kind"] for f in listed]
-    assert kinds == ["exact-duplicate", "near-duplicate", "truncated-image", "missing-image-label",
+    assert kinds == ["exact-duplicate", "near-duplicate", "label-conflict", "truncated-image", "missing-image-label",
                      "mask-size-mismatch", "box-out-of-bounds"]
     by_kind = {f["kind"]: f for f in listed}
     a, b = by_kind["exact-duplicate"]["files"]
@@ -113,6 +113,8 @@ def test_faults_are_planted_and_listed(faulty_twin) -> None:
     a, b = by_kind["near-duplicate"]["files"]
     assert (root / a).read_bytes() != (root / b).read_bytes()
     assert faulty_twin.folds2[Path(a).name] != faulty_twin.folds2[Path(b).name]
+    a, b = by_kind["label-conflict"]["files"]
+    assert (root / a).read_bytes() == (root / b).read_bytes() and Path(a).parent.name != Path(b).parent.name
     assert verify_decodes(root / by_kind["truncated-image"]["files"][0]) is not None
     stems = {r.stem for r in read_image_labels(root / "labeled-images" / "image-labels.csv")}
     assert Path(by_kind["missing-image-label"]["files"][0]).stem not in stems

@@ -314,6 +314,8 @@ def train_classify(
     pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
     seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
     pseudo_labels: str = typer.Option(None, help="path,label CSV of pseudo-labelled images to add to training."),
+    exclude_conflicts: bool = typer.Option(None, "--exclude-conflicts/--keep-conflicts",
+                                           help="Leave out images the audit finds under two classes."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
@@ -328,7 +330,7 @@ def train_classify(
                            scheme=scheme, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                            schedule=schedule, patience=patience, input_size=input_size, recipe=recipe,
                            balanced=balanced, weights=weights, pretrained=pretrained, seed=seed, workers=workers,
-                           device=device, pseudo_labels=pseudo_labels)
+                           device=device, pseudo_labels=pseudo_labels, exclude_conflicts=exclude_conflicts)
     _log_to_stderr()
     metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
     if metrics:
@@ -478,8 +480,14 @@ def benchmark(
     if task == "segment":
         from hyperkvasir.segment.benchmark import run_segmentation_benchmark
 
+        from hyperkvasir.data.splits import SEGMENTATION_SCHEMES
+
+        if scheme is not None and scheme not in SEGMENTATION_SCHEMES:
+            raise typer.BadParameter(f"{scheme!r} is no segmentation scheme; choose one of "
+                                     f"{', '.join(SEGMENTATION_SCHEMES)}", param_hint="--scheme")
         config = _segment_config(root, config_file, out=str(out_dir / "run"), epochs=epochs, size=input_size,
-                                 batch_size=batch_size, lr=lr, workers=workers, seed=seed, device=device)
+                                 batch_size=batch_size, lr=lr, workers=workers, seed=seed, device=device,
+                                 scheme=scheme)
         _log_to_stderr()
         results = run_segmentation_benchmark(config, out_dir)
         print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())

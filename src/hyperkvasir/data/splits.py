@@ -194,17 +194,7 @@ def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float
     if not images:
         raise HyperKvasirError(f"{release.root}: no segmented images; get them with "
                                f"`hyperkvasir download {release.root} --parts segmented`")
-    from hyperkvasir.data.audit import audit
-
-    set_of: dict[str, str] = {}
-    for group in audit(release.root).duplicate_sets():
-        anchor = group.files[0]
-        for path, part in zip(group.files, group.parts):
-            if part == "segmented":
-                set_of[Path(path).name] = anchor
-    buckets: dict[str, list[str]] = defaultdict(list)
-    for path in images:
-        buckets[set_of.get(path.name, path.name)].append(path.name)
+    buckets = _segmented_buckets(release.root, [p.name for p in images])
     keys = sorted(buckets)
     random.Random(seed).shuffle(keys)
     total = len(images)
@@ -215,6 +205,21 @@ def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float
                   else "val" if len(subsets["val"]) < target_val else "train")
         subsets[subset] += sorted(buckets[key])
     return SegmentationSplit(*(tuple(sorted(subsets[s])) for s in ("train", "val", "test")))
+
+
+def _segmented_buckets(root: Path, names: list[str]) -> dict[str, list[str]]:
+    """Segmented file names grouped by the audit's duplicate sets (a name alone is its own bucket)."""
+    from hyperkvasir.data.audit import audit
+
+    set_of: dict[str, str] = {}
+    for group in audit(root).duplicate_sets():
+        for path, part in zip(group.files, group.parts):
+            if part == "segmented":
+                set_of[Path(path).name] = group.files[0]
+    buckets: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        buckets[set_of.get(name, name)].append(name)
+    return buckets
 
 
 def kvasir_seg_official_ids() -> dict[str, frozenset[str]]:
@@ -243,3 +248,27 @@ def kvasir_seg_official_split(root: str | Path) -> SegmentationSplit:
             f"copy uses the newer UUID names, which the official 880/120 lists cannot name — use "
             f"`--scheme segmentation` (duplicate-aware 80/10/10) instead")
     return SegmentationSplit(tuple(train), (), tuple(test))
+
+
+SEGMENTATION_SCHEMES = ("segmentation", "kvasir-seg-official")
+
+
+def segmentation_scheme_split(root: str | Path, scheme: str, *, fraction: float = DEFAULT_VALIDATION_FRACTION,
+                              seed: int = 0) -> SegmentationSplit:
+    """Train/val/test for training a segmenter under ``scheme``; the official split gets a seeded validation
+    carve-out of its training part (duplicate sets kept whole), so selection never sees its test part."""
+    if scheme == "segmentation":
+        return segmentation_split(root, seed=seed)
+    if scheme != "kvasir-seg-official":
+        raise HyperKvasirError(f"unknown segmentation scheme {scheme!r}; choose one of {', '.join(SEGMENTATION_SCHEMES)}")
+    official = kvasir_seg_official_split(root)
+    buckets = _segmented_buckets(Release(root).root, list(official.train))
+    keys = sorted(buckets)
+    random.Random(seed).shuffle(keys)
+    val: list[str] = []
+    for key in keys:
+        if len(val) >= round(len(official.train) * fraction):
+            break
+        val += buckets[key]
+    train = sorted(set(official.train) - set(val))
+    return SegmentationSplit(tuple(train), tuple(sorted(val)), official.test)

@@ -86,14 +86,16 @@ def build_report(root: str | Path, out: str | Path = "report.html", *, results: 
 
     counts = Counter(r["class"] for r in labeled)
     uris = {"hierarchy": sink.figure("hierarchy", fig.hierarchy_rings(counts))}
+    present = {Path(r["path"]).name for r in labeled}
     for k in (2, 5):
         path = release.split_csv(k)
-        if path is None:
+        if path is None or not present:
             continue
         per: dict[str, Counter] = defaultdict(Counter)
-        for row in read_split_csv(path):
-            per[row.cls.folder][str(row.fold)] += 1
-        sections.append((f"Class balance, official {k}-fold split", sink.figure(
+        for row in read_split_csv(path):  # the files present, as the grouped split below counts them
+            if row.file_name in present:
+                per[row.cls.folder][str(row.fold)] += 1
+        sections.append((f"Class balance of the files present, official {k}-fold split", sink.figure(
             f"folds-{k}", fig.fold_balance(per, f"images per class and fold ({k}-fold)"))))
     if labeled:
         grouped: dict[str, Counter] = defaultdict(Counter)
@@ -117,6 +119,13 @@ def build_report(root: str | Path, out: str | Path = "report.html", *, results: 
     sections.append(("ScopeGuide thumbnail share per class (a shortcut a model can learn)", sink.figure(
         "scopeguide", fig.bars(list(shares), [v["share"] for v in shares.values()], "share with ScopeGuide",
                                "share of images"))))
+    if report.label_conflicts:
+        sections.append(("Label conflicts: the same picture under two classes (class letter and 2-fold fold "
+                         "per image, letters as in the samples above)", sink.image(
+            "label-conflicts", fig.grid([(" vs ".join(f"{lookup(c).letter} fold {f}" for c, f in zip(
+                conflict["classes"], conflict["fold2"])),
+                                          [fig.thumbnail(release.root / f) for f in conflict["files"][:8]])
+                                         for conflict in report.label_conflicts[:WORST_GROUPS]]))))
     groups = sorted(report.exact_groups + report.near_groups,
                     key=lambda g: (-len(set(f for f in g.fold2 if f is not None)), -len(g.files)))[:WORST_GROUPS]
     if groups:
@@ -130,7 +139,8 @@ def build_report(root: str | Path, out: str | Path = "report.html", *, results: 
              ("segmented", str(sum(1 for r in rows if r["part"] == "segmented" and r["kind"] == "image"))),
              ("unlabeled", f"{sum(1 for r in rows if r['part'] == 'unlabeled'):,}"),
              ("videos", str(sum(1 for r in rows if r["kind"] == "video"))),
-             ("duplicate groups", str(len(report.exact_groups) + len(report.near_groups)))]
+             ("duplicate groups", str(len(report.duplicate_sets()))),
+             ("label conflicts", str(len(report.label_conflicts)))]
     environment = jinja2.Environment(loader=jinja2.PackageLoader("hyperkvasir", "report"),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = environment.get_template("template.html.j2").render(

@@ -20,6 +20,10 @@ PUBLISHED = (
 )
 
 
+_PROTOCOL = {"segmentation": "seeded duplicate-aware 80/10/10 split",
+             "kvasir-seg-official": "Kvasir-SEG's official 880/120 split (validation carved from the 880)"}
+
+
 def run_segmentation_benchmark(config: SegmentConfig, out: str | Path) -> dict:
     out = Path(out)
     metrics = train_segmenter(config)
@@ -28,7 +32,7 @@ def run_segmentation_benchmark(config: SegmentConfig, out: str | Path) -> dict:
     with atomic_write(out / "results.json", "w") as handle:
         json.dump(results, handle, indent=2)
     lines = ["# Polyp segmentation benchmark", "",
-             f"This tree, seeded duplicate-aware split, test part: {metrics['n']} images, encoder {config.model}, "
+             f"This tree, {_PROTOCOL[config.scheme]}, test part: {metrics['n']} images, encoder {config.model}, "
              f"{config.size} px, {config.epochs} epochs, checkpoint chosen on the validation part.", "",
              "| metric | value |", "|---|---|"]
     lines += [f"| {key} | {metrics[key]:.4f} |" for key in METRIC_KEYS]

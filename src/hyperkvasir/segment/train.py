@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from hyperkvasir.data.imaging import atomic_write, header_size
 from hyperkvasir.data.layout import Release
-from hyperkvasir.data.splits import segmentation_split
+from hyperkvasir.data.splits import segmentation_scheme_split
 from hyperkvasir.datasets.segmentation import SegmentedPolyps, collate_segmentation
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import HyperKvasirError
@@ -57,6 +57,7 @@ class SegmentConfig:
     amp: bool = True
     device: str = "auto"
     max_steps_per_epoch: int = 0
+    scheme: str = "segmentation"  # segmentation (duplicate-aware 80/10/10) | kvasir-seg-official (880/120)
 
 
 def _mean_std(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -113,9 +114,9 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False) -> dict:
         with atomic_write(run / "config.json", "w") as handle:
             json.dump(dataclasses.asdict(config), handle, indent=2)
     device = pick_device(config.device)
-    split = segmentation_split(config.root, seed=config.seed)
+    split = segmentation_scheme_split(config.root, config.scheme, seed=config.seed)
     if not split.train or not split.val or not split.test:
-        raise HyperKvasirError(f"{config.root}: the segmentation split has {len(split.train)}/{len(split.val)}/"
+        raise HyperKvasirError(f"{config.root}: the {config.scheme} split has {len(split.train)}/{len(split.val)}/"
                                f"{len(split.test)} train/val/test images; at least one each is needed")
     train_set = SegmentedPolyps(config.root, list(split.train), size=config.size, train=True, seed=config.seed)
     val_set = SegmentedPolyps(config.root, list(split.val), size=config.size)

@@ -82,6 +82,7 @@ class TrainConfig:
     device: str = "auto"
     max_steps_per_epoch: int = 0  # 0 = whole epoch; tests use a few steps
     pseudo_labels: str | None = None  # CSV path,label (from `hyperkvasir predict` + pseudo-labels) added to training
+    exclude_conflicts: bool = False  # leave out images whose duplicates carry another class (audit label conflicts)
     extra: dict = field(default_factory=dict)
 
 
@@ -155,6 +156,7 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
         dist.broadcast_object_list(holder)
         manifest = holder[0]
     subsets = assignment(root, config.scheme, fraction=config.val_fraction, seed=config.seed).subsets(config.fold)
+    excluded = drop_label_conflicts(root, subsets) if config.exclude_conflicts else {}
     common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest,
                   progress=progress if rank == 0 else None)
     if world > 1 and rank != 0 and config.cache:
@@ -273,7 +275,8 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     write_predictions(run / "predictions-test.csv", names, probs)
     metrics = classification_metrics(labels, probs.argmax(1)) | {
         "best_epoch": best["epoch"], "weights_from": weights_from, "skipped_images": skipped_total,
-        "model": config.model, "fold": config.fold, "scheme": config.scheme}
+        "model": config.model, "fold": config.fold, "scheme": config.scheme,
+        "excluded_label_conflicts": excluded}
     with atomic_write(run / "metrics-test.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
     plot_confusion_matrix(metrics, run / "confusion-test.png",
@@ -283,4 +286,17 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     return metrics
 
 
-__all__ = ["TrainConfig", "train_classifier", "predict", "write_predictions"]
+def drop_label_conflicts(root: Path, subsets: dict[str, list[str]]) -> dict[str, int]:
+    """Remove the audit's label-conflict images from every subset in place; returns how many left each."""
+    from hyperkvasir.data.audit import audit
+
+    conflicting = {Path(f).name for c in audit(root).label_conflicts for f in c["files"]}
+    dropped = {}
+    for name, files in subsets.items():
+        kept = [f for f in files if f not in conflicting]
+        dropped[name] = len(files) - len(kept)
+        files[:] = kept
+    return dropped
+
+
+__all__ = ["TrainConfig", "train_classifier", "predict", "write_predictions", "drop_label_conflicts"]
