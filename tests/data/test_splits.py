@@ -74,3 +74,15 @@ def test_kvasir_seg_official_split_on_real_names(real_tree: Path, tmp_path: Path
 def test_kvasir_seg_official_split_refuses_uuid_names(tiny_twin) -> None:
     with pytest.raises(HyperKvasirError, match="UUID names"):
         kvasir_seg_official_split(tiny_twin.root)
+
+
+def test_exclude_conflicts_drops_both_members_from_every_subset(faulty_twin) -> None:
+    from hyperkvasir.train.classify import drop_label_conflicts
+
+    subsets = assignment(faulty_twin.root, "official-2fold").subsets(0)
+    before = {k: len(v) for k, v in subsets.items()}
+    dropped = drop_label_conflicts(faulty_twin.root, subsets)
+    conflict = next(f["files"] for f in __import__("json").loads(
+        (faulty_twin.root / "FAULTS.json").read_text())["faults"] if f["kind"] == "label-conflict")
+    assert sum(dropped.values()) == 2 and all(before[k] - len(v) == dropped[k] for k, v in subsets.items())
+    assert not {Path(f).name for f in conflict} & {n for v in subsets.values() for n in v}
