@@ -18,12 +18,13 @@ def _ratio(a: float, b: float) -> float:
 
 
 def _reference(pairs) -> dict:
-    """Binary metrics written out by hand; structure/enhanced/weighted/MAE from pysodmetrics' own classes."""
+    """Binary metrics written out by hand (raw probability > 0.5; the 256-threshold curve on the toolbox's
+    normalised map); structure/enhanced/weighted/MAE from pysodmetrics' own classes."""
     per_image, pooled, curves = [], np.zeros(3), []
     s, e, w, m = sod.Smeasure(), sod.Emeasure(), sod.WeightedFmeasure(), sod.MAE()
     for pred, truth in pairs:
         p, t = _normalised(pred), truth > 128
-        b = p > 0.5
+        b = pred.astype(np.float64) / 255 > 0.5
         tp, fp, fn = (b & t).sum(), (b & ~t).sum(), (~b & t).sum()
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         per_image.append([_ratio(2 * tp, 2 * tp + fp + fn), _ratio(tp, tp + fp + fn), precision, recall,
@@ -58,6 +59,7 @@ rng = np.random.default_rng(7)
 EMPTY, FULL = np.zeros((40, 50), np.uint8), np.full((40, 50), 255, np.uint8)
 ONE_PIXEL = EMPTY.copy()
 ONE_PIXEL[10, 10] = 255
+UNSURE = (_blob(radius=12) // 255 * 120 + 5).astype(np.uint8)  # right shape, every probability below 0.5
 SOFT = np.clip(_blob(radius=12).astype(float) * 0.8 + rng.normal(0, 30, (40, 50)), 0, 255).astype(np.uint8)
 CASES = {
     "random": [((rng.random((40, 50)) * 255).astype(np.uint8), _blob()) for _ in range(3)],
@@ -67,6 +69,7 @@ CASES = {
     "empty both": [(EMPTY, EMPTY)],
     "full image": [(FULL, FULL), (FULL, _blob())],
     "one pixel": [(ONE_PIXEL, ONE_PIXEL), (SOFT, ONE_PIXEL)],
+    "unsure everywhere": [(UNSURE, _blob())],
 }
 
 
@@ -85,3 +88,12 @@ def test_conventions_are_stated_by_the_numbers() -> None:
     assert perfect["s_measure"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="differ in size"):
         segmentation_metrics([(EMPTY, np.zeros((4, 4), np.uint8))])
+
+
+def test_a_map_unsure_everywhere_scores_dice_zero_at_probability_half() -> None:
+    """Every probability < 0.5: no pixel is polyp, so Dice is 0 however well the map's shape fits; only the
+    toolbox's normalised 256-threshold mean credits the shape."""
+    scores = segmentation_metrics([(UNSURE, _blob())])
+    assert UNSURE.max() / 255 < 0.5
+    assert scores["dice"] == scores["iou"] == scores["dice_pooled"] == scores["recall"] == 0.0
+    assert scores["mdice_256"] > 0.5

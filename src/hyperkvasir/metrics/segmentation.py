@@ -2,10 +2,13 @@
 implementation of the salient-object / polyp evaluation toolbox of Fan et al. used by PraNet and its family).
 
 Inputs are 8-bit maps: a prediction (probabilities × 255) and a ground-truth mask, the same size (callers
-resize predictions to the truth). As in the toolbox, the truth is ``> 128`` and each prediction is divided by
-255 and min-max normalised per image. JSON keys (design.md) and definitions (TP/FP/FN per image at a threshold):
+resize predictions to the truth); the truth is ``> 128``. The binary keys threshold the **raw** probability at
+:data:`PROBABILITY_THRESHOLD` (the one threshold of training selection, saved maps, boxes and metrics), as
+Kvasir-SEG papers do; the toolbox's 256-threshold keys divide by 255 and min-max normalise each map first, as
+the toolbox does (a map unsure everywhere is stretched there, not here). JSON keys (design.md) and definitions
+(TP/FP/FN per image at a threshold):
 
-* ``dice``, ``iou`` — per-image Dice = 2TP/(2TP+FP+FN) and IoU = TP/(TP+FP+FN) at prediction > 0.5, averaged
+* ``dice``, ``iou`` — per-image Dice = 2TP/(2TP+FP+FN) and IoU = TP/(TP+FP+FN) at probability > 0.5, averaged
   over images (Kvasir-SEG papers, e.g. TransNetR, report these as mDice/mIoU).
 * ``dice_pooled``, ``iou_pooled`` — the same with TP/FP/FN summed over all pixels of all images first.
 * ``mdice_256``, ``miou_256`` — PraNet protocol: per image over the 256 thresholds 0…255, averaged over images,
@@ -15,7 +18,7 @@ resize predictions to the truth). As in the toolbox, the truth is ``> 128`` and 
   IJCAI 2018) over the 256 thresholds (mean, max) and at twice the mean prediction (adaptive).
 * ``weighted_f`` — weighted F-measure F^w_β (Margolin et al., CVPR 2014), β² = 1.
 * ``mae`` — mean absolute error between the normalised prediction and the binary truth.
-* ``precision``, ``recall``, ``f2`` — per image at prediction > 0.5, averaged; F2 = 5PR/(4P+R).
+* ``precision``, ``recall``, ``f2`` — per image at probability > 0.5, averaged; F2 = 5PR/(4P+R).
 
 Empty truth: the toolbox divides by zero as 0, so an image with an empty truth scores Dice = IoU = 0 even
 when the prediction is empty too; such images are counted in ``empty_truth`` so that no reader is surprised.
@@ -28,6 +31,9 @@ from collections.abc import Iterable
 import numpy as np
 import py_sod_metrics as sod
 
+# A pixel is polyp when its predicted probability exceeds this (sigmoid > 0.5 ⇔ logit > 0); pysodmetrics'
+# binary handlers cut raw maps at the same 0.5.
+PROBABILITY_THRESHOLD = 0.5
 METRIC_KEYS = ("dice", "iou", "dice_pooled", "iou_pooled", "mdice_256", "miou_256", "s_measure",
                "e_measure_mean", "e_measure_max", "e_measure_adaptive", "weighted_f", "mae", "precision",
                "recall", "f2")
@@ -38,7 +44,7 @@ class SegmentationMetrics:
 
     def __init__(self) -> None:
         binary = dict(with_dynamic=False, with_adaptive=False, with_binary=True)
-        self.binary = sod.FmeasureV2({
+        self.binary = sod.FmeasureV2({  # fed raw probabilities: the library binarises them at > 0.5
             "dice": sod.DICEHandler(**binary, sample_based=True),
             "iou": sod.IOUHandler(**binary, sample_based=True),
             "dice_pooled": sod.DICEHandler(**binary, sample_based=False),
@@ -46,6 +52,8 @@ class SegmentationMetrics:
             "precision": sod.PrecisionHandler(**binary, sample_based=True),
             "recall": sod.RecallHandler(**binary, sample_based=True),
             "f2": sod.FmeasureHandler(**binary, sample_based=True, beta=4.0),
+        })
+        self.dynamic = sod.FmeasureV2({
             "mdice_256": sod.DICEHandler(with_dynamic=True, with_adaptive=False),
             "miou_256": sod.IOUHandler(with_dynamic=True, with_adaptive=False),
         })
@@ -57,7 +65,9 @@ class SegmentationMetrics:
         if prediction.shape != truth.shape:
             raise ValueError(f"prediction {prediction.shape} and truth {truth.shape} differ in size")
         prediction, truth = prediction.astype(np.uint8), truth.astype(np.uint8)
-        self.binary.step(prediction, truth)
+        probability = prediction.astype(np.float64) / 255
+        self.binary.step(probability, truth > 128, normalize=False)
+        self.dynamic.step(prediction, truth)
         for metric in (self.s_measure, self.e_measure, self.weighted_f, self.mae):
             metric.step(prediction, truth)
         self.count += 1
@@ -66,7 +76,7 @@ class SegmentationMetrics:
     def results(self) -> dict:
         if not self.count:
             raise ValueError("no image scored")
-        table = self.binary.get_results()
+        table = self.binary.get_results() | self.dynamic.get_results()
         em = self.e_measure.get_results()["em"]
         out = {key: float(table[key]["binary"]) for key in ("dice", "iou", "dice_pooled", "iou_pooled",
                                                              "precision", "recall", "f2")}

@@ -8,10 +8,12 @@ import io
 import numpy as np
 from scipy import ndimage
 
+from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
+
 MIN_COMPONENT_PIXELS = 25  # JPEG and thresholding specks are not polyps
 
 
-def boxes_from_mask(probability: np.ndarray, threshold: float = 0.5) -> list[tuple[list[float], float]]:
+def boxes_from_mask(probability: np.ndarray, threshold: float = PROBABILITY_THRESHOLD) -> list[tuple[list[float], float]]:
     """([xmin, ymin, xmax, ymax], score) per connected component of ``probability > threshold``.
 
     The score is the component's mean probability, so detections can be ranked for mAP.

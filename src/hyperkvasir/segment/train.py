@@ -25,6 +25,7 @@ from hyperkvasir.data.splits import segmentation_scheme_split
 from hyperkvasir.datasets.segmentation import SegmentedPolyps, collate_segmentation
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
 from hyperkvasir.segment.loss import segmentation_loss
 from hyperkvasir.segment.model import create_unet
 from hyperkvasir.train.runs import (
@@ -83,7 +84,7 @@ def predict_probabilities(model, dataset: SegmentedPolyps, device: torch.device,
 
 
 def _validation_dice(model, dataset: SegmentedPolyps, device: torch.device, amp: bool) -> float:
-    """Mean per-image Dice at 0.5 at the network's resolution (cheap; the full metrics run on the test part)."""
+    """Mean per-image Dice at the metrics' probability threshold, at the network's resolution (cheap; the full metrics run on the test part)."""
     model.eval()
     mean, std = _mean_std(model)
     scores = []
@@ -91,7 +92,7 @@ def _validation_dice(model, dataset: SegmentedPolyps, device: torch.device, amp:
         for batch in DataLoader(dataset, batch_size=8, collate_fn=collate_segmentation):
             with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
                 logits = model(normalise(batch["image"].to(device), mean, std)).float()
-            pred = (logits[:, 0] > 0).float().cpu()
+            pred = (torch.sigmoid(logits[:, 0]) > PROBABILITY_THRESHOLD).float().cpu()
             truth = batch["mask"]
             inter = (pred * truth).sum((1, 2))
             total = pred.sum((1, 2)) + truth.sum((1, 2))
