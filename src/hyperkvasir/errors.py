@@ -11,6 +11,12 @@ class HyperKvasirError(Exception):
     exit_code = 2
 
 
+class DataError(HyperKvasirError):
+    """The data cannot give what was asked (too few images or videos, names a list cannot match): exit 1."""
+
+    exit_code = 1
+
+
 class UnknownClassError(HyperKvasirError, KeyError):
     """A class name that none of the three release namings knows."""
 

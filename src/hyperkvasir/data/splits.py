@@ -26,7 +26,7 @@ import numpy as np
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.layout import SPLIT_HEADER, Release, read_split_csv
 from hyperkvasir.data.taxonomy import ClassInfo, lookup
-from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.errors import DataError, HyperKvasirError
 
 SCHEMES = ("official-2fold", "official-5fold", "grouped-2fold")
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -243,7 +243,7 @@ def kvasir_seg_official_split(root: str | Path) -> SegmentationSplit:
     train = sorted(p.name for p in images if p.stem in ids["train"])
     test = sorted(p.name for p in images if p.stem in ids["test"])
     if not train and not test:
-        raise HyperKvasirError(
+        raise DataError(
             f"{release.root}/segmented-images: none of {len(images)} file names is a Kvasir-SEG ID (cju…); this "
             f"copy uses the newer UUID names, which the official 880/120 lists cannot name — use "
             f"`--scheme segmentation` (duplicate-aware 80/10/10) instead")

@@ -22,6 +22,7 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.classification import collate_skipping
 from hyperkvasir.datasets.transforms import classification_transform, normalise
+from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.models import MODELS, create_model
 from hyperkvasir.train.runs import (
     pick_device,
@@ -52,6 +53,7 @@ class VideoBenchmarkConfig:
     workers: int = 0
     pretrained: bool = True
     device: str = "auto"
+    select_on_train: bool = False  # allow choosing the checkpoint on training videos when no validation video exists
 
 
 @torch.no_grad()
@@ -69,11 +71,19 @@ def _frame_probabilities(model, dataset: VideoFrames, device, spec, batch_size: 
 
 
 def run_video_benchmark(config: VideoBenchmarkConfig) -> dict:
+    """Check the model and the protocol, then extract frames, train, select on validation videos and test."""
+    if config.model not in MODELS:
+        raise HyperKvasirError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
+    split = video_split(config.root, seed=config.seed)
+    if not split["val"] and not config.select_on_train:
+        raise DataError(
+            f"{config.root}: the video split has no validation video ({len(split['train'])} train, "
+            f"{len(split['test'])} test), so the checkpoint would be chosen on training videos; add videos or "
+            f"pass --select-on-train to accept that protocol (it is printed in results.md)")
     out = Path(config.out)
     device = pick_device(config.device)
     frames = extract_frames(config.root, out / "frames", every=config.every, size=config.size)
     labels = video_labels(config.root)
-    split = video_split(config.root, seed=config.seed)
     spec = MODELS[config.model]
     train = VideoFrames(out / "frames", labels, split["train"], size=config.size,
                         transform=classification_transform("paper", config.size, True))
@@ -118,7 +128,10 @@ def run_video_benchmark(config: VideoBenchmarkConfig) -> dict:
     test_metrics = results["test"]
     lines = ["# Video benchmark (per-video evaluation of a frame classifier)", "",
              f"Videos train/val/test: {results['split']}; {frames.frames} frames (every {config.every}th, "
-             f"{config.size} px); model {config.model}.", "", "| aggregation | accuracy | macro F1 | MCC |",
+             f"{config.size} px); model {config.model}.", "",
+             f"Protocol: video-level split (seeded, duplicate videos kept together); checkpoint chosen on "
+             f"{results['validation_from']}; test videos never seen in training or selection.", "",
+             "| aggregation | accuracy | macro F1 | MCC |",
              "|---|---|---|---|"]
     for key in ("mean_probability", "majority_vote"):
         m = test_metrics[key]
