@@ -8,6 +8,7 @@ Predictions are a Parquet table: ``path`` (relative to the release root for a pa
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,50 @@ def pseudo_labels(predictions: str | Path, out: str | Path, *, threshold: float 
             writer.writerows((path, folder) for _, path in kept)
             counts[folder] = len(kept)
     return counts
+
+
+def teacher_path(pseudo_label_csv: str | Path) -> Path:
+    """Where the teacher's provenance lives beside a pseudo-label CSV (``pl.csv`` → ``pl.teacher.json``)."""
+    path = Path(pseudo_label_csv)
+    return path.with_name(f"{path.stem}.teacher.json")
+
+
+def write_teacher(checkpoint: str | Path, pseudo_label_csv: str | Path) -> dict:
+    """Record the teacher's run, scheme and folds beside its pseudo-labels, so a student can prove it never
+    trains on its own test fold through them."""
+    config = torch.load(checkpoint, map_location="cpu", weights_only=False)["config"]
+    record = {"checkpoint": str(Path(checkpoint).resolve()), "run": str(Path(checkpoint).resolve().parent),
+              "model": config["model"], "scheme": config["scheme"], "test_fold": config["fold"],
+              "seed": config["seed"], "val_fraction": config["val_fraction"]}
+    with atomic_write(teacher_path(pseudo_label_csv), "w") as handle:
+        json.dump(record, handle, indent=2)
+    return record
+
+
+def usable_pseudo_labels(path: str | Path, root: str | Path, *, scheme: str, fold: int,
+                         test_files: list[str]) -> tuple[list[tuple[str, int]], dict]:
+    """Pseudo-labels a student may train on: the teacher must have held out the student's test fold under the
+    same scheme, and unlabeled images the audit links to a test image are dropped (counted in the report)."""
+    sidecar = teacher_path(path)
+    if not sidecar.is_file():
+        raise HyperKvasirError(f"{path}: no {sidecar.name} beside it, so the teacher's training folds are unknown; "
+                               f"write pseudo-labels with `hyperkvasir predict … --part unlabeled --pseudo-labels`")
+    teacher = json.loads(sidecar.read_text())
+    if (teacher["scheme"], teacher["test_fold"]) != (scheme, fold):
+        raise HyperKvasirError(
+            f"{path}: the teacher ({teacher['run']}) held out fold {teacher['test_fold']} of {teacher['scheme']}, so "
+            f"it trained on images of this run's test fold {fold} of {scheme}; use a teacher trained with "
+            f"--scheme {scheme} --fold {fold}")
+    rows = read_pseudo_labels(path)
+    from hyperkvasir.data.audit import audit
+
+    test = set(test_files)
+    linked = {f for group in audit(root).duplicate_sets()
+              if any(Path(f).name in test for f, p in zip(group.files, group.parts) if p == "labeled")
+              for f, p in zip(group.files, group.parts) if p != "labeled"}
+    kept = [(relpath, label) for relpath, label in rows if relpath not in linked]
+    return kept, {"file": str(path), "teacher": teacher["run"], "rows": len(rows), "used": len(kept),
+                  "dropped_duplicates_of_test_images": len(rows) - len(kept)}
 
 
 def read_pseudo_labels(path: str | Path) -> list[tuple[str, int]]:

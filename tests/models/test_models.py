@@ -45,3 +45,38 @@ def test_ensemble_averages_logits() -> None:
     with torch.no_grad():
         expected = (model.members[0](x) + model.members[1](x)) / 2
         assert torch.allclose(model(x), expected)
+
+
+def test_weights_that_match_nothing_fail_with_counts_unless_partial(tmp_path: Path) -> None:
+    """Before: a file of another architecture loaded nothing and weights_from still said file:…"""
+    other = timm.create_model("resnet18", pretrained=False, num_classes=23)
+    torch.save(other.state_dict(), tmp_path / "resnet18.pth")
+    with pytest.raises(HyperKvasirError, match=r"tensors of the model are missing .* --weights-partial"):
+        create_model("test_efficientnet", weights=str(tmp_path / "resnet18.pth"))
+    model, source = create_model("test_efficientnet", weights=str(tmp_path / "resnet18.pth"), weights_partial=True)
+    assert source.startswith(f"file:{tmp_path / 'resnet18.pth'} (partial: ") and "unexpected" in source
+
+
+def test_an_imagenet_head_may_differ_and_a_features_encoder_may_drop_layers(tmp_path: Path) -> None:
+    imagenet = timm.create_model("test_efficientnet", pretrained=False)  # 1000-class head
+    torch.save(imagenet.state_dict(), tmp_path / "imagenet.pth")
+    model, source = create_model("test_efficientnet", weights=str(tmp_path / "imagenet.pth"))
+    assert source == f"file:{tmp_path / 'imagenet.pth'}"
+    assert torch.equal(model.state_dict()["conv_stem.weight"], imagenet.state_dict()["conv_stem.weight"])
+    from hyperkvasir.segment.model import create_unet
+
+    unet, source = create_unet("test_efficientnet", weights=str(tmp_path / "imagenet.pth"))
+    assert source == f"file:{tmp_path / 'imagenet.pth'}"
+
+
+def test_ensemble_weights_load_into_both_members_or_the_run_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(HyperKvasirError, match="no ImageNet weights for resnet152, densenet161"):
+        create_model("resnet152+densenet161")  # offline in tests: the members would start at random
+    donor, _ = create_model("resnet152+densenet161", pretrained=False)
+    torch.save(donor.state_dict(), tmp_path / "ensemble.pth")
+    model, source = create_model("resnet152+densenet161", weights=str(tmp_path / "ensemble.pth"))
+    assert source == f"file:{tmp_path / 'ensemble.pth'}"
+    for name in ("members.0.conv1.weight", "members.1.features.conv0.weight"):
+        assert torch.equal(model.state_dict()[name], donor.state_dict()[name])
+    with pytest.raises(HyperKvasirError, match="one file or one per member"):
+        create_model("resnet152+densenet161", weights="a.pth,b.pth,c.pth")

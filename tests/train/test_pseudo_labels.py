@@ -4,9 +4,11 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from hyperkvasir.cli import main
 from hyperkvasir.data.taxonomy import CLASSES
+from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.predict import pseudo_labels
 from hyperkvasir.train.classify import TrainConfig, train_classifier
 
@@ -37,6 +39,37 @@ def test_one_pseudo_labelling_round(tiny_twin, tmp_path: Path) -> None:
     teacher_seen = json.loads((tmp_path / "teacher" / "metrics.json").read_text())[0]["train_images"]
     student_seen = json.loads((tmp_path / "student" / "metrics.json").read_text())[0]["train_images"]
     assert student_seen > teacher_seen and student["n"] == teacher["n"]
+    assert student["pseudo_labels"]["used"] == tiny_twin.unlabeled
+    teacher_record = json.loads((tmp_path / "pl.teacher.json").read_text())
+    assert (teacher_record["scheme"], teacher_record["test_fold"]) == ("official-2fold", 0)
+    # a student whose test fold the teacher trained on is refused
+    other_fold = TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "leaky"), pseudo_labels=str(tmp_path / "pl.csv"),
+                             **(FAST | {"fold": 1}))
+    with pytest.raises(HyperKvasirError, match="trained on images of this run's test fold 1"):
+        train_classifier(other_fold)
+    # pseudo-labels of the labeled part are refused before any work
+    assert main(["predict", str(tmp_path / "teacher" / "best.pt"), str(tiny_twin.root), "--part", "labeled",
+                 "--out", str(tmp_path / "lab.parquet"), "--pseudo-labels", str(tmp_path / "lab.csv")]) == 2
+    assert not (tmp_path / "lab.parquet").exists() and not (tmp_path / "lab.csv").exists()
+
+
+def test_unlabeled_duplicates_of_test_images_are_dropped(twin_copy: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from hyperkvasir.data.splits import assignment
+    from hyperkvasir.predict import usable_pseudo_labels
+
+    test = assignment(twin_copy, "official-2fold").subsets(0)["test"]
+    source = next(twin_copy.glob(f"labeled-images/**/{test[0]}"))
+    shutil.copyfile(source, twin_copy / "unlabeled-images" / "images" / "copy-of-a-test-image.jpg")
+    rows = ["path,label", "unlabeled-images/images/copy-of-a-test-image.jpg,polyps",
+            *(f"unlabeled-images/images/{p.name},polyps" for p in
+              sorted((twin_copy / "unlabeled-images" / "images").glob("*.jpg"))[:3] if p.name != "copy-of-a-test-image.jpg")]
+    (tmp_path / "pl.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "pl.teacher.json").write_text(json.dumps({"run": "t", "scheme": "official-2fold", "test_fold": 0}))
+    kept, report = usable_pseudo_labels(tmp_path / "pl.csv", twin_copy, scheme="official-2fold", fold=0,
+                                        test_files=test)
+    assert report["dropped_duplicates_of_test_images"] == 1 and len(kept) == len(rows) - 2
 
 
 def test_prediction_over_two_processes(tiny_twin, tmp_path: Path) -> None:

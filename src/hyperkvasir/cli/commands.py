@@ -310,7 +310,10 @@ def train_classify(
     patience: int = typer.Option(None, help="Early stopping patience in epochs (0 = off)."),
     input_size: int = typer.Option(None), recipe: str = typer.Option(None, help="paper | modern augmentation."),
     balanced: bool = typer.Option(None, "--balanced/--no-balanced", help="Class-balanced sampling."),
-    weights: str = typer.Option(None, help="Local pretrained weights file."),
+    weights: str = typer.Option(None, help="Local pretrained weights file (the ensemble: one file, or one per "
+                                           "member, comma-separated)."),
+    weights_partial: bool = typer.Option(None, "--weights-partial/--weights-strict",
+                                         help="Load only the tensors of --weights that match (counts recorded)."),
     pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
     seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
     pseudo_labels: str = typer.Option(None, help="path,label CSV of pseudo-labelled images to add to training."),
@@ -329,8 +332,9 @@ def train_classify(
     config = _train_config(root, config_file, model=model, fold=fold, out=str(out_dir) if out_dir else None,
                            scheme=scheme, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                            schedule=schedule, patience=patience, input_size=input_size, recipe=recipe,
-                           balanced=balanced, weights=weights, pretrained=pretrained, seed=seed, workers=workers,
-                           device=device, pseudo_labels=pseudo_labels, exclude_conflicts=exclude_conflicts)
+                           balanced=balanced, weights=weights, weights_partial=weights_partial, pretrained=pretrained,
+                           seed=seed, workers=workers, device=device, pseudo_labels=pseudo_labels,
+                           exclude_conflicts=exclude_conflicts)
     _log_to_stderr()
     metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
     if metrics:
@@ -366,7 +370,10 @@ def train_segment(
     epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
     size: int = typer.Option(None, help="Square input size (352 in the PraNet family)."),
     loss: str = typer.Option(None, help="structure (PraNet: weighted BCE + weighted IoU) | dice."),
-    weights: str = typer.Option(None), pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
+    weights: str = typer.Option(None, help="Local weights file for the encoder."),
+    weights_partial: bool = typer.Option(None, "--weights-partial/--weights-strict",
+                                         help="Load only the tensors of --weights that match (counts recorded)."),
+    pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
     seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
     resume: bool = typer.Option(False, "--resume"),
     as_json: bool = typer.Option(False, "--json"),
@@ -379,7 +386,8 @@ def train_segment(
 
     config = _segment_config(root, config_file, model=model, out=str(out_dir) if out_dir else None, epochs=epochs,
                              batch_size=batch_size, lr=lr, size=size, loss=loss, weights=weights,
-                             pretrained=pretrained, seed=seed, workers=workers, device=device)
+                             weights_partial=weights_partial, pretrained=pretrained, seed=seed, workers=workers,
+                             device=device)
     _log_to_stderr()
     metrics = train_segmenter(config, resume=resume)
     _print_segmentation(metrics, as_json)
@@ -620,9 +628,12 @@ def predict(
 
     Example: hyperkvasir predict runs/f0/best.pt /data/hyper-kvasir --part unlabeled --pseudo-labels pl.csv
     """
-    from hyperkvasir.predict import predict_images
+    from hyperkvasir.predict import predict_images, write_teacher
     from hyperkvasir.predict import pseudo_labels as make_pseudo_labels
 
+    if pseudo_labels and part != "unlabeled":
+        raise typer.BadParameter("pseudo-labels come from `--part unlabeled` only: labels for labeled, segmented or "
+                                 "other images would leak or duplicate the ground truth", param_hint="--pseudo-labels")
     summary = predict_images(checkpoint, inputs, out_file, part=part, batch_size=batch_size, workers=workers,
                              device=device, progress=progress_bar("batches"), gradcam_dir=gradcam)
     if summary.get("rank"):  # under torchrun, rank 0 writes and reports
@@ -631,6 +642,7 @@ def predict(
               soft_wrap=True)
     if pseudo_labels:
         counts = make_pseudo_labels(out_file, pseudo_labels, threshold=threshold, max_per_class=max_per_class)
+        write_teacher(checkpoint, pseudo_labels)
         out.print(f"{sum(counts.values()):,} pseudo-labels at ≥ {threshold} → {pseudo_labels}: "
                   + ", ".join(f"{k} {v}" for k, v in counts.items() if v), soft_wrap=True)
     return 0

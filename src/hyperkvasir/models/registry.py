@@ -8,7 +8,12 @@ import torch
 from torch import nn
 
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.models.weights import resolve_pretrained
+from hyperkvasir.models.weights import (
+    keys_that_may_differ,
+    load_user_weights,
+    read_state_dict,
+    resolve_pretrained,
+)
 
 NUM_CLASSES = 23
 
@@ -53,18 +58,41 @@ def model_names() -> list[str]:
     return list(MODELS)
 
 
-def create_model(name: str, *, pretrained: bool = True, weights: str | None = None,
+def create_model(name: str, *, pretrained: bool = True, weights: str | None = None, weights_partial: bool = False,
                  num_classes: int = NUM_CLASSES) -> tuple[nn.Module, str]:
-    """(model, where its weights came from) for a registered name."""
+    """(model, where its weights came from) for a registered name.
+
+    ``weights`` for the averaged ensemble is a state dict of the whole ensemble (``members.0.…``) or one file
+    per member, comma-separated. Without ``weights`` an ensemble member that would start from random
+    initialisation is refused: the paper's ensemble starts from pretrained members.
+    """
     import timm
 
     spec = MODELS.get(name)
     if spec is None:
         raise HyperKvasirError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    members, sources = [], []
-    for timm_name in spec.timm_names:
-        model = timm.create_model(timm_name, pretrained=False, num_classes=num_classes)
-        sources.append(resolve_pretrained(model, timm_name, weights) if pretrained else "random")
-        members.append(model)
-    model = members[0] if len(members) == 1 else AveragedEnsemble(members)
+    files = [w.strip() for w in weights.split(",")] if weights else []
+    if files and len(files) not in (1, len(spec.timm_names)):
+        raise HyperKvasirError(f"--weights names {len(files)} files; {name} takes one file or one per member "
+                               f"({len(spec.timm_names)})")
+    members = [timm.create_model(t, pretrained=False, num_classes=num_classes) for t in spec.timm_names]
+    if len(members) == 1:
+        source = resolve_pretrained(members[0], spec.timm_names[0], files[0] if files else None,
+                                    partial=weights_partial) if pretrained else "random"
+        return members[0], source
+    model = AveragedEnsemble(members)
+    if not pretrained:
+        return model, "random"
+    if len(files) == 1:  # one state dict of the whole ensemble
+        may_differ = set().union(*(keys_that_may_differ(model, t, f"members.{i}.")
+                                   for i, t in enumerate(spec.timm_names)))
+        return model, load_user_weights(model, read_state_dict(files[0]), files[0], may_differ,
+                                        partial=weights_partial)
+    sources = [resolve_pretrained(member, timm_name, files[i] if files else None, partial=weights_partial)
+               for i, (member, timm_name) in enumerate(zip(members, spec.timm_names))]
+    if "random" in sources:
+        raise HyperKvasirError(
+            f"{name}: no ImageNet weights for {', '.join(t for t, s in zip(spec.timm_names, sources) if s == 'random')}"
+            f" here (offline, not in the local cache); pass --weights ENSEMBLE.pth or --weights A.pth,B.pth, or "
+            f"--no-pretrained to train from random initialisation on purpose")
     return model, "+".join(sources)

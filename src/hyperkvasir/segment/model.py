@@ -46,10 +46,10 @@ class UNet(nn.Module):
 
 
 def create_unet(encoder: str = "tf_efficientnet_lite0", *, pretrained: bool = True,
-                weights: str | None = None) -> tuple[UNet, str]:
+                weights: str | None = None, weights_partial: bool = False) -> tuple[UNet, str]:
     """(model, where the encoder's weights came from)."""
     if encoder not in ENCODERS:
         raise HyperKvasirError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     backbone = timm.create_model(encoder, pretrained=False, features_only=True)
-    source = resolve_pretrained(backbone, encoder, weights) if pretrained else "random"
+    source = resolve_pretrained(backbone, encoder, weights, partial=weights_partial) if pretrained else "random"
     return UNet(backbone), source

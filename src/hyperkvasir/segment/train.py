@@ -53,6 +53,7 @@ class SegmentConfig:
     loss: str = "structure"  # structure | dice
     pretrained: bool = True
     weights: str | None = None
+    weights_partial: bool = False
     seed: int = 0
     workers: int = 2
     amp: bool = True
@@ -124,7 +125,8 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False) -> dict:
     test_set = SegmentedPolyps(config.root, list(split.test), size=config.size)
 
     seed_everything(config.seed)
-    model, weights_from = create_unet(config.model, pretrained=config.pretrained, weights=config.weights)
+    model, weights_from = create_unet(config.model, pretrained=config.pretrained, weights=config.weights,
+                                       weights_partial=config.weights_partial)
     model.to(device)
     mean, std = _mean_std(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

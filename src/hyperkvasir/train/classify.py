@@ -38,7 +38,7 @@ from hyperkvasir.metrics.classification import (
     plot_confusion_matrix,
 )
 from hyperkvasir.models import MODELS, ModelSpec, create_model
-from hyperkvasir.predict import read_pseudo_labels
+from hyperkvasir.predict import usable_pseudo_labels
 from hyperkvasir.train.runs import (
     distributed,
     pick_device,
@@ -74,6 +74,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     pretrained: bool = True
     weights: str | None = None
+    weights_partial: bool = False  # load only the matching tensors of --weights (counts go to weights_from)
     val_fraction: float = 0.1
     seed: int = 0
     workers: int = 2
@@ -161,7 +162,8 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
                   progress=progress if rank == 0 else None)
     if world > 1 and rank != 0 and config.cache:
         dist.barrier()  # rank 0 builds the cache first
-    extra = read_pseudo_labels(config.pseudo_labels) if config.pseudo_labels else []
+    extra, pseudo_report = (usable_pseudo_labels(config.pseudo_labels, root, scheme=config.scheme, fold=config.fold,
+                                                 test_files=subsets["test"]) if config.pseudo_labels else ([], {}))
     train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed,
                              extra=extra, **common)
     if world > 1 and rank == 0 and config.cache:
@@ -173,7 +175,8 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
                                "validation images; the tree is too small for this split")
 
     seed_everything(config.seed)
-    model, weights_from = create_model(config.model, pretrained=config.pretrained, weights=config.weights)
+    model, weights_from = create_model(config.model, pretrained=config.pretrained, weights=config.weights,
+                                         weights_partial=config.weights_partial)
     model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -276,7 +279,7 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     metrics = classification_metrics(labels, probs.argmax(1)) | {
         "best_epoch": best["epoch"], "weights_from": weights_from, "skipped_images": skipped_total,
         "model": config.model, "fold": config.fold, "scheme": config.scheme,
-        "excluded_label_conflicts": excluded}
+        "excluded_label_conflicts": excluded, "pseudo_labels": pseudo_report}
     with atomic_write(run / "metrics-test.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
     plot_confusion_matrix(metrics, run / "confusion-test.png",
