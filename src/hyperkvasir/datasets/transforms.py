@@ -9,6 +9,7 @@ per sample in float would cost more than decoding from the cache, so :func:`norm
 from __future__ import annotations
 
 import albumentations as A
+import cv2
 import torch
 from albumentations.pytorch import ToTensorV2
 
@@ -20,8 +21,8 @@ def classification_transform(recipe: str, input_size: int, train: bool) -> A.Com
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     if not train:
         return A.Compose([ToTensorV2()])
-    if recipe == "paper":  # flips and rotations of the paper's scripts (RandomRotation(90) → 90° steps)
-        augment = [A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90()]
+    if recipe == "paper":  # the paper's scripts: RandomHorizontalFlip, RandomVerticalFlip, RandomRotation(90)
+        augment = [A.HorizontalFlip(), A.VerticalFlip(), paper_rotation()]
     else:
         augment = [
             A.RandomResizedCrop(size=(input_size, input_size), scale=(0.5, 1.0), ratio=(0.8, 1.25)),
@@ -29,6 +30,12 @@ def classification_transform(recipe: str, input_size: int, train: bool) -> A.Com
             A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.15, hue=0.02, p=0.8),
         ]
     return A.Compose([*augment, ToTensorV2()])
+
+
+def paper_rotation() -> A.Rotate:
+    """torchvision's ``RandomRotation(90)`` as the paper used it: every image, an angle uniform in [-90°, 90°],
+    nearest-neighbour, the canvas kept, corners filled black."""
+    return A.Rotate(limit=(-90, 90), interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT, fill=0, p=1.0)
 
 
 def normalise(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
