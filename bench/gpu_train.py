@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from hyperkvasir.data.index import build_index
-from hyperkvasir.datasets.classification import collate_skipping, open_labeled
+from hyperkvasir.classify.data import open_labeled
+from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.synth.tree import make_synthetic_release
 

@@ -22,7 +22,7 @@ cv2.setNumThreads(1)
 from _common import report, twin_root  # noqa: E402
 
 from hyperkvasir.data.index import build_index  # noqa: E402
-from hyperkvasir.datasets.classification import LabeledImages, open_labeled  # noqa: E402
+from hyperkvasir.classify.data import LabeledImages, open_labeled  # noqa: E402
 
 
 def throughput(dataset, count: int) -> float:

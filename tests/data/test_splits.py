@@ -77,7 +77,7 @@ def test_kvasir_seg_official_split_refuses_uuid_names(tiny_twin) -> None:
 
 
 def test_exclude_conflicts_drops_both_members_from_every_subset(faulty_twin) -> None:
-    from hyperkvasir.train.classify import drop_label_conflicts
+    from hyperkvasir.classify.module import drop_label_conflicts
 
     subsets = assignment(faulty_twin.root, "official-2fold").subsets(0)
     before = {k: len(v) for k, v in subsets.items()}

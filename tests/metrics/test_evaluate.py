@@ -7,7 +7,7 @@ import pytest
 
 from hyperkvasir.cli import main
 from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
-from hyperkvasir.evaluate import evaluate_predictions, read_predictions, read_truth
+from hyperkvasir.classify.evaluate import evaluate_predictions, read_predictions, read_truth
 
 
 def _write(path: Path, text: str) -> Path:

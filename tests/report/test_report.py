@@ -27,8 +27,8 @@ def test_report_for_a_faulty_twin(faulty_twin, tmp_path: Path) -> None:
 
 
 def test_report_with_results(tiny_twin, tmp_path: Path) -> None:
-    from hyperkvasir.benchmark import run_benchmark
-    from hyperkvasir.train.classify import TrainConfig
+    from hyperkvasir.classify.benchmark import run_benchmark
+    from hyperkvasir.classify.module import TrainConfig
 
     base = TrainConfig(root=str(tiny_twin.root), model="test_efficientnet", epochs=1, input_size=32, batch_size=8,
                        workers=0, pretrained=False)

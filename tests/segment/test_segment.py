@@ -10,15 +10,15 @@ import torch
 from PIL import Image
 
 from hyperkvasir.cli import main
-from hyperkvasir.datasets.segmentation import SegmentedPolyps
+from hyperkvasir.segment.data import SegmentedPolyps
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.evaluate_segmentation import evaluate_segmentation
-from hyperkvasir.segment import train as train_module
+from hyperkvasir.segment.evaluate import evaluate_segmentation
+from hyperkvasir.segment import module as train_module
 from hyperkvasir.segment.benchmark import run_segmentation_benchmark
 from hyperkvasir.segment.boxes import box_map, boxes_from_mask
 from hyperkvasir.segment.loss import dice_loss, structure_loss
 from hyperkvasir.segment.model import create_unet
-from hyperkvasir.segment.train import SegmentConfig, train_segmenter
+from hyperkvasir.segment.module import SegmentConfig, train_segmenter
 
 FAST = dict(epochs=2, size=64, batch_size=4, workers=0, pretrained=False, model="test_efficientnet")
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from hyperkvasir.benchmark import run_benchmark
+from hyperkvasir.classify.benchmark import run_benchmark
 from hyperkvasir.data.imaging import load_square
 from hyperkvasir.data.index import build_index
 from hyperkvasir.datasets.cache import open_cache
-from hyperkvasir.train import classify as classify_module
-from hyperkvasir.train.classify import TrainConfig, train_classifier
+from hyperkvasir.classify import module as classify_module
+from hyperkvasir.classify.module import TrainConfig, train_classifier
 
 FAST = dict(model="test_efficientnet", epochs=2, input_size=32, batch_size=8, workers=0, pretrained=False)
 

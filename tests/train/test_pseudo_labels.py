@@ -9,8 +9,8 @@ import pytest
 from hyperkvasir.cli import main
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.predict import pseudo_labels
-from hyperkvasir.train.classify import TrainConfig, train_classifier
+from hyperkvasir.classify.predict import pseudo_labels
+from hyperkvasir.classify.module import TrainConfig, train_classifier
 
 FAST = dict(model="test_efficientnet", epochs=1, input_size=32, batch_size=8, workers=0, pretrained=False)
 
@@ -57,7 +57,7 @@ def test_unlabeled_duplicates_of_test_images_are_dropped(twin_copy: Path, tmp_pa
     import shutil
 
     from hyperkvasir.data.splits import assignment
-    from hyperkvasir.predict import usable_pseudo_labels
+    from hyperkvasir.classify.predict import usable_pseudo_labels
 
     test = assignment(twin_copy, "official-2fold").subsets(0)["test"]
     source = next(twin_copy.glob(f"labeled-images/**/{test[0]}"))
@@ -95,7 +95,7 @@ def test_prediction_over_two_processes(tiny_twin, tmp_path: Path) -> None:
 def test_gradcam_gives_normalised_maps_and_refuses_ensembles(tmp_path: Path) -> None:
     import torch
 
-    from hyperkvasir.gradcam import grad_cam
+    from hyperkvasir.classify.gradcam import grad_cam
     from hyperkvasir.models import create_model
 
     model, _ = create_model("test_efficientnet", pretrained=False)

@@ -10,7 +10,7 @@ from hyperkvasir.cli import main
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES, normalise_video_finding
 from hyperkvasir.synth.tree import make_synthetic_release
 from hyperkvasir.video.frames import extract_frames
-from hyperkvasir.video.protocol import (
+from hyperkvasir.video.data import (
     VideoClips,
     video_labels,
     video_level_metrics,

@@ -282,13 +282,13 @@ def _config(kind, root: Path, config_file: Path | None, **overrides):
 
 
 def _train_config(root: Path, config_file: Path | None, **overrides):
-    from hyperkvasir.train.classify import TrainConfig
+    from hyperkvasir.classify.module import TrainConfig
 
     return _config(TrainConfig, root, config_file, **overrides)
 
 
 def _segment_config(root: Path, config_file: Path | None, **overrides):
-    from hyperkvasir.segment.train import SegmentConfig
+    from hyperkvasir.segment.module import SegmentConfig
 
     return _config(SegmentConfig, root, config_file, **overrides)
 
@@ -327,7 +327,7 @@ def train_classify(
     Example: hyperkvasir train classify /data/hyper-kvasir --config configs/paper-densenet161.yaml --fold 0
     Multi-GPU: torchrun --nproc_per_node 4 -m hyperkvasir train classify ROOT --model resnet152 --fold 0
     """
-    from hyperkvasir.train.classify import train_classifier
+    from hyperkvasir.classify.module import train_classifier
 
     config = _train_config(root, config_file, model=model, fold=fold, out=str(out_dir) if out_dir else None,
                            scheme=scheme, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
@@ -382,7 +382,7 @@ def train_segment(
 
     Example: hyperkvasir train segment /data/hyper-kvasir --epochs 50 --out runs/unet-lite0
     """
-    from hyperkvasir.segment.train import train_segmenter
+    from hyperkvasir.segment.module import train_segmenter
 
     config = _segment_config(root, config_file, model=model, out=str(out_dir) if out_dir else None, epochs=epochs,
                              batch_size=batch_size, lr=lr, size=size, loss=loss, weights=weights,
@@ -418,7 +418,7 @@ def evaluate_segment(
 
     Example: hyperkvasir evaluate segment --pred runs/unet/predictions --truth ROOT/segmented-images/masks --subset
     """
-    from hyperkvasir.evaluate_segmentation import evaluate_segmentation
+    from hyperkvasir.segment.evaluate import evaluate_segmentation
 
     _print_segmentation(evaluate_segmentation(pred, truth, boxes_json=boxes, subset=subset), as_json)
     return 0
@@ -436,7 +436,7 @@ def evaluate_classify(
 
     Example: hyperkvasir evaluate classify --predictions preds.csv --truth official_splits/2_fold_split.csv --json
     """
-    from hyperkvasir.evaluate import (
+    from hyperkvasir.classify.evaluate import (
         evaluate_predictions,
         read_predictions,
         read_truth,
@@ -515,7 +515,7 @@ def benchmark(
         results = run_segmentation_benchmark(config, out_dir)
         print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())
         return 0
-    from hyperkvasir.benchmark import run_benchmark
+    from hyperkvasir.classify.benchmark import run_benchmark
 
     base = _train_config(root, config_file, scheme=scheme, epochs=epochs, input_size=input_size,
                          batch_size=batch_size, lr=lr, optimizer=optimizer, workers=workers, seed=seed, device=device,
@@ -628,8 +628,8 @@ def predict(
 
     Example: hyperkvasir predict runs/f0/best.pt /data/hyper-kvasir --part unlabeled --pseudo-labels pl.csv
     """
-    from hyperkvasir.predict import predict_images, write_teacher
-    from hyperkvasir.predict import pseudo_labels as make_pseudo_labels
+    from hyperkvasir.classify.predict import predict_images, write_teacher
+    from hyperkvasir.classify.predict import pseudo_labels as make_pseudo_labels
 
     if pseudo_labels and part != "unlabeled":
         raise typer.BadParameter("pseudo-labels come from `--part unlabeled` only: labels for labeled, segmented or "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.metrics.segmentation import METRIC_KEYS
-from hyperkvasir.segment.train import SegmentConfig, train_segmenter
+from hyperkvasir.segment.module import SegmentConfig, train_segmenter
 
 # (method, mDice, metric key it corresponds to, protocol)
 PUBLISHED = (

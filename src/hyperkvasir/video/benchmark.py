@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
-from hyperkvasir.datasets.classification import collate_skipping
+from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.datasets.transforms import classification_transform, normalise
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.models import MODELS, create_model
@@ -31,7 +31,7 @@ from hyperkvasir.train.runs import (
     write_history,
 )
 from hyperkvasir.video.frames import extract_frames
-from hyperkvasir.video.protocol import (
+from hyperkvasir.video.data import (
     VideoFrames,
     video_labels,
     video_level_metrics,

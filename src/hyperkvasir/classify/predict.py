@@ -220,7 +220,7 @@ def read_pseudo_labels(path: str | Path) -> list[tuple[str, int]]:
 def _write_gradcams(model, images: torch.Tensor, raw: torch.Tensor, paths: list[Path], folder: Path) -> None:
     import cv2
 
-    from hyperkvasir.gradcam import grad_cam, overlay
+    from hyperkvasir.classify.gradcam import grad_cam, overlay
 
     heat = grad_cam(model, images.float())
     folder.mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,8 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES
-from hyperkvasir.datasets.classification import (
-    balanced_sampler,
-    collate_skipping,
-    open_labeled,
-)
+from hyperkvasir.classify.data import balanced_sampler, open_labeled
+from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.metrics.classification import (
@@ -38,7 +35,7 @@ from hyperkvasir.metrics.classification import (
     plot_confusion_matrix,
 )
 from hyperkvasir.models import MODELS, ModelSpec, create_model
-from hyperkvasir.predict import usable_pseudo_labels
+from hyperkvasir.classify.predict import usable_pseudo_labels
 from hyperkvasir.train.runs import (
     distributed,
     pick_device,

@@ -97,15 +97,6 @@ def open_labeled(root: Path, files: list[str], *, input_size: int, use_cache: bo
     return LabeledImages(root, files, input_size=input_size, cache=cache, manifest=manifest, **kwargs)
 
 
-def collate_skipping(batch: list):
-    """Stack a batch, dropping samples that failed to load; returns (images, labels, names, skipped)."""
-    kept = [sample for sample in batch if sample is not None]
-    if not kept:
-        return None
-    images, labels, names = zip(*kept)
-    return torch.stack(images), torch.as_tensor(labels), list(names), len(batch) - len(kept)
-
-
 def balanced_sampler(dataset: LabeledImages, seed: int, epoch: int) -> WeightedRandomSampler:
     """Draws each class equally often on average (weights 1 / class count): the rare classes get seen."""
     counts = dataset.class_counts()

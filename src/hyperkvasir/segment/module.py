@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from hyperkvasir.data.imaging import atomic_write, header_size
 from hyperkvasir.data.layout import Release
 from hyperkvasir.data.splits import segmentation_scheme_split
-from hyperkvasir.datasets.segmentation import SegmentedPolyps, collate_segmentation
+from hyperkvasir.segment.data import SegmentedPolyps, collate_segmentation
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
@@ -103,7 +103,7 @@ def _validation_dice(model, dataset: SegmentedPolyps, device: torch.device, amp:
 
 def train_segmenter(config: SegmentConfig, *, resume: bool = False) -> dict:
     """Train, select on the validation part, predict the test part; return the test metrics."""
-    from hyperkvasir.evaluate_segmentation import evaluate_segmentation
+    from hyperkvasir.segment.evaluate import evaluate_segmentation
 
     run = Path(config.out)
     if resume:

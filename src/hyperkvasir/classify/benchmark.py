@@ -15,7 +15,7 @@ from hyperkvasir.metrics.classification import (
     average_folds,
     classification_metrics,
 )
-from hyperkvasir.train.classify import TrainConfig, train_classifier
+from hyperkvasir.classify.module import TrainConfig, train_classifier
 
 # Table 3 of the paper: averages over the two folds of the official 2-fold split (dataset.md §3.2), with the
 # checkpoint chosen on the test fold. Columns: macro P, R, F1, micro P, R, F1, MCC.

@@ -1,0 +1,1 @@
+"""Classification of the 23 labeled classes: data, LightningModule, evaluation, benchmark, prediction."""

@@ -1,0 +1,92 @@
+"""Callbacks every task gets: epoch seeding, one history row per epoch (metrics.csv/json) and the curve PNG."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+
+from hyperkvasir.data.imaging import atomic_write
+from hyperkvasir.engine.runs import seed_everything
+
+
+class EpochSeeding(L.Callback):
+    """Seed Python, NumPy and torch from (seed, epoch) and tell the datamodule the epoch, so augmentation and
+    dropout of epoch *e* are the same in an uninterrupted and a resumed run."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        seed_everything(self.seed * 1000 + trainer.current_epoch)
+        datamodule = trainer.datamodule
+        if datamodule is not None and hasattr(datamodule, "set_epoch"):
+            datamodule.set_epoch(trainer.current_epoch)
+
+
+class EpochHistory(L.Callback):
+    """One row per epoch from the module's ``epoch_row()`` plus throughput and learning rate, written as
+    ``metrics.json`` and ``metrics.csv`` before the epoch's checkpoint is saved (so a resume restores it)."""
+
+    def __init__(self, run: Path) -> None:
+        self.run, self.rows, self.started = run, [], 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        seconds = time.perf_counter() - self.started
+        row = {"epoch": trainer.current_epoch, **module.epoch_row()}
+        row["images_per_s"] = row.get("train_images", 0) / seconds if seconds else 0.0
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        if trainer.is_global_zero:
+            write_history(self.run, self.rows)
+
+    def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self.rows:
+            plot_curves(self.rows, self.run / "curves.png")
+
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = list(state["rows"])
+
+
+def write_history(run: Path, rows: list[dict]) -> None:
+    with atomic_write(run / "metrics.json", "w") as handle:
+        json.dump(rows, handle, indent=2)
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_write(run / "metrics.csv", "w") as handle:
+        writer = csv.DictWriter(handle, keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Training loss and every validation metric per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    keys = [k for k in rows[0] if k.startswith("val_")]
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes[0].plot(epochs, [r.get("train_loss") for r in rows], marker="o")
+    axes[0].set(title="training loss", xlabel="epoch")
+    for key in keys:
+        axes[1].plot(epochs, [r.get(key) for r in rows], marker="o", label=key)
+    axes[1].set(title="validation", xlabel="epoch")
+    if keys:
+        axes[1].legend(fontsize=7)
+    figure.tight_layout()
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png", dpi=100)
+    plt.close(figure)

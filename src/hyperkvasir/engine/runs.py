@@ -1,0 +1,109 @@
+"""Run folders, seeding, and the process facts every entry point needs (device, rank, world size)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hyperkvasir.data.imaging import atomic_write
+from hyperkvasir.errors import HyperKvasirError
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → this process's GPU under torchrun (LOCAL_RANK), else CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size) for inference under torchrun, initialising the process group (NCCL on GPU, each rank
+    on its own device; gloo on CPU). Training gets the same from Lightning."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def launched_world() -> tuple[int, int, int]:
+    """(world size, processes on this node, nodes) as torchrun or SLURM launched this process (1, 1, 1 alone)."""
+    if "WORLD_SIZE" in os.environ:
+        world = int(os.environ["WORLD_SIZE"])
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        return world, local, max(1, world // local)
+    if "SLURM_NTASKS" in os.environ and int(os.environ["SLURM_NTASKS"]) > 1:
+        world, nodes = int(os.environ["SLURM_NTASKS"]), int(os.environ.get("SLURM_NNODES", 1))
+        return world, world // nodes, nodes
+    return 1, 1, 1
+
+
+def global_rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
+
+
+class RunFolder:
+    """``config.json`` (the resolved config, world size and devices), checkpoints, logs and curves of one run.
+
+    A new run refuses a folder that holds a run; ``resume`` reads the saved config back. A run that fails
+    before its first checkpoint leaves no folder behind.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.ckpt"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.ckpt"
+
+    def saved_config(self) -> dict:
+        config = self.path / "config.json"
+        if not config.is_file():
+            raise HyperKvasirError(f"{self.path}: no run to resume here (no config.json); drop --resume or pick "
+                                   f"the run folder with --out")
+        return json.loads(config.read_text())
+
+    def start(self, config, *, resume: bool) -> bool:
+        """Write ``config.json`` for a new run; returns whether this call created the folder."""
+        if resume:
+            return False
+        if self.last.exists() or self.best.exists():
+            raise HyperKvasirError(f"{self.path}: a run is already there; pass --resume to continue it or choose "
+                                   f"another --out")
+        created = not self.path.exists()
+        if global_rank() == 0:
+            self.path.mkdir(parents=True, exist_ok=True)
+            world, local, nodes = launched_world()
+            record = dataclasses.asdict(config) | {
+                "world_size": world, "nodes": nodes, "devices_per_node": local,
+                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+            with atomic_write(self.path / "config.json", "w") as handle:
+                json.dump(record, handle, indent=2)
+        return created
+
+    def discard(self, created: bool) -> None:
+        """Remove a folder this run created when the run failed before its first checkpoint."""
+        if created and global_rank() == 0 and not self.last.exists():
+            shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,78 @@
+"""The Trainer factory and ``fit``: devices, strategy (DDP on NCCL or gloo, multi-node via torchrun or SLURM),
+precision (bf16 or 16-bit mixed on GPU), checkpoints on the validation metric plus ``last.ckpt`` every epoch,
+early stopping, a rich per-batch progress bar, TensorBoard logs, exact resume and a clear out-of-memory line."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from hyperkvasir.engine.callbacks import EpochHistory, EpochSeeding
+from hyperkvasir.engine.runs import RunFolder, launched_world
+from hyperkvasir.errors import HyperKvasirError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    epochs: int
+    monitor: str  # the validation metric that chooses best.ckpt, e.g. "val_macro_f1"
+    mode: str = "max"
+    patience: int = 0  # early stopping after this many epochs without improvement (0 = off)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16-mixed or 16-mixed on GPU, 32 on CPU) | 32 | bf16-mixed | 16-mixed
+    max_steps_per_epoch: int = 0  # 0 = whole epoch
+    progress: bool = True
+
+
+def _precision(choice: str, gpu: bool) -> str:
+    if choice != "auto":
+        return choice
+    if not gpu:
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
+    gpu = torch.cuda.is_available() and options.device != "cpu"
+    world, local, nodes = launched_world()
+    strategy: object = "auto"
+    if world > 1:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = DDPStrategy(process_group_backend="nccl" if gpu else "gloo")
+    checkpoint = ModelCheckpoint(dirpath=run, filename="best", monitor=options.monitor, mode=options.mode,
+                                 save_top_k=1, save_last=True, enable_version_counter=False)
+    callbacks: list = [EpochSeeding(options.seed), EpochHistory(run), checkpoint]
+    if options.patience:
+        callbacks.append(EarlyStopping(monitor=options.monitor, mode=options.mode, patience=options.patience))
+    if options.progress:
+        callbacks.append(RichProgressBar(leave=False))
+    return L.Trainer(
+        max_epochs=options.epochs, accelerator="gpu" if gpu else "cpu", devices=local if world > 1 else 1,
+        num_nodes=nodes, strategy=strategy, precision=_precision(options.precision, gpu), callbacks=callbacks,
+        logger=TensorBoardLogger(run, name="tensorboard", version=""), default_root_dir=run,
+        limit_train_batches=options.max_steps_per_epoch or 1.0, use_distributed_sampler=False,
+        num_sanity_val_steps=0, log_every_n_steps=1, enable_progress_bar=options.progress,
+        enable_model_summary=False)
+
+
+def fit(module: L.LightningModule, datamodule: L.LightningDataModule, folder: RunFolder,
+        options: EngineOptions, *, resume: bool) -> L.Trainer:
+    """Train until the last epoch (or early stop); resume continues from ``last.ckpt`` exactly."""
+    trainer = build_trainer(folder.path, options)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=folder.last if resume and folder.last.exists() else None)
+    except torch.OutOfMemoryError:
+        batch = getattr(datamodule, "batch_size", None)
+        raise HyperKvasirError(f"out of GPU memory{f' at batch size {batch}' if batch else ''}; lower --batch-size"
+                               f"{f' (try {max(1, batch // 2)})' if batch else ''} or --input-size") from None
+    return trainer
