@@ -86,3 +86,21 @@ def real_audit(real_tree: Path):
     from hyperkvasir.data.audit import audit
 
     return audit(real_tree, workers=2)
+
+
+@pytest.fixture
+def crash_after_first_epoch(monkeypatch):
+    """``arm()`` makes every engine run die right after its first epoch was checkpointed (as a power cut would)
+    and returns the function that disarms it before resuming."""
+    import lightning as L
+
+    from hyperkvasir.engine.callbacks import EpochHistory
+
+    def crash(self, trainer, module) -> None:
+        raise RuntimeError("simulated crash after the first epoch")
+
+    def arm():
+        monkeypatch.setattr(EpochHistory, "on_train_epoch_end", crash, raising=False)
+        return lambda: monkeypatch.setattr(EpochHistory, "on_train_epoch_end", L.Callback.on_train_epoch_end)
+
+    return arm

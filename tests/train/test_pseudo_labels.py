@@ -18,7 +18,7 @@ FAST = dict(model="test_efficientnet", epochs=1, input_size=32, batch_size=8, wo
 def test_one_pseudo_labelling_round(tiny_twin, tmp_path: Path) -> None:
     teacher = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "teacher"), **FAST))
     assert teacher["n"] > 0
-    assert main(["predict", str(tmp_path / "teacher" / "best.pt"), str(tiny_twin.root), "--part", "unlabeled",
+    assert main(["predict", str(tmp_path / "teacher" / "best.ckpt"), str(tiny_twin.root), "--part", "unlabeled",
                  "--out", str(tmp_path / "p.parquet"), "--workers", "0", "--pseudo-labels", str(tmp_path / "pl.csv"),
                  "--threshold", "0"]) == 0
     table = pq.read_table(tmp_path / "p.parquet")
@@ -48,7 +48,7 @@ def test_one_pseudo_labelling_round(tiny_twin, tmp_path: Path) -> None:
     with pytest.raises(HyperKvasirError, match="trained on images of this run's test fold 1"):
         train_classifier(other_fold)
     # pseudo-labels of the labeled part are refused before any work
-    assert main(["predict", str(tmp_path / "teacher" / "best.pt"), str(tiny_twin.root), "--part", "labeled",
+    assert main(["predict", str(tmp_path / "teacher" / "best.ckpt"), str(tiny_twin.root), "--part", "labeled",
                  "--out", str(tmp_path / "lab.parquet"), "--pseudo-labels", str(tmp_path / "lab.csv")]) == 2
     assert not (tmp_path / "lab.parquet").exists() and not (tmp_path / "lab.csv").exists()
 
@@ -79,12 +79,12 @@ def test_prediction_over_two_processes(tiny_twin, tmp_path: Path) -> None:
 
     train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "t"), **FAST))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "hyperkvasir", "predict", str(tmp_path / "t" / "best.pt"), str(tiny_twin.root),
+               "-m", "hyperkvasir", "predict", str(tmp_path / "t" / "best.ckpt"), str(tiny_twin.root),
                "--part", "unlabeled", "--out", str(tmp_path / "ddp.parquet"), "--workers", "0"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300,
                           env=os.environ | {"OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert main(["predict", str(tmp_path / "t" / "best.pt"), str(tiny_twin.root), "--part", "unlabeled",
+    assert main(["predict", str(tmp_path / "t" / "best.ckpt"), str(tiny_twin.root), "--part", "unlabeled",
                  "--out", str(tmp_path / "one.parquet"), "--workers", "0"]) == 0
     two = sorted(pq.read_table(tmp_path / "ddp.parquet").to_pylist(), key=lambda r: r["path"])
     one = sorted(pq.read_table(tmp_path / "one.parquet").to_pylist(), key=lambda r: r["path"])
@@ -115,7 +115,7 @@ def test_predict_writes_gradcam_overlays(tiny_twin, tmp_path: Path) -> None:
     from PIL import Image
 
     train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "t"), **FAST))
-    assert main(["predict", str(tmp_path / "t" / "best.pt"), str(tiny_twin.root / "unlabeled-images" / "images"),
+    assert main(["predict", str(tmp_path / "t" / "best.ckpt"), str(tiny_twin.root / "unlabeled-images" / "images"),
                  "--out", str(tmp_path / "p.parquet"), "--workers", "0", "--gradcam", str(tmp_path / "cam")]) == 0
     overlays = sorted((tmp_path / "cam").glob("*.png"))
     assert len(overlays) == tiny_twin.unlabeled

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, WeightedRandomSampler
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
 
 from hyperkvasir.data.download import ensure_parts
 from hyperkvasir.data.imaging import ImageDecodeError, load_square
@@ -24,7 +25,9 @@ from hyperkvasir.data.index import build_index
 from hyperkvasir.data.taxonomy import lookup
 from hyperkvasir.datasets.cache import SquareCache, open_cache
 from hyperkvasir.datasets.transforms import classification_transform
-from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.datasets.batches import collate_skipping
+from hyperkvasir.engine.sampling import EpochSampler
+from hyperkvasir.errors import DataError, HyperKvasirError
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +100,71 @@ def open_labeled(root: Path, files: list[str], *, input_size: int, use_cache: bo
     return LabeledImages(root, files, input_size=input_size, cache=cache, manifest=manifest, **kwargs)
 
 
-def balanced_sampler(dataset: LabeledImages, seed: int, epoch: int) -> WeightedRandomSampler:
-    """Draws each class equally often on average (weights 1 / class count): the rare classes get seen."""
+def balanced_weights(dataset: LabeledImages) -> list[float]:
+    """1 / class count per sample: each class is drawn equally often on average, so the rare ones get seen."""
     counts = dataset.class_counts()
-    weights = torch.as_tensor([1.0 / counts[label] for label in dataset.labels], dtype=torch.double)
-    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
-    return WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True, generator=generator)
+    return [1.0 / counts[label] for label in dataset.labels]
+
+
+class ClassifyData(L.LightningDataModule):
+    """Train/val/test of one fold of a scheme over the manifest. Rank 0 builds the index and the uint8 cache
+    (``prepare_data``) while the other processes wait; every process then reads the manifest from Parquet.
+    Validation and test are not sharded: every process scores the whole set, so the metric that selects the
+    checkpoint is computed over all of it."""
+
+    def __init__(self, config, progress=None) -> None:
+        super().__init__()
+        self.config, self.progress = config, progress
+        self.batch_size = config.batch_size
+        self.excluded: dict[str, int] = {}
+        self.pseudo_report: dict = {}
+
+    def prepare_data(self) -> None:
+        manifest = build_index(self.config.root).to_pylist()
+        if self.config.cache:
+            open_labeled(Path(self.config.root), [], input_size=self.config.input_size, use_cache=True,
+                         manifest=manifest, progress=self.progress)
+
+    def setup(self, stage: str | None = None) -> None:
+        from hyperkvasir.classify.module import drop_label_conflicts
+        from hyperkvasir.classify.predict import usable_pseudo_labels
+        from hyperkvasir.data.splits import assignment
+
+        config, root = self.config, Path(self.config.root)
+        manifest = build_index(root).to_pylist()
+        subsets = assignment(root, config.scheme, fraction=config.val_fraction, seed=config.seed).subsets(config.fold)
+        self.excluded = drop_label_conflicts(root, subsets) if config.exclude_conflicts else {}
+        extra, self.pseudo_report = (usable_pseudo_labels(config.pseudo_labels, root, scheme=config.scheme,
+                                                          fold=config.fold, test_files=subsets["test"])
+                                     if config.pseudo_labels else ([], {}))
+        common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest)
+        self.train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed,
+                                      extra=extra, **common)
+        self.val_set = open_labeled(root, subsets["val"], **common)
+        self.test_set = open_labeled(root, subsets["test"], **common)
+        if not len(self.train_set) or not len(self.val_set):
+            raise DataError(f"{root}: fold {config.fold} leaves {len(self.train_set)} training and "
+                            f"{len(self.val_set)} validation images; the tree is too small for this split")
+
+    @property
+    def skipped(self) -> int:
+        return len(self.train_set.skipped) + len(self.val_set.skipped) + len(self.test_set.skipped)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.train_set.set_epoch(epoch)
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        sampler = EpochSampler(len(self.train_set), seed=self.config.seed,
+                               weights=balanced_weights(self.train_set) if self.config.balanced else None,
+                               rank=trainer.global_rank if trainer else 0, world=trainer.world_size if trainer else 1)
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
+                          num_workers=self.config.workers, collate_fn=collate_skipping,
+                          drop_last=len(sampler) > self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.evaluation_loader(self.val_set)
+
+    def evaluation_loader(self, dataset: LabeledImages) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.config.workers,
+                          collate_fn=collate_skipping)

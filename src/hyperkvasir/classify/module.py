@@ -1,50 +1,35 @@
-"""Train one classification fold: model selection on the validation carve-out only, never on the test fold.
+"""Classification as a LightningModule, and one fold trained through the engine.
 
-A run folder holds ``config.json``, ``metrics.csv``/``metrics.json`` (one row per epoch), ``last.pt`` (every
-epoch, for ``resume``), ``best.pt`` (best validation macro-F1), ``predictions-test.csv`` and
-``metrics-test.json``. Each epoch is seeded from (seed, epoch), so a resumed run reaches the same result as an
-uninterrupted one. Under ``torchrun`` the same code runs DistributedDataParallel (NCCL on GPU, gloo on CPU).
+Model selection uses the validation carve-out only, never the test fold. The run folder (the engine's) holds
+``config.json``, ``metrics.csv``/``metrics.json`` (one row per epoch), ``last.ckpt``, ``best.ckpt`` (best
+validation macro-F1), TensorBoard logs, ``curves.png``, and after the test ``predictions-test.csv``,
+``metrics-test.json`` and ``confusion-test.png``. Under ``torchrun`` (or SLURM) the engine runs DDP.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import json
+
+import lightning as L
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
+from hyperkvasir.classify.data import ClassifyData
 from hyperkvasir.data.imaging import atomic_write
-from hyperkvasir.data.index import build_index
-from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES
-from hyperkvasir.classify.data import balanced_sampler, open_labeled
-from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.datasets.transforms import normalise
+from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.metrics.classification import (
-    classification_metrics,
-    plot_confusion_matrix,
-)
-from hyperkvasir.models import MODELS, ModelSpec, create_model
-from hyperkvasir.classify.predict import usable_pseudo_labels
-from hyperkvasir.train.runs import (
-    distributed,
-    pick_device,
-    restore_training_state,
-    save_checkpoint,
-    seed_everything,
-    training_state,
-    write_history,
-)
+from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
+from hyperkvasir.models import MODELS, create_model
 
 log = logging.getLogger(__name__)
 
@@ -100,21 +85,116 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
     raise HyperKvasirError(f"unknown schedule {config.schedule!r}; choose cosine or plateau")
 
 
+class ClassifierModule(L.LightningModule):
+    """A registry model on uint8 batches normalised on the device; validation macro-F1 over the whole
+    validation set chooses the checkpoint."""
+
+    def __init__(self, config: TrainConfig, *, pretrained_weights: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.save_hyperparameters({"task": "classify", "config": dataclasses.asdict(config)})
+        self.spec = MODELS[config.model]
+        self.model, self.weights_from = create_model(
+            config.model, pretrained=config.pretrained and pretrained_weights, weights=config.weights,
+            weights_partial=config.weights_partial)
+        self.loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.seen = self.skipped = 0
+        self.loss_sum = 0.0
+        self.val_metrics: dict = {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        images = normalise(images, self.spec.mean, self.spec.std)
+        if images.is_cuda:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.model(images)
+
+    def on_fit_start(self) -> None:
+        if self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+
+    def on_train_epoch_start(self) -> None:
+        self.seen = self.skipped = 0
+        self.loss_sum = 0.0
+
+    def training_step(self, batch, index: int):
+        if batch is None:  # every sample of the batch failed to load
+            return None
+        images, targets, _, skipped = batch
+        loss = self.loss(self(images), targets)
+        self.seen += len(targets)
+        self.skipped += skipped
+        self.loss_sum += float(loss.detach()) * len(targets)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.outputs = []
+
+    def validation_step(self, batch, index: int) -> None:
+        if batch is not None:
+            images, targets, _, _ = batch
+            self.outputs.append((torch.softmax(self(images).float(), 1).cpu(), targets.cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.outputs:
+            return
+        probs = torch.cat([p for p, _ in self.outputs]).numpy()
+        labels = torch.cat([t for _, t in self.outputs]).tolist()
+        metrics = classification_metrics(labels, probs.argmax(1))
+        self.val_metrics = {"val_macro_f1": metrics["macro_f1"], "val_accuracy": metrics["accuracy"],
+                            "val_mcc": metrics["mcc"], "val_images": len(labels)}
+        for key, value in self.val_metrics.items():  # the same on every process: no reduction needed
+            self.log(key, float(value), prog_bar=key == "val_macro_f1")
+
+    def epoch_row(self) -> dict:
+        totals = self.trainer.strategy.reduce(torch.tensor([self.seen, self.loss_sum, self.skipped],
+                                                           dtype=torch.float64, device=self.device), reduce_op="sum")
+        seen, loss_sum, skipped = (float(v) for v in totals)
+        if self.current_epoch == 0:  # files the manifest already knows as undecodable count once
+            skipped += self.trainer.datamodule.skipped
+        return {"train_loss": loss_sum / max(seen, 1), "train_images": int(seen), "skipped_images": int(skipped),
+                **self.val_metrics}
+
+    def configure_optimizers(self):
+        optimizer = _optimizer(self.config, self.model)
+        scheduler = _scheduler(self.config, optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_macro_f1",
+                                                         "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["weights_from"] = self.weights_from
+
+
+def load_classifier_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ClassifierModule, dict]:
+    """(module in eval mode, the checkpoint dict) of a ``best.ckpt``/``last.ckpt`` of ``train classify``."""
+    path = Path(path)
+    if not path.is_file():
+        raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.ckpt written by `hyperkvasir train classify`")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # a file that is no checkpoint, or one that carries code
+        raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__}); "
+                               f"pass a best.ckpt written by `hyperkvasir train classify`") from None
+    hyper = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    if hyper.get("task") != "classify" or "state_dict" not in checkpoint:
+        raise HyperKvasirError(f"{path}: not a classification checkpoint (task {hyper.get('task')!r}); pass a "
+                               f"best.ckpt written by `hyperkvasir train classify`")
+    module = ClassifierModule(TrainConfig(**hyper["config"]), pretrained_weights=False)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.to(device).eval(), checkpoint
+
+
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool,
-            spec: ModelSpec) -> tuple[list, np.ndarray, list]:
+def predict_probabilities(module: ClassifierModule, loader: DataLoader) -> tuple[list, np.ndarray, list]:
     """(file names, softmax probabilities (N, 23), true labels) over a loader of uint8 batches."""
-    model.eval()
+    module.eval()
     names, probs, labels = [], [], []
     for batch in loader:
         if batch is None:
             continue
         images, targets, batch_names, _ = batch
-        images = normalise(images.to(device, non_blocking=True), spec.mean, spec.std)
-        if device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
-            logits = model(images)
+        with torch.autocast(module.device.type, enabled=module.device.type == "cuda"):
+            logits = module(images.to(module.device, non_blocking=True))
         probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
         names += batch_names
         labels += targets.tolist()
@@ -131,158 +211,44 @@ def write_predictions(path: Path, names: list[str], probs: np.ndarray) -> None:
 
 
 def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None) -> dict:
-    """Train, select on validation, test once; return the test metrics (rank 0) or {} (other ranks)."""
-    rank, world = distributed()
-    device = pick_device(config.device)
-    run = Path(config.out)
+    """Train through the engine, select on validation, test once; the test metrics (rank 0) or {} (others)."""
+    folder = RunFolder(config.out)
     if resume:
-        saved = json.loads((run / "config.json").read_text())
-        config = TrainConfig(**{**saved, "root": config.root, "out": config.out})
-    elif rank == 0:
-        if (run / "last.pt").exists():
-            raise HyperKvasirError(f"{run}: a run is already there; pass --resume to continue it or choose --out")
-        run.mkdir(parents=True, exist_ok=True)
-        with atomic_write(run / "config.json", "w") as handle:
-            json.dump(dataclasses.asdict(config), handle, indent=2)
+        saved = folder.saved_config()
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        config = TrainConfig(**{**{k: v for k, v in saved.items() if k in known}, "root": config.root,
+                                "out": config.out})
     if config.model not in MODELS:
         raise HyperKvasirError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
-    spec = MODELS[config.model]
-    root = Path(config.root)
-    manifest = build_index(root).to_pylist() if rank == 0 else None
-    if world > 1:
-        holder = [manifest]
-        dist.broadcast_object_list(holder)
-        manifest = holder[0]
-    subsets = assignment(root, config.scheme, fraction=config.val_fraction, seed=config.seed).subsets(config.fold)
-    excluded = drop_label_conflicts(root, subsets) if config.exclude_conflicts else {}
-    common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest,
-                  progress=progress if rank == 0 else None)
-    if world > 1 and rank != 0 and config.cache:
-        dist.barrier()  # rank 0 builds the cache first
-    extra, pseudo_report = (usable_pseudo_labels(config.pseudo_labels, root, scheme=config.scheme, fold=config.fold,
-                                                 test_files=subsets["test"]) if config.pseudo_labels else ([], {}))
-    train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed,
-                             extra=extra, **common)
-    if world > 1 and rank == 0 and config.cache:
-        dist.barrier()
-    val_set = open_labeled(root, subsets["val"], **common)
-    test_set = open_labeled(root, subsets["test"], **common)
-    if not len(train_set) or not len(val_set):
-        raise HyperKvasirError(f"{root}: fold {config.fold} leaves {len(train_set)} training and {len(val_set)} "
-                               "validation images; the tree is too small for this split")
-
-    seed_everything(config.seed)
-    model, weights_from = create_model(config.model, pretrained=config.pretrained, weights=config.weights,
-                                         weights_partial=config.weights_partial)
-    model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                      else None) if world > 1 else model
-    optimizer = _optimizer(config, model)
-    scheduler = _scheduler(config, optimizer)
-    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    history: list[dict] = []
-    best_f1, stale, start_epoch = -1.0, 0, 0
-    if resume and (run / "last.pt").exists():
-        state = restore_training_state(run / "last.pt", model, optimizer, scheduler, scaler, device)
-        history, best_f1, stale, start_epoch = state["history"], state["best_f1"], state["stale"], state["epoch"] + 1
-
-    eval_loader = dict(batch_size=config.batch_size, num_workers=config.workers, collate_fn=collate_skipping,
-                       persistent_workers=False)
-    val_loader = DataLoader(val_set, **eval_loader)
-    skipped_total = len(train_set.skipped) + len(val_set.skipped) + len(test_set.skipped)
-    for epoch in range(start_epoch, config.epochs):
-        if config.patience and stale >= config.patience:
-            break
-        seed_everything(config.seed * 1000 + epoch)
-        train_set.set_epoch(epoch)
-        if world > 1:
-            sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
-            sampler.set_epoch(epoch)
-        elif config.balanced:
-            sampler = balanced_sampler(train_set, config.seed, epoch)
-        else:
-            sampler = torch.utils.data.RandomSampler(train_set,
-                                                     generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
-        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                            collate_fn=collate_skipping, drop_last=len(train_set) > config.batch_size)
-        train_model.train()
-        started, seen, loss_sum, skipped = time.perf_counter(), 0, 0.0, 0
-        for step, batch in enumerate(loader):
-            if config.max_steps_per_epoch and step >= config.max_steps_per_epoch:
-                break
-            if batch is None:
-                continue
-            images, targets, _, batch_skipped = batch
-            skipped += batch_skipped
-            images = normalise(images.to(device, non_blocking=True), spec.mean, spec.std)
-            targets = targets.to(device, non_blocking=True)
-            if device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-            try:
-                with torch.autocast(device.type, enabled=config.amp and device.type == "cuda"):
-                    loss = loss_fn(train_model(images), targets)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            except torch.OutOfMemoryError:
-                raise HyperKvasirError(
-                    f"out of GPU memory at batch size {config.batch_size}; try --batch-size "
-                    f"{max(1, config.batch_size // 2)}") from None
-            seen += len(targets)
-            loss_sum += float(loss.detach()) * len(targets)
-        seconds = time.perf_counter() - started
-        row = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_images": seen,
-               "images_per_s": seen * world / seconds if seconds else 0.0, "lr": optimizer.param_groups[0]["lr"],
-               "skipped_images": skipped + (skipped_total if epoch == 0 else 0)}
-        improved = False
-        if rank == 0:
-            names, probs, labels = predict(model, val_loader, device, config.amp, spec)
-            val = classification_metrics(labels, probs.argmax(1))
-            row |= {"val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"], "val_mcc": val["mcc"]}
-            improved = val["macro_f1"] > best_f1
-        if world > 1:
-            holder = [row, improved]
-            dist.broadcast_object_list(holder)
-            row, improved = holder
-        if config.schedule == "plateau":
-            scheduler.step(row["val_macro_f1"])
-        else:
-            scheduler.step()
-        history.append(row)
-        if improved:
-            best_f1, stale = row["val_macro_f1"], 0
-        else:
-            stale += 1
-        if rank == 0:
-            state = {**training_state(model, optimizer, scheduler, scaler), "epoch": epoch, "history": history,
-                     "best_f1": best_f1, "stale": stale, "config": dataclasses.asdict(config),
-                     "weights_from": weights_from}
-            if improved:
-                save_checkpoint(state, run / "best.pt")
-            save_checkpoint(state, run / "last.pt")
-            write_history(run, history)
-            log.info("epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-    if rank != 0:
-        dist.barrier()
+    if config.epochs < 1:
+        raise HyperKvasirError(f"--epochs must be at least 1, not {config.epochs}")
+    created = folder.start(config, resume=resume)
+    try:
+        seed_everything(config.seed)
+        data = ClassifyData(config, progress=progress)
+        module = ClassifierModule(config)
+        trainer = fit(module, data, folder, EngineOptions(
+            epochs=config.epochs, monitor="val_macro_f1", patience=config.patience, seed=config.seed,
+            device=config.device, precision="auto" if config.amp else "32-true",
+            max_steps_per_epoch=config.max_steps_per_epoch, progress=progress is not None), resume=resume)
+    except BaseException:
+        folder.discard(created)
+        raise
+    if not trainer.is_global_zero:
         return {}
-    best = torch.load(run / "best.pt", map_location=device, weights_only=False)
-    model.load_state_dict(best["model"])
-    names, probs, labels = predict(model, DataLoader(test_set, **eval_loader), device, config.amp, spec)
-    write_predictions(run / "predictions-test.csv", names, probs)
+    best, checkpoint = load_classifier_checkpoint(folder.best, module.device)
+    names, probs, labels = predict_probabilities(best, data.evaluation_loader(data.test_set))
+    write_predictions(folder.path / "predictions-test.csv", names, probs)
     metrics = classification_metrics(labels, probs.argmax(1)) | {
-        "best_epoch": best["epoch"], "weights_from": weights_from, "skipped_images": skipped_total,
+        "best_epoch": checkpoint["epoch"], "weights_from": checkpoint.get("weights_from"),
+        "skipped_images": sum(r["skipped_images"] for r in json.loads((folder.path / "metrics.json").read_text())),
         "model": config.model, "fold": config.fold, "scheme": config.scheme,
-        "excluded_label_conflicts": excluded, "pseudo_labels": pseudo_report}
-    with atomic_write(run / "metrics-test.json", "w") as handle:
+        "excluded_label_conflicts": data.excluded, "pseudo_labels": data.pseudo_report,
+        "world_size": trainer.world_size}
+    with atomic_write(folder.path / "metrics-test.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
-    plot_confusion_matrix(metrics, run / "confusion-test.png",
+    plot_confusion_matrix(metrics, folder.path / "confusion-test.png",
                           f"{config.model}, test fold {config.fold}: macro F1 {metrics['macro_f1']:.3f}")
-    if world > 1:
-        dist.barrier()
     return metrics
 
 
@@ -299,4 +265,5 @@ def drop_label_conflicts(root: Path, subsets: dict[str, list[str]]) -> dict[str,
     return dropped
 
 
-__all__ = ["TrainConfig", "train_classifier", "predict", "write_predictions", "drop_label_conflicts"]
+__all__ = ["TrainConfig", "ClassifierModule", "train_classifier", "load_classifier_checkpoint",
+           "predict_probabilities", "write_predictions", "drop_label_conflicts"]

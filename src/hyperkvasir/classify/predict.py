@@ -8,6 +8,7 @@ Predictions are a Parquet table: ``path`` (relative to the release root for a pa
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,8 +23,7 @@ from hyperkvasir.data.layout import IMAGE_SUFFIXES, Release
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.models import MODELS, create_model
-from hyperkvasir.train.runs import distributed, pick_device
+from hyperkvasir.engine.runs import distributed, pick_device
 
 
 class _Images(Dataset):
@@ -50,17 +50,11 @@ def _collate(batch):
 
 
 def load_classifier(checkpoint: str | Path, device: torch.device):
-    """(model in eval mode, its ModelSpec, its input size) from a ``best.pt``/``last.pt`` of ``train classify``."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.pt written by `hyperkvasir train classify`")
-    state = torch.load(path, map_location=device, weights_only=False)
-    if "config" not in state or "model" not in state:
-        raise HyperKvasirError(f"{path}: not a hyperkvasir classification checkpoint (no config/model)")
-    config = state["config"]
-    model, _ = create_model(config["model"], pretrained=False)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), MODELS[config["model"]], int(config["input_size"])
+    """(timm model in eval mode, its ModelSpec, its input size) from a checkpoint of ``train classify``."""
+    from hyperkvasir.classify.module import load_classifier_checkpoint
+
+    module, _ = load_classifier_checkpoint(checkpoint, device)
+    return module.model, module.spec, module.config.input_size
 
 
 def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Path], Path | None]:
@@ -167,7 +161,9 @@ def teacher_path(pseudo_label_csv: str | Path) -> Path:
 def write_teacher(checkpoint: str | Path, pseudo_label_csv: str | Path) -> dict:
     """Record the teacher's run, scheme and folds beside its pseudo-labels, so a student can prove it never
     trains on its own test fold through them."""
-    config = torch.load(checkpoint, map_location="cpu", weights_only=False)["config"]
+    from hyperkvasir.classify.module import load_classifier_checkpoint
+
+    config = dataclasses.asdict(load_classifier_checkpoint(checkpoint)[0].config)
     record = {"checkpoint": str(Path(checkpoint).resolve()), "run": str(Path(checkpoint).resolve().parent),
               "model": config["model"], "scheme": config["scheme"], "test_fold": config["fold"],
               "seed": config["seed"], "val_fraction": config["val_fraction"]}

@@ -614,7 +614,7 @@ def video_frames(
 
 @app.command()
 def predict(
-    checkpoint: Path = typer.Argument(..., help="best.pt of `hyperkvasir train classify`."),
+    checkpoint: Path = typer.Argument(..., help="best.ckpt of `hyperkvasir train classify`."),
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="A release root with --part, or images/folders."),
     part: str = typer.Option(None, help="unlabeled | labeled | segmented (INPUT is then the release root)."),
     out_file: Path = typer.Option(Path("predictions.parquet"), "--out", help="Parquet of class probabilities."),
@@ -626,7 +626,7 @@ def predict(
 ) -> int:
     """Batched inference (e.g. over the 99,417 unlabeled images), optionally writing pseudo-labels.
 
-    Example: hyperkvasir predict runs/f0/best.pt /data/hyper-kvasir --part unlabeled --pseudo-labels pl.csv
+    Example: hyperkvasir predict runs/f0/best.ckpt /data/hyper-kvasir --part unlabeled --pseudo-labels pl.csv
     """
     from hyperkvasir.classify.predict import predict_images, write_teacher
     from hyperkvasir.classify.predict import pseudo_labels as make_pseudo_labels

@@ -5,6 +5,7 @@ early stopping, a rich per-batch progress bar, TensorBoard logs, exact resume an
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,15 @@ def _precision(choice: str, gpu: bool) -> str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
+def _quiet_lightning() -> None:
+    """Lightning's start-up banners and tips are noise on our stderr; its warnings and errors stay."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
 def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
+    _quiet_lightning()
     gpu = torch.cuda.is_available() and options.device != "cpu"
     world, local, nodes = launched_world()
     strategy: object = "auto"
@@ -50,10 +59,12 @@ def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
 
         strategy = DDPStrategy(process_group_backend="nccl" if gpu else "gloo")
     checkpoint = ModelCheckpoint(dirpath=run, filename="best", monitor=options.monitor, mode=options.mode,
-                                 save_top_k=1, save_last=True, enable_version_counter=False)
+                                 save_top_k=1, save_last=True, enable_version_counter=False,
+                                 save_on_train_epoch_end=False)  # after validation, with the epoch's history
     callbacks: list = [EpochSeeding(options.seed), EpochHistory(run), checkpoint]
     if options.patience:
-        callbacks.append(EarlyStopping(monitor=options.monitor, mode=options.mode, patience=options.patience))
+        callbacks.append(EarlyStopping(monitor=options.monitor, mode=options.mode, patience=options.patience,
+                                       check_on_train_epoch_end=False))
     if options.progress:
         callbacks.append(RichProgressBar(leave=False))
     return L.Trainer(
