@@ -102,3 +102,20 @@ def test_existing_run_is_refused(tiny_twin, tmp_path: Path) -> None:
     train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "r"), **FAST | {"epochs": 1}))
     with pytest.raises(HyperKvasirError, match="pass --resume"):
         train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "r"), **FAST))
+
+
+def test_benchmark_rerun_skips_finished_folds_and_continues_an_unfinished_one(tiny_twin, tmp_path: Path,
+                                                                              crash_after_first_epoch) -> None:
+    base = TrainConfig(root=str(tiny_twin.root), **FAST)
+    disarm = crash_after_first_epoch()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_benchmark(tiny_twin.root, ["test_efficientnet"], tmp_path / "bench", base=base)
+    disarm()
+    fold0 = tmp_path / "bench" / "test_efficientnet" / "test-fold-0"
+    assert (fold0 / "last.ckpt").is_file() and not (fold0 / "metrics-test.json").exists()
+    first = run_benchmark(tiny_twin.root, ["test_efficientnet"], tmp_path / "bench", base=base)
+    assert len(json.loads((fold0 / "metrics.json").read_text())) == 2  # continued, not restarted
+    stamp = (fold0 / "metrics-test.json").stat().st_mtime_ns
+    again = run_benchmark(tiny_twin.root, ["test_efficientnet"], tmp_path / "bench", base=base)
+    assert (fold0 / "metrics-test.json").stat().st_mtime_ns == stamp  # skipped
+    assert again["models"] == first["models"]

@@ -10,10 +10,10 @@ from hyperkvasir.cli import main
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES, normalise_video_finding
 from hyperkvasir.synth.tree import make_synthetic_release
 from hyperkvasir.video.frames import extract_frames
+from hyperkvasir.video.evaluate import video_level_metrics
 from hyperkvasir.video.data import (
     VideoClips,
     video_labels,
-    video_level_metrics,
     video_split,
 )
 
@@ -66,3 +66,35 @@ def test_video_benchmark_end_to_end(video_twin, tmp_path: Path, capsys) -> None:
     assert results["split"] == {"train": 6, "val": 6, "test": 6}
     assert results["test"]["videos"] == 6 and "majority_vote" in results["test"]
     assert "| mean probability |" in (tmp_path / "vb" / "results.md").read_text()
+
+
+def test_video_training_resumes_exactly_and_runs_on_two_processes(video_twin, tmp_path: Path,
+                                                                  crash_after_first_epoch) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from hyperkvasir.video.module import VideoConfig, train_video
+
+    fast = dict(model="test_efficientnet", epochs=2, size=32, batch_size=8, pretrained=False, every=10)
+    full = train_video(VideoConfig(root=str(video_twin.root), out=str(tmp_path / "full"), **fast))
+    disarm = crash_after_first_epoch()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_video(VideoConfig(root=str(video_twin.root), out=str(tmp_path / "cut"), **fast))
+    disarm()
+    resumed = train_video(VideoConfig(root=str(video_twin.root), out=str(tmp_path / "cut")), resume=True)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows]  # noqa: E731
+    assert strip(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == \
+        strip(json.loads((tmp_path / "full" / "metrics.json").read_text()))
+    assert resumed["test"]["predictions"] == full["test"]["predictions"]
+
+    args = ["train", "video", str(video_twin.root), "--model", "test_efficientnet", "--epochs", "1", "--size", "32",
+            "--every", "10", "--batch-size", "4", "--no-pretrained", "--lr", "0", "--json",
+            "--frames", str(tmp_path / "full" / "frames")]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "hyperkvasir", *args, "--out", str(tmp_path / "ddp")],
+                          capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = json.loads((tmp_path / "ddp" / "metrics.json").read_text())[0]
+    assert row["val_videos"] == full["split"]["val"] and row["train_images"] > 0
+    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2

@@ -47,7 +47,8 @@ def majority_baseline(root: Path, scheme: str, seed: int) -> dict:
 
 def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base: TrainConfig | None = None,
                   progress=None) -> dict:
-    """Train and test every model on every fold of ``base.scheme``; write results.json and results.md."""
+    """Train and test every model on every fold of ``base.scheme``; write results.json and results.md. A rerun
+    skips finished folds and continues an unfinished one from its last checkpoint."""
     root, out = Path(root), Path(out)
     base = base or TrainConfig(root=str(root))
     from hyperkvasir.data.audit import audit
@@ -59,9 +60,14 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
     for name in models:
         folds = []
         for fold in range(split.k):
-            config = dataclasses.replace(base, root=str(root), model=name, fold=fold,
-                                         out=str(out / name / f"test-fold-{fold}"))
-            folds.append(train_classifier(config, progress=progress))
+            run = out / name / f"test-fold-{fold}"
+            if (run / "metrics-test.json").is_file():  # finished earlier: a rerun skips it
+                folds.append(json.loads((run / "metrics-test.json").read_text()))
+                continue
+            config = dataclasses.replace(base, root=str(root), model=name, fold=fold, out=str(run))
+            folds.append(train_classifier(config, resume=(run / "last.ckpt").is_file(), progress=progress))
+        if not all(folds):  # another process of a distributed run
+            return {}
         results["models"][name] = {"mean": average_folds(folds),
                                    "folds": [{k: f[k] for k in (*SUMMARY_KEYS, "n", "best_epoch", "weights_from")}
                                              for f in folds]}

@@ -251,7 +251,8 @@ def splits(
     return 0
 
 
-train_app = typer.Typer(help="Train models: classify (23 classes), segment (polyps).", no_args_is_help=True)
+train_app = typer.Typer(help="Train models through the engine: classify (23 classes), segment (polyps), video.",
+                        no_args_is_help=True)
 evaluate_app = typer.Typer(help="Evaluate predictions with the official metrics.", no_args_is_help=True)
 video_app = typer.Typer(help="Labeled videos: frame extraction.", no_args_is_help=True)
 app.add_typer(video_app, name="video")
@@ -337,7 +338,7 @@ def train_classify(
                            exclude_conflicts=exclude_conflicts)
     _log_to_stderr()
     metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
-    if metrics:
+    if metrics:  # under torchrun, rank 0 reports
         _print_metrics(metrics, as_json)
     return 0
 
@@ -374,6 +375,7 @@ def train_segment(
     weights_partial: bool = typer.Option(None, "--weights-partial/--weights-strict",
                                          help="Load only the tensors of --weights that match (counts recorded)."),
     pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
+    scheme: str = typer.Option(None, help="segmentation (duplicate-aware 80/10/10) | kvasir-seg-official (880/120)."),
     seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
     resume: bool = typer.Option(False, "--resume"),
     as_json: bool = typer.Option(False, "--json"),
@@ -387,10 +389,49 @@ def train_segment(
     config = _segment_config(root, config_file, model=model, out=str(out_dir) if out_dir else None, epochs=epochs,
                              batch_size=batch_size, lr=lr, size=size, loss=loss, weights=weights,
                              weights_partial=weights_partial, pretrained=pretrained, seed=seed, workers=workers,
-                             device=device)
+                             device=device, scheme=scheme)
     _log_to_stderr()
     metrics = train_segmenter(config, resume=resume)
-    _print_segmentation(metrics, as_json)
+    if metrics:  # under torchrun, rank 0 reports
+        _print_segmentation(metrics, as_json)
+    return 0
+
+
+@train_app.command("video")
+def train_video_command(
+    root: Path = typer.Argument(..., help="Release root (with labeled-videos/)."),
+    model: str = typer.Option(None, help="Frame classifier (a classification model name)."),
+    out_dir: Path = typer.Option(None, "--out", help="Run folder."),
+    frames: Path = typer.Option(None, help="Frames of `hyperkvasir video frames` (default: extracted into OUT)."),
+    every: int = typer.Option(None, help="Keep every N-th frame when extracting."),
+    size: int = typer.Option(None, help="Square frame size."),
+    epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
+    pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
+    select_on_train: bool = typer.Option(None, "--select-on-train",
+                                         help="Allow choosing the checkpoint on training videos when the tree has "
+                                              "no validation video."),
+    seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
+    resume: bool = typer.Option(False, "--resume"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Train a frame classifier on the training videos; select on validation videos; score test videos.
+
+    Example: hyperkvasir train video /data/hyper-kvasir --every 10 --size 160 --epochs 5 --out runs/video
+    """
+    import dataclasses
+
+    from hyperkvasir.video.module import VideoConfig, train_video
+
+    values = {k: v for k, v in dict(model=model, out=str(out_dir) if out_dir else None,
+                                    frames=str(frames) if frames else None, every=every, size=size, epochs=epochs,
+                                    batch_size=batch_size, lr=lr, pretrained=pretrained,
+                                    select_on_train=select_on_train, seed=seed, workers=workers,
+                                    device=device).items() if v is not None}
+    _log_to_stderr()
+    results = train_video(dataclasses.replace(VideoConfig(root=str(root)), **values), resume=resume)
+    if results:
+        print(json.dumps(results, indent=2) if as_json else json.dumps(
+            {k: results["test"][k]["accuracy"] for k in ("mean_probability", "majority_vote")}))
     return 0
 
 
@@ -492,13 +533,14 @@ def benchmark(
     names = [m.strip() for m in (models or "tf_efficientnet_lite0").split(",") if m.strip()]
     _check_model_names(task, names)
     if task == "video":
-        from hyperkvasir.video.benchmark import VideoBenchmarkConfig, run_video_benchmark
+        from hyperkvasir.video.benchmark import run_video_benchmark
+        from hyperkvasir.video.module import VideoConfig
 
         options = {k: v for k, v in dict(epochs=epochs, size=input_size, batch_size=batch_size, lr=lr,
                                          workers=workers, seed=seed, device=device).items() if v is not None}
         _log_to_stderr()
-        results = run_video_benchmark(VideoBenchmarkConfig(root=str(root), out=str(out_dir), model=names[0],
-                                                           select_on_train=select_on_train, **options))
+        results = run_video_benchmark(VideoConfig(root=str(root), model=names[0], select_on_train=select_on_train,
+                                                  **options), out_dir)
         print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())
         return 0
     if task == "segment":

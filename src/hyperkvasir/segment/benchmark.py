@@ -25,8 +25,13 @@ _PROTOCOL = {"segmentation": "seeded duplicate-aware 80/10/10 split",
 
 
 def run_segmentation_benchmark(config: SegmentConfig, out: str | Path) -> dict:
+    """Train, test and tabulate; a finished benchmark is read back, an unfinished run continues."""
     out = Path(out)
-    metrics = train_segmenter(config)
+    if (out / "results.json").is_file():
+        return json.loads((out / "results.json").read_text())
+    metrics = train_segmenter(config, resume=(Path(config.out) / "last.ckpt").is_file())
+    if not metrics:  # another process of a distributed run
+        return {}
     results = {"config": config.__dict__, "metrics": metrics,
                "published": [{"method": m, "mdice": v, "comparable_key": k, "protocol": p} for m, v, k, p in PUBLISHED]}
     with atomic_write(out / "results.json", "w") as handle:

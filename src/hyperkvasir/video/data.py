@@ -1,4 +1,4 @@
-"""The video protocol: a video-level split, frame and clip datasets, and video-level evaluation.
+"""The video protocol's data: a video-level split, frame and clip datasets, and their DataModule.
 
 Videos carry one label for the whole clip (no frame-level annotation, Borgli et al. 2020), so the split is by
 video (stratified by the main finding in the 30-class vocabulary, duplicate videos kept together, seeded) and
@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import Dataset
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
 
 from hyperkvasir.data.imaging import ImageDecodeError, load_square
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
+from hyperkvasir.datasets.batches import collate_skipping
+from hyperkvasir.engine.sampling import EpochSampler
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.metrics.classification import classification_metrics
 
 
 def video_labels(root: str | Path) -> dict[str, int]:
@@ -62,12 +64,16 @@ class VideoFrames(Dataset):
     """Frames of the chosen videos from a frames folder (``hyperkvasir video frames``), labelled by video."""
 
     def __init__(self, frames_dir: str | Path, labels: dict[str, int], videos: list[str], *, size: int = 224,
-                 transform=None) -> None:
+                 transform=None, seed: int = 0) -> None:
         self.folder = Path(frames_dir)
+        self.seed, self.epoch = seed, 0
         table = pq.read_table(self.folder / "frames.parquet").to_pylist()
         wanted = set(videos)
         self.items = [(r["path"], labels[r["video"]], r["video"]) for r in table if r["video"] in wanted]
         self.size, self.transform = size, transform
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.items)
@@ -78,8 +84,10 @@ class VideoFrames(Dataset):
             image = load_square(self.folder / path, self.size)
         except ImageDecodeError:
             return None
-        tensor = (self.transform(image=image)["image"] if self.transform
-                  else torch.from_numpy(image).permute(2, 0, 1))
+        if self.transform is None:
+            return torch.from_numpy(image).permute(2, 0, 1), label, video
+        self.transform.set_random_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)  # same in a resumed run
+        tensor = self.transform(image=image)["image"]
         return tensor, label, video
 
 
@@ -106,15 +114,39 @@ class VideoClips(Dataset):
         return torch.stack([s[0] for s in samples]), samples[0][1], video
 
 
-def video_level_metrics(frame_probs: dict[str, list[np.ndarray]], labels: dict[str, int]) -> dict:
-    """Per-video predictions from frame probabilities, by mean probability and by majority vote, with the
-    official metrics over videos for each."""
-    videos = sorted(frame_probs)
-    truth = [labels[v] for v in videos]
-    mean = [int(np.mean(frame_probs[v], axis=0).argmax()) for v in videos]
-    majority = [Counter(int(p.argmax()) for p in frame_probs[v]).most_common(1)[0][0] for v in videos]
-    return {"videos": len(videos),
-            "mean_probability": classification_metrics(truth, mean, VIDEO_CLASS_NAMES),
-            "majority_vote": classification_metrics(truth, majority, VIDEO_CLASS_NAMES),
-            "predictions": {v: {"truth": VIDEO_CLASS_NAMES[t], "mean": VIDEO_CLASS_NAMES[m],
-                                "majority": VIDEO_CLASS_NAMES[j]} for v, t, m, j in zip(videos, truth, mean, majority)}}
+class VideoData(L.LightningDataModule):
+    """Frames of the train/val/test videos from a frames folder. With no validation video the checkpoint is
+    chosen on training videos, which the caller must have accepted (``select_on_train``)."""
+
+    def __init__(self, frames_dir: str | Path, root: str | Path, *, size: int, batch_size: int, workers: int,
+                 seed: int) -> None:
+        super().__init__()
+        self.frames_dir, self.root, self.size = Path(frames_dir), root, size
+        self.batch_size, self.workers, self.seed = batch_size, workers, seed
+
+    def setup(self, stage: str | None = None) -> None:
+        from hyperkvasir.datasets.transforms import classification_transform
+
+        self.labels = video_labels(self.root)
+        self.split = video_split(self.root, seed=self.seed)
+        self.train_set = VideoFrames(self.frames_dir, self.labels, self.split["train"], size=self.size,
+                                     transform=classification_transform("paper", self.size, True), seed=self.seed)
+        self.val_set = VideoFrames(self.frames_dir, self.labels, self.split["val"] or self.split["train"],
+                                   size=self.size)
+        self.test_set = VideoFrames(self.frames_dir, self.labels, self.split["test"], size=self.size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.train_set.set_epoch(epoch)
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        sampler = EpochSampler(len(self.train_set), seed=self.seed, rank=trainer.global_rank if trainer else 0,
+                               world=trainer.world_size if trainer else 1)
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers,
+                          collate_fn=collate_skipping, drop_last=len(sampler) > self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.evaluation_loader(self.val_set)
+
+    def evaluation_loader(self, dataset: VideoFrames) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.workers, collate_fn=collate_skipping)

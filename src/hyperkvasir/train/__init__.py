@@ -1,1 +1,0 @@
-"""Training loops as library code: classification (and segmentation)."""

@@ -1,0 +1,181 @@
+"""A frame classifier over the video classes as a LightningModule, trained through the engine.
+
+Frames come from ``hyperkvasir video frames`` (extracted into ``OUT/frames`` when no ``frames`` folder is given;
+the extraction resumes). The checkpoint is chosen on the validation videos by the video-level accuracy of the
+mean frame probability; the test videos are scored once at the end, per video.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from hyperkvasir.data.imaging import atomic_write
+from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
+from hyperkvasir.datasets.transforms import normalise
+from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
+from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.models import MODELS, create_model
+from hyperkvasir.video.data import VideoData, video_split
+from hyperkvasir.video.evaluate import video_level_metrics
+from hyperkvasir.video.frames import extract_frames
+
+
+@dataclass
+class VideoConfig:
+    root: str
+    out: str = "runs/video"
+    frames: str | None = None  # a frames folder of `hyperkvasir video frames` (default: OUT/frames, extracted)
+    model: str = "tf_efficientnet_lite0"
+    every: int = 5
+    size: int = 96
+    epochs: int = 3
+    batch_size: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+    workers: int = 0
+    pretrained: bool = True
+    device: str = "auto"
+    select_on_train: bool = False  # allow choosing the checkpoint on training videos when no validation video exists
+    max_steps_per_epoch: int = 0
+
+
+class FrameClassifierModule(L.LightningModule):
+    def __init__(self, config: VideoConfig, *, pretrained_weights: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.save_hyperparameters({"task": "video", "config": dataclasses.asdict(config),
+                                   "classes": list(VIDEO_CLASS_NAMES)})
+        self.spec = MODELS[config.model]
+        self.model, self.weights_from = create_model(config.model, pretrained=config.pretrained and pretrained_weights,
+                                                     num_classes=len(VIDEO_CLASS_NAMES))
+        self.seen, self.loss_sum, self.per_video, self.val_accuracy = 0, 0.0, defaultdict(list), 0.0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(normalise(images, self.spec.mean, self.spec.std))
+
+    def on_train_epoch_start(self) -> None:
+        self.seen, self.loss_sum = 0, 0.0
+
+    def training_step(self, batch, index: int):
+        if batch is None:
+            return None
+        images, targets, _, _ = batch
+        loss = nn.functional.cross_entropy(self(images), targets)
+        self.seen += len(targets)
+        self.loss_sum += float(loss.detach()) * len(targets)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.per_video = defaultdict(list)
+
+    def validation_step(self, batch, index: int) -> None:
+        if batch is not None:
+            images, _, videos, _ = batch
+            for video, prob in zip(videos, torch.softmax(self(images).float(), 1).cpu().numpy()):
+                self.per_video[video].append(prob)
+
+    def on_validation_epoch_end(self) -> None:
+        labels = self.trainer.datamodule.labels
+        self.val_accuracy = video_level_metrics(self.per_video, labels)["mean_probability"]["accuracy"] \
+            if self.per_video else 0.0
+        self.log("val_video_accuracy", self.val_accuracy, prog_bar=True)  # whole set on every process
+
+    def epoch_row(self) -> dict:
+        totals = self.trainer.strategy.reduce(torch.tensor([self.seen, self.loss_sum], dtype=torch.float64,
+                                                           device=self.device), reduce_op="sum")
+        seen, loss_sum = (float(v) for v in totals)
+        return {"train_loss": loss_sum / max(seen, 1), "train_images": int(seen),
+                "val_video_accuracy": self.val_accuracy, "val_videos": len(self.per_video)}
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.model.parameters(), lr=self.config.lr, weight_decay=1e-4)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["weights_from"] = self.weights_from
+
+
+@torch.no_grad()
+def frame_probabilities(module: FrameClassifierModule, loader) -> dict[str, list[np.ndarray]]:
+    module.eval()
+    per_video: dict[str, list[np.ndarray]] = defaultdict(list)
+    for batch in loader:
+        if batch is None:
+            continue
+        images, _, videos, _ = batch
+        for video, prob in zip(videos, torch.softmax(module(images.to(module.device)).float(), 1).cpu().numpy()):
+            per_video[video].append(prob)
+    return per_video
+
+
+def load_video_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[FrameClassifierModule, dict]:
+    """(module in eval mode, the checkpoint dict) of a checkpoint of ``train video``, loaded safely."""
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.ckpt of `hyperkvasir train video`") from None
+    except Exception as error:  # a file that is no checkpoint, or one that carries code
+        raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__})") \
+            from None
+    hyper = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    if hyper.get("task") != "video":
+        raise HyperKvasirError(f"{path}: not a video checkpoint (task {hyper.get('task')!r})")
+    module = FrameClassifierModule(VideoConfig(**hyper["config"]), pretrained_weights=False)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.to(device).eval(), checkpoint
+
+
+def train_video(config: VideoConfig, *, resume: bool = False) -> dict:
+    """Check the model and protocol, extract frames (resumable), train through the engine, select on the
+    validation videos, score the test videos; returns the results (rank 0) or {} (other processes)."""
+    folder = RunFolder(config.out)
+    if resume:
+        saved = folder.saved_config()
+        known = {f.name for f in dataclasses.fields(VideoConfig)}
+        config = VideoConfig(**{**{k: v for k, v in saved.items() if k in known}, "root": config.root,
+                                "out": config.out})
+    if config.model not in MODELS:
+        raise HyperKvasirError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
+    if config.epochs < 1:
+        raise HyperKvasirError(f"--epochs must be at least 1, not {config.epochs}")
+    split = video_split(config.root, seed=config.seed)
+    if not split["val"] and not config.select_on_train:
+        raise DataError(
+            f"{config.root}: the video split has no validation video ({len(split['train'])} train, "
+            f"{len(split['test'])} test), so the checkpoint would be chosen on training videos; add videos or "
+            f"pass --select-on-train to accept that protocol (it is printed in results.md)")
+    created = folder.start(config, resume=resume)
+    try:
+        frames_dir = Path(config.frames) if config.frames else folder.path / "frames"
+        frames = extract_frames(config.root, frames_dir, every=config.every, size=config.size) \
+            if not config.frames else None
+        seed_everything(config.seed)
+        data = VideoData(frames_dir, config.root, size=config.size, batch_size=config.batch_size,
+                         workers=config.workers, seed=config.seed)
+        module = FrameClassifierModule(config)
+        trainer = fit(module, data, folder, EngineOptions(
+            epochs=config.epochs, monitor="val_video_accuracy", seed=config.seed, device=config.device,
+            max_steps_per_epoch=config.max_steps_per_epoch, progress=False), resume=resume)
+    except BaseException:
+        folder.discard(created)
+        raise
+    if not trainer.is_global_zero:
+        return {}
+    best, checkpoint = load_video_checkpoint(folder.best, module.device)
+    results = {"config": dataclasses.asdict(config), "weights_from": checkpoint.get("weights_from"),
+               "best_epoch": checkpoint["epoch"], "frames": frames.frames if frames else None,
+               "failed_videos": frames.failed if frames else [], "split": {k: len(v) for k, v in split.items()},
+               "validation_from": "val videos" if split["val"] else "train videos (no val video in this tree)",
+               "test": video_level_metrics(frame_probabilities(best, data.evaluation_loader(data.test_set)),
+                                           data.labels)}
+    with atomic_write(folder.path / "metrics-test.json", "w") as handle:
+        json.dump(results, handle, indent=2)
+    return results
