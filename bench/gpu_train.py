@@ -1,4 +1,5 @@
-"""Training steps of ResNet-50 at 224 with AMP and channels_last: fed by our loader vs random tensors.
+"""Training steps of ResNet-50 at 224 with mixed precision and channels_last through the engine: fed by our
+loader vs by random tensors already on the device.
 
 The ratio (loader-fed / synthetic images per second) says how close the input pipeline keeps the GPU to its
 compute limit; 1.0 means the loader is never the bottleneck. Run it on a machine with a GPU:
@@ -13,41 +14,69 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-import timm
+import lightning as L
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
-from hyperkvasir.data.index import build_index
-from hyperkvasir.classify.data import open_labeled
-from hyperkvasir.datasets.batches import collate_skipping
-from hyperkvasir.datasets.transforms import normalise
-from hyperkvasir.synth.tree import make_synthetic_release
+sys.path.insert(0, str(Path(__file__).parent))
+from _engine_timing import StepTimer  # noqa: E402
+
+from hyperkvasir.classify.data import ClassifyData  # noqa: E402
+from hyperkvasir.classify.module import ClassifierModule, TrainConfig  # noqa: E402
+from hyperkvasir.engine import EngineOptions, RunFolder  # noqa: E402
+from hyperkvasir.engine.trainer import build_trainer  # noqa: E402
+from hyperkvasir.synth.tree import make_synthetic_release  # noqa: E402
+
+WARMUP = 5
 
 
-def steps_per_second(model, optimizer, scaler, batches, device, steps: int) -> float:
-    model.train()
-    for index, (images, targets) in enumerate(batches):
-        if index == 5:  # warm-up done (cudnn autotuning, allocator)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-        if index == steps + 5:
-            break
-        images = normalise(images.to(device, non_blocking=True), (0.5,) * 3, (0.5,) * 3)
-        images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
-            loss = torch.nn.functional.cross_entropy(model(images), targets.to(device, non_blocking=True))
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps / (time.perf_counter() - started)
+class RandomImages(Dataset):
+    """One fixed random uint8 batch's worth of samples: no decoding, no augmentation."""
+
+    def __init__(self, count: int) -> None:
+        self.images = torch.randint(0, 256, (count, 3, 224, 224), dtype=torch.uint8)
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int):
+        return self.images[index % len(self.images)], index % 23, "random", 0
+
+
+class RandomData(L.LightningDataModule):
+    def __init__(self, batch_size: int, steps: int) -> None:
+        super().__init__()
+        self.train_set = RandomImages(batch_size * (steps + WARMUP))
+        self.val_set = RandomImages(batch_size)
+        self.batch_size = batch_size
+        self.skipped = 0
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, collate_fn=_stack)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.batch_size, collate_fn=_stack)
+
+
+def _stack(batch):
+    images, labels, names, skipped = zip(*batch)
+    return torch.stack(images), torch.as_tensor(labels), list(names), 0
+
+
+def rate(config: TrainConfig, data: L.LightningDataModule, steps: int) -> float:
+    timer = StepTimer(WARMUP, steps)
+    run = RunFolder(Path(tempfile.mkdtemp(prefix="hk-gpu-")) / "run")
+    run.start(config, resume=False)
+    trainer = build_trainer(run.path, EngineOptions(epochs=1, monitor="val_macro_f1", device=config.device,
+                                                    max_steps_per_epoch=WARMUP + steps, progress=False))
+    trainer.callbacks.append(timer)
+    trainer.fit(ClassifierModule(config), datamodule=data)
+    return timer.rate
 
 
 def main() -> None:
@@ -56,39 +85,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     root = args.root
     if root is None:
         root = Path(tempfile.mkdtemp(prefix="hk-gpu-")) / "medium"
         make_synthetic_release(root, seed=0, scale="medium", workers=args.workers, parts=("labeled",))
-    device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
-    manifest = build_index(root).to_pylist()
-    files = [Path(r["path"]).name for r in manifest if r["part"] == "labeled" and r["decodes"]]
-    dataset = open_labeled(root, files, input_size=224, use_cache=True, manifest=manifest, train=True)
-    sampler = RandomSampler(dataset, replacement=True, num_samples=args.batch_size * (args.steps + 6))
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
-                        pin_memory=device.type == "cuda", collate_fn=collate_skipping, persistent_workers=False)
-
-    def from_loader():
-        for images, labels, _, _ in loader:
-            yield images, labels
-
-    def random_batches():
-        images = torch.randint(0, 256, (args.batch_size, 3, 224, 224), dtype=torch.uint8, device=device)
-        labels = torch.randint(0, 23, (args.batch_size,), device=device)
-        while True:
-            yield images, labels
-
-    results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-               "batch_size": args.batch_size, "workers": args.workers, "steps": args.steps}
-    for name, batches in (("random_tensors", random_batches), ("our_loader", from_loader)):
-        model = timm.create_model("resnet50", num_classes=23).to(device).to(memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-        rate = steps_per_second(model, optimizer, scaler, batches(), device, args.steps)
-        results[f"{name}_img_per_s"] = round(rate * args.batch_size, 1)
+    config = TrainConfig(root=str(root), model="resnet50", input_size=224, batch_size=args.batch_size,
+                         workers=args.workers, pretrained=False, epochs=1, device=args.device,
+                         balanced=True)  # draws with replacement, so a small tree feeds every step
+    results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu"
+               else "cpu", "batch_size": args.batch_size, "workers": args.workers, "steps": args.steps}
+    results["random_tensors_img_per_s"] = round(rate(config, RandomData(args.batch_size, args.steps), args.steps), 1)
+    results["our_loader_img_per_s"] = round(rate(config, ClassifyData(config), args.steps), 1)
     results["ratio"] = round(results["our_loader_img_per_s"] / results["random_tensors_img_per_s"], 3)
     print(json.dumps(results, indent=2))
 

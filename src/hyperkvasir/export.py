@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hyperkvasir.data.imaging import binarise_mask, decode_gray, header_size
+from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT, binarise_mask, decode_gray, header_size
 from hyperkvasir.data.layout import Release, read_bounding_boxes
 from hyperkvasir.data.splits import assignment, segmentation_split
 from hyperkvasir.data.taxonomy import CLASSES
@@ -59,15 +59,14 @@ def _segmented(release: Release) -> tuple[list[Path], dict[str, Path], dict]:
     if release.segmented_dir is None:
         raise DatasetNotFoundError(f"{release.root}: this format needs the segmented part; get it with "
                                    f"`hyperkvasir download {release.root} --parts segmented`")
-    images, masks = release.segmented_pairs()
     boxes = read_bounding_boxes(release.bounding_boxes_json) if release.bounding_boxes_json else {}
-    return images, {m.stem: m for m in masks}, boxes
+    return release.segmented_pairs()[0], release.segmented_masks(), boxes
 
 
 def _components(mask_path: Path) -> list[np.ndarray]:
     """Binary masks of the connected polyp regions of a JPEG mask (specks under 25 px dropped)."""
     count, labels = cv2.connectedComponents(binarise_mask(decode_gray(mask_path)).astype(np.uint8))
-    return [labels == i for i in range(1, count) if (labels == i).sum() >= 25]
+    return [labels == i for i in range(1, count) if (labels == i).sum() >= MIN_POLYP_COMPONENT]
 
 
 # ---------------------------------------------------------------------------------------------- formats
@@ -127,10 +126,7 @@ def export_yolo(release: Release, out: Path, *, scheme: str, seed: int, copy: bo
         _place(path, out / "images" / subset / path.name, copy)
         entry = boxes.get(path.stem)
         lines = []
-        for b in entry.boxes if entry else []:
-            sx, sy = width / entry.width, height / entry.height
-            x0, y0 = max(0.0, b.xmin * sx), max(0.0, b.ymin * sy)
-            x1, y1 = min(float(width), b.xmax * sx), min(float(height), b.ymax * sy)
+        for x0, y0, x1, y1 in entry.scaled(width, height) if entry else []:
             lines.append(f"0 {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
                          f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")
         _write_text(out / "labels" / subset / f"{path.stem}.txt", lines)

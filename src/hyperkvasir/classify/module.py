@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from hyperkvasir.classify.data import ClassifyData
 from hyperkvasir.data.imaging import atomic_write
+from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
@@ -57,7 +58,7 @@ class TrainConfig:
     pretrained: bool = True
     weights: str | None = None
     weights_partial: bool = False  # load only the matching tensors of --weights (counts go to weights_from)
-    val_fraction: float = 0.1
+    val_fraction: float = DEFAULT_VALIDATION_FRACTION
     seed: int = 0
     workers: int = 2
     cache: bool = True

@@ -218,7 +218,8 @@ def splits(
     root: Path = typer.Argument(..., help="Release root."),
     scheme: str = typer.Option("official-2fold", help="official-2fold | official-5fold | grouped-2fold | segmentation | kvasir-seg-official."),
     out_file: Path = typer.Option(None, "--out", help="CSV to write (official format + a validation column)."),
-    validation: float = typer.Option(0.1, help="Share of each fold carved out for model selection."),
+    validation: float = typer.Option(None, help="Share of each fold carved out for model selection (default "
+                                                "0.1)."),
     seed: int = typer.Option(0),
 ) -> int:
     """Fold assignment with a validation carve-out, so no model is selected on its test fold.
@@ -238,6 +239,9 @@ def splits(
         raise typer.BadParameter(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}, segmentation, "
                                  f"kvasir-seg-official",
                                  param_hint="--scheme")
+    from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
+
+    validation = DEFAULT_VALIDATION_FRACTION if validation is None else validation
     if not 0 <= validation < 1:
         raise typer.BadParameter("must be in [0, 1)", param_hint="--validation")
     result = assignment(root, scheme, fraction=validation, seed=seed)

@@ -22,6 +22,8 @@ from PIL import Image, ImageFile
 
 # Released masks are JPEG: white (>= 128 after greyscale) is polyp, black background (dataset.md §1.4, §6.7).
 MASK_THRESHOLD = 128
+# Mask components smaller than this many pixels are JPEG or thresholding specks, not polyps.
+MIN_POLYP_COMPONENT = 25
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 

@@ -104,6 +104,13 @@ class BoxEntry:
     height: int
     boxes: tuple[Box, ...]
 
+    def scaled(self, width: int, height: int) -> list[tuple[float, float, float, float]]:
+        """(xmin, ymin, xmax, ymax) of each non-empty box in the pixels of an image of ``width`` × ``height``
+        (a resized copy's), clipped to it: the one place boxes are rescaled."""
+        sx, sy = width / self.width, height / self.height
+        return [(max(0.0, b.xmin * sx), max(0.0, b.ymin * sy), min(float(width), b.xmax * sx),
+                 min(float(height), b.ymax * sy)) for b in self.boxes if b.xmax > b.xmin and b.ymax > b.ymin]
+
 
 @dataclass(frozen=True)
 class VideoLabel:
@@ -442,6 +449,10 @@ class Release:
         """(images, masks) under ``segmented-images/`` (either naming: ``cju…`` or UUID)."""
         return ([self.root / rel for rel, _ in self.scan("segmented-images")],
                 [self.root / rel for rel, _ in self.scan("segmented-masks")])
+
+    def segmented_masks(self) -> dict[str, Path]:
+        """Image stem → its mask: a mask pairs with the image of the same file stem (the release's rule)."""
+        return {mask.stem: mask for mask in self.segmented_pairs()[1]}
 
     def unlabeled_files(self) -> list[Path]:
         return [self.root / rel for rel, _ in self.scan("unlabeled")]

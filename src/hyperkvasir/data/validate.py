@@ -14,7 +14,7 @@ from pathlib import Path
 from scipy import ndimage
 
 from hyperkvasir.data.audit import AuditReport, audit
-from hyperkvasir.data.imaging import binarise_mask, decode_gray, mask_problem
+from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT, binarise_mask, decode_gray, mask_problem
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.layout import (
     Release,
@@ -27,7 +27,6 @@ from hyperkvasir.data.taxonomy import CLASSES, RELEASED_TOTAL, lookup
 from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
 
 _BOX_SLACK = 3  # px a mask component may stick out of its box (boxes are 1–2 px larger than masks)
-_MIN_COMPONENT = 25  # px; JPEG specks below this are not polyps
 
 
 @dataclass(frozen=True)
@@ -266,7 +265,6 @@ def _check_boxes(found: _Collector, release: Release, rel: str, entry, image: di
         found.add("warning", "box-size-disagrees", rel,
                   f"{entry.stem}: boxes are for {entry.width}x{entry.height}, image is {width}x{height}",
                   "boxes must be rescaled with the image (a resized copy?)")
-    scale_x, scale_y = width / entry.width, height / entry.height
     for number, box in enumerate(entry.boxes):
         if not (0 <= box.xmin < box.xmax <= entry.width and 0 <= box.ymin < box.ymax <= entry.height):
             found.add("error", "box-out-of-bounds", rel,
@@ -282,13 +280,13 @@ def _check_boxes(found: _Collector, release: Release, rel: str, entry, image: di
         return
     labels, count = ndimage.label(binarise_mask(gray))
     for index, region in enumerate(ndimage.find_objects(labels), start=1):
-        if region is None or (labels[region] == index).sum() < _MIN_COMPONENT:
+        if region is None or (labels[region] == index).sum() < MIN_POLYP_COMPONENT:
             continue
         ys, xs = region
         covered = any(
-            box.xmin * scale_x - _BOX_SLACK <= xs.start and xs.stop - 1 <= box.xmax * scale_x + _BOX_SLACK
-            and box.ymin * scale_y - _BOX_SLACK <= ys.start and ys.stop - 1 <= box.ymax * scale_y + _BOX_SLACK
-            for box in entry.boxes
+            x0 - _BOX_SLACK <= xs.start and xs.stop - 1 <= x1 + _BOX_SLACK
+            and y0 - _BOX_SLACK <= ys.start and ys.stop - 1 <= y1 + _BOX_SLACK
+            for x0, y0, x1, y1 in entry.scaled(width, height)
         )
         if not covered:
             found.add("warning", "mask-component-without-box", mask["path"],

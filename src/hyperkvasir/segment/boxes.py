@@ -8,9 +8,9 @@ import io
 import numpy as np
 from scipy import ndimage
 
+from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
 
-MIN_COMPONENT_PIXELS = 25  # JPEG and thresholding specks are not polyps
 
 
 def boxes_from_mask(probability: np.ndarray, threshold: float = PROBABILITY_THRESHOLD) -> list[tuple[list[float], float]]:
@@ -24,7 +24,7 @@ def boxes_from_mask(probability: np.ndarray, threshold: float = PROBABILITY_THRE
         if region is None:
             continue
         inside = labels[region] == index
-        if inside.sum() < MIN_COMPONENT_PIXELS:
+        if inside.sum() < MIN_POLYP_COMPONENT:
             continue
         ys, xs = region
         out.append(([float(xs.start), float(ys.start), float(xs.stop - 1), float(ys.stop - 1)],

@@ -41,9 +41,8 @@ class SegmentedPolyps(Dataset):
     def __init__(self, root: str | Path, files: list[str], *, size: int = 352, train: bool = False,
                  seed: int = 0, download: bool = False) -> None:
         release = ensure_parts(root, ("segmented",), download_missing=download)
-        images, masks = release.segmented_pairs()
-        by_name = {p.name: p for p in images}
-        mask_by_stem = {p.stem: p for p in masks}
+        by_name = {p.name: p for p in release.segmented_pairs()[0]}
+        mask_by_stem = release.segmented_masks()
         missing = [f for f in files if f not in by_name or Path(f).stem not in mask_by_stem]
         if missing:
             raise HyperKvasirError(f"{release.root}: {len(missing)} segmented images lack an image or a mask "
@@ -68,11 +67,7 @@ class SegmentedPolyps(Dataset):
             raise HyperKvasirError(f"{self.masks[index]}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
                                    f"{image.shape[1]}x{image.shape[0]}; run `hyperkvasir validate`")
         entry = self.boxes.get(self.images[index].stem)
-        boxes = []
-        if entry:
-            sx, sy = image.shape[1] / entry.width, image.shape[0] / entry.height
-            boxes = [[b.xmin * sx, b.ymin * sy, min(b.xmax * sx, image.shape[1]), min(b.ymax * sy, image.shape[0])]
-                     for b in entry.boxes if b.xmax > b.xmin and b.ymax > b.ymin]
+        boxes = [list(box) for box in entry.scaled(image.shape[1], image.shape[0])] if entry else []
         return image, mask, boxes
 
     def __getitem__(self, index: int) -> dict:
