@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import torch
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
@@ -19,6 +20,7 @@ from hyperkvasir.engine.runs import RunFolder, launched_world
 from hyperkvasir.errors import HyperKvasirError
 
 log = logging.getLogger(__name__)
+DDP_TIMEOUT = timedelta(hours=3)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
     if world > 1:
         from lightning.pytorch.strategies import DDPStrategy
 
-        strategy = DDPStrategy(process_group_backend="nccl" if gpu else "gloo")
+        # other ranks wait while rank 0 indexes and caches; a first index of the full release takes long
+        strategy = DDPStrategy(process_group_backend="nccl" if gpu else "gloo", timeout=DDP_TIMEOUT)
     checkpoint = ModelCheckpoint(dirpath=run, filename="best", monitor=options.monitor, mode=options.mode,
                                  save_top_k=1, save_last=True, enable_version_counter=False,
                                  save_on_train_epoch_end=False)  # after validation, with the epoch's history

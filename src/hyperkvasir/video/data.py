@@ -8,7 +8,7 @@ the evaluation aggregates frame predictions per video: the mean of the probabili
 from __future__ import annotations
 
 import random
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np

@@ -1,0 +1,137 @@
+"""``benchmark --task classify|segment|video`` and the ``demo`` that runs the main job."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+from hyperkvasir.cli.classify import _train_config
+from hyperkvasir.cli.common import _RECIPE_HELP, _log_to_stderr, _packaged_recipe, app
+from hyperkvasir.cli.console import out, progress_bar
+from hyperkvasir.cli.data import _synthesise
+from hyperkvasir.cli.segment import _segment_config
+
+
+@app.command()
+def benchmark(
+    root: Path = typer.Argument(..., help="Release root."),
+    task: str = typer.Option("classify", help="classify (the paper's Table 3 protocol) | segment (polyps) | video."),
+    models: str = typer.Option(None, help="Comma-separated model names (classify), one encoder (segment) or one "
+                                          "frame model (video); default tf_efficientnet_lite0."),
+    out_dir: Path = typer.Option(Path("benchmark"), "--out"),
+    config_file: Path = typer.Option(None, "--config", help=_RECIPE_HELP + " (classify, segment)"),
+    scheme: str = typer.Option(None, help="classify: official-2fold | official-5fold | grouped-2fold; "
+                                          "segment: segmentation | kvasir-seg-official."),
+    epochs: int = typer.Option(None), input_size: int = typer.Option(None),
+    batch_size: int = typer.Option(None), lr: float = typer.Option(None),
+    optimizer: str = typer.Option(None, help="sgd | adamw (classify only)."),
+    exclude_conflicts: bool = typer.Option(None, "--exclude-conflicts/--keep-conflicts",
+                                           help="Leave out images the audit finds under two classes (classify)."),
+    select_on_train: bool = typer.Option(False, "--select-on-train",
+                                         help="Video: allow choosing the checkpoint on training videos when the "
+                                              "tree has no validation video."),
+    workers: int = typer.Option(None), seed: int = typer.Option(None), device: str = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Train on one fold, test on the other, both directions; averaged metrics beside the paper's Table 3.
+
+    Example: hyperkvasir benchmark /data/hyper-kvasir --models densenet161 --config configs/paper-densenet161.yaml
+    """
+    if task not in ("classify", "segment", "video"):
+        raise typer.BadParameter(f"unknown task {task!r}; choose classify, segment or video", param_hint="--task")
+    given = {"--config": config_file, "--scheme": scheme, "--optimizer": optimizer,
+             "--exclude-conflicts": exclude_conflicts, "--select-on-train": select_on_train or None}
+    applies = {"classify": {"--config", "--scheme", "--optimizer", "--exclude-conflicts"},
+               "segment": {"--config", "--scheme"}, "video": {"--select-on-train"}}[task]
+    refused = [flag for flag, value in given.items() if value is not None and flag not in applies]
+    if refused:
+        raise typer.BadParameter(f"{', '.join(refused)} does not apply to --task {task}; drop it",
+                                 param_hint=refused[0])
+    names = [m.strip() for m in (models or "tf_efficientnet_lite0").split(",") if m.strip()]
+    _check_model_names(task, names)
+    if task == "video":
+        from hyperkvasir.video.benchmark import run_video_benchmark
+        from hyperkvasir.video.module import VideoConfig
+
+        options = {k: v for k, v in dict(epochs=epochs, size=input_size, batch_size=batch_size, lr=lr,
+                                         workers=workers, seed=seed, device=device).items() if v is not None}
+        _log_to_stderr()
+        results = run_video_benchmark(VideoConfig(root=str(root), model=names[0], select_on_train=select_on_train,
+                                                  **options), out_dir)
+        print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())
+        return 0
+    if task == "segment":
+        from hyperkvasir.data.splits import SEGMENTATION_SCHEMES
+        from hyperkvasir.segment.benchmark import run_segmentation_benchmark
+
+        if scheme is not None and scheme not in SEGMENTATION_SCHEMES:
+            raise typer.BadParameter(f"{scheme!r} is no segmentation scheme; choose one of "
+                                     f"{', '.join(SEGMENTATION_SCHEMES)}", param_hint="--scheme")
+        config = _segment_config(root, config_file, out=str(out_dir / "run"), epochs=epochs, size=input_size,
+                                 batch_size=batch_size, lr=lr, workers=workers, seed=seed, device=device,
+                                 scheme=scheme, model=names[0])
+        _log_to_stderr()
+        results = run_segmentation_benchmark(config, out_dir)
+        print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())
+        return 0
+    from hyperkvasir.classify.benchmark import run_benchmark
+
+    base = _train_config(root, config_file, scheme=scheme, epochs=epochs, input_size=input_size,
+                         batch_size=batch_size, lr=lr, optimizer=optimizer, workers=workers, seed=seed, device=device,
+                         exclude_conflicts=exclude_conflicts)
+    _log_to_stderr()
+    results = run_benchmark(root, names, out_dir, base=base, progress=progress_bar("caching images"))
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        print((out_dir / "results.md").read_text())
+    return 0
+
+def _check_model_names(task: str, names: list[str]) -> None:
+    """Refuse unknown model names (and several models where the task trains one) before any work starts."""
+    if task == "segment":
+        from hyperkvasir.segment.model import ENCODERS as known
+    else:
+        from hyperkvasir.models import MODELS as known
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise typer.BadParameter(f"unknown model {unknown[0]!r} for --task {task}; choose one of "
+                                 f"{', '.join(known)}", param_hint="--models")
+    if task != "classify" and len(names) > 1:
+        raise typer.BadParameter(f"--task {task} trains one model; give one name, not {len(names)}",
+                                 param_hint="--models")
+
+@app.command()
+def demo(
+    out_dir: Path = typer.Option(Path("hyperkvasir-demo"), "--out", help="Work folder."),
+    seed: int = typer.Option(0),
+) -> int:
+    """The main job on the embedded default, on a synthetic twin (CPU, minutes).
+
+    Example: hyperkvasir demo --out ./hyperkvasir-demo
+    """
+    import os
+    import shutil
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo's weights are the offline EfficientNet-Lite0 ones
+    started = time.perf_counter()
+    root = out_dir / "release"
+    for previous in (root, out_dir / "benchmark", out_dir / "segmentation", out_dir / "frames"):
+        if previous.exists():
+            shutil.rmtree(previous)
+    summary = _synthesise(root, seed, "small", False, 2)
+    out.print(f"demo twin: {summary['root']} ({summary['labeled']} labeled images, {summary['segmented']} masks)")
+    for command in (["index", str(root)], ["validate", str(root)], ["audit", str(root)],
+                    ["benchmark", str(root), "--config", str(_packaged_recipe("demo")), "--out", str(out_dir / "benchmark")],
+                    ["benchmark", str(root), "--task", "segment", "--config", str(_packaged_recipe("demo-segment")),
+                     "--out", str(out_dir / "segmentation")],
+                    ["video", "frames", str(root), str(out_dir / "frames"), "--every", "10", "--size", "128"],
+                    ["report", str(root), "--out", str(out_dir / "report.html"), "--results",
+                     str(out_dir / "benchmark")]):
+        out.rule(f"hyperkvasir {' '.join(command)}")
+        app(args=command, prog_name="hyperkvasir", standalone_mode=False)
+    out.print(f"[green]demo finished in {time.perf_counter() - started:.0f} s[/]; results in {out_dir / 'benchmark'}")
+    return 0

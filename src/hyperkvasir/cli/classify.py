@@ -1,0 +1,134 @@
+"""Classification commands: train classify, evaluate classify, predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from hyperkvasir.cli.common import _RECIPE_HELP, _config, _log_to_stderr, app, evaluate_app, train_app
+from hyperkvasir.cli.console import out, progress_bar
+
+
+def _train_config(root: Path, config_file: Path | None, **overrides):
+    from hyperkvasir.classify.module import TrainConfig
+
+    return _config(TrainConfig, root, config_file, **overrides)
+
+@train_app.command("classify")
+def train_classify(
+    root: Path = typer.Argument(..., help="Release root."),
+    model: str = typer.Option(None, help="Model name (resnet50, resnet152, densenet161, resnet152+densenet161, "
+                                         "tf_efficientnet_lite0, efficientnet_b0, convnext_tiny)."),
+    fold: int = typer.Option(None, help="Test fold; training uses the others minus their validation carve-out."),
+    out_dir: Path = typer.Option(None, "--out", help="Run folder."),
+    config_file: Path = typer.Option(None, "--config", help=_RECIPE_HELP),
+    scheme: str = typer.Option(None, help="official-2fold | official-5fold | grouped-2fold."),
+    epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
+    optimizer: str = typer.Option(None, help="sgd | adamw."), schedule: str = typer.Option(None, help="cosine | plateau."),
+    patience: int = typer.Option(None, help="Early stopping patience in epochs (0 = off)."),
+    input_size: int = typer.Option(None), recipe: str = typer.Option(None, help="paper | modern augmentation."),
+    balanced: bool = typer.Option(None, "--balanced/--no-balanced", help="Class-balanced sampling."),
+    weights: str = typer.Option(None, help="Local pretrained weights file (the ensemble: one file, or one per "
+                                           "member, comma-separated)."),
+    weights_partial: bool = typer.Option(None, "--weights-partial/--weights-strict",
+                                         help="Load only the tensors of --weights that match (counts recorded)."),
+    pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
+    seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
+    pseudo_labels: str = typer.Option(None, help="path,label CSV of pseudo-labelled images to add to training."),
+    exclude_conflicts: bool = typer.Option(None, "--exclude-conflicts/--keep-conflicts",
+                                           help="Leave out images the audit finds under two classes."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Train one fold; the checkpoint is chosen on the validation carve-out, never on the test fold.
+
+    Example: hyperkvasir train classify /data/hyper-kvasir --config configs/paper-densenet161.yaml --fold 0
+    Multi-GPU: torchrun --nproc_per_node 4 -m hyperkvasir train classify ROOT --model resnet152 --fold 0
+    """
+    from hyperkvasir.classify.module import train_classifier
+
+    config = _train_config(root, config_file, model=model, fold=fold, out=str(out_dir) if out_dir else None,
+                           scheme=scheme, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                           schedule=schedule, patience=patience, input_size=input_size, recipe=recipe,
+                           balanced=balanced, weights=weights, weights_partial=weights_partial, pretrained=pretrained,
+                           seed=seed, workers=workers, device=device, pseudo_labels=pseudo_labels,
+                           exclude_conflicts=exclude_conflicts)
+    _log_to_stderr()
+    metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
+    if metrics:  # under torchrun, rank 0 reports
+        _print_metrics(metrics, as_json)
+    return 0
+
+def _print_metrics(metrics: dict, as_json: bool) -> None:
+    from hyperkvasir.metrics.classification import SUMMARY_KEYS
+
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+        return
+    out.print("  ".join(f"{key} {metrics[key]:.3f}" for key in SUMMARY_KEYS) + f"  (n = {metrics['n']})")
+
+@evaluate_app.command("classify")
+def evaluate_classify(
+    predictions: Path = typer.Option(..., help="Predictions CSV: file-name,label[,one probability per class]."),
+    truth: Path = typer.Option(None, help="Official split CSV or file-name,label CSV."),
+    root: Path = typer.Option(None, help="Or: a release whose class folders are the truth."),
+    plot: Path = typer.Option(None, help="Write the confusion matrix as PNG here."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """The paper's metrics (scikit-learn definitions) for any model's predictions.
+
+    Example: hyperkvasir evaluate classify --predictions preds.csv --truth official_splits/2_fold_split.csv --json
+    """
+    from hyperkvasir.classify.evaluate import (
+        evaluate_predictions,
+        read_predictions,
+        read_truth,
+        truth_from_release,
+    )
+    from hyperkvasir.metrics.classification import plot_confusion_matrix
+
+    if (truth is None) == (root is None):
+        raise typer.BadParameter("give exactly one of --truth or --root", param_hint="--truth/--root")
+    truth_map = read_truth(truth) if truth else truth_from_release(root)
+    metrics = evaluate_predictions(read_predictions(predictions), truth_map, str(predictions))
+    if plot:
+        plot_confusion_matrix(metrics, plot)
+    _print_metrics(metrics, as_json)
+    return 0
+
+@app.command()
+def predict(
+    checkpoint: Path = typer.Argument(..., help="best.ckpt of `hyperkvasir train classify`."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="A release root with --part, or images/folders."),
+    part: str = typer.Option(None, help="unlabeled | labeled | segmented (INPUT is then the release root)."),
+    out_file: Path = typer.Option(Path("predictions.parquet"), "--out", help="Parquet of class probabilities."),
+    pseudo_labels: Path = typer.Option(None, help="Also write confident predictions as a path,label CSV here."),
+    threshold: float = typer.Option(0.9, help="Confidence a pseudo-label needs."),
+    max_per_class: int = typer.Option(None, help="Keep at most this many pseudo-labels per class."),
+    gradcam: Path = typer.Option(None, help="Also write a Grad-CAM overlay PNG per image into this folder."),
+    batch_size: int = typer.Option(64), workers: int = typer.Option(2), device: str = typer.Option("auto"),
+) -> int:
+    """Batched inference (e.g. over the 99,417 unlabeled images), optionally writing pseudo-labels.
+
+    Example: hyperkvasir predict runs/f0/best.ckpt /data/hyper-kvasir --part unlabeled --pseudo-labels pl.csv
+    """
+    from hyperkvasir.classify.predict import predict_images, write_teacher
+    from hyperkvasir.classify.predict import pseudo_labels as make_pseudo_labels
+
+    if pseudo_labels and part != "unlabeled":
+        raise typer.BadParameter("pseudo-labels come from `--part unlabeled` only: labels for labeled, segmented or "
+                                 "other images would leak or duplicate the ground truth", param_hint="--pseudo-labels")
+    summary = predict_images(checkpoint, inputs, out_file, part=part, batch_size=batch_size, workers=workers,
+                             device=device, progress=progress_bar("batches"), gradcam_dir=gradcam)
+    if summary.get("rank"):  # under torchrun, rank 0 writes and reports
+        return 0
+    out.print(f"{summary['images']:,} images scored ({summary['skipped']} undecodable skipped) → {out_file}",
+              soft_wrap=True)
+    if pseudo_labels:
+        counts = make_pseudo_labels(out_file, pseudo_labels, threshold=threshold, max_per_class=max_per_class)
+        write_teacher(checkpoint, pseudo_labels)
+        out.print(f"{sum(counts.values()):,} pseudo-labels at ≥ {threshold} → {pseudo_labels}: "
+                  + ", ".join(f"{k} {v}" for k, v in counts.items() if v), soft_wrap=True)
+    return 0

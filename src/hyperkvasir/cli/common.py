@@ -1,0 +1,65 @@
+"""The ``hyperkvasir`` app, its sub-command groups and what the task modules share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from hyperkvasir.cli.console import err
+
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Toolkit for the HyperKvasir GI-endoscopy dataset: synth, index, validate, audit, splits, train, evaluate.",
+    pretty_exceptions_enable=False,
+)
+
+train_app = typer.Typer(help="Train models through the engine: classify (23 classes), segment (polyps), video.",
+                        no_args_is_help=True)
+
+evaluate_app = typer.Typer(help="Evaluate predictions with the official metrics.", no_args_is_help=True)
+
+video_app = typer.Typer(help="Labeled videos: frame extraction.", no_args_is_help=True)
+
+app.add_typer(video_app, name="video")
+
+app.add_typer(train_app, name="train")
+
+app.add_typer(evaluate_app, name="evaluate")
+
+def _config(kind, root: Path, config_file: Path | None, **overrides):
+    """A run config (TrainConfig or SegmentConfig): defaults, then a YAML recipe, then the flags given."""
+    import dataclasses
+
+    import yaml
+
+    from hyperkvasir.errors import HyperKvasirError
+
+    values: dict = {}
+    if config_file is not None:
+        try:
+            values = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise HyperKvasirError(f"{config_file}: cannot read recipe ({error})") from None
+        known = {f.name for f in dataclasses.fields(kind)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise HyperKvasirError(f"{config_file}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values |= {k: v for k, v in overrides.items() if v is not None}
+    return kind(root=str(root), **values)
+
+_RECIPE_HELP = "YAML recipe (configs/*.yaml); flags override it."
+
+def _log_to_stderr() -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
+def _packaged_recipe(name: str) -> Path:
+    """A recipe shipped with the package (src/hyperkvasir/configs/NAME.yaml)."""
+    return Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml"

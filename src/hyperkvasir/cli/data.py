@@ -1,0 +1,279 @@
+"""Data-stage commands: synth, download, index, validate, audit, splits, report, export."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+from hyperkvasir.cli.common import _log_to_stderr, app
+from hyperkvasir.cli.console import err, out, progress_bar
+
+
+@app.command()
+def synth(
+    out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to create (must be new or empty)."),
+    seed: int = typer.Option(0, help="Same seed, byte-identical tree."),
+    scale: str = typer.Option("tiny", help="tiny (unit tests) | small (demo) | medium (benchmarks)."),
+    faults: bool = typer.Option(False, "--faults", help="Plant known release faults and list them in FAULTS.json."),
+    workers: int = typer.Option(2, help="Processes that render images."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> int:
+    """Write a synthetic twin of the release in exactly the released layout.
+
+    Example: hyperkvasir synth ./twin --scale small --seed 1
+    """
+    from hyperkvasir.synth.tree import SCALES
+
+    if scale not in SCALES:
+        raise typer.BadParameter(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}", param_hint="--scale")
+    summary = _synthesise(out_dir, seed, scale, faults, workers)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+def _synthesise(out_dir: Path, seed: int, scale: str, faults: bool, workers: int) -> dict:
+    from hyperkvasir.errors import HyperKvasirError
+    from hyperkvasir.synth.tree import make_synthetic_release
+
+    started = time.perf_counter()
+    with err.status(f"rendering a {scale} twin into {out_dir} …"):
+        try:
+            info = make_synthetic_release(out_dir, seed=seed, scale=scale, faults=faults, workers=workers)
+        except FileExistsError as error:
+            raise HyperKvasirError(str(error)) from None
+    seconds = time.perf_counter() - started
+    size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
+    summary = {
+        "root": str(out_dir), "seed": seed, "scale": scale, "seconds": round(seconds, 2), "bytes": size,
+        "labeled": sum(info.per_class.values()), "segmented": len(info.segmented), "unlabeled": info.unlabeled,
+        "videos": len(info.videos), "faults": [f["kind"] for f in info.faults],
+    }
+    err.print(
+        f"[green]synthetic {scale} twin[/] at {out_dir}: {summary['labeled']} labeled images in 23 classes, "
+        f"{summary['segmented']} segmented, {summary['unlabeled']} unlabeled, {summary['videos']} videos "
+        f"({size / 1e6:.1f} MB, {seconds:.1f} s)" + (f"; faults: {', '.join(summary['faults'])}" if faults else "")
+    )
+    return summary
+
+@app.command()
+def download(
+    root: Path = typer.Argument(..., help="Folder to download and extract into."),
+    parts: str = typer.Option("labeled,segmented,unlabeled,videos,splits", help="Comma-separated parts."),
+    base_url: str = typer.Option(None, help="A mirror that serves the archives (and official files) by name."),
+    extract: bool = typer.Option(True, "--extract/--no-extract"),
+    strict: bool = typer.Option(False, "--strict", help="An unknown archive hash is an error, not a warning."),
+    ca_bundle: Path = typer.Option(None, help="Extra CA certificates (PEM) for hosts with an incomplete chain."),
+) -> int:
+    """Resumable, verified download and safe extraction of the release (about 66 GB in all).
+
+    Example: hyperkvasir download /data/hyper-kvasir --parts labeled,segmented,splits
+    """
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from hyperkvasir.data.download import download as run_download
+
+    _log_to_stderr()
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        def progress(name: str):
+            task = bar.add_task(name, total=None)
+            return lambda done, total: bar.update(task, completed=done, total=total or None)
+
+        done = run_download(root, tuple(p.strip() for p in parts.split(",") if p.strip()), base_url=base_url,
+                            extract_archives=extract, strict=strict, ca_bundle=ca_bundle, progress=progress)
+    for part, what in done.items():
+        out.print(f"{part}: {what}")
+    return 0
+
+@app.command()
+def index(
+    root: Path = typer.Argument(..., help="Release root (the folder holding labeled-images/ …)."),
+    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    out_file: Path = typer.Option(None, "--out", help="Manifest path (default ROOT/.hyperkvasir/manifest.parquet)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> int:
+    """Build or refresh the Parquet manifest (incremental: unchanged files are not read again).
+
+    Example: hyperkvasir index /data/hyper-kvasir --workers 8
+    """
+    from hyperkvasir.data.index import build_index, manifest_path
+
+    started = time.perf_counter()
+    table = build_index(root, workers=workers or None, out=out_file, progress=progress_bar("indexing"))
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    parts = {}
+    for part in table.column("part").to_pylist():
+        parts[part] = parts.get(part, 0) + 1
+    bad = [p for p, ok in zip(table.column("path").to_pylist(), table.column("decodes").to_pylist()) if not ok]
+    summary = {"manifest": str(out_file or manifest_path(root)), "rows": table.num_rows, "parts": parts,
+               "read": int(meta["hyperkvasir.read"]), "reused": int(meta["hyperkvasir.reused"]),
+               "unreadable": bad, "seconds": round(time.perf_counter() - started, 2)}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        out.print(f"{summary['rows']:,} files indexed ({summary['read']:,} read, {summary['reused']:,} unchanged) "
+                  f"in {summary['seconds']} s → {summary['manifest']}", soft_wrap=True)
+        for path in bad:
+            out.print(f"  [yellow]unreadable:[/] {path}", soft_wrap=True)
+        for problem in filter(None, meta.get("hyperkvasir.problems", "").split("\n")):
+            out.print(f"  [yellow]skipped:[/] {problem} (run `hyperkvasir validate`)", soft_wrap=True)
+    return 0
+
+@app.command()
+def validate(
+    root: Path = typer.Argument(..., help="Release root."),
+    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout."),
+) -> int:
+    """Check a tree against the release; exit 1 when a finding makes results wrong.
+
+    Example: hyperkvasir validate /data/hyper-kvasir --json
+    """
+    from hyperkvasir.data.validate import validate as run_validate
+
+    report = run_validate(root, workers=workers or None, progress=progress_bar("hashing pixels"))
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        colours = {"error": "red", "warning": "yellow", "info": "cyan"}
+        for finding in report.findings:
+            out.print(f"[{colours[finding.severity]}]{finding.severity}[/] {finding.code}: {finding.file}: "
+                      f"{finding.message} [dim]→ {finding.hint}[/]", soft_wrap=True)
+        counts = report.counts()
+        out.print(f"{counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
+                  f"{counts.get('info', 0)} notes")
+    return report.exit_code
+
+@app.command()
+def audit(
+    root: Path = typer.Argument(..., help="Release root."),
+    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON on stdout."),
+) -> int:
+    """Duplicates, cross-fold leakage, part overlaps and the ScopeGuide shortcut, with a paste-ready summary.
+
+    Example: hyperkvasir audit /data/hyper-kvasir
+    """
+    from hyperkvasir.data.audit import audit as run_audit
+
+    report = run_audit(root, workers=workers or None, progress=progress_bar("hashing pixels"))
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+        return 0
+    from rich.table import Table
+
+    for title, groups in (("exact duplicates", report.exact_groups), ("near duplicates", report.near_groups)):
+        if not groups:
+            out.print(f"no {title} in the parts present ({', '.join(sorted(report.images)) or 'none'})")
+            continue
+        table = Table(title=f"{title} in and across parts ({len(groups)} groups)")
+        for column in ("files", "parts", "classes", "2-fold", "5-fold"):
+            table.add_column(column)
+        for group in groups[:20]:
+            table.add_row("\n".join(group.files), "\n".join(group.parts), "\n".join(map(str, group.classes)),
+                          " ".join(map(str, group.fold2)), " ".join(map(str, group.fold5)))
+        out.print(table)
+    for conflict in report.label_conflicts:
+        out.print("[red]label conflict[/]: " + "; ".join(
+            f"{f} ({c}, 2-fold {f2})" for f, c, f2 in zip(conflict["files"], conflict["classes"], conflict["fold2"])),
+            soft_wrap=True)
+    if report.images.get("labeled"):
+        for scheme, leak in report.leakage.items():
+            out.print(f"leakage {scheme}: {leak['groups']} groups, {leak['images']} images, "
+                      f"per fold pair {leak['fold_pairs']}")
+        out.print(f"overlaps: {report.overlaps}")
+        shares = {k: v["share"] for k, v in report.scopeguide.items() if v["scopeguide"]}
+        out.print(f"ScopeGuide share per class: {shares or 'no labeled image shows it'}")
+    if report.segmented_corner:
+        corner = report.segmented_corner
+        out.print(f"segmented corner: black box {corner['black_box']} ({corner['black_box_share']:.0%}), "
+                  f"ScopeGuide {corner['scopeguide']} ({corner['share']:.0%}) of {corner['images']}")
+    out.print("\n[bold]Summary[/]\n" + report.summary, soft_wrap=True)
+    return 0
+
+@app.command()
+def splits(
+    root: Path = typer.Argument(..., help="Release root."),
+    scheme: str = typer.Option("official-2fold", help="official-2fold | official-5fold | grouped-2fold | segmentation | kvasir-seg-official."),
+    out_file: Path = typer.Option(None, "--out", help="CSV to write (official format + a validation column)."),
+    validation: float = typer.Option(None, help="Share of each fold carved out for model selection (default "
+                                                "0.1)."),
+    seed: int = typer.Option(0),
+) -> int:
+    """Fold assignment with a validation carve-out, so no model is selected on its test fold.
+
+    Example: hyperkvasir splits /data/hyper-kvasir --scheme grouped-2fold --out grouped.csv
+    """
+    from hyperkvasir.data.splits import SCHEMES, assignment, kvasir_seg_official_split, segmentation_split
+
+    if scheme in ("segmentation", "kvasir-seg-official"):
+        split = segmentation_split(root, seed=seed) if scheme == "segmentation" else kvasir_seg_official_split(root)
+        if out_file:
+            split.write_csv(out_file)
+        out.print(f"{scheme} split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}"
+                  + (f" → {out_file}" if out_file else ""))
+        return 0
+    if scheme not in SCHEMES:
+        raise typer.BadParameter(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}, segmentation, "
+                                 f"kvasir-seg-official",
+                                 param_hint="--scheme")
+    from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
+
+    validation = DEFAULT_VALIDATION_FRACTION if validation is None else validation
+    if not 0 <= validation < 1:
+        raise typer.BadParameter("must be in [0, 1)", param_hint="--validation")
+    result = assignment(root, scheme, fraction=validation, seed=seed)
+    if out_file:
+        result.write_csv(out_file)
+    for fold in range(result.k):
+        sizes = {k: len(v) for k, v in result.subsets(fold).items()}
+        out.print(f"{scheme} test fold {fold}: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}")
+    if out_file:
+        out.print(f"→ {out_file}")
+    return 0
+
+@app.command()
+def report(
+    root: Path = typer.Argument(..., help="Release root."),
+    out_file: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write (figures go beside it)."),
+    results: Path = typer.Option(None, help="A benchmark output folder (results.json) to include."),
+) -> int:
+    """One self-contained HTML report: hierarchy, balance, samples, leakage, masks, videos, results.
+
+    Example: hyperkvasir report /data/hyper-kvasir --out report.html --results benchmark/
+    """
+    from hyperkvasir.report import build_report
+
+    path = build_report(root, out_file, results=results, progress=progress_bar("thumbnails"))
+    out.print(f"report: {path.resolve()}", soft_wrap=True)
+    return 0
+
+@app.command()
+def export(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="imagefolder | coco | yolo | hf | webdataset."),
+    root: Path = typer.Argument(..., help="Release root."),
+    out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to create (new or empty)."),
+    scheme: str = typer.Option("official-2fold", help="Fold scheme for the labeled images."),
+    copy: bool = typer.Option(False, "--copy", help="Copy files instead of hard/symbolic links."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty OUT."),
+    seed: int = typer.Option(0),
+) -> int:
+    """Convert the release for other tools; written atomically (a temp folder, then a rename).
+
+    Example: hyperkvasir export coco /data/hyper-kvasir ./coco
+    """
+    from hyperkvasir.export import export as run_export
+
+    summary = run_export(fmt, root, out_dir, scheme=scheme, seed=seed, copy=copy, overwrite=overwrite)
+    out.print(json.dumps(summary), soft_wrap=True)
+    return 0

@@ -1,0 +1,80 @@
+"""Segmentation commands: train segment, evaluate segment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from hyperkvasir.cli.common import _RECIPE_HELP, _config, _log_to_stderr, evaluate_app, train_app
+from hyperkvasir.cli.console import out
+
+
+def _segment_config(root: Path, config_file: Path | None, **overrides):
+    from hyperkvasir.segment.module import SegmentConfig
+
+    return _config(SegmentConfig, root, config_file, **overrides)
+
+@train_app.command("segment")
+def train_segment(
+    root: Path = typer.Argument(..., help="Release root."),
+    model: str = typer.Option(None, help="Encoder: tf_efficientnet_lite0 (offline weights), efficientnet_b3, "
+                                         "resnet50, convnext_tiny."),
+    out_dir: Path = typer.Option(None, "--out", help="Run folder."),
+    config_file: Path = typer.Option(None, "--config", help=_RECIPE_HELP),
+    epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
+    size: int = typer.Option(None, help="Square input size (352 in the PraNet family)."),
+    loss: str = typer.Option(None, help="structure (PraNet: weighted BCE + weighted IoU) | dice."),
+    weights: str = typer.Option(None, help="Local weights file for the encoder."),
+    weights_partial: bool = typer.Option(None, "--weights-partial/--weights-strict",
+                                         help="Load only the tensors of --weights that match (counts recorded)."),
+    pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
+    scheme: str = typer.Option(None, help="segmentation (duplicate-aware 80/10/10) | kvasir-seg-official (880/120)."),
+    seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
+    resume: bool = typer.Option(False, "--resume"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Train the U-Net polyp baseline on the seeded segmentation split; test maps saved as 8-bit PNGs.
+
+    Example: hyperkvasir train segment /data/hyper-kvasir --epochs 50 --out runs/unet-lite0
+    """
+    from hyperkvasir.segment.module import train_segmenter
+
+    config = _segment_config(root, config_file, model=model, out=str(out_dir) if out_dir else None, epochs=epochs,
+                             batch_size=batch_size, lr=lr, size=size, loss=loss, weights=weights,
+                             weights_partial=weights_partial, pretrained=pretrained, seed=seed, workers=workers,
+                             device=device, scheme=scheme)
+    _log_to_stderr()
+    metrics = train_segmenter(config, resume=resume)
+    if metrics:  # under torchrun, rank 0 reports
+        _print_segmentation(metrics, as_json)
+    return 0
+
+def _print_segmentation(metrics: dict, as_json: bool) -> None:
+    from hyperkvasir.metrics.segmentation import METRIC_KEYS
+
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+        return
+    out.print(f"scored {metrics['n']} images ({metrics['empty_truth']} with an empty truth)")
+    out.print("  ".join(f"{key} {metrics[key]:.4f}" for key in METRIC_KEYS), soft_wrap=True)
+    if "boxes" in metrics:
+        out.print(f"boxes: mAP@0.5 {metrics['boxes']['map_50']:.4f}, mAP@0.5:0.95 {metrics['boxes']['map_50_95']:.4f}")
+
+@evaluate_app.command("segment")
+def evaluate_segment(
+    pred: Path = typer.Option(..., help="Folder of predicted maps (8-bit PNG/JPG, any size), named by image stem."),
+    truth: Path = typer.Option(..., help="Folder of ground-truth masks (e.g. segmented-images/masks)."),
+    boxes: Path = typer.Option(None, help="bounding-boxes.json: also score boxes derived from the predictions."),
+    subset: bool = typer.Option(False, "--subset", help="Score only predicted files (a test part)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Segmentation metrics with the evaluation toolbox's definitions (pysodmetrics).
+
+    Example: hyperkvasir evaluate segment --pred runs/unet/predictions --truth ROOT/segmented-images/masks --subset
+    """
+    from hyperkvasir.segment.evaluate import evaluate_segmentation
+
+    _print_segmentation(evaluate_segmentation(pred, truth, boxes_json=boxes, subset=subset), as_json)
+    return 0

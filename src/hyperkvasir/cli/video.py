@@ -1,0 +1,78 @@
+"""Video commands: video frames, train video."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from hyperkvasir.cli.common import _log_to_stderr, train_app, video_app
+from hyperkvasir.cli.console import out, progress_bar
+
+
+@video_app.command("frames")
+def video_frames(
+    root: Path = typer.Argument(..., help="Release root."),
+    out_dir: Path = typer.Argument(..., metavar="OUT", help="Frames folder (a rerun resumes it)."),
+    every: int = typer.Option(None, help="Keep every N-th frame."),
+    fps: float = typer.Option(None, help="Or: keep F frames per second."),
+    size: int = typer.Option(None, help="Scale frames so the shorter side is S pixels."),
+    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Extract JPEG frames from the labeled videos, in parallel and resumable; writes OUT/frames.parquet.
+
+    Example: hyperkvasir video frames /data/hyper-kvasir ./frames --fps 1 --size 256
+    """
+    from dataclasses import asdict
+
+    from hyperkvasir.video.frames import extract_frames
+
+    report = extract_frames(root, out_dir, every=every, fps=fps, size=size, workers=workers or None,
+                            progress=progress_bar("videos"))
+    if as_json:
+        print(json.dumps(asdict(report), indent=2))
+    else:
+        out.print(f"{report.frames:,} frames from {report.videos - len(report.failed)} videos "
+                  f"({report.skipped_finished} already finished) → {report.manifest}", soft_wrap=True)
+        for video, reason in report.failed.items():
+            out.print(f"  [yellow]failed:[/] {video}: {reason}", soft_wrap=True)
+    return 1 if report.failed else 0
+
+@train_app.command("video")
+def train_video_command(
+    root: Path = typer.Argument(..., help="Release root (with labeled-videos/)."),
+    model: str = typer.Option(None, help="Frame classifier (a classification model name)."),
+    out_dir: Path = typer.Option(None, "--out", help="Run folder."),
+    frames: Path = typer.Option(None, help="Frames of `hyperkvasir video frames` (default: extracted into OUT)."),
+    every: int = typer.Option(None, help="Keep every N-th frame when extracting."),
+    size: int = typer.Option(None, help="Square frame size."),
+    epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
+    pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
+    select_on_train: bool = typer.Option(None, "--select-on-train",
+                                         help="Allow choosing the checkpoint on training videos when the tree has "
+                                              "no validation video."),
+    seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
+    resume: bool = typer.Option(False, "--resume"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Train a frame classifier on the training videos; select on validation videos; score test videos.
+
+    Example: hyperkvasir train video /data/hyper-kvasir --every 10 --size 160 --epochs 5 --out runs/video
+    """
+    import dataclasses
+
+    from hyperkvasir.video.module import VideoConfig, train_video
+
+    values = {k: v for k, v in dict(model=model, out=str(out_dir) if out_dir else None,
+                                    frames=str(frames) if frames else None, every=every, size=size, epochs=epochs,
+                                    batch_size=batch_size, lr=lr, pretrained=pretrained,
+                                    select_on_train=select_on_train, seed=seed, workers=workers,
+                                    device=device).items() if v is not None}
+    _log_to_stderr()
+    results = train_video(dataclasses.replace(VideoConfig(root=str(root)), **values), resume=resume)
+    if results:
+        print(json.dumps(results, indent=2) if as_json else json.dumps(
+            {k: results["test"][k]["accuracy"] for k in ("mean_probability", "majority_vote")}))
+    return 0
