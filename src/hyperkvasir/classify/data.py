@@ -38,7 +38,7 @@ class LabeledImages(Dataset):
         self, root: str | Path, files: list[str], *, input_size: int = 224, recipe: str = "paper",
         train: bool = False, cache: SquareCache | None = None,
         seed: int = 0, manifest: list[dict] | None = None, download: bool = False,
-        extra: list[tuple[str, int]] = (),
+        extra: list[tuple[str, int]] = (), rare_below: int = 0,
     ) -> None:
         self.root = ensure_parts(root, ("labeled",), download_missing=download).root
         rows = manifest if manifest is not None else build_index(self.root).to_pylist()
@@ -61,6 +61,10 @@ class LabeledImages(Dataset):
         self.input_size = input_size
         self.cache = cache
         self.transform = classification_transform(recipe, input_size, train)
+        # classes with fewer than ``rare_below`` training images get the stronger label-safe pipeline
+        counts = Counter(self.labels)
+        self.rare = {label for label, n in counts.items() if n < rare_below} if train else set()
+        self.rare_transform = classification_transform("rare", input_size, True) if self.rare else None
         self.train, self.seed, self.epoch = train, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -81,9 +85,10 @@ class LabeledImages(Dataset):
         except ImageDecodeError as error:  # a file corrupted after indexing: skipped by the collate function
             log.warning("skipping %s", error)
             return None
+        transform = self.rare_transform if self.labels[index] in self.rare else self.transform
         if self.train:
-            self.transform.set_random_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)
-        return self.transform(image=image)["image"], self.labels[index], self.names[index]
+            transform.set_random_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)
+        return transform(image=image)["image"], self.labels[index], self.names[index]
 
     def class_counts(self) -> Counter:
         return Counter(self.labels)
@@ -138,7 +143,7 @@ class ClassifyData(L.LightningDataModule):
                                      if config.pseudo_labels else ([], {}))
         common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest)
         self.train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed,
-                                      extra=extra, **common)
+                                      extra=extra, rare_below=config.rare_below, **common)
         self.val_set = open_labeled(root, subsets["val"], **common)
         self.test_set = open_labeled(root, subsets["test"], **common)
         if not len(self.train_set) or not len(self.val_set):

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from hyperkvasir.classify.data import ClassifyData
+from hyperkvasir.classify.decision import decide, fit_offsets
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
 from hyperkvasir.data.taxonomy import CLASSES
@@ -30,9 +31,10 @@ from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
-from hyperkvasir.models import MODELS, create_model
+from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
 
 log = logging.getLogger(__name__)
+LOSSES = ("ce", "logit-adjusted")
 
 
 @dataclass
@@ -55,6 +57,11 @@ class TrainConfig:
     recipe: str = "paper"  # paper | modern
     balanced: bool = False  # class-balanced sampling for the rare classes
     label_smoothing: float = 0.0
+    loss: str = "ce"  # ce | logit-adjusted (Menon et al. 2021: CE of logits + tau · log prior; tau 1 = balanced softmax)
+    logit_tau: float = 1.0
+    rare_below: int = 0  # classes with fewer training images get the strong label-safe augmentation (0 = off)
+    decision_rule: bool = False  # per-class logit offsets fitted on the validation carve-out, applied at test/predict
+    tta: bool = False  # test-time flips (identity, horizontal, vertical, both) averaged at test
     pretrained: bool = True
     weights: str | None = None
     weights_partial: bool = False  # load only the matching tensors of --weights (counts go to weights_from)
@@ -98,7 +105,11 @@ class ClassifierModule(L.LightningModule):
         self.model, self.weights_from = create_model(
             config.model, pretrained=config.pretrained and pretrained_weights, weights=config.weights,
             weights_partial=config.weights_partial)
+        if config.loss not in LOSSES:
+            raise HyperKvasirError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
         self.loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        # log of the training class prior, for the logit-adjusted loss; set when fitting starts, kept in checkpoints
+        self.register_buffer("log_prior", torch.zeros(NUM_CLASSES))
         self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.seen = self.skipped = 0
         self.loss_sum = 0.0
@@ -113,6 +124,9 @@ class ClassifierModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
+        counts = self.trainer.datamodule.train_set.class_counts()
+        prior = torch.tensor([max(counts.get(i, 0), 1) for i in range(NUM_CLASSES)], dtype=torch.float32)
+        self.log_prior.copy_((prior / prior.sum()).log())
 
     def on_train_epoch_start(self) -> None:
         self.seen = self.skipped = 0
@@ -122,7 +136,10 @@ class ClassifierModule(L.LightningModule):
         if batch is None:  # every sample of the batch failed to load
             return None
         images, targets, _, skipped = batch
-        loss = self.loss(self(images), targets)
+        logits = self(images)
+        if self.config.loss == "logit-adjusted":  # train on adjusted logits; predict with the raw ones
+            logits = logits + self.config.logit_tau * self.log_prior
+        loss = self.loss(logits, targets)
         self.seen += len(targets)
         self.skipped += skipped
         self.loss_sum += float(loss.detach()) * len(targets)
@@ -185,8 +202,15 @@ def load_classifier_checkpoint(path: str | Path, device: torch.device | str = "c
     return module.to(device).eval(), checkpoint
 
 
+def flip_averaged(forward, images: torch.Tensor) -> torch.Tensor:
+    """Softmax probabilities averaged over the image and its horizontal, vertical and double flips (TTA)."""
+    views = (images, images.flip(-1), images.flip(-2), images.flip(-1, -2))
+    return torch.stack([torch.softmax(forward(view).float(), 1) for view in views]).mean(0)
+
+
 @torch.no_grad()
-def predict_probabilities(module: ClassifierModule, loader: DataLoader) -> tuple[list, np.ndarray, list]:
+def predict_probabilities(module: ClassifierModule, loader: DataLoader, *,
+                          tta: bool = False) -> tuple[list, np.ndarray, list]:
     """(file names, softmax probabilities (N, 23), true labels) over a loader of uint8 batches."""
     module.eval()
     names, probs, labels = [], [], []
@@ -194,21 +218,36 @@ def predict_probabilities(module: ClassifierModule, loader: DataLoader) -> tuple
         if batch is None:
             continue
         images, targets, batch_names, _ = batch
+        images = images.to(module.device, non_blocking=True)
         with torch.autocast(module.device.type, enabled=module.device.type == "cuda"):
-            logits = module(images.to(module.device, non_blocking=True))
-        probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+            batch_probs = flip_averaged(module, images) if tta else torch.softmax(module(images).float(), 1)
+        probs.append(batch_probs.float().cpu().numpy())
         names += batch_names
         labels += targets.tolist()
     return names, np.concatenate(probs) if probs else np.zeros((0, len(CLASSES))), labels
 
 
-def write_predictions(path: Path, names: list[str], probs: np.ndarray) -> None:
-    """The documented predictions CSV: ``file-name,label,<one probability column per class folder name>``."""
+def write_predictions(path: Path, names: list[str], probs: np.ndarray, decided: np.ndarray) -> None:
+    """The documented predictions CSV: ``file-name,label,<one probability column per class folder name>``; the
+    label is the decision (with the decision rule's offsets when the run fitted them)."""
     with atomic_write(path, "w") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["file-name", "label", *(c.folder for c in CLASSES)])
-        for name, row in zip(names, probs):
-            writer.writerow([name, CLASSES[int(row.argmax())].folder, *(f"{p:.6f}" for p in row)])
+        for name, label, row in zip(names, decided, probs):
+            writer.writerow([name, CLASSES[int(label)].folder, *(f"{p:.6f}" for p in row)])
+
+
+def fit_decision_rule(module: ClassifierModule, data: ClassifyData, checkpoint_path: Path) -> dict:
+    """Fit per-class offsets on the validation carve-out and store them in ``checkpoint_path``."""
+    names, probs, labels = predict_probabilities(module, data.evaluation_loader(data.val_set), tta=module.config.tta)
+    offsets, before, after = fit_offsets(probs, labels)
+    rule = {"offsets": [float(v) for v in offsets], "fitted_on": "validation carve-out of the training folds",
+            "val_images": len(labels), "val_macro_f1_argmax": before, "val_macro_f1_with_offsets": after}
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    checkpoint["decision_rule"] = rule
+    with atomic_write(checkpoint_path) as handle:
+        torch.save(checkpoint, handle)
+    return rule
 
 
 def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None) -> dict:
@@ -238,9 +277,11 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     if not trainer.is_global_zero:
         return {}
     best, checkpoint = load_classifier_checkpoint(folder.best, module.device)
-    names, probs, labels = predict_probabilities(best, data.evaluation_loader(data.test_set))
-    write_predictions(folder.path / "predictions-test.csv", names, probs)
-    metrics = classification_metrics(labels, probs.argmax(1)) | {
+    rule = fit_decision_rule(best, data, folder.best) if config.decision_rule else None
+    names, probs, labels = predict_probabilities(best, data.evaluation_loader(data.test_set), tta=config.tta)
+    decided = decide(probs, np.asarray(rule["offsets"]) if rule else None)
+    write_predictions(folder.path / "predictions-test.csv", names, probs, decided)
+    metrics = classification_metrics(labels, decided) | {"decision_rule": rule, "tta": config.tta,
         "best_epoch": checkpoint["epoch"], "weights_from": checkpoint.get("weights_from"),
         "skipped_images": sum(r["skipped_images"] for r in json.loads((folder.path / "metrics.json").read_text())),
         "model": config.model, "fold": config.fold, "scheme": config.scheme,

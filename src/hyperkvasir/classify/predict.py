@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hyperkvasir.classify.decision import decide
+from hyperkvasir.classify.module import flip_averaged
 from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
 from hyperkvasir.data.layout import IMAGE_SUFFIXES, Release
 from hyperkvasir.data.taxonomy import CLASSES, lookup
@@ -50,11 +52,13 @@ def _collate(batch):
 
 
 def load_classifier(checkpoint: str | Path, device: torch.device):
-    """(timm model in eval mode, its ModelSpec, its input size) from a checkpoint of ``train classify``."""
+    """(timm model in eval mode, its ModelSpec, its input size, the decision rule's offsets or None) from a
+    checkpoint of ``train classify``."""
     from hyperkvasir.classify.module import load_classifier_checkpoint
 
-    module, _ = load_classifier_checkpoint(checkpoint, device)
-    return module.model, module.spec, module.config.input_size
+    module, state = load_classifier_checkpoint(checkpoint, device)
+    rule = state.get("decision_rule")
+    return module.model, module.spec, module.config.input_size, np.asarray(rule["offsets"]) if rule else None
 
 
 def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Path], Path | None]:
@@ -83,12 +87,13 @@ def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
 @torch.no_grad()
 def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, part: str | None = None,
                    batch_size: int = 64, workers: int = 2, device: str = "auto", progress=None,
-                   gradcam_dir: str | Path | None = None) -> dict:
+                   gradcam_dir: str | Path | None = None, tta: bool = False) -> dict:
     """Write the predictions Parquet (and, with ``gradcam_dir``, a Grad-CAM overlay PNG per image); returns
-    counts (images scored, skipped as undecodable)."""
+    counts (images scored, skipped as undecodable). ``label`` applies the checkpoint's decision rule when it
+    has one; ``tta`` averages the probabilities over flips."""
     rank, world = distributed()  # under torchrun each process scores every world-th image
     torch_device = pick_device(device)
-    model, spec, size = load_classifier(checkpoint, torch_device)
+    model, spec, size, offsets = load_classifier(checkpoint, torch_device)
     all_paths, root = resolve_inputs(inputs, part)
     if not all_paths:
         raise HyperKvasirError(f"no images found in {', '.join(map(str, inputs))}")
@@ -101,15 +106,15 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
             continue
         raw, indices = batch
         images = normalise(raw.to(torch_device), spec.mean, spec.std)
-        with torch.autocast(torch_device.type, enabled=torch_device.type == "cuda"):
-            logits = model(images)
+        with torch.no_grad(), torch.autocast(torch_device.type, enabled=torch_device.type == "cuda"):
+            batch_probs = flip_averaged(model, images) if tta else torch.softmax(model(images).float(), 1)
         if gradcam_dir is not None:
             _write_gradcams(model, images, raw, [paths[i] for i in indices], Path(gradcam_dir))
-        probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+        probs.append(batch_probs.float().cpu().numpy())
         scored += indices
     matrix = np.concatenate(probs) if probs else np.zeros((0, len(CLASSES)), np.float32)
     names = [str(paths[i].relative_to(root)) if root else str(paths[i]) for i in scored]
-    columns = {"path": names, "label": [CLASSES[int(i)].folder for i in matrix.argmax(1)]}
+    columns = {"path": names, "label": [CLASSES[int(i)].folder for i in decide(matrix, offsets)]}
     columns |= {c.folder: matrix[:, c.index].astype(np.float32) for c in CLASSES}
     table = pa.table(columns)
     if world > 1:

@@ -30,6 +30,15 @@ def train_classify(
     patience: int = typer.Option(None, help="Early stopping patience in epochs (0 = off)."),
     input_size: int = typer.Option(None), recipe: str = typer.Option(None, help="paper | modern augmentation."),
     balanced: bool = typer.Option(None, "--balanced/--no-balanced", help="Class-balanced sampling."),
+    loss: str = typer.Option(None, help="ce | logit-adjusted (tau · log prior added in training; tau 1 = "
+                                        "balanced softmax)."),
+    logit_tau: float = typer.Option(None, help="Strength of the logit adjustment."),
+    rare_below: int = typer.Option(None, help="Strong label-safe augmentation for classes with fewer training "
+                                              "images than this (0 = off)."),
+    decision_rule: bool = typer.Option(None, "--decision-rule/--argmax",
+                                       help="Fit per-class offsets on the validation carve-out; apply them at "
+                                            "test and predict."),
+    tta: bool = typer.Option(None, "--tta/--no-tta", help="Average test predictions over flips."),
     weights: str = typer.Option(None, help="Local pretrained weights file (the ensemble: one file, or one per "
                                            "member, comma-separated)."),
     weights_partial: bool = typer.Option(None, "--weights-partial/--weights-strict",
@@ -52,8 +61,9 @@ def train_classify(
     config = _train_config(root, config_file, model=model, fold=fold, out=str(out_dir) if out_dir else None,
                            scheme=scheme, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                            schedule=schedule, patience=patience, input_size=input_size, recipe=recipe,
-                           balanced=balanced, weights=weights, weights_partial=weights_partial, pretrained=pretrained,
-                           seed=seed, workers=workers, device=device, pseudo_labels=pseudo_labels,
+                           balanced=balanced, loss=loss, logit_tau=logit_tau, rare_below=rare_below,
+                           decision_rule=decision_rule, tta=tta, weights=weights, weights_partial=weights_partial,
+                           pretrained=pretrained, seed=seed, workers=workers, device=device, pseudo_labels=pseudo_labels,
                            exclude_conflicts=exclude_conflicts)
     _log_to_stderr()
     metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
@@ -108,6 +118,7 @@ def predict(
     threshold: float = typer.Option(0.9, help="Confidence a pseudo-label needs."),
     max_per_class: int = typer.Option(None, help="Keep at most this many pseudo-labels per class."),
     gradcam: Path = typer.Option(None, help="Also write a Grad-CAM overlay PNG per image into this folder."),
+    tta: bool = typer.Option(False, "--tta", help="Average the probabilities over flips."),
     batch_size: int = typer.Option(64), workers: int = typer.Option(2), device: str = typer.Option("auto"),
 ) -> int:
     """Batched inference (e.g. over the 99,417 unlabeled images), optionally writing pseudo-labels.
@@ -121,7 +132,7 @@ def predict(
         raise typer.BadParameter("pseudo-labels come from `--part unlabeled` only: labels for labeled, segmented or "
                                  "other images would leak or duplicate the ground truth", param_hint="--pseudo-labels")
     summary = predict_images(checkpoint, inputs, out_file, part=part, batch_size=batch_size, workers=workers,
-                             device=device, progress=progress_bar("batches"), gradcam_dir=gradcam)
+                             device=device, progress=progress_bar("batches"), gradcam_dir=gradcam, tta=tta)
     if summary.get("rank"):  # under torchrun, rank 0 writes and reports
         return 0
     out.print(f"{summary['images']:,} images scored ({summary['skipped']} undecodable skipped) → {out_file}",

@@ -39,10 +39,16 @@ def _config(kind, root: Path, config_file: Path | None, **overrides):
 
     values: dict = {}
     if config_file is not None:
+        config_file = resolve_recipe(config_file)
         try:
-            values = yaml.safe_load(config_file.read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise HyperKvasirError(f"{config_file}: cannot read recipe ({error})") from None
+            values = yaml.safe_load(config_file.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise HyperKvasirError(f"{config_file}: cannot read recipe ({type(error).__name__}); pass a YAML "
+                                   f"file of key: value lines") from None
+        values = {} if values is None else values
+        if not isinstance(values, dict):
+            raise HyperKvasirError(f"{config_file}: a recipe is a YAML mapping of key: value lines, not a "
+                                   f"{type(values).__name__}")
         known = {f.name for f in dataclasses.fields(kind)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -50,7 +56,21 @@ def _config(kind, root: Path, config_file: Path | None, **overrides):
     values |= {k: v for k, v in overrides.items() if v is not None}
     return kind(root=str(root), **values)
 
-_RECIPE_HELP = "YAML recipe (configs/*.yaml); flags override it."
+_RECIPE_HELP = ("YAML recipe: a packaged name (demo, imbalanced-cpu, beat-the-paper, paper-densenet161, …) or a "
+                "path; flags override it.")
+
+
+def resolve_recipe(value: Path) -> Path:
+    """A path that exists, else the packaged recipe of that name (``configs/NAME.yaml``), else one clear error."""
+    from hyperkvasir.errors import HyperKvasirError
+
+    if value.exists():
+        return value
+    packaged = _packaged_recipe(value.stem if value.suffix in (".yaml", ".yml") else value.name)
+    if packaged.is_file() and value.parent == Path("."):
+        return packaged
+    names = sorted(p.stem for p in packaged.parent.glob("*.yaml"))
+    raise HyperKvasirError(f"{value}: no such recipe file or packaged recipe; packaged: {', '.join(names)}")
 
 def _log_to_stderr() -> None:
     import logging

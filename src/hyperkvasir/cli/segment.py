@@ -46,7 +46,7 @@ def train_segment(
                              weights_partial=weights_partial, pretrained=pretrained, seed=seed, workers=workers,
                              device=device, scheme=scheme)
     _log_to_stderr()
-    metrics = train_segmenter(config, resume=resume)
+    metrics = train_segmenter(config, resume=resume, progress=True)
     if metrics:  # under torchrun, rank 0 reports
         _print_segmentation(metrics, as_json)
     return 0

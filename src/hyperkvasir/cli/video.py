@@ -71,7 +71,8 @@ def train_video_command(
                                     select_on_train=select_on_train, seed=seed, workers=workers,
                                     device=device).items() if v is not None}
     _log_to_stderr()
-    results = train_video(dataclasses.replace(VideoConfig(root=str(root)), **values), resume=resume)
+    results = train_video(dataclasses.replace(VideoConfig(root=str(root)), **values), resume=resume,
+                          progress=True)
     if results:
         print(json.dumps(results, indent=2) if as_json else json.dumps(
             {k: results["test"][k]["accuracy"] for k in ("mean_probability", "majority_vote")}))

@@ -69,7 +69,7 @@ def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
         callbacks.append(EarlyStopping(monitor=options.monitor, mode=options.mode, patience=options.patience,
                                        check_on_train_epoch_end=False))
     if options.progress:
-        callbacks.append(RichProgressBar(leave=False))
+        callbacks.append(RichProgressBar(leave=False, console_kwargs={"stderr": True}))  # stdout stays for --json
     return L.Trainer(
         max_epochs=options.epochs, accelerator="gpu" if gpu else "cpu", devices=local if world > 1 else 1,
         num_nodes=nodes, strategy=strategy, precision=_precision(options.precision, gpu), callbacks=callbacks,

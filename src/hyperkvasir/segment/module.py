@@ -181,7 +181,7 @@ def predict_probabilities(module: SegmentationModule, dataset: SegmentedPolyps, 
             yield name, cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def train_segmenter(config: SegmentConfig, *, resume: bool = False) -> dict:
+def train_segmenter(config: SegmentConfig, *, resume: bool = False, progress: bool = False) -> dict:
     """Train through the engine, select on the validation part, predict the test part; the test metrics
     (rank 0) or {} (other processes)."""
     from hyperkvasir.segment.evaluate import evaluate_segmentation
@@ -203,7 +203,7 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False) -> dict:
         trainer = fit(module, data, folder, EngineOptions(
             epochs=config.epochs, monitor="val_dice", seed=config.seed, device=config.device,
             precision="auto" if config.amp else "32-true", max_steps_per_epoch=config.max_steps_per_epoch,
-            progress=False), resume=resume)
+            progress=progress), resume=resume)
     except BaseException:
         folder.discard(created)
         raise

@@ -133,7 +133,7 @@ def load_video_checkpoint(path: str | Path, device: torch.device | str = "cpu") 
     return module.to(device).eval(), checkpoint
 
 
-def train_video(config: VideoConfig, *, resume: bool = False) -> dict:
+def train_video(config: VideoConfig, *, resume: bool = False, progress: bool = False) -> dict:
     """Check the model and protocol, extract frames (resumable), train through the engine, select on the
     validation videos, score the test videos; returns the results (rank 0) or {} (other processes)."""
     folder = RunFolder(config.out)
@@ -163,7 +163,7 @@ def train_video(config: VideoConfig, *, resume: bool = False) -> dict:
         module = FrameClassifierModule(config)
         trainer = fit(module, data, folder, EngineOptions(
             epochs=config.epochs, monitor="val_video_accuracy", seed=config.seed, device=config.device,
-            max_steps_per_epoch=config.max_steps_per_epoch, progress=False), resume=resume)
+            max_steps_per_epoch=config.max_steps_per_epoch, progress=progress), resume=resume)
     except BaseException:
         folder.discard(created)
         raise
