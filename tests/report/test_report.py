@@ -38,6 +38,8 @@ def test_report_with_results(tiny_twin, tmp_path: Path) -> None:
     html = (tmp_path / "r.html").read_text()
     assert "Benchmark results" in html and "Pre-Trained DenseNet-161" in html and "Per-class F1" in html
     assert (tmp_path / "r-figures" / "confusion-test_efficientnet-test-fold-0.png").is_file()
+    assert (tmp_path / "r-figures" / "f1-test_efficientnet-mean.png").is_file()
+    assert html.count("<table>") >= 2  # the results table and the per-class table, each its own
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium absent (apt-get install chromium): browser test skipped")

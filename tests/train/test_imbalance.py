@@ -85,6 +85,21 @@ def test_decision_rule_is_fitted_on_validation_only(twin_copy: Path, tmp_path: P
     assert stored["offsets"] == first["decision_rule"]["offsets"]
     lines_a = (tmp_path / "a" / "predictions-test.csv").read_text()
     assert lines_a != (tmp_path / "b" / "predictions-test.csv").read_text()
+    # applied: the test labels and predict's labels are the offset decisions, not the plain argmax
+    from hyperkvasir.data.taxonomy import CLASSES
+
+    offsets = np.asarray(stored["offsets"])
+    rows = [line.split(",") for line in lines_a.splitlines()[1:]]
+    probs = np.asarray([[float(v) for v in row[2:]] for row in rows])
+    assert [row[1] for row in rows] == [CLASSES[i].folder for i in decide(probs, offsets)]
+    images = sorted(twin_copy.glob("labeled-images/**/*.jpg"))[:6]
+    assert main(["predict", str(tmp_path / "a" / "best.ckpt"), *map(str, images), "--out",
+                 str(tmp_path / "p.parquet"), "--workers", "0"]) == 0
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "p.parquet").to_pylist()
+    matrix = np.asarray([[row[c.folder] for c in CLASSES] for row in table])
+    assert [row["label"] for row in table] == [CLASSES[i].folder for i in decide(matrix, offsets)]
 
 
 def test_flip_averaged_probabilities_do_not_change_when_the_input_is_flipped() -> None:
@@ -102,8 +117,8 @@ def test_packaged_recipes_resolve_by_name(tiny_twin, tmp_path: Path, capsys) -> 
                  "--out", str(tmp_path / "run"), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["loss"] == "logit-adjusted" and saved["decision_rule"] and saved["tta"]
-    assert metrics["decision_rule"]["fitted_on"].startswith("validation") and metrics["tta"] is True
+    assert saved["loss"] == "logit-adjusted" and saved["rare_below"] == 40 and saved["tta"]
+    assert metrics["decision_rule"] is None and metrics["tta"] is True
     assert main(["train", "classify", str(tiny_twin.root), "--config", "no-such-recipe",
                  "--out", str(tmp_path / "x")]) == 2
     assert "packaged: " in capsys.readouterr().err and not (tmp_path / "x").exists()

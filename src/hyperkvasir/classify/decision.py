@@ -3,7 +3,8 @@ macro-F1 on the validation carve-out of the training folds — never on a test f
 
 Rare classes rarely win an argmax under a prior learnt from 191:1 imbalance; an offset per class moves each
 decision boundary to where validation macro-F1 is best (coordinate ascent over a grid, offsets closest to 0 win
-ties, classes absent from validation keep 0). The offsets are stored in the checkpoint and applied to test
+ties, classes absent from validation keep 0), as long as validation accuracy stays within
+:data:`ACCURACY_SLACK` of the plain argmax's. The offsets are stored in the checkpoint and applied to test
 predictions and by ``predict``.
 """
 
@@ -14,6 +15,9 @@ from sklearn.metrics import f1_score
 
 GRID = np.round(np.arange(-3.0, 3.01, 0.25), 2)
 ROUNDS = 3
+# An offset may not cost more than this much validation accuracy (micro-F1) against the plain argmax: the rule
+# buys rare-class recall with a few common-class errors, not with many.
+ACCURACY_SLACK = 0.01
 
 
 def decide(probabilities: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
@@ -33,6 +37,7 @@ def fit_offsets(probabilities: np.ndarray, labels: list[int] | np.ndarray) -> tu
     offsets = np.zeros(probabilities.shape[1])
     log_p = np.log(np.clip(probabilities, 1e-12, None))
     before = best = _macro_f1(labels, log_p.argmax(1))
+    floor = float((log_p.argmax(1) == labels).mean()) - ACCURACY_SLACK
     order = sorted(GRID, key=abs)  # ties keep the offset nearest 0
     for _ in range(ROUNDS):
         changed = False
@@ -40,8 +45,9 @@ def fit_offsets(probabilities: np.ndarray, labels: list[int] | np.ndarray) -> tu
             current = offsets[cls]
             for value in order:
                 offsets[cls] = value
-                score = _macro_f1(labels, (log_p + offsets).argmax(1))
-                if score > best + 1e-12:
+                decided = (log_p + offsets).argmax(1)
+                score = _macro_f1(labels, decided)
+                if score > best + 1e-12 and (decided == labels).mean() >= floor:
                     best, current, changed = score, value, True
             offsets[cls] = current
         if not changed:

@@ -54,12 +54,23 @@ def _results_section(results_dir: Path, sink: fig.FigureSink) -> dict:
     from hyperkvasir.metrics.classification import plot_confusion_matrix
 
     results = json.loads((results_dir / "results.json").read_text())
-    markdown = (results_dir / "results.md").read_text().splitlines()
-    rows = [line.strip("|").split("|") for line in markdown if line.startswith("|") and "---" not in line]
-    table = "<table>" + "".join("<tr>" + "".join(f"<td>{cell.strip().strip('*')}</td>" for cell in row) + "</tr>"
-                                for row in rows) + "</table>"
+    tables, rows = [], []
+    for line in (results_dir / "results.md").read_text().splitlines() + [""]:  # one HTML table per markdown table
+        if line.startswith("|"):
+            if "---" not in line:
+                rows.append(line.strip("|").split("|"))
+        elif rows:
+            tables.append("<table>" + "".join("<tr>" + "".join(f"<td>{cell.strip().strip('*')}</td>" for cell in row)
+                                              + "</tr>" for row in rows) + "</table>")
+            rows = []
+    table = "".join(tables)
     shown = []
-    for name in results.get("models", {}):
+    for name, result in results.get("models", {}).items():
+        if result.get("per_class_f1"):
+            per_class = result["per_class_f1"]
+            shown.append((f"Per-class F1 averaged over folds: {name}", sink.figure(
+                f"f1-{name}-mean", fig.bars(list(per_class), [v["f1"] for v in per_class.values()],
+                                            "F1 per class (fold mean)", "F1"))))
         for run in sorted((results_dir / name).glob("test-fold-*/metrics-test.json")):
             metrics = json.loads(run.read_text())
             png = sink.folder / f"confusion-{name}-{run.parent.name}.png"
