@@ -38,7 +38,7 @@ class LabeledImages(Dataset):
         self, root: str | Path, files: list[str], *, input_size: int = 224, recipe: str = "paper",
         train: bool = False, cache: SquareCache | None = None,
         seed: int = 0, manifest: list[dict] | None = None, download: bool = False,
-        extra: list[tuple[str, int]] = (), rare_below: int = 0,
+        extra: list[tuple[str, int]] = (), rare_below: int = 0, mask_corners: bool = False,
     ) -> None:
         self.root = ensure_parts(root, ("labeled",), download_missing=download).root
         rows = manifest if manifest is not None else build_index(self.root).to_pylist()
@@ -60,6 +60,7 @@ class LabeledImages(Dataset):
             self.labels.append(label)
         self.input_size = input_size
         self.cache = cache
+        self.mask_corners = mask_corners
         self.transform = classification_transform(recipe, input_size, train)
         # classes with fewer than ``rare_below`` training images get the stronger label-safe pipeline
         counts = Counter(self.labels)
@@ -77,7 +78,7 @@ class LabeledImages(Dataset):
         path = self.paths[index]
         if self.cache is not None and path in self.cache:
             return np.array(self.cache[path])  # a writable copy of the memory-mapped row
-        return load_square(self.root / path, self.input_size)
+        return load_square(self.root / path, self.input_size, mask_corners=self.mask_corners)
 
     def __getitem__(self, index: int):
         try:
@@ -95,13 +96,14 @@ class LabeledImages(Dataset):
 
 
 def open_labeled(root: Path, files: list[str], *, input_size: int, use_cache: bool, manifest: list[dict],
-                 progress=None, **kwargs) -> LabeledImages:
+                 progress=None, mask_corners: bool = False, **kwargs) -> LabeledImages:
     """A dataset over ``files``, with the shared cache of all decodable labeled images when ``use_cache``."""
     cache = None
     if use_cache:
         entries = [(r["path"], r["sha256"]) for r in manifest if r["part"] == "labeled" and r["decodes"]]
-        cache = open_cache(root, entries, input_size, progress=progress)
-    return LabeledImages(root, files, input_size=input_size, cache=cache, manifest=manifest, **kwargs)
+        cache = open_cache(root, entries, input_size, progress=progress, mask_corners=mask_corners)
+    return LabeledImages(root, files, input_size=input_size, cache=cache, manifest=manifest,
+                         mask_corners=mask_corners, **kwargs)
 
 
 def balanced_weights(dataset: LabeledImages) -> list[float]:
@@ -127,7 +129,7 @@ class ClassifyData(L.LightningDataModule):
         manifest = build_index(self.config.root).to_pylist()
         if self.config.cache:
             open_labeled(Path(self.config.root), [], input_size=self.config.input_size, use_cache=True,
-                         manifest=manifest, progress=self.progress)
+                         manifest=manifest, progress=self.progress, mask_corners=self.config.mask_corners)
 
     def setup(self, stage: str | None = None) -> None:
         from hyperkvasir.classify.module import drop_label_conflicts
@@ -141,7 +143,8 @@ class ClassifyData(L.LightningDataModule):
         extra, self.pseudo_report = (usable_pseudo_labels(config.pseudo_labels, root, scheme=config.scheme,
                                                           fold=config.fold, test_files=subsets["test"])
                                      if config.pseudo_labels else ([], {}))
-        common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest)
+        common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest,
+                      mask_corners=config.mask_corners)
         self.train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed,
                                       extra=extra, rare_below=config.rare_below, **common)
         self.val_set = open_labeled(root, subsets["val"], **common)

@@ -62,6 +62,7 @@ class TrainConfig:
     rare_below: int = 0  # classes with fewer training images get the strong label-safe augmentation (0 = off)
     decision_rule: bool = False  # per-class logit offsets fitted on the validation carve-out, applied at test/predict
     tta: bool = False  # test-time flips (identity, horizontal, vertical, both) averaged at test
+    mask_corners: bool = False  # blank the ScopeGuide corner (imaging.CORNER_MASK) in every image, predict included
     pretrained: bool = True
     weights: str | None = None
     weights_partial: bool = False  # load only the matching tensors of --weights (counts go to weights_from)

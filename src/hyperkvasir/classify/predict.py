@@ -26,18 +26,19 @@ from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.engine.runs import distributed, pick_device
+from hyperkvasir.models import MODELS
 
 
 class _Images(Dataset):
-    def __init__(self, paths: list[Path], size: int) -> None:
-        self.paths, self.size = paths, size
+    def __init__(self, paths: list[Path], size: int, mask_corners: bool) -> None:
+        self.paths, self.size, self.mask_corners = paths, size, mask_corners
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
         try:
-            image = load_square(self.paths[index], self.size)
+            image = load_square(self.paths[index], self.size, mask_corners=self.mask_corners)
         except ImageDecodeError:
             return None
         return torch.from_numpy(image).permute(2, 0, 1), index
@@ -52,13 +53,13 @@ def _collate(batch):
 
 
 def load_classifier(checkpoint: str | Path, device: torch.device):
-    """(timm model in eval mode, its ModelSpec, its input size, the decision rule's offsets or None) from a
-    checkpoint of ``train classify``."""
+    """(timm model in eval mode, its training config, the decision rule's offsets or None) from a checkpoint of
+    ``train classify``: the config carries the input size and whether corners are masked, which predict repeats."""
     from hyperkvasir.classify.module import load_classifier_checkpoint
 
     module, state = load_classifier_checkpoint(checkpoint, device)
     rule = state.get("decision_rule")
-    return module.model, module.spec, module.config.input_size, np.asarray(rule["offsets"]) if rule else None
+    return module.model, module.config, np.asarray(rule["offsets"]) if rule else None
 
 
 def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Path], Path | None]:
@@ -93,12 +94,14 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
     has one; ``tta`` averages the probabilities over flips."""
     rank, world = distributed()  # under torchrun each process scores every world-th image
     torch_device = pick_device(device)
-    model, spec, size, offsets = load_classifier(checkpoint, torch_device)
+    model, config, offsets = load_classifier(checkpoint, torch_device)
+    spec = MODELS[config.model]
     all_paths, root = resolve_inputs(inputs, part)
     if not all_paths:
         raise HyperKvasirError(f"no images found in {', '.join(map(str, inputs))}")
     paths = all_paths[rank::world]
-    loader = DataLoader(_Images(paths, size), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
+    loader = DataLoader(_Images(paths, config.input_size, config.mask_corners), batch_size=batch_size,
+                        num_workers=workers, collate_fn=_collate)
     scored, probs = [], []
     batches = progress(loader, len(loader)) if progress else loader
     for batch in batches:

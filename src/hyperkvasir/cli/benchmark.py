@@ -28,6 +28,8 @@ def benchmark(
     epochs: int = typer.Option(None), input_size: int = typer.Option(None),
     batch_size: int = typer.Option(None), lr: float = typer.Option(None),
     optimizer: str = typer.Option(None, help="sgd | adamw (classify only)."),
+    mask_corners: bool = typer.Option(None, "--mask-corners/--keep-corners",
+                                      help="Blank the lower-left corner in every image (classify)."),
     exclude_conflicts: bool = typer.Option(None, "--exclude-conflicts/--keep-conflicts",
                                            help="Leave out images the audit finds under two classes (classify)."),
     select_on_train: bool = typer.Option(False, "--select-on-train",
@@ -43,8 +45,9 @@ def benchmark(
     if task not in ("classify", "segment", "video"):
         raise typer.BadParameter(f"unknown task {task!r}; choose classify, segment or video", param_hint="--task")
     given = {"--config": config_file, "--scheme": scheme, "--optimizer": optimizer,
-             "--exclude-conflicts": exclude_conflicts, "--select-on-train": select_on_train or None}
-    applies = {"classify": {"--config", "--scheme", "--optimizer", "--exclude-conflicts"},
+             "--exclude-conflicts": exclude_conflicts, "--select-on-train": select_on_train or None,
+             "--mask-corners": mask_corners}
+    applies = {"classify": {"--config", "--scheme", "--optimizer", "--exclude-conflicts", "--mask-corners"},
                "segment": {"--config", "--scheme"}, "video": {"--select-on-train"}}[task]
     refused = [flag for flag, value in given.items() if value is not None and flag not in applies]
     if refused:
@@ -81,7 +84,7 @@ def benchmark(
 
     base = _train_config(root, config_file, scheme=scheme, epochs=epochs, input_size=input_size,
                          batch_size=batch_size, lr=lr, optimizer=optimizer, workers=workers, seed=seed, device=device,
-                         exclude_conflicts=exclude_conflicts)
+                         exclude_conflicts=exclude_conflicts, mask_corners=mask_corners)
     _log_to_stderr()
     results = run_benchmark(root, names, out_dir, base=base, progress=progress_bar("caching images"))
     if as_json:

@@ -39,6 +39,9 @@ def train_classify(
                                        help="Fit per-class offsets on the validation carve-out; apply them at "
                                             "test and predict."),
     tta: bool = typer.Option(None, "--tta/--no-tta", help="Average test predictions over flips."),
+    mask_corners: bool = typer.Option(None, "--mask-corners/--keep-corners",
+                                      help="Blank the lower-left corner (ScopeGuide, black box) in every image; "
+                                           "predict repeats it."),
     weights: str = typer.Option(None, help="Local pretrained weights file (the ensemble: one file, or one per "
                                            "member, comma-separated)."),
     weights_partial: bool = typer.Option(None, "--weights-partial/--weights-strict",
@@ -62,7 +65,7 @@ def train_classify(
                            scheme=scheme, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                            schedule=schedule, patience=patience, input_size=input_size, recipe=recipe,
                            balanced=balanced, loss=loss, logit_tau=logit_tau, rare_below=rare_below,
-                           decision_rule=decision_rule, tta=tta, weights=weights, weights_partial=weights_partial,
+                           decision_rule=decision_rule, tta=tta, mask_corners=mask_corners, weights=weights, weights_partial=weights_partial,
                            pretrained=pretrained, seed=seed, workers=workers, device=device, pseudo_labels=pseudo_labels,
                            exclude_conflicts=exclude_conflicts)
     _log_to_stderr()
@@ -142,4 +145,35 @@ def predict(
         write_teacher(checkpoint, pseudo_labels)
         out.print(f"{sum(counts.values()):,} pseudo-labels at ≥ {threshold} → {pseudo_labels}: "
                   + ", ".join(f"{k} {v}" for k, v in counts.items() if v), soft_wrap=True)
+    return 0
+
+
+@app.command()
+def shortcuts(
+    root: Path = typer.Argument(..., help="Release root."),
+    scheme: str = typer.Option("official-2fold", help="official-2fold | official-5fold | grouped-2fold."),
+    seed: int = typer.Option(0),
+    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """How much a classifier can learn from the lower-left corner alone (ScopeGuide box, black box).
+
+    Example: hyperkvasir shortcuts /data/hyper-kvasir --json
+    """
+    from hyperkvasir.classify.shortcuts import PROBES, shortcut_probes
+    from hyperkvasir.data.splits import SCHEMES
+
+    if scheme not in SCHEMES:
+        raise typer.BadParameter(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}",
+                                 param_hint="--scheme")
+    result = shortcut_probes(root, scheme=scheme, seed=seed, workers=workers or None,
+                             progress=progress_bar("reading pixels"))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for name in (*PROBES, "majority"):
+        if name in result:
+            m = result[name]
+            out.print(f"{name:22s} macro-F1 {m['macro_f1']:.3f}  accuracy {m['micro_f1']:.3f}  MCC {m['mcc']:.3f}")
+    out.print("\n[bold]Summary[/]\n" + result["summary"], soft_wrap=True)
     return 0

@@ -139,7 +139,21 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def load_square(path: str | Path, size: int) -> np.ndarray:
+# The lower-left region (x0, y0, x1, y1 as fractions of the frame) where the ScopeGuide box and Kvasir-SEG's black
+# box sit on real frames (docs/calibration.md); ``mask_corners`` blanks it in every image, at decode time.
+CORNER_MASK = (0.0, 0.6, 0.38, 1.0)
+
+
+def blank_corner(rgb: np.ndarray) -> np.ndarray:
+    """The frame with :data:`CORNER_MASK` set to black (a copy)."""
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = CORNER_MASK
+    out = rgb.copy()
+    out[int(h * y0) : int(np.ceil(h * y1)), int(w * x0) : int(np.ceil(w * x1))] = 0
+    return out
+
+
+def load_square(path: str | Path, size: int, *, mask_corners: bool = False) -> np.ndarray:
     """The paper's framing at ``size``: the centre square of the frame, scaled to ``size`` × ``size``
     (area interpolation).
 
@@ -149,6 +163,8 @@ def load_square(path: str | Path, size: int) -> np.ndarray:
     call this, so they give the same pixels.
     """
     rgb = decode_rgb(path, min_size=(size, size))
+    if mask_corners:
+        rgb = blank_corner(rgb)
     h, w = rgb.shape[:2]
     side = min(h, w)
     left, top = (w - side) // 2, (h - side) // 2

@@ -19,14 +19,14 @@ from hyperkvasir.data.index import CACHE_DIR
 from hyperkvasir.parallel import process_pool
 
 
-def cache_paths(root: Path, size: int) -> tuple[Path, Path]:
-    base = root / CACHE_DIR / "cache" / f"square-{size}"
+def cache_paths(root: Path, size: int, mask_corners: bool = False) -> tuple[Path, Path]:
+    base = root / CACHE_DIR / "cache" / f"square-{size}{'-corner-masked' if mask_corners else ''}"
     return base.with_suffix(".npy"), base.with_suffix(".json")
 
 
-def _load(job: tuple[str, int]) -> np.ndarray | None:
+def _load(job: tuple[str, int, bool]) -> np.ndarray | None:
     try:
-        return load_square(job[0], job[1])
+        return load_square(job[0], job[1], mask_corners=job[2])
     except ImageDecodeError:
         return None
 
@@ -46,23 +46,24 @@ class SquareCache:
 
 
 def open_cache(root: Path, entries: list[tuple[str, str]], size: int, *, workers: int | None = None,
-               progress=None) -> SquareCache:
+               progress=None, mask_corners: bool = False) -> SquareCache:
     """The cache for ``entries`` = [(relpath, sha256)], reused when it already holds them unchanged."""
-    data_path, index_path = cache_paths(root, size)
+    data_path, index_path = cache_paths(root, size, mask_corners)
     wanted = dict(entries)
     if data_path.is_file() and index_path.is_file():
         index = json.loads(index_path.read_text())
         if all(index["sha256"].get(path) == sha for path, sha in wanted.items()):
             return SquareCache(np.load(data_path, mmap_mode="r"), index["rows"])
-    return _build(root, sorted(wanted.items()), size, workers, progress)
+    return _build(root, sorted(wanted.items()), size, workers, progress, mask_corners)
 
 
-def _build(root: Path, entries: list[tuple[str, str]], size: int, workers: int | None, progress) -> SquareCache:
-    data_path, index_path = cache_paths(root, size)
+def _build(root: Path, entries: list[tuple[str, str]], size: int, workers: int | None, progress,
+           mask_corners: bool) -> SquareCache:
+    data_path, index_path = cache_paths(root, size, mask_corners)
     data_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = data_path.with_name(f".{data_path.name}.{os.getpid()}.tmp")
     array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(entries), size, size, 3))
-    jobs = [(str(root / path), size) for path, _ in entries]
+    jobs = [(str(root / path), size, mask_corners) for path, _ in entries]
     workers = workers or os.cpu_count() or 1
     decoded: list[bool] = []
     try:

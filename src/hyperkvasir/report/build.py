@@ -80,7 +80,11 @@ def _results_section(results_dir: Path, sink: fig.FigureSink) -> dict:
             shown.append((f"Per-class F1: {name}, {run.parent.name}", sink.figure(
                 f"f1-{name}-{run.parent.name}",
                 fig.bars(list(per_class), [v["f1"] for v in per_class.values()], "F1 per class", "F1"))))
-    return {"table": table, "figures": shown}
+    leak = results.get("leakage", {}).get("fold2")
+    return {"table": table, "figures": shown,
+            "shortcuts": results.get("shortcuts", {}).get("summary"),
+            "leakage": (f"Leakage beside the results: {leak['groups']} duplicate groups ({leak['images']} images) span "
+                        f"both folds of the 2-fold split.") if leak else None}
 
 
 def build_report(root: str | Path, out: str | Path = "report.html", *, results: str | Path | None = None,
