@@ -39,3 +39,14 @@ class ReleaseFormatError(HyperKvasirError):
 
 class DatasetNotFoundError(HyperKvasirError):
     """A folder that is not (or not yet) a HyperKvasir release."""
+
+
+def require_range(option: str, value: float | int | None, low: float | None = None,
+                  high: float | None = None) -> None:
+    """Refuse an option outside [low, high] with one line naming it, before any work starts (exit 2)."""
+    if value is None:
+        return
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = (f"between {low} and {high}" if low is not None and high is not None
+                  else f"at least {low}" if low is not None else f"at most {high}")
+        raise HyperKvasirError(f"{option} must be {bounds}, not {value}")

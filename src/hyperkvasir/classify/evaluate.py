@@ -19,8 +19,13 @@ from hyperkvasir.metrics.classification import classification_metrics
 def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
+    except IsADirectoryError:
+        raise ReleaseFormatError(path, "is a folder; pass a CSV file") from None
     except OSError as error:
         raise ReleaseFormatError(path, f"cannot read ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise ReleaseFormatError(path, "is not a text CSV (binary content); pass a predictions or split CSV") \
+            from None
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise ReleaseFormatError(path, "file is empty")

@@ -29,7 +29,7 @@ from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
-from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.errors import HyperKvasirError, require_range
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
 from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
 
@@ -184,6 +184,18 @@ class ClassifierModule(L.LightningModule):
         checkpoint["weights_from"] = self.weights_from
 
 
+def check_train_config(config: TrainConfig) -> None:
+    """Every numeric option in range before any file is written."""
+    for option, value, low, high in (("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
+                                     ("--input-size", config.input_size, 16, 2048), ("--lr", config.lr, 0, None),
+                                     ("--fold", config.fold, 0, None), ("--patience", config.patience, 0, None),
+                                     ("--workers", config.workers, 0, None), ("--logit-tau", config.logit_tau, 0, None),
+                                     ("--rare-below", config.rare_below, 0, None),
+                                     ("val_fraction", config.val_fraction, 0.01, 0.9),
+                                     ("label_smoothing", config.label_smoothing, 0, 0.99)):
+        require_range(option, value, low, high)
+
+
 def load_classifier_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ClassifierModule, dict]:
     """(module in eval mode, the checkpoint dict) of a ``best.ckpt``/``last.ckpt`` of ``train classify``."""
     path = Path(path)
@@ -261,8 +273,7 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
                                 "out": config.out})
     if config.model not in MODELS:
         raise HyperKvasirError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
-    if config.epochs < 1:
-        raise HyperKvasirError(f"--epochs must be at least 1, not {config.epochs}")
+    check_train_config(config)
     created = folder.start(config, resume=resume)
     try:
         seed_everything(config.seed)

@@ -24,7 +24,7 @@ from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
 from hyperkvasir.data.layout import IMAGE_SUFFIXES, Release
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.datasets.transforms import normalise
-from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.engine.runs import distributed, pick_device
 from hyperkvasir.models import MODELS
 
@@ -116,6 +116,10 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
         probs.append(batch_probs.float().cpu().numpy())
         scored += indices
     matrix = np.concatenate(probs) if probs else np.zeros((0, len(CLASSES)), np.float32)
+    failed = [str(paths[i]) for i in sorted(set(range(len(paths))) - set(scored))]
+    if world == 1 and not scored:
+        raise DataError(f"none of the {len(paths)} inputs decodes as an image (first: {failed[0]}); nothing "
+                        f"written — check the files or the folder")
     names = [str(paths[i].relative_to(root)) if root else str(paths[i]) for i in scored]
     columns = {"path": names, "label": [CLASSES[int(i)].folder for i in decide(matrix, offsets)]}
     columns |= {c.folder: matrix[:, c.index].astype(np.float32) for c in CLASSES}
@@ -130,7 +134,8 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
         table = pa.concat_tables(shards)
     with atomic_write(out) as handle:
         pq.write_table(table, handle)
-    return {"images": table.num_rows, "skipped": len(all_paths) - table.num_rows, "out": str(out)}
+    return {"images": table.num_rows, "skipped": len(all_paths) - table.num_rows, "out": str(out),
+            "undecodable": failed}
 
 
 def pseudo_labels(predictions: str | Path, out: str | Path, *, threshold: float = 0.9,

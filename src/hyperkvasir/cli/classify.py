@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from hyperkvasir.cli.common import _RECIPE_HELP, _config, _log_to_stderr, app, evaluate_app, train_app
-from hyperkvasir.cli.console import out, progress_bar
+from hyperkvasir.cli.console import err, out, progress_bar
 
 
 def _train_config(root: Path, config_file: Path | None, **overrides):
@@ -131,6 +131,14 @@ def predict(
     from hyperkvasir.classify.predict import predict_images, write_teacher
     from hyperkvasir.classify.predict import pseudo_labels as make_pseudo_labels
 
+    from hyperkvasir.errors import require_range
+
+    for option, value, low, high in (("--threshold", threshold, 0, 1), ("--max-per-class", max_per_class, 1, None),
+                                     ("--batch-size", batch_size, 1, None), ("--workers", workers, 0, None)):
+        require_range(option, value, low, high)
+    for target in (out_file, pseudo_labels):
+        if target is not None and target.is_dir():
+            raise typer.BadParameter(f"{target} is a folder; give a file name", param_hint="--out")
     if pseudo_labels and part != "unlabeled":
         raise typer.BadParameter("pseudo-labels come from `--part unlabeled` only: labels for labeled, segmented or "
                                  "other images would leak or duplicate the ground truth", param_hint="--pseudo-labels")
@@ -138,8 +146,12 @@ def predict(
                              device=device, progress=progress_bar("batches"), gradcam_dir=gradcam, tta=tta)
     if summary.get("rank"):  # under torchrun, rank 0 writes and reports
         return 0
-    out.print(f"{summary['images']:,} images scored ({summary['skipped']} undecodable skipped) → {out_file}",
-              soft_wrap=True)
+    out.print(f"{summary['images']:,} images scored → {out_file}", soft_wrap=True)
+    if summary["undecodable"]:
+        shown = ", ".join(summary["undecodable"][:10])
+        more = len(summary["undecodable"]) - 10
+        err.print(f"[yellow]warning:[/] {len(summary['undecodable'])} inputs do not decode and were skipped: "
+                  f"{shown}{f' and {more} more' if more > 0 else ''}", soft_wrap=True)
     if pseudo_labels:
         counts = make_pseudo_labels(out_file, pseudo_labels, threshold=threshold, max_per_class=max_per_class)
         write_teacher(checkpoint, pseudo_labels)

@@ -124,7 +124,8 @@ def index(
         out.print(f"{summary['rows']:,} files indexed ({summary['read']:,} read, {summary['reused']:,} unchanged) "
                   f"in {summary['seconds']} s → {summary['manifest']}", soft_wrap=True)
         for path in bad:
-            out.print(f"  [yellow]unreadable:[/] {path}", soft_wrap=True)
+            out.print(f"  [yellow]unreadable:[/] {path} (re-extract it from the archive or remove it; "
+                      f"`hyperkvasir validate` names what is wrong)", soft_wrap=True)
         for problem in filter(None, meta.get("hyperkvasir.problems", "").split("\n")):
             out.print(f"  [yellow]skipped:[/] {problem} (run `hyperkvasir validate`)", soft_wrap=True)
     return 0

@@ -423,7 +423,7 @@ class Release:
         return path
 
     # -- file listings (sorted, rogue files skipped)
-    def scan(self, part: str) -> list[tuple[str, os.stat_result]]:
+    def scan(self, part: str, broken: list[str] | None = None) -> list[tuple[str, os.stat_result]]:
         """(path relative to the root, stat) of every file of a part, by ``os.scandir`` (no Path per file).
 
         ``part`` is ``labeled``, ``segmented-images``, ``segmented-masks``, ``unlabeled`` or ``videos``.
@@ -438,8 +438,14 @@ class Release:
         base, depth, suffixes = where[part]
         if base is None or not base.is_dir():
             return []
-        prefix = str(base.relative_to(self.root))
-        return sorted(_scan(str(base), prefix, depth, suffixes))
+        return sorted(_scan(str(base), str(base.relative_to(self.root)), depth, suffixes, broken=broken))
+
+    def broken_links(self) -> list[str]:
+        """Relative paths of symbolic links in any part that point nowhere or loop (left out of every listing)."""
+        broken: list[str] = []
+        for listing in ("labeled", "segmented-images", "segmented-masks", "unlabeled", "videos"):
+            self.scan(listing, broken)
+        return sorted(broken)
 
     def labeled_files(self) -> list[Path]:
         """Every image under ``labeled-images/<tract>/<category>/<class>/``."""
@@ -461,17 +467,22 @@ class Release:
         return [self.root / rel for rel, _ in self.scan("videos")]
 
 
-def _scan(base: str, prefix: str, depth: int | None, suffixes: frozenset[str],
-          found: list | None = None) -> list[tuple[str, os.stat_result]]:
-    """Files ``depth`` levels below ``base`` (any depth when None) with a wanted suffix; litter skipped."""
+def _scan(base: str, prefix: str, depth: int | None, suffixes: frozenset[str], found: list | None = None,
+          broken: list | None = None) -> list[tuple[str, os.stat_result]]:
+    """Files ``depth`` levels below ``base`` (any depth when None) with a wanted suffix; litter skipped; a link
+    that points nowhere or loops is left out and named in ``broken``."""
     found = [] if found is None else found
+    broken = [] if broken is None else broken
     with os.scandir(base) as entries:
         for entry in entries:
             name = entry.name
             if _rogue_name(name):
                 continue
             if depth != 1 and entry.is_dir(follow_symlinks=False):
-                _scan(entry.path, f"{prefix}/{name}", None if depth is None else depth - 1, suffixes, found)
+                _scan(entry.path, f"{prefix}/{name}", None if depth is None else depth - 1, suffixes, found, broken)
             elif depth in (None, 1) and name[name.rfind(".") :].lower() in suffixes:
-                found.append((f"{prefix}/{name}", entry.stat()))
+                try:
+                    found.append((f"{prefix}/{name}", entry.stat()))
+                except OSError:  # a dangling or looping symbolic link
+                    broken.append(f"{prefix}/{name}")
     return found

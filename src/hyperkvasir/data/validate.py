@@ -81,6 +81,9 @@ def validate(root: str | Path, *, workers: int | None = None, audit_report: Audi
         _check_segmented(found, release, [r for r in manifest if r["part"] == "segmented"])
     if release.videos_dir is not None:
         _check_videos(found, release, [r for r in manifest if r["part"] == "videos"])
+    for link in release.broken_links():
+        found.add("error", "broken-link", link, "a symbolic link that points nowhere or loops",
+                  "remove the link or point it at the file")
     for part in ("labeled", "segmented", "unlabeled", "videos", "splits"):
         if release.part(part) is None:
             found.add("info", "part-absent", ".", f"the {part} part is not in this copy",

@@ -7,12 +7,15 @@ inline. Each figure is also written as PNG to ``<report stem>-figures/`` beside 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import jinja2
 
 from hyperkvasir import __version__
+from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.data.audit import audit
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import build_index
@@ -89,10 +92,29 @@ def _results_section(results_dir: Path, sink: fig.FigureSink) -> dict:
 
 def build_report(root: str | Path, out: str | Path = "report.html", *, results: str | Path | None = None,
                  progress=None) -> Path:
-    """Write the report and return its path."""
+    """Write the report and return its path. Figures go to a temp folder renamed into place with the report,
+    so a failed run leaves neither."""
     release = Release(root)
     out = Path(out)
-    sink = fig.FigureSink(out.parent / f"{out.stem}-figures")
+    if out.is_dir():
+        raise HyperKvasirError(f"{out} is a folder; give the report's file name, e.g. {out / 'report.html'}")
+    if results is not None and not (Path(results) / "results.json").is_file():
+        raise HyperKvasirError(f"{results}: no results.json; pass the --out folder of `hyperkvasir benchmark`")
+    figures = out.parent / f"{out.stem}-figures"
+    staging = out.parent / f".{out.stem}-figures.{os.getpid()}.tmp"
+    try:
+        written = _write_report(release, out, staging, figures.name, results, progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if figures.exists():
+        shutil.rmtree(figures)
+    staging.rename(figures)
+    return written
+
+
+def _write_report(release: Release, out: Path, staging: Path, figures_name: str, results, progress) -> Path:
+    sink = fig.FigureSink(staging)
     rows = build_index(release.root).to_pylist()
     report = audit(release.root)
     findings = validate(release.root, audit_report=report).findings
@@ -159,7 +181,7 @@ def build_report(root: str | Path, out: str | Path = "report.html", *, results: 
     environment = jinja2.Environment(loader=jinja2.PackageLoader("hyperkvasir", "report"),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = environment.get_template("template.html.j2").render(
-        root=str(release.root), version=__version__, figures_dir=sink.folder.name, findings=findings, cards=cards,
+        root=str(release.root), version=__version__, figures_dir=figures_name, findings=findings, cards=cards,
         sunburst=_sunburst(labeled), figures=uris, sections=sections, audit_summary=report.summary,
         results=_results_section(Path(results), sink) if results else None)
     with atomic_write(out, "w") as handle:

@@ -25,7 +25,7 @@ from hyperkvasir.data.layout import Release
 from hyperkvasir.data.splits import segmentation_scheme_split
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, EpochSampler, RunFolder, fit, seed_everything
-from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.errors import DataError, HyperKvasirError, require_range
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
 from hyperkvasir.segment.data import SegmentedPolyps, collate_segmentation
 from hyperkvasir.segment.loss import segmentation_loss
@@ -194,8 +194,10 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False, progress: bo
                                   "out": config.out})
     if config.model not in ENCODERS:
         raise HyperKvasirError(f"unknown encoder {config.model!r}; choose one of {', '.join(ENCODERS)}")
-    if config.epochs < 1:
-        raise HyperKvasirError(f"--epochs must be at least 1, not {config.epochs}")
+    for option, value, low, high in (("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
+                                     ("--size", config.size, 32, 2048), ("--lr", config.lr, 0, None),
+                                     ("--workers", config.workers, 0, None)):
+        require_range(option, value, low, high)
     created = folder.start(config, resume=resume)
     try:
         seed_everything(config.seed)

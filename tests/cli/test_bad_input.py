@@ -1,0 +1,117 @@
+"""Bad input never crashes, never passes silently, never leaves litter: one line naming the file or option and
+the fix, exit 1 for bad data, 2 for bad usage, nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from hyperkvasir.cli import main
+
+
+def _cases(root: Path, tmp: Path) -> list[tuple[str, list[str], int, str, list[Path]]]:
+    """(name, argv, exit code, text the one line must hold, paths that must not exist afterwards)."""
+    (tmp / "empty-results").mkdir()
+    (tmp / "binary.csv").write_bytes(os.urandom(300))
+    (tmp / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0not really a jpeg")
+    (tmp / "zero.jpg").write_bytes(b"")
+    split = str(root / "official_splits" / "2_fold_split.csv")
+    run = tmp / "run"
+    train = ["train", "classify", str(root), "--model", "test_efficientnet", "--no-pretrained", "--workers", "0",
+             "--out", str(run)]
+    return [
+        ("negative input size", [*train, "--input-size", "-64"], 2, "--input-size must be", [run]),
+        ("zero epochs", [*train, "--epochs", "0"], 2, "--epochs must be at least 1", [run]),
+        ("negative batch size", [*train, "--batch-size", "-1"], 2, "--batch-size must be", [run]),
+        ("fold out of range", [*train, "--fold", "7", "--epochs", "1", "--input-size", "32"], 2, "fold 7", [run]),
+        ("report without results", ["report", str(root), "--out", str(tmp / "r.html"), "--results",
+                                    str(tmp / "empty-results")], 2, "no results.json",
+         [tmp / "r.html", tmp / "r-figures"]),
+        ("report into a folder", ["report", str(root), "--out", str(tmp)], 2, "is a folder", []),
+        ("binary predictions", ["evaluate", "classify", "--predictions", str(tmp / "binary.csv"), "--truth", split],
+         1, "binary.csv", []),
+        ("binary truth", ["evaluate", "classify", "--predictions", split, "--truth", str(tmp / "binary.csv")],
+         1, "binary.csv", []),
+        ("threshold above 1", ["predict", "x.ckpt", str(root), "--threshold", "1.7"], 2, "--threshold", []),
+        ("unknown part", ["predict", str(tmp / "binary.csv"), str(root), "--part", "bogus"], 2, "binary.csv", []),
+        ("segment flag on video", ["benchmark", str(root), "--task", "video", "--scheme", "grouped-2fold"], 2,
+         "--scheme", []),
+    ]
+
+
+def test_bad_inputs_give_one_line_and_no_litter(tiny_twin, tmp_path: Path, capsys) -> None:
+    failures = []
+    for name, argv, code, text, absent in _cases(tiny_twin.root, tmp_path):
+        result = main(argv)
+        err = capsys.readouterr().err
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        problems = [p for p, bad in (("exit", result != code), ("text", text not in err),
+                                     ("traceback", "Traceback" in err), ("litter", any(p.exists() for p in absent)))
+                    if bad]
+        if problems:
+            failures.append(f"{name}: {problems} (exit {result}) {err[-300:]!r}")
+        assert len(lines) <= 4, (name, err)
+    assert not failures, "\n".join(failures)
+    assert not list((tiny_twin.root / ".hyperkvasir" / "cache").glob("*.tmp")), "no temp file in the cache"
+
+
+def test_undecodable_inputs_to_predict(tiny_twin, tmp_path: Path, capsys) -> None:
+    from hyperkvasir.classify.module import TrainConfig, train_classifier
+
+    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "t"), model="test_efficientnet",
+                                 epochs=1, input_size=32, workers=0, pretrained=False))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "zero.jpg").write_bytes(b"")
+    (tmp_path / "in" / "garbage.jpg").write_bytes(b"\xff\xd8\xffnot a jpeg")
+    out = tmp_path / "p.parquet"
+    assert main(["predict", str(tmp_path / "t" / "best.ckpt"), str(tmp_path / "in"), "--out", str(out),
+                 "--workers", "0"]) == 1
+    assert "none of the 2 inputs decodes" in capsys.readouterr().err and not out.exists()
+    good = next(tiny_twin.root.glob("labeled-images/**/*.jpg"))
+    (tmp_path / "in" / "good.jpg").write_bytes(good.read_bytes())
+    assert main(["predict", str(tmp_path / "t" / "best.ckpt"), str(tmp_path / "in"), "--out", str(out),
+                 "--workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "2 inputs do not decode and were skipped" in err and "zero.jpg" in err and "garbage.jpg" in err
+
+
+def test_broken_links_in_the_tree_are_findings_not_crashes(twin_copy: Path, capsys) -> None:
+    cecum = next(twin_copy.glob("labeled-images/**/cecum"))
+    (cecum / "dangling.jpg").symlink_to("/nonexistent/file.jpg")
+    (cecum / "loop.jpg").symlink_to(cecum / "loop.jpg")
+    assert main(["index", str(twin_copy)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(twin_copy)]) == 1
+    out = capsys.readouterr().out
+    assert "broken-link" in out and "dangling.jpg" in out and "loop.jpg" in out and "Traceback" not in out
+
+
+def test_outputs_honour_the_umask(twin_copy: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        assert main(["index", str(twin_copy)]) == 0
+    finally:
+        os.umask(previous)
+    mode = stat.S_IMODE((twin_copy / ".hyperkvasir" / "manifest.parquet").stat().st_mode)
+    assert mode == 0o644, oct(mode)
+
+
+@pytest.mark.parametrize("flag", ["--debug", None])
+def test_unexpected_errors_are_one_line_unless_debug(tmp_path: Path, capsys, monkeypatch, flag) -> None:
+    import hyperkvasir.data.index as index_module
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(index_module, "build_index", explode)
+    (tmp_path / "labeled-images").mkdir()
+    if flag:
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            main(["index", str(tmp_path), flag])
+        return
+    assert main(["index", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected RuntimeError: disk on fire" in err and "--debug" in err and "Traceback" not in err
