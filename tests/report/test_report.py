@@ -39,6 +39,9 @@ def test_report_with_results(tiny_twin, tmp_path: Path) -> None:
     assert "Benchmark results" in html and "Pre-Trained DenseNet-161" in html and "Per-class F1" in html
     assert (tmp_path / "r-figures" / "confusion-test_efficientnet-test-fold-0.png").is_file()
     assert (tmp_path / "r-figures" / "f1-test_efficientnet-mean.png").is_file()
+    assert (tmp_path / "r-figures" / "gradcam-corner.png").is_file()  # where the model looks on ScopeGuide frames
+    assert "of the heat falls in the lower-left corner region" in html
+    assert "Shortcuts beside the results" in html and "sees only the lower-left corner" in html
     assert html.count("<table>") >= 2  # the results table and the per-class table, each its own
 
 

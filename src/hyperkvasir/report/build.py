@@ -53,7 +53,42 @@ def _sunburst(labeled: list[dict]) -> str:
     return figure.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})
 
 
-def _results_section(results_dir: Path, sink: fig.FigureSink) -> dict:
+def _corner_gradcam(results_dir: Path, root: Path, scopeguide_files: list[str], sink: fig.FigureSink):
+    """Grad-CAM of the first model's first fold on test frames that show the ScopeGuide box, and the share of
+    the heat that falls in the masked corner region (the corner is 0.38 × 0.4 = 15 % of a frame's area)."""
+    import numpy as np
+    import torch
+
+    from hyperkvasir.classify.gradcam import grad_cam, overlay
+    from hyperkvasir.classify.predict import load_classifier
+    from hyperkvasir.data.imaging import CORNER_MASK, load_square
+    from hyperkvasir.datasets.transforms import normalise
+    from hyperkvasir.models import MODELS
+
+    runs = sorted(results_dir.glob("*/test-fold-*/best.ckpt"))
+    if not runs:
+        return None
+    model, config, _ = load_classifier(runs[0], "cpu")
+    tested = {line.split(",")[0] for line in (runs[0].parent / "predictions-test.csv").read_text().splitlines()[1:]}
+    frames = [root / f for f in scopeguide_files if f.startswith("labeled-images/") and Path(f).name in tested][:6]
+    if not frames:
+        return None
+    raw = np.stack([load_square(p, config.input_size, mask_corners=config.mask_corners) for p in frames])
+    spec = MODELS[config.model]
+    heat = grad_cam(model, normalise(torch.from_numpy(raw).permute(0, 3, 1, 2), spec.mean, spec.std))
+    side = config.input_size  # the square crop: the corner region maps to its lower-left part
+    corner = np.zeros((side, side), bool)
+    corner[int(side * CORNER_MASK[1]):, : int(side * CORNER_MASK[2])] = True
+    share = float(np.mean([h[corner].sum() / max(h.sum(), 1e-9) for h in heat]))
+    from PIL import Image
+
+    tiles = [Image.fromarray(overlay(image, cam)).resize((120, 120)) for image, cam in zip(raw, heat)]
+    caption = (f"Grad-CAM of {config.model} ({runs[0].parent.name}) on test frames with the ScopeGuide box: "
+               f"{share:.0%} of the heat falls in the lower-left corner region")
+    return caption, sink.image("gradcam-corner", fig.grid([("", tiles)], size=120, label_width=4))
+
+
+def _results_section(results_dir: Path, sink: fig.FigureSink, root: Path, scopeguide_files: list[str]) -> dict:
     from hyperkvasir.metrics.classification import plot_confusion_matrix
 
     results = json.loads((results_dir / "results.json").read_text())
@@ -83,6 +118,9 @@ def _results_section(results_dir: Path, sink: fig.FigureSink) -> dict:
             shown.append((f"Per-class F1: {name}, {run.parent.name}", sink.figure(
                 f"f1-{name}-{run.parent.name}",
                 fig.bars(list(per_class), [v["f1"] for v in per_class.values()], "F1 per class", "F1"))))
+    corner = _corner_gradcam(results_dir, root, scopeguide_files, sink)
+    if corner:
+        shown.insert(0, corner)
     leak = results.get("leakage", {}).get("fold2")
     return {"table": table, "figures": shown,
             "shortcuts": results.get("shortcuts", {}).get("summary"),
@@ -183,7 +221,7 @@ def _write_report(release: Release, out: Path, staging: Path, figures_name: str,
     html = environment.get_template("template.html.j2").render(
         root=str(release.root), version=__version__, figures_dir=figures_name, findings=findings, cards=cards,
         sunburst=_sunburst(labeled), figures=uris, sections=sections, audit_summary=report.summary,
-        results=_results_section(Path(results), sink) if results else None)
+        results=_results_section(Path(results), sink, release.root, report.scopeguide_files) if results else None)
     with atomic_write(out, "w") as handle:
         handle.write(html)
     return out
