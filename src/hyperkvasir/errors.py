@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 
@@ -39,6 +40,28 @@ class ReleaseFormatError(HyperKvasirError):
 
 class DatasetNotFoundError(HyperKvasirError):
     """A folder that is not (or not yet) a HyperKvasir release."""
+
+
+def require_output(path: str | Path | None, *, folder: bool, option: str = "--out") -> None:
+    """Refuse an output path before any work: a folder where a file is wanted (or the reverse), or a place that
+    cannot be written."""
+    if path is None:
+        return
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise HyperKvasirError(f"{option} {path} is a file; give a folder (new or existing)")
+    if not folder and path.is_dir():
+        raise HyperKvasirError(f"{option} {path} is a folder; give a file name, e.g. {path / 'out'}")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and existing != path and not existing.is_dir():
+        raise HyperKvasirError(f"{option} {path}: {existing} is a file, so nothing can be written below it")
+    if existing is not None:
+        place = existing if existing.is_dir() else existing.parent
+        try:  # a real probe: permissions say little to root, and nothing about /proc or read-only mounts
+            with tempfile.TemporaryFile(dir=place):
+                pass
+        except OSError:
+            raise HyperKvasirError(f"{option} {path}: {place} is not writable; choose another place") from None
 
 
 def require_range(option: str, value: float | int | None, low: float | None = None,

@@ -39,6 +39,13 @@ def _cases(root: Path, tmp: Path) -> list[tuple[str, list[str], int, str, list[P
         ("unknown part", ["predict", str(tmp / "binary.csv"), str(root), "--part", "bogus"], 2, "binary.csv", []),
         ("segment flag on video", ["benchmark", str(root), "--task", "video", "--scheme", "grouped-2fold"], 2,
          "--scheme", []),
+        ("frames OUT is a file", ["video", "frames", str(root), str(tmp / "binary.csv")], 2, "is a file", []),
+        ("export OUT is a file", ["export", "coco", str(root), str(tmp / "binary.csv")], 2, "is a file", []),
+        ("splits --out is a folder", ["splits", str(root), "--out", str(tmp)], 2, "is a folder", []),
+        ("index --out below a file", ["index", str(root), "--out", str(tmp / "binary.csv" / "m.parquet")], 2,
+         "is a file", []),
+        ("predict --out is a folder", ["predict", "x.ckpt", str(root), "--out", str(tmp)], 2, "is a folder", []),
+        ("frames OUT not writable", ["video", "frames", str(root), "/proc/hk-frames"], 2, "not writable", []),
     ]
 
 
@@ -115,3 +122,18 @@ def test_unexpected_errors_are_one_line_unless_debug(tmp_path: Path, capsys, mon
     assert main(["index", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "unexpected RuntimeError: disk on fire" in err and "--debug" in err and "Traceback" not in err
+
+
+def test_truncated_and_garbage_videos_are_named_and_never_marked_done(twin_copy: Path, tmp_path: Path,
+                                                                      capsys) -> None:
+    video = sorted(twin_copy.glob("labeled-videos/**/*.avi"))[0]
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])
+    (twin_copy / "labeled-videos" / "garbage.avi").write_bytes(os.urandom(4000))
+    out = tmp_path / "frames"
+    for _ in range(2):  # a rerun retries the truncated video instead of trusting a marker
+        assert main(["video", "frames", str(twin_copy), str(out), "--every", "5"]) == 1
+        text = capsys.readouterr().out
+        assert "truncated:" in text and video.name in text and "garbage.avi" in text
+        assert not (out / video.stem / ".done.json").exists()
+        assert not (out / "garbage").exists(), "no empty folder is left for an unreadable video"

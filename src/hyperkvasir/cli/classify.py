@@ -136,9 +136,11 @@ def predict(
     for option, value, low, high in (("--threshold", threshold, 0, 1), ("--max-per-class", max_per_class, 1, None),
                                      ("--batch-size", batch_size, 1, None), ("--workers", workers, 0, None)):
         require_range(option, value, low, high)
-    for target in (out_file, pseudo_labels):
-        if target is not None and target.is_dir():
-            raise typer.BadParameter(f"{target} is a folder; give a file name", param_hint="--out")
+    from hyperkvasir.errors import require_output
+
+    require_output(out_file, folder=False)
+    require_output(pseudo_labels, folder=False, option="--pseudo-labels")
+    require_output(gradcam, folder=True, option="--gradcam")
     if pseudo_labels and part != "unlabeled":
         raise typer.BadParameter("pseudo-labels come from `--part unlabeled` only: labels for labeled, segmented or "
                                  "other images would leak or duplicate the ground truth", param_hint="--pseudo-labels")

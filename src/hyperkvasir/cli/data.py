@@ -109,6 +109,9 @@ def index(
     from hyperkvasir.data.index import build_index, manifest_path
 
     started = time.perf_counter()
+    from hyperkvasir.errors import require_output
+
+    require_output(out_file, folder=False)
     table = build_index(root, workers=workers or None, out=out_file, progress=progress_bar("indexing"))
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     parts = {}
@@ -215,6 +218,9 @@ def splits(
 
     Example: hyperkvasir splits /data/hyper-kvasir --scheme grouped-2fold --out grouped.csv
     """
+    from hyperkvasir.errors import require_output
+
+    require_output(out_file, folder=False)
     from hyperkvasir.data.splits import SCHEMES, assignment, kvasir_seg_official_split, segmentation_split
 
     if scheme in ("segmentation", "kvasir-seg-official"):
@@ -273,8 +279,10 @@ def export(
 
     Example: hyperkvasir export coco /data/hyper-kvasir ./coco
     """
+    from hyperkvasir.errors import require_output
     from hyperkvasir.export import export as run_export
 
+    require_output(out_dir, folder=True, option="OUT")
     summary = run_export(fmt, root, out_dir, scheme=scheme, seed=seed, copy=copy, overwrite=overwrite)
     out.print(json.dumps(summary), soft_wrap=True)
     return 0

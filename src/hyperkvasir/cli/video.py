@@ -29,6 +29,9 @@ def video_frames(
 
     from hyperkvasir.video.frames import extract_frames
 
+    from hyperkvasir.errors import require_output
+
+    require_output(out_dir, folder=True, option="OUT")
     report = extract_frames(root, out_dir, every=every, fps=fps, size=size, workers=workers or None,
                             progress=progress_bar("videos"))
     if as_json:

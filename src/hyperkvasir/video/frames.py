@@ -26,6 +26,9 @@ from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.parallel import process_pool
 
 MARKER = ".done.json"
+# A video is complete when at least this share of the frames its container declares decodes; fewer means a
+# truncated or damaged file, which is reported and never marked done.
+MIN_DECODED_SHARE = 0.98
 
 
 @dataclass
@@ -35,6 +38,12 @@ class FramesReport:
     skipped_finished: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # video path -> reason
     manifest: str = ""
+
+
+def _drop_if_empty(folder: Path, created: bool) -> None:
+    """Remove a frame folder this run created and left empty (nothing half-written stays behind)."""
+    if created and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _selected(index: int, every: int | None, fps: float | None, video_fps: float) -> bool:
@@ -59,11 +68,13 @@ def _extract_one(job: tuple[str, str, int | None, float | None, int | None]) -> 
         done = json.loads(marker.read_text())
         if done["params"] == params:
             return video, [tuple(f) for f in done["frames"]], None, True
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    frames = []
+    frames, decoded, declared = [], 0, 0
     try:
         with av.open(video) as container:
             stream = container.streams.video[0]
+            declared = int(stream.frames or 0)
             stream.thread_type = "AUTO"
             if size and stream.height:  # decode at 1/2, 1/4 or 1/8 resolution where the codec can (lowres)
                 level = 0
@@ -72,6 +83,7 @@ def _extract_one(job: tuple[str, str, int | None, float | None, int | None]) -> 
                 stream.codec_context.options = {"lowres": str(level)}
             rate = float(stream.average_rate or stream.guessed_rate or 25)
             for index, frame in enumerate(container.decode(stream)):
+                decoded = index + 1
                 if not _selected(index, every, fps, rate):
                     continue
                 name = f"{stem}_{index:06d}.jpg"
@@ -86,9 +98,14 @@ def _extract_one(job: tuple[str, str, int | None, float | None, int | None]) -> 
                         handle.write(data)
                 frames.append((index, round(index / rate, 4), f"{stem}/{name}"))
     except (av.error.FFmpegError, IndexError, OSError) as error:
-        return video, frames, f"{type(error).__name__}: {error}", False
+        _drop_if_empty(folder, created)
+        return video, frames, f"{type(error).__name__}: {error} (after {decoded} frames)", False
     if not frames:
+        _drop_if_empty(folder, created)
         return video, frames, "no frame decoded (empty or unreadable video)", False
+    if declared and decoded < MIN_DECODED_SHARE * declared:
+        return video, frames, (f"truncated: {decoded} of the {declared} frames its header declares decode; not "
+                               f"marked done (re-copy the file, then rerun)"), False
     with atomic_write(marker, "w") as handle:
         json.dump({"params": params, "frames": frames}, handle)
     return video, frames, None, False
