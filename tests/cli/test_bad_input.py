@@ -137,3 +137,20 @@ def test_truncated_and_garbage_videos_are_named_and_never_marked_done(twin_copy:
         assert "truncated:" in text and video.name in text and "garbage.avi" in text
         assert not (out / video.stem / ".done.json").exists()
         assert not (out / "garbage").exists(), "no empty folder is left for an unreadable video"
+
+
+def test_segmentation_inputs(tiny_twin, tmp_path: Path, capsys) -> None:
+    import json as json_module
+
+    masks = tiny_twin.root / "segmented-images" / "masks"
+    boxes = json_module.loads((tiny_twin.root / "segmented-images" / "bounding-boxes.json").read_text())
+    stem = sorted(boxes)[0]
+    boxes[stem]["bbox"][0]["xmin"] = -5
+    (tmp_path / "boxes.json").write_text(json_module.dumps(boxes))
+    assert main(["evaluate", "segment", "--pred", str(masks), "--truth", str(masks), "--boxes",
+                 str(tmp_path / "boxes.json")]) == 1
+    err = capsys.readouterr().err
+    assert "boxes.json" in err and stem in err and "leaves its" in err
+    some_file = next(masks.iterdir())
+    assert main(["evaluate", "segment", "--pred", str(some_file), "--truth", str(masks)]) == 2
+    assert "is a file; pass the folder" in capsys.readouterr().err

@@ -1,1 +1,2 @@
-"""PyTorch datasets over the manifest and a split, and the pre-resized uint8 cache."""
+"""What the image tasks share: the pre-resized uint8 cache, the albumentations recipes with batched
+normalisation, and batching that skips unreadable samples."""

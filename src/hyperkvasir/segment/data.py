@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from hyperkvasir.data.download import ensure_parts
 from hyperkvasir.data.imaging import binarise_mask, decode_gray, decode_rgb
 from hyperkvasir.data.layout import read_bounding_boxes
-from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.errors import DataError, HyperKvasirError
 
 
 def segmentation_transform(size: int, train: bool) -> A.Compose:
@@ -64,7 +64,7 @@ class SegmentedPolyps(Dataset):
         image = decode_rgb(self.images[index])
         mask = binarise_mask(decode_gray(self.masks[index])).astype(np.uint8)
         if mask.shape != image.shape[:2]:
-            raise HyperKvasirError(f"{self.masks[index]}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
+            raise DataError(f"{self.masks[index]}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
                                    f"{image.shape[1]}x{image.shape[0]}; run `hyperkvasir validate`")
         entry = self.boxes.get(self.images[index].stem)
         boxes = [list(box) for box in entry.scaled(image.shape[1], image.shape[0])] if entry else []

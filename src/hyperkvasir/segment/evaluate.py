@@ -19,7 +19,7 @@ from hyperkvasir.data.imaging import (
     mask_problem,
 )
 from hyperkvasir.data.layout import read_bounding_boxes
-from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.metrics.segmentation import SegmentationMetrics
 from hyperkvasir.segment.boxes import box_map, boxes_from_mask
 
@@ -27,6 +27,8 @@ _MAP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def _maps(folder: Path, role: str) -> dict[str, Path]:
+    if folder.is_file():
+        raise HyperKvasirError(f"{folder} is a file; pass the folder that holds the {role} maps")
     if not folder.is_dir():
         raise HyperKvasirError(f"{folder}: {role} folder not found")
     maps = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in _MAP_SUFFIXES}
@@ -74,8 +76,13 @@ def evaluate_segmentation(pred_dir: str | Path, truth_dir: str | Path, *, boxes_
         metrics.add(prediction, truth)
         if boxes is not None and stem in boxes:
             entry, (h, w) = boxes[stem], truth.shape
-            sx, sy = w / entry.width, h / entry.height
-            true_boxes[stem] = [[b.xmin * sx, b.ymin * sy, b.xmax * sx, b.ymax * sy] for b in entry.boxes]
+            outside = [b for b in entry.boxes if not (0 <= b.xmin < b.xmax <= entry.width
+                                                      and 0 <= b.ymin < b.ymax <= entry.height)]
+            if outside:
+                b = outside[0]
+                raise DataError(f"{boxes_json}: box of {stem} ({b.xmin},{b.ymin})-({b.xmax},{b.ymax}) leaves its "
+                                f"{entry.width}x{entry.height} image; fix the box (`hyperkvasir validate` lists all)")
+            true_boxes[stem] = [list(box) for box in entry.scaled(w, h)]
             detections[stem] = boxes_from_mask(prediction.astype(np.float32) / 255)
             sizes[stem] = (w, h)
     result = metrics.results() | {"truth_not_predicted": len(missing)}
