@@ -122,3 +122,22 @@ def test_benchmark_rerun_skips_finished_folds_and_continues_an_unfinished_one(ti
     again = run_benchmark(tiny_twin.root, ["test_efficientnet"], tmp_path / "bench", base=base)
     assert (fold0 / "metrics-test.json").stat().st_mtime_ns == stamp  # skipped
     assert again["models"] == first["models"]
+
+
+def test_cache_is_not_rebuilt_for_a_file_that_passes_the_index_but_not_the_decoder(twin_copy: Path) -> None:
+    """A JPEG with intact markers and corrupt data: the manifest calls it decodable, the decoder does not."""
+    path = sorted(twin_copy.glob("labeled-images/**/*.jpg"))[0]
+    data = bytearray(path.read_bytes())
+    start = data.index(b"\xff\xda") + 20  # inside the entropy-coded scan, EOI kept
+    data[start : start + 400] = b"\xff\x00" * 200
+    data[start + 400 : -2] = b"\x00" * (len(data) - start - 402)
+    path.write_bytes(bytes(data))
+    rows = [r for r in build_index(twin_copy).to_pylist() if r["part"] == "labeled" and r["decodes"]]
+    entries = [(r["path"], r["sha256"]) for r in rows]
+    first = open_cache(twin_copy, entries, 32, workers=1)
+    relpath = str(path.relative_to(twin_copy))
+    assert relpath in dict(entries) and relpath not in first.row, "the decoder must have refused it"
+    stamp = (twin_copy / ".hyperkvasir" / "cache" / "square-32.npy").stat().st_mtime_ns
+    again = open_cache(twin_copy, entries, 32, workers=1)
+    assert (twin_copy / ".hyperkvasir" / "cache" / "square-32.npy").stat().st_mtime_ns == stamp
+    assert first.row == again.row

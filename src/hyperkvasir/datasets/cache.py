@@ -52,7 +52,8 @@ def open_cache(root: Path, entries: list[tuple[str, str]], size: int, *, workers
     wanted = dict(entries)
     if data_path.is_file() and index_path.is_file():
         index = json.loads(index_path.read_text())
-        if all(index["sha256"].get(path) == sha for path, sha in wanted.items()):
+        known = {**index.get("undecodable", {}), **index["sha256"]}  # a file that failed to decode stays failed
+        if all(known.get(path) == sha for path, sha in wanted.items()):
             return SquareCache(np.load(data_path, mmap_mode="r"), index["rows"])
     return _build(root, sorted(wanted.items()), size, workers, progress, mask_corners)
 
@@ -82,6 +83,6 @@ def _build(root: Path, entries: list[tuple[str, str]], size: int, workers: int |
     # a row whose file does not decode stays zero and is left out of the index
     rows = {path: i for i, ((path, _), ok) in enumerate(zip(entries, decoded)) if ok}
     with atomic_write(index_path, "w") as handle:
-        json.dump({"size": size, "rows": rows, "sha256": {path: sha for path, sha in entries if path in rows}},
-                  handle)
+        json.dump({"size": size, "rows": rows, "sha256": {path: sha for path, sha in entries if path in rows},
+                   "undecodable": {path: sha for path, sha in entries if path not in rows}}, handle)
     return SquareCache(np.load(data_path, mmap_mode="r"), rows)
