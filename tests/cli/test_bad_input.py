@@ -154,3 +154,11 @@ def test_segmentation_inputs(tiny_twin, tmp_path: Path, capsys) -> None:
     some_file = next(masks.iterdir())
     assert main(["evaluate", "segment", "--pred", str(some_file), "--truth", str(masks)]) == 2
     assert "is a file; pass the folder" in capsys.readouterr().err
+
+
+def test_a_zero_byte_jpeg_is_named_as_empty(twin_copy: Path, capsys) -> None:
+    empty = sorted(twin_copy.glob("labeled-images/**/*.jpg"))[0]
+    empty.write_bytes(b"")
+    assert main(["validate", str(twin_copy)]) == 1
+    out = capsys.readouterr().out
+    assert "empty file (0 bytes)" in out and empty.name in out and "BytesIO" not in out

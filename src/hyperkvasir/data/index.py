@@ -91,6 +91,8 @@ def _read_image(path: Path, kind: str) -> dict:
     except OSError as error:
         return row | {"error": f"unreadable: {error.strerror or error}"}
     row |= {"sha256": hashlib.sha256(data).hexdigest()}
+    if not data:
+        return row | {"error": "empty file (0 bytes)"}
     try:
         with Image.open(io.BytesIO(data)) as image:
             row |= {"width": image.width, "height": image.height, "format": image.format}
@@ -98,7 +100,8 @@ def _read_image(path: Path, kind: str) -> dict:
             if problem is None and kind == "mask":
                 row["mask_area"] = float(binarise_mask(np.asarray(image.convert("L"))).mean())
     except (OSError, SyntaxError, ValueError) as error:
-        problem = f"not a readable image ({error})"
+        problem = "not an image Pillow can identify" if "cannot identify image file" in str(error) \
+            else f"not a readable image ({error})"
     if problem is None and path.suffix.lower() in (".jpg", ".jpeg") and row.get("format") != "JPEG":
         problem = f"named .jpg but is {row.get('format') or 'not an image'}"
     return row | {"decodes": problem is None, "error": problem}
