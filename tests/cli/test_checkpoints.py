@@ -47,3 +47,21 @@ def test_predict_refuses_unsafe_and_foreign_files_with_one_line(tmp_path: Path, 
         err = capsys.readouterr().err
         assert checkpoint in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "p.parquet").exists()
+
+
+def test_resume_refuses_a_last_checkpoint_that_carries_code(tiny_twin, tmp_path: Path, monkeypatch) -> None:
+    from hyperkvasir.classify.module import TrainConfig, train_classifier
+
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "run"), model="test_efficientnet", epochs=2,
+                         input_size=32, workers=0, pretrained=False)
+    train_classifier(config)
+    last = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)
+    last["x"] = _Payload()
+    last["epoch"] = 0
+    torch.save(last, tmp_path / "run" / "last.ckpt")
+    from hyperkvasir.errors import HyperKvasirError
+
+    with pytest.raises(HyperKvasirError, match="not a checkpoint that loads safely"):
+        train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "run")), resume=True)
+    assert not (tmp_path / "PWNED").exists()

@@ -78,5 +78,5 @@ def test_bad_files_are_recorded_not_fatal(twin_copy: Path) -> None:
     (folder / "cut.jpg").write_bytes(good[: len(good) // 2])
     rows = {Path(r["path"]).name: r for r in build_index(twin_copy, workers=1).to_pylist()}
     assert rows["png-inside.jpg"]["error"] == "named .jpg but is PNG" and not rows["png-inside.jpg"]["decodes"]
-    assert "not a readable image" in rows["empty.jpg"]["error"]
+    assert rows["empty.jpg"]["error"] == "empty file (0 bytes)"
     assert rows["cut.jpg"]["error"] == "truncated JPEG (no end-of-image marker)"

@@ -47,8 +47,9 @@ def scopeguide_score(rgb: np.ndarray) -> float:
 
 
 def black_box_score(rgb: np.ndarray) -> float:
-    """Height (share of the frame) of a flat-topped black region on the bottom-left edge; 0 if none, or if it is
-    no more than twice the black band that runs along the whole bottom edge of many frames."""
+    """Height (share of the frame) of a flat-topped black region standing on the bottom edge and reaching the left
+    edge; 0 if none, or if it is no more than twice the black band that runs along the whole bottom edge of many
+    frames."""
     grid = np.asarray(Image.fromarray(rgb).resize((_GRID, _GRID), Image.BOX), dtype=np.int16)
     bottom_up = (grid.max(axis=2) < _DARK)[_GRID // 2 :][::-1]
     padded = np.vstack([bottom_up, np.zeros((1, _GRID), bool)])
@@ -57,7 +58,9 @@ def black_box_score(rgb: np.ndarray) -> float:
     best = 0
     for x in range(_GRID // 2 - _FLAT_COLUMNS + 1):
         band = runs[x : x + _FLAT_COLUMNS]
-        if band.max() - band.min() <= _FLAT_TOLERANCE and band.min() >= 2 * band_under_everything:
+        standing_on_left_edge = runs[: x + _FLAT_COLUMNS].min() >= band.min() - _FLAT_TOLERANCE
+        if (band.max() - band.min() <= _FLAT_TOLERANCE and band.min() >= 2 * band_under_everything
+                and standing_on_left_edge):  # a box reaches the frame's left edge; the scope's tube does not
             best = max(best, int(band.min()))
     return best / _GRID
 

@@ -5,6 +5,7 @@ early stopping, a rich per-batch progress bar, TensorBoard logs, exact resume an
 from __future__ import annotations
 
 import logging
+import pickle
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
@@ -84,7 +85,11 @@ def fit(module: L.LightningModule, datamodule: L.LightningDataModule, folder: Ru
     """Train until the last epoch (or early stop); resume continues from ``last.ckpt`` exactly."""
     trainer = build_trainer(folder.path, options)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=folder.last if resume and folder.last.exists() else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=folder.last if resume and folder.last.exists() else None,
+                    weights_only=True)  # a run folder from elsewhere cannot run code on resume
+    except pickle.UnpicklingError as error:
+        raise HyperKvasirError(f"{folder.last}: not a checkpoint that loads safely ({str(error).splitlines()[0][:120]}); "
+                               f"it carries more than tensors, so it is not resumed — start a new run") from None
     except torch.OutOfMemoryError:
         batch = getattr(datamodule, "batch_size", None)
         raise HyperKvasirError(f"out of GPU memory{f' at batch size {batch}' if batch else ''}; lower --batch-size"

@@ -209,8 +209,9 @@ def _dye(c: Canvas, coverage: float) -> np.ndarray:
 def _scope_tube(c: Canvas) -> None:
     """The endoscope seen in retroflexion: a black tube with a grey sheen entering from an edge."""
     side = c.rng.choice(["bottom", "right", "top"])
-    r = c.rng.uniform(0.16, 0.24) * c.h
-    x, y = {"bottom": (c.w * 0.55, c.h * 1.0), "right": (c.w * 1.0, c.h * 0.5), "top": (c.w * 0.5, 0.0)}[side]
+    r = c.rng.uniform(0.1, 0.24) * c.h
+    along = c.rng.uniform(0.25, 0.75)  # where along that edge it enters: real frames vary, so must the twin's
+    x, y = {"bottom": (c.w * along, c.h * 1.0), "right": (c.w * 1.0, c.h * along), "top": (c.w * along, 0.0)}[side]
     dx, dy = {"bottom": (0, -1), "right": (-1, 0), "top": (0, 1)}[side]
     length = c.rng.uniform(0.35, 0.55) * c.h
 
