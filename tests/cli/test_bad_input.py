@@ -44,7 +44,6 @@ def _cases(root: Path, tmp: Path) -> list[tuple[str, list[str], int, str, list[P
         ("splits --out is a folder", ["splits", str(root), "--out", str(tmp)], 2, "is a folder", []),
         ("index --out below a file", ["index", str(root), "--out", str(tmp / "binary.csv" / "m.parquet")], 2,
          "is a file", []),
-        ("predict --out is a folder", ["predict", "x.ckpt", str(root), "--out", str(tmp)], 2, "is a folder", []),
         ("frames OUT not writable", ["video", "frames", str(root), "/proc/hk-frames"], 2, "not writable", []),
     ]
 
@@ -83,6 +82,8 @@ def test_undecodable_inputs_to_predict(tiny_twin, tmp_path: Path, capsys) -> Non
                  "--workers", "0"]) == 0
     err = capsys.readouterr().err
     assert "2 inputs do not decode and were skipped" in err and "zero.jpg" in err and "garbage.jpg" in err
+    assert main(["predict", str(tmp_path / "t" / "best.ckpt"), str(tmp_path / "in"), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
 
 
 def test_broken_links_in_the_tree_are_findings_not_crashes(twin_copy: Path, capsys) -> None:

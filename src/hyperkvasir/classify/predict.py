@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from hyperkvasir.classify.decision import decide
 from hyperkvasir.classify.module import flip_averaged
 from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
-from hyperkvasir.data.layout import IMAGE_SUFFIXES, Release
+from hyperkvasir.data.inputs import resolve_inputs
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import DataError, HyperKvasirError
@@ -60,29 +60,6 @@ def load_classifier(checkpoint: str | Path, device: torch.device):
     module, state = load_classifier_checkpoint(checkpoint, device)
     rule = state.get("decision_rule")
     return module.model, module.config, np.asarray(rule["offsets"]) if rule else None
-
-
-def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Path], Path | None]:
-    """Image files from a release part (``unlabeled``, ``labeled``, ``segmented``) or from files and folders."""
-    if part:
-        if len(inputs) != 1:
-            raise HyperKvasirError("--part takes exactly one release root")
-        release = Release(inputs[0])
-        release.require(part)
-        files = {"unlabeled": release.unlabeled_files, "labeled": release.labeled_files,
-                 "segmented": lambda: release.segmented_pairs()[0]}.get(part)
-        if files is None:
-            raise HyperKvasirError(f"unknown part {part!r}; choose unlabeled, labeled or segmented")
-        return files(), release.root
-    paths: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif item.is_file():
-            paths.append(item)
-        else:
-            raise HyperKvasirError(f"{item}: no such file or folder")
-    return paths, None
 
 
 @torch.no_grad()

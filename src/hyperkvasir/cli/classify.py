@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from hyperkvasir.cli.common import _RECIPE_HELP, _config, _log_to_stderr, app, evaluate_app, train_app
-from hyperkvasir.cli.console import err, out, progress_bar
+from hyperkvasir.cli.console import out, progress_bar
 
 
 def _train_config(root: Path, config_file: Path | None, **overrides):
@@ -110,57 +110,6 @@ def evaluate_classify(
         plot_confusion_matrix(metrics, plot)
     _print_metrics(metrics, as_json)
     return 0
-
-@app.command()
-def predict(
-    checkpoint: Path = typer.Argument(..., help="best.ckpt of `hyperkvasir train classify`."),
-    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="A release root with --part, or images/folders."),
-    part: str = typer.Option(None, help="unlabeled | labeled | segmented (INPUT is then the release root)."),
-    out_file: Path = typer.Option(Path("predictions.parquet"), "--out", help="Parquet of class probabilities."),
-    pseudo_labels: Path = typer.Option(None, help="Also write confident predictions as a path,label CSV here."),
-    threshold: float = typer.Option(0.9, help="Confidence a pseudo-label needs."),
-    max_per_class: int = typer.Option(None, help="Keep at most this many pseudo-labels per class."),
-    gradcam: Path = typer.Option(None, help="Also write a Grad-CAM overlay PNG per image into this folder."),
-    tta: bool = typer.Option(False, "--tta", help="Average the probabilities over flips."),
-    batch_size: int = typer.Option(64), workers: int = typer.Option(2), device: str = typer.Option("auto"),
-) -> int:
-    """Batched inference (e.g. over the 99,417 unlabeled images), optionally writing pseudo-labels.
-
-    Example: hyperkvasir predict runs/f0/best.ckpt /data/hyper-kvasir --part unlabeled --pseudo-labels pl.csv
-    """
-    from hyperkvasir.classify.predict import predict_images, write_teacher
-    from hyperkvasir.classify.predict import pseudo_labels as make_pseudo_labels
-
-    from hyperkvasir.errors import require_range
-
-    for option, value, low, high in (("--threshold", threshold, 0, 1), ("--max-per-class", max_per_class, 1, None),
-                                     ("--batch-size", batch_size, 1, None), ("--workers", workers, 0, None)):
-        require_range(option, value, low, high)
-    from hyperkvasir.errors import require_output
-
-    require_output(out_file, folder=False)
-    require_output(pseudo_labels, folder=False, option="--pseudo-labels")
-    require_output(gradcam, folder=True, option="--gradcam")
-    if pseudo_labels and part != "unlabeled":
-        raise typer.BadParameter("pseudo-labels come from `--part unlabeled` only: labels for labeled, segmented or "
-                                 "other images would leak or duplicate the ground truth", param_hint="--pseudo-labels")
-    summary = predict_images(checkpoint, inputs, out_file, part=part, batch_size=batch_size, workers=workers,
-                             device=device, progress=progress_bar("batches"), gradcam_dir=gradcam, tta=tta)
-    if summary.get("rank"):  # under torchrun, rank 0 writes and reports
-        return 0
-    out.print(f"{summary['images']:,} images scored → {out_file}", soft_wrap=True)
-    if summary["undecodable"]:
-        shown = ", ".join(summary["undecodable"][:10])
-        more = len(summary["undecodable"]) - 10
-        err.print(f"[yellow]warning:[/] {len(summary['undecodable'])} inputs do not decode and were skipped: "
-                  f"{shown}{f' and {more} more' if more > 0 else ''}", soft_wrap=True)
-    if pseudo_labels:
-        counts = make_pseudo_labels(out_file, pseudo_labels, threshold=threshold, max_per_class=max_per_class)
-        write_teacher(checkpoint, pseudo_labels)
-        out.print(f"{sum(counts.values()):,} pseudo-labels at ≥ {threshold} → {pseudo_labels}: "
-                  + ", ".join(f"{k} {v}" for k, v in counts.items() if v), soft_wrap=True)
-    return 0
-
 
 @app.command()
 def shortcuts(

@@ -172,8 +172,11 @@ def load_square(path: str | Path, size: int, *, mask_corners: bool = False) -> n
     call this, so they give the same pixels.
     """
     rgb = decode_rgb(path, min_size=(size, size))
-    if mask_corners:
-        rgb = blank_corner(rgb)
+    return centre_square(blank_corner(rgb) if mask_corners else rgb, size)
+
+
+def centre_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The centre square of a frame scaled to ``size`` × ``size`` (area interpolation): the paper's framing."""
     h, w = rgb.shape[:2]
     side = min(h, w)
     left, top = (w - side) // 2, (h - side) // 2

@@ -60,6 +60,23 @@ def global_rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
 
 
+def checkpoint_task(path: str | Path) -> str:
+    """The ``task`` a toolkit checkpoint was trained for, read safely (tensors and plain values only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.ckpt written by `hyperkvasir train`")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a file that is no checkpoint, or one that carries code
+        raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__}); "
+                               f"pass a best.ckpt written by `hyperkvasir train`") from None
+    task = checkpoint.get("hyper_parameters", {}).get("task") if isinstance(checkpoint, dict) else None
+    if task not in ("classify", "segment", "video"):
+        raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint (no task recorded); pass a best.ckpt written "
+                               f"by `hyperkvasir train`")
+    return task
+
+
 class RunFolder:
     """``config.json`` (the resolved config, world size and devices), checkpoints, logs and curves of one run.
 

@@ -1,0 +1,107 @@
+"""``predict``: any task's checkpoint on images, folders, a release part or video files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from hyperkvasir.cli.common import app
+from hyperkvasir.cli.console import err, out, progress_bar
+
+
+def _report_skipped(skipped: list[str]) -> None:
+    if skipped:
+        more = len(skipped) - 10
+        err.print(f"[yellow]warning:[/] {len(skipped)} inputs do not decode and were skipped: "
+                  f"{', '.join(skipped[:10])}{f' and {more} more' if more > 0 else ''}", soft_wrap=True)
+
+
+@app.command()
+def predict(
+    checkpoint: Path = typer.Argument(..., help="best.ckpt of `hyperkvasir train classify|segment|video`."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...",
+                                       help="Images, folders (jpg/png/bmp/tif), video files, or a release root "
+                                            "with --part."),
+    part: str = typer.Option(None, help="unlabeled | labeled | segmented (INPUT is then the release root)."),
+    out_path: Path = typer.Option(None, "--out", help="classify: a Parquet file (default predictions.parquet); "
+                                                      "segment and video: a folder (default predictions/)."),
+    pseudo_labels: Path = typer.Option(None, help="classify: also write confident predictions as path,label CSV."),
+    threshold: float = typer.Option(None, help="classify: confidence a pseudo-label needs (default 0.9)."),
+    max_per_class: int = typer.Option(None, help="classify: keep at most this many pseudo-labels per class."),
+    gradcam: Path = typer.Option(None, help="classify: also write a Grad-CAM overlay PNG per image here."),
+    tta: bool = typer.Option(None, "--tta", help="classify: average the probabilities over flips."),
+    every: int = typer.Option(None, help="video: score every N-th frame (default 5)."),
+    batch_size: int = typer.Option(64), workers: int = typer.Option(2), device: str = typer.Option("auto"),
+) -> int:
+    """Inference with any task's checkpoint: class probabilities (classify, with pseudo-labels and Grad-CAM),
+    masks, overlays and boxes (segment), or per-frame findings, a timeline and a strip per video (video).
+
+    Example: hyperkvasir predict runs/f0/best.ckpt /data/hyper-kvasir --part unlabeled --pseudo-labels pl.csv
+    """
+    from hyperkvasir.engine.runs import checkpoint_task
+    from hyperkvasir.errors import require_output, require_range
+
+    for option, value, low, high in (("--threshold", threshold, 0, 1), ("--max-per-class", max_per_class, 1, None),
+                                     ("--batch-size", batch_size, 1, None), ("--workers", workers, 0, None),
+                                     ("--every", every, 1, None)):
+        require_range(option, value, low, high)
+    task = checkpoint_task(checkpoint)
+    classify_only = {"--pseudo-labels": pseudo_labels, "--threshold": threshold, "--max-per-class": max_per_class,
+                     "--gradcam": gradcam, "--tta": tta}
+    given = {**({} if task == "classify" else classify_only), **({} if task == "video" else {"--every": every}),
+             **({"--part": part} if task == "video" else {})}
+    refused = [flag for flag, value in given.items() if value is not None]
+    if refused:
+        raise typer.BadParameter(f"{', '.join(refused)} does not apply to a {task} checkpoint; drop it",
+                                 param_hint=refused[0])
+    out_path = out_path or Path("predictions.parquet" if task == "classify" else "predictions")
+    require_output(out_path, folder=task != "classify")
+    if task == "segment":
+        from hyperkvasir.segment.predict import predict_masks
+
+        summary = predict_masks(checkpoint, inputs, out_path, part=part, device=device,
+                                progress=progress_bar("images"))
+        out.print(f"{summary['images']:,} masks and overlays, {summary['boxes']:,} boxes → {out_path}")
+        _report_skipped(summary["undecodable"])
+        return 0
+    if task == "video":
+        from hyperkvasir.data.inputs import video_inputs
+        from hyperkvasir.video.predict import predict_videos
+
+        videos = video_inputs(inputs)
+        if not videos:
+            raise typer.BadParameter(f"no video file (.avi, .mpg, .mp4) in {', '.join(inputs)}", param_hint="INPUT")
+        summary = predict_videos(checkpoint, videos, out_path, every=every or 5, device=device,
+                                 progress=progress_bar("videos"))
+        out.print(f"{summary['frames']:,} frames of {summary['videos']} videos scored → {out_path}")
+        _report_skipped(list(summary["failed"]))
+        return 1 if summary["failed"] else 0
+    return _predict_classify(checkpoint, inputs, out_path, part=part, pseudo_labels=pseudo_labels,
+                             threshold=0.9 if threshold is None else threshold, max_per_class=max_per_class,
+                             gradcam=gradcam, tta=bool(tta), batch_size=batch_size, workers=workers, device=device)
+
+
+def _predict_classify(checkpoint: Path, inputs: list[str], out_file: Path, *, part, pseudo_labels, threshold,
+                      max_per_class, gradcam, tta, batch_size, workers, device) -> int:
+    from hyperkvasir.classify.predict import predict_images, write_teacher
+    from hyperkvasir.classify.predict import pseudo_labels as make_pseudo_labels
+    from hyperkvasir.errors import require_output
+
+    require_output(pseudo_labels, folder=False, option="--pseudo-labels")
+    require_output(gradcam, folder=True, option="--gradcam")
+    if pseudo_labels and part != "unlabeled":
+        raise typer.BadParameter("pseudo-labels come from `--part unlabeled` only: labels for labeled, segmented or "
+                                 "other images would leak or duplicate the ground truth", param_hint="--pseudo-labels")
+    summary = predict_images(checkpoint, inputs, out_file, part=part, batch_size=batch_size, workers=workers,
+                             device=device, progress=progress_bar("batches"), gradcam_dir=gradcam, tta=tta)
+    if summary.get("rank"):  # under torchrun, rank 0 writes and reports
+        return 0
+    out.print(f"{summary['images']:,} images scored → {out_file}", soft_wrap=True)
+    _report_skipped(summary["undecodable"])
+    if pseudo_labels:
+        counts = make_pseudo_labels(out_file, pseudo_labels, threshold=threshold, max_per_class=max_per_class)
+        write_teacher(checkpoint, pseudo_labels)
+        out.print(f"{sum(counts.values()):,} pseudo-labels at ≥ {threshold} → {pseudo_labels}: "
+                  + ", ".join(f"{k} {v}" for k, v in counts.items() if v), soft_wrap=True)
+    return 0

@@ -1,0 +1,71 @@
+"""A segmentation checkpoint on new images: binary mask PNGs, overlays, and boxes in the release's schema.
+
+``OUT/masks/<stem>.png`` (0/255 at probability > 0.5 — the one threshold of the metrics), ``OUT/overlays/<stem>.png``
+(the mask's outline and boxes drawn on the image) and ``OUT/bounding-boxes.json`` keyed by image stem as the
+release's ``segmented-images/bounding-boxes.json`` is: ``{"<stem>": {"height", "width", "bbox": [{"label":
+"polyp", "xmin", "ymin", "xmax", "ymax"}]}}`` (integer pixels, connected components of at least the minimum polyp
+size).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, decode_rgb
+from hyperkvasir.data.inputs import resolve_inputs
+from hyperkvasir.engine.runs import pick_device
+from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
+from hyperkvasir.segment.boxes import boxes_from_mask
+from hyperkvasir.segment.module import load_segmentation_checkpoint
+
+
+def _png(path: Path, image: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".png", image)
+    with atomic_write(path) as handle:
+        handle.write(encoded.tobytes())
+
+
+@torch.no_grad()
+def predict_masks(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, part: str | None = None,
+                  device: str = "auto", progress=None) -> dict:
+    """Masks, overlays and boxes for every image of ``inputs``; returns counts and the undecodable files."""
+    module, _ = load_segmentation_checkpoint(checkpoint, pick_device(device))
+    paths, _ = resolve_inputs(inputs, part)
+    if not paths:
+        raise HyperKvasirError(f"no images found in {', '.join(map(str, inputs))}")
+    out = Path(out)
+    size, boxes, failed = module.config.size, {}, []
+    for path in progress(paths, len(paths)) if progress else paths:
+        try:
+            rgb = decode_rgb(path)
+        except ImageDecodeError:
+            failed.append(str(path))
+            continue
+        h, w = rgb.shape[:2]
+        batch = torch.from_numpy(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR)).permute(2, 0, 1)
+        logits = module(batch[None].to(module.device)).float()
+        probability = cv2.resize(torch.sigmoid(logits)[0, 0].cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+        mask = (probability > PROBABILITY_THRESHOLD).astype(np.uint8) * 255
+        found = [box for box, _ in boxes_from_mask(probability)]
+        boxes[path.stem] = {"height": h, "width": w, "bbox": [
+            {"label": "polyp", "xmin": int(x0), "ymin": int(y0), "xmax": int(x1), "ymax": int(y1)}
+            for x0, y0, x1, y1 in found]}
+        overlay = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(overlay, contours, -1, (0, 255, 0), max(1, w // 300))
+        for x0, y0, x1, y1 in found:
+            cv2.rectangle(overlay, (int(x0), int(y0)), (int(x1), int(y1)), (0, 200, 255), max(1, w // 300))
+        _png(out / "masks" / f"{path.stem}.png", mask)
+        _png(out / "overlays" / f"{path.stem}.png", overlay)
+    if not boxes:
+        raise DataError(f"none of the {len(paths)} inputs decodes as an image (first: {failed[0]}); nothing written")
+    with atomic_write(out / "bounding-boxes.json", "w") as handle:
+        json.dump(boxes, handle, indent=2)
+    return {"images": len(boxes), "boxes": sum(len(e["bbox"]) for e in boxes.values()), "out": str(out),
+            "undecodable": failed}
