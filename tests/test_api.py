@@ -44,3 +44,25 @@ def test_segmentation_dataset(tiny_twin) -> None:
     assert image.shape == (3, 64, 64) and mask.shape == (64, 64) and set(mask.unique().tolist()) <= {0.0, 1.0}
     assert polyps.plot(0).axes[0].get_title().endswith(".jpg")
     assert "HyperKvasirVideoFrames" in hyperkvasir.__all__
+
+
+def test_external_validation_on_a_folder_in_another_naming(tiny_twin, tmp_path: Path, capsys) -> None:
+    import json
+    import shutil
+
+    from hyperkvasir.classify.module import TrainConfig, train_classifier
+    from hyperkvasir.cli import main
+
+    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "run"), model="test_efficientnet",
+                                 epochs=1, input_size=32, workers=0, pretrained=False))
+    hospital = tmp_path / "hospital"
+    for folder, name in (("polyps", "polyp"), ("cecum", "normal-cecum"), ("hemorrhoids", "hemorroids")):
+        source = next(tiny_twin.root.glob(f"labeled-images/**/{folder}"))
+        shutil.copytree(source, hospital / name)  # split-CSV naming, as a hospital might use
+    assert main(["evaluate", "classify", "--checkpoint", str(tmp_path / "run" / "best.ckpt"), "--imagefolder",
+                 str(hospital), "--out", str(tmp_path / "ext"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == sum(1 for _ in hospital.rglob("*.jpg"))
+    assert 0.0 <= metrics["calibration"]["ece"] <= 1.0
+    assert sum(b["count"] for b in metrics["calibration"]["bins"]) == metrics["n"]
+    assert (tmp_path / "ext" / "reliability.png").is_file() and (tmp_path / "ext" / "confusion.png").is_file()

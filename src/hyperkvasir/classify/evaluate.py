@@ -88,3 +88,66 @@ def evaluate_predictions(predictions: dict[str, int], truth: dict[str, int], sou
                                f"(first: {', '.join(unknown[:5])}); check the file names and the fold")
     names = sorted(predictions)
     return classification_metrics([truth[n] for n in names], [predictions[n] for n in names])
+
+
+def truth_from_imagefolder(folder: str | Path) -> dict[Path, int]:
+    """Image path → class index from class subfolders named in any of the three namings (folder, split CSV,
+    paper ID); images may sit at any depth below their class folder."""
+    from hyperkvasir.data.inputs import PREDICT_IMAGE_SUFFIXES
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HyperKvasirError(f"{folder}: not a folder; pass a folder of class subfolders")
+    truth: dict[Path, int] = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        cls = lookup(sub.name)  # an unknown name fails with near matches
+        truth |= {p: cls.index for p in sorted(sub.rglob("*")) if p.suffix.lower() in PREDICT_IMAGE_SUFFIXES}
+    if not truth:
+        raise HyperKvasirError(f"{folder}: no images in class subfolders (e.g. {folder}/polyps/*.jpg)")
+    return truth
+
+
+def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, out: str | Path, *,
+                        labels: str | Path | None = None, workers: int = 2, device: str = "auto",
+                        progress=None) -> dict:
+    """External validation: a classification checkpoint on a labelled folder (class subfolders, or any images
+    with a ``file-name,label`` CSV): the official metrics with the checkpoint's decision rule, per class, and
+    calibration (ECE, reliability diagram). Writes predictions.parquet, metrics.json and two PNGs to ``out``."""
+    import json
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from hyperkvasir.classify.decision import decide
+    from hyperkvasir.classify.predict import load_classifier, predict_images
+    from hyperkvasir.data.imaging import atomic_write
+    from hyperkvasir.data.taxonomy import CLASSES
+    from hyperkvasir.metrics.calibration import calibration, plot_reliability
+    from hyperkvasir.metrics.classification import plot_confusion_matrix
+
+    if labels is not None:
+        by_name = read_truth(labels)
+        found = {p.name: p for p in Path(images).rglob("*") if p.name in by_name}
+        missing = sorted(set(by_name) - set(found))
+        if missing:
+            raise ReleaseFormatError(Path(labels), f"{len(missing)} listed files are not under {images} "
+                                                   f"(first: {missing[0]})")
+        truth = {found[name]: index for name, index in by_name.items()}
+    else:
+        truth = truth_from_imagefolder(images)
+    out = Path(out)
+    summary = predict_images(checkpoint, list(truth), out / "predictions.parquet", workers=workers, device=device,
+                             progress=progress)
+    rows = pq.read_table(out / "predictions.parquet").to_pylist()
+    probabilities = np.asarray([[row[c.folder] for c in CLASSES] for row in rows])
+    true = [truth[Path(row["path"])] for row in rows]
+    _, _, offsets = load_classifier(checkpoint, "cpu")
+    metrics = classification_metrics(true, decide(probabilities, offsets))
+    metrics |= {"calibration": calibration(probabilities, true, len(CLASSES)),
+                "decision_rule_applied": offsets is not None, "undecodable": summary["undecodable"],
+                "checkpoint": str(checkpoint), "images": str(images)}
+    with atomic_write(out / "metrics.json", "w") as handle:
+        json.dump(metrics, handle, indent=2)
+    plot_reliability(metrics["calibration"], out / "reliability.png", "reliability")
+    plot_confusion_matrix(metrics, out / "confusion.png", f"external validation: macro F1 {metrics['macro_f1']:.3f}")
+    return metrics

@@ -84,16 +84,43 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
 
 @evaluate_app.command("classify")
 def evaluate_classify(
-    predictions: Path = typer.Option(..., help="Predictions CSV: file-name,label[,one probability per class]."),
+    predictions: Path = typer.Option(None, help="Predictions CSV: file-name,label[,one probability per class]."),
     truth: Path = typer.Option(None, help="Official split CSV or file-name,label CSV."),
     root: Path = typer.Option(None, help="Or: a release whose class folders are the truth."),
+    checkpoint: Path = typer.Option(None, help="External validation: a classification checkpoint to run on "
+                                               "--imagefolder."),
+    imagefolder: Path = typer.Option(None, help="With --checkpoint: class subfolders in any naming, or any images "
+                                                "with --labels."),
+    labels: Path = typer.Option(None, help="With --checkpoint: file-name,label CSV for the images."),
+    out_dir: Path = typer.Option(Path("external-validation"), "--out",
+                                 help="With --checkpoint: predictions, metrics.json, reliability and confusion PNGs."),
     plot: Path = typer.Option(None, help="Write the confusion matrix as PNG here."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
-    """The paper's metrics (scikit-learn definitions) for any model's predictions.
+    """The paper's metrics (scikit-learn definitions) for any model's predictions, or a checkpoint on a hospital's
+    own labelled folder (with calibration).
 
     Example: hyperkvasir evaluate classify --predictions preds.csv --truth official_splits/2_fold_split.csv --json
+    Example: hyperkvasir evaluate classify --checkpoint runs/f0/best.ckpt --imagefolder ./our-hospital
     """
+    if checkpoint is not None:
+        from hyperkvasir.classify.evaluate import evaluate_checkpoint
+        from hyperkvasir.errors import require_output
+
+        if imagefolder is None or predictions is not None or truth is not None or root is not None:
+            raise typer.BadParameter("--checkpoint takes --imagefolder (and optionally --labels), not "
+                                     "--predictions/--truth/--root", param_hint="--checkpoint")
+        require_output(out_dir, folder=True)
+        metrics = evaluate_checkpoint(checkpoint, imagefolder, out_dir, labels=labels,
+                                      progress=progress_bar("batches"))
+        _print_metrics(metrics, as_json)
+        if not as_json:
+            out.print(f"expected calibration error {metrics['calibration']['ece']:.3f} (15 bins); reliability "
+                      f"diagram and confusion matrix in {out_dir}")
+        return 0
+    if predictions is None or imagefolder is not None or labels is not None:
+        raise typer.BadParameter("give --predictions with --truth or --root, or --checkpoint with --imagefolder",
+                                 param_hint="--predictions")
     from hyperkvasir.classify.evaluate import (
         evaluate_predictions,
         read_predictions,
