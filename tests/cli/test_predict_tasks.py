@@ -32,6 +32,13 @@ def test_segmentation_checkpoint_writes_masks_overlays_and_release_boxes(tiny_tw
         assert (out / "overlays" / f"{stem}.png").is_file()
     assert main(["predict", str(tmp_path / "seg" / "best.ckpt"), str(images[0]), "--tta"]) == 2
     assert "does not apply to a segment checkpoint" in capsys.readouterr().err
+    # external validation: the checkpoint on a folder of images with their masks
+    assert main(["evaluate", "segment", "--checkpoint", str(tmp_path / "seg" / "best.ckpt"), "--images",
+                 str(tiny_twin.root / "segmented-images" / "images"), "--masks",
+                 str(tiny_twin.root / "segmented-images" / "masks"), "--out", str(tmp_path / "ext"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["n"] == len(list((tiny_twin.root / "segmented-images" / "images").glob("*.jpg")))
+    assert 0.0 <= scored["dice"] <= 1.0 and (tmp_path / "ext" / "bounding-boxes.json").is_file()
 
 
 def test_video_checkpoint_scores_video_files(tmp_path: Path, capsys) -> None:

@@ -64,17 +64,35 @@ def _print_segmentation(metrics: dict, as_json: bool) -> None:
 
 @evaluate_app.command("segment")
 def evaluate_segment(
-    pred: Path = typer.Option(..., help="Folder of predicted maps (8-bit PNG/JPG, any size), named by image stem."),
-    truth: Path = typer.Option(..., help="Folder of ground-truth masks (e.g. segmented-images/masks)."),
+    pred: Path = typer.Option(None, help="Folder of predicted maps (8-bit PNG/JPG, any size), named by image stem."),
+    truth: Path = typer.Option(None, help="Folder of ground-truth masks (e.g. segmented-images/masks)."),
     boxes: Path = typer.Option(None, help="bounding-boxes.json: also score boxes derived from the predictions."),
     subset: bool = typer.Option(False, "--subset", help="Score only predicted files (a test part)."),
+    checkpoint: Path = typer.Option(None, help="External validation: a segmentation checkpoint run on --images."),
+    images: Path = typer.Option(None, help="With --checkpoint: a folder of images."),
+    masks: Path = typer.Option(None, help="With --checkpoint: their masks (same file stems)."),
+    out_dir: Path = typer.Option(Path("external-validation"), "--out", help="With --checkpoint: the predictions."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
-    """Segmentation metrics with the evaluation toolbox's definitions (pysodmetrics).
+    """Segmentation metrics with the evaluation toolbox's definitions (pysodmetrics), for prediction maps or for a
+    checkpoint run on your own images and masks.
 
     Example: hyperkvasir evaluate segment --pred runs/unet/predictions --truth ROOT/segmented-images/masks --subset
+    Example: hyperkvasir evaluate segment --checkpoint runs/unet/best.ckpt --images ours/images --masks ours/masks
     """
-    from hyperkvasir.segment.evaluate import evaluate_segmentation
+    from hyperkvasir.segment.evaluate import evaluate_segmentation, evaluate_segmentation_checkpoint
 
+    if checkpoint is not None:
+        from hyperkvasir.errors import require_output
+
+        if images is None or masks is None or pred is not None or truth is not None:
+            raise typer.BadParameter("--checkpoint takes --images and --masks, not --pred/--truth",
+                                     param_hint="--checkpoint")
+        require_output(out_dir, folder=True)
+        _print_segmentation(evaluate_segmentation_checkpoint(checkpoint, images, masks, out_dir), as_json)
+        return 0
+    if pred is None or truth is None:
+        raise typer.BadParameter("give --pred and --truth, or --checkpoint with --images and --masks",
+                                 param_hint="--pred/--truth")
     _print_segmentation(evaluate_segmentation(pred, truth, boxes_json=boxes, subset=subset), as_json)
     return 0

@@ -89,3 +89,13 @@ def evaluate_segmentation(pred_dir: str | Path, truth_dir: str | Path, *, boxes_
     if boxes is not None:
         result["boxes"] = box_map(true_boxes, detections, sizes)
     return result
+
+
+def evaluate_segmentation_checkpoint(checkpoint: str | Path, images: str | Path, masks: str | Path,
+                                     out: str | Path, *, progress=None) -> dict:
+    """External validation: a segmentation checkpoint on a folder of images with their masks (same stems); the
+    predictions (masks, probability maps, overlays, boxes) go to ``out`` and are scored like any predictions."""
+    from hyperkvasir.segment.predict import predict_masks
+
+    summary = predict_masks(checkpoint, [images], out, progress=progress)
+    return evaluate_segmentation(Path(out) / "probabilities", masks) | {"undecodable": summary["undecodable"]}

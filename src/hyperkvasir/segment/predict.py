@@ -1,6 +1,7 @@
 """A segmentation checkpoint on new images: binary mask PNGs, overlays, and boxes in the release's schema.
 
-``OUT/masks/<stem>.png`` (0/255 at probability > 0.5 — the one threshold of the metrics), ``OUT/overlays/<stem>.png``
+``OUT/masks/<stem>.png`` (0/255 at probability > 0.5 — the one threshold of the metrics), the 8-bit probability
+maps the metrics score in ``OUT/probabilities/``, ``OUT/overlays/<stem>.png``
 (the mask's outline and boxes drawn on the image) and ``OUT/bounding-boxes.json`` keyed by image stem as the
 release's ``segmented-images/bounding-boxes.json`` is: ``{"<stem>": {"height", "width", "bbox": [{"label":
 "polyp", "xmin", "ymin", "xmax", "ymax"}]}}`` (integer pixels, connected components of at least the minimum polyp
@@ -63,6 +64,7 @@ def predict_masks(checkpoint: str | Path, inputs: list[str | Path], out: str | P
             cv2.rectangle(overlay, (int(x0), int(y0)), (int(x1), int(y1)), (0, 200, 255), max(1, w // 300))
         _png(out / "masks" / f"{path.stem}.png", mask)
         _png(out / "overlays" / f"{path.stem}.png", overlay)
+        _png(out / "probabilities" / f"{path.stem}.png", np.round(probability * 255).astype(np.uint8))
     if not boxes:
         raise DataError(f"none of the {len(paths)} inputs decodes as an image (first: {failed[0]}); nothing written")
     with atomic_write(out / "bounding-boxes.json", "w") as handle:
