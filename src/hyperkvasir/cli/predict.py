@@ -1,4 +1,5 @@
-"""``predict``: any task's checkpoint on images, folders, a release part or video files."""
+"""``predict`` and ``export-model``: any task's checkpoint on images, folders, a release part or video files, or
+as a deployable file with its model card."""
 
 from __future__ import annotations
 
@@ -104,4 +105,26 @@ def _predict_classify(checkpoint: Path, inputs: list[str], out_file: Path, *, pa
         write_teacher(checkpoint, pseudo_labels)
         out.print(f"{sum(counts.values()):,} pseudo-labels at ≥ {threshold} → {pseudo_labels}: "
                   + ", ".join(f"{k} {v}" for k, v in counts.items() if v), soft_wrap=True)
+    return 0
+
+
+@app.command("export-model")
+def export_model_command(
+    checkpoint: Path = typer.Argument(..., help="best.ckpt of `hyperkvasir train classify|segment|video`."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx | torchscript."),
+    out_dir: Path = typer.Option(Path("exported-model"), "--out", help="Folder for the model and its card."),
+) -> int:
+    """A deployable model (normalisation inside the graph), checked against PyTorch, with a model card.
+
+    Example: hyperkvasir export-model runs/f0/best.ckpt --format onnx --out deploy/
+    """
+    from hyperkvasir.errors import require_output
+    from hyperkvasir.model_export import FORMATS, export_model
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", param_hint="--format")
+    require_output(out_dir, folder=True)
+    summary = export_model(checkpoint, fmt, out_dir)
+    out.print(f"{summary['model']} (max |Δp| against PyTorch {summary['parity_max_abs_difference']:.1e}); "
+              f"card: {summary['card']}", soft_wrap=True)
     return 0
