@@ -29,6 +29,7 @@ from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
+from hyperkvasir.engine.runs import load_checkpoint
 from hyperkvasir.errors import HyperKvasirError, require_range
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
 from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
@@ -198,19 +199,8 @@ def check_train_config(config: TrainConfig) -> None:
 
 def load_classifier_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ClassifierModule, dict]:
     """(module in eval mode, the checkpoint dict) of a ``best.ckpt``/``last.ckpt`` of ``train classify``."""
-    path = Path(path)
-    if not path.is_file():
-        raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.ckpt written by `hyperkvasir train classify`")
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # a file that is no checkpoint, or one that carries code
-        raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__}); "
-                               f"pass a best.ckpt written by `hyperkvasir train classify`") from None
-    hyper = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    if hyper.get("task") != "classify" or "state_dict" not in checkpoint:
-        raise HyperKvasirError(f"{path}: not a classification checkpoint (task {hyper.get('task')!r}); pass a "
-                               f"best.ckpt written by `hyperkvasir train classify`")
-    module = ClassifierModule(TrainConfig(**hyper["config"]), pretrained_weights=False)
+    checkpoint = load_checkpoint(path, "classify", device)
+    module = ClassifierModule(TrainConfig(**checkpoint["hyper_parameters"]["config"]), pretrained_weights=False)
     module.load_state_dict(checkpoint["state_dict"])
     return module.to(device).eval(), checkpoint
 
@@ -266,11 +256,7 @@ def fit_decision_rule(module: ClassifierModule, data: ClassifyData, checkpoint_p
 def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None) -> dict:
     """Train through the engine, select on validation, test once; the test metrics (rank 0) or {} (others)."""
     folder = RunFolder(config.out)
-    if resume:
-        saved = folder.saved_config()
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        config = TrainConfig(**{**{k: v for k, v in saved.items() if k in known}, "root": config.root,
-                                "out": config.out})
+    config = folder.config_for(config, resume)
     if config.model not in MODELS:
         raise HyperKvasirError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
     check_train_config(config)

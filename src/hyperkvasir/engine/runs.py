@@ -60,21 +60,30 @@ def global_rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
 
 
-def checkpoint_task(path: str | Path) -> str:
-    """The ``task`` a toolkit checkpoint was trained for, read safely (tensors and plain values only)."""
+def load_checkpoint(path: str | Path, task: str | None = None, device: torch.device | str = "cpu") -> dict:
+    """A toolkit checkpoint read safely (``weights_only``: tensors and plain values, never code); with ``task``,
+    one of that task. Anything else is refused with one line."""
     path = Path(path)
     if not path.is_file():
         raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.ckpt written by `hyperkvasir train`")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # a file that is no checkpoint, or one that carries code
         raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__}); "
                                f"pass a best.ckpt written by `hyperkvasir train`") from None
-    task = checkpoint.get("hyper_parameters", {}).get("task") if isinstance(checkpoint, dict) else None
-    if task not in ("classify", "segment", "video"):
+    found = checkpoint.get("hyper_parameters", {}).get("task") if isinstance(checkpoint, dict) else None
+    if found not in ("classify", "segment", "video") or "state_dict" not in checkpoint:
         raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint (no task recorded); pass a best.ckpt written "
                                f"by `hyperkvasir train`")
-    return task
+    if task is not None and found != task:
+        raise HyperKvasirError(f"{path}: a {found} checkpoint, not a {task} one; pass a best.ckpt of "
+                               f"`hyperkvasir train {task}`")
+    return checkpoint
+
+
+def checkpoint_task(path: str | Path) -> str:
+    """The ``task`` a toolkit checkpoint was trained for."""
+    return load_checkpoint(path)["hyper_parameters"]["task"]
 
 
 class RunFolder:
@@ -94,6 +103,14 @@ class RunFolder:
     @property
     def best(self) -> Path:
         return self.path / "best.ckpt"
+
+    def config_for(self, config, resume: bool):
+        """``config`` for a new run; for a resumed one the saved config, with this call's root and out."""
+        if not resume:
+            return config
+        known = {f.name for f in dataclasses.fields(config)}
+        saved = {k: v for k, v in self.saved_config().items() if k in known}
+        return type(config)(**{**saved, "root": config.root, "out": config.out})
 
     def saved_config(self) -> dict:
         config = self.path / "config.json"

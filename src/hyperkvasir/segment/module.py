@@ -25,6 +25,7 @@ from hyperkvasir.data.layout import Release
 from hyperkvasir.data.splits import segmentation_scheme_split
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, EpochSampler, RunFolder, fit, seed_everything
+from hyperkvasir.engine.runs import load_checkpoint
 from hyperkvasir.errors import DataError, HyperKvasirError, require_range
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
 from hyperkvasir.segment.data import SegmentedPolyps, collate_segmentation
@@ -150,18 +151,8 @@ class SegmentationModule(L.LightningModule):
 def load_segmentation_checkpoint(path: str | Path,
                                  device: torch.device | str = "cpu") -> tuple[SegmentationModule, dict]:
     """(module in eval mode, the checkpoint dict) of a checkpoint of ``train segment``, loaded safely."""
-    path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.ckpt of `hyperkvasir train segment`") from None
-    except Exception as error:  # a file that is no checkpoint, or one that carries code
-        raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__})") \
-            from None
-    hyper = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    if hyper.get("task") != "segment":
-        raise HyperKvasirError(f"{path}: not a segmentation checkpoint (task {hyper.get('task')!r})")
-    module = SegmentationModule(SegmentConfig(**hyper["config"]), pretrained_weights=False)
+    checkpoint = load_checkpoint(path, "segment", device)
+    module = SegmentationModule(SegmentConfig(**checkpoint["hyper_parameters"]["config"]), pretrained_weights=False)
     module.load_state_dict(checkpoint["state_dict"])
     return module.to(device).eval(), checkpoint
 
@@ -187,11 +178,7 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False, progress: bo
     from hyperkvasir.segment.evaluate import evaluate_segmentation
 
     folder = RunFolder(config.out)
-    if resume:
-        saved = folder.saved_config()
-        known = {f.name for f in dataclasses.fields(SegmentConfig)}
-        config = SegmentConfig(**{**{k: v for k, v in saved.items() if k in known}, "root": config.root,
-                                  "out": config.out})
+    config = folder.config_for(config, resume)
     if config.model not in ENCODERS:
         raise HyperKvasirError(f"unknown encoder {config.model!r}; choose one of {', '.join(ENCODERS)}")
     for option, value, low, high in (("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),

@@ -22,6 +22,7 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
+from hyperkvasir.engine.runs import load_checkpoint
 from hyperkvasir.errors import DataError, HyperKvasirError, require_range
 from hyperkvasir.models import MODELS, create_model
 from hyperkvasir.video.data import VideoData, video_split
@@ -118,17 +119,8 @@ def frame_probabilities(module: FrameClassifierModule, loader) -> dict[str, list
 
 def load_video_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[FrameClassifierModule, dict]:
     """(module in eval mode, the checkpoint dict) of a checkpoint of ``train video``, loaded safely."""
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.ckpt of `hyperkvasir train video`") from None
-    except Exception as error:  # a file that is no checkpoint, or one that carries code
-        raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__})") \
-            from None
-    hyper = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    if hyper.get("task") != "video":
-        raise HyperKvasirError(f"{path}: not a video checkpoint (task {hyper.get('task')!r})")
-    module = FrameClassifierModule(VideoConfig(**hyper["config"]), pretrained_weights=False)
+    checkpoint = load_checkpoint(path, "video", device)
+    module = FrameClassifierModule(VideoConfig(**checkpoint["hyper_parameters"]["config"]), pretrained_weights=False)
     module.load_state_dict(checkpoint["state_dict"])
     return module.to(device).eval(), checkpoint
 
@@ -137,11 +129,7 @@ def train_video(config: VideoConfig, *, resume: bool = False, progress: bool = F
     """Check the model and protocol, extract frames (resumable), train through the engine, select on the
     validation videos, score the test videos; returns the results (rank 0) or {} (other processes)."""
     folder = RunFolder(config.out)
-    if resume:
-        saved = folder.saved_config()
-        known = {f.name for f in dataclasses.fields(VideoConfig)}
-        config = VideoConfig(**{**{k: v for k, v in saved.items() if k in known}, "root": config.root,
-                                "out": config.out})
+    config = folder.config_for(config, resume)
     if config.model not in MODELS:
         raise HyperKvasirError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
     for option, value, low, high in (("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
