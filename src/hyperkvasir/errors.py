@@ -73,3 +73,9 @@ def require_range(option: str, value: float | int | None, low: float | None = No
         bounds = (f"between {low} and {high}" if low is not None and high is not None
                   else f"at least {low}" if low is not None else f"at most {high}")
         raise HyperKvasirError(f"{option} must be {bounds}, not {value}")
+
+
+def require_ranges(*checks: tuple[str, float | int | None, float | None, float | None]) -> None:
+    """:func:`require_range` for each ``(option, value, low, high)``."""
+    for option, value, low, high in checks:
+        require_range(option, value, low, high)

@@ -30,7 +30,7 @@ from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
 from hyperkvasir.engine.runs import load_checkpoint
-from hyperkvasir.errors import HyperKvasirError, require_range
+from hyperkvasir.errors import HyperKvasirError, require_ranges
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
 from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
 
@@ -187,14 +187,13 @@ class ClassifierModule(L.LightningModule):
 
 def check_train_config(config: TrainConfig) -> None:
     """Every numeric option in range before any file is written."""
-    for option, value, low, high in (("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
-                                     ("--input-size", config.input_size, 16, 2048), ("--lr", config.lr, 0, None),
-                                     ("--fold", config.fold, 0, None), ("--patience", config.patience, 0, None),
-                                     ("--workers", config.workers, 0, None), ("--logit-tau", config.logit_tau, 0, None),
-                                     ("--rare-below", config.rare_below, 0, None),
-                                     ("val_fraction", config.val_fraction, 0.01, 0.9),
-                                     ("label_smoothing", config.label_smoothing, 0, 0.99)):
-        require_range(option, value, low, high)
+    require_ranges(("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
+                   ("--input-size", config.input_size, 16, 2048), ("--lr", config.lr, 0, None),
+                   ("--fold", config.fold, 0, None), ("--patience", config.patience, 0, None),
+                   ("--workers", config.workers, 0, None), ("--logit-tau", config.logit_tau, 0, None),
+                   ("--rare-below", config.rare_below, 0, None),
+                   ("val_fraction", config.val_fraction, 0.01, 0.9),
+                   ("label_smoothing", config.label_smoothing, 0, 0.99))
 
 
 def load_classifier_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ClassifierModule, dict]:

@@ -23,7 +23,7 @@ from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
 from hyperkvasir.engine.runs import load_checkpoint
-from hyperkvasir.errors import DataError, HyperKvasirError, require_range
+from hyperkvasir.errors import DataError, HyperKvasirError, require_ranges
 from hyperkvasir.models import MODELS, create_model
 from hyperkvasir.video.data import VideoData, video_split
 from hyperkvasir.video.evaluate import video_level_metrics
@@ -132,10 +132,9 @@ def train_video(config: VideoConfig, *, resume: bool = False, progress: bool = F
     config = folder.config_for(config, resume)
     if config.model not in MODELS:
         raise HyperKvasirError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
-    for option, value, low, high in (("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
-                                     ("--size", config.size, 16, 2048), ("--every", config.every, 1, None),
-                                     ("--lr", config.lr, 0, None), ("--workers", config.workers, 0, None)):
-        require_range(option, value, low, high)
+    require_ranges(("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
+                   ("--size", config.size, 16, 2048), ("--every", config.every, 1, None),
+                   ("--lr", config.lr, 0, None), ("--workers", config.workers, 0, None))
     split = video_split(config.root, seed=config.seed)
     if not split["val"] and not config.select_on_train:
         raise DataError(
