@@ -42,6 +42,9 @@ def test_report_with_results(tiny_twin, tmp_path: Path) -> None:
     assert (tmp_path / "r-figures" / "gradcam-corner.png").is_file()  # where the model looks on ScopeGuide frames
     assert "of the heat falls in the lower-left corner region" in html
     assert "Shortcuts beside the results" in html and "sees only the lower-left corner" in html
+    assert 'id="error-analysis"' in html and "Most confident mistakes" in html and "expected calibration error" in html
+    assert "Per-class calibration" in html and (tmp_path / "r-figures" / "reliability.png").is_file()
+    assert list((tmp_path / "r-figures").glob("confusion-[0-9]*-[0-9]*.png"))  # a confusion pair with its Grad-CAM
     assert html.count("<table>") >= 2  # the results table and the per-class table, each its own
 
 

@@ -118,11 +118,14 @@ def _results_section(results_dir: Path, sink: fig.FigureSink, root: Path, scopeg
             shown.append((f"Per-class F1: {name}, {run.parent.name}", sink.figure(
                 f"f1-{name}-{run.parent.name}",
                 fig.bars(list(per_class), [v["f1"] for v in per_class.values()], "F1 per class", "F1"))))
+    from hyperkvasir.report.errors import error_analysis
+
+    analysis = error_analysis(results_dir, root, sink)
     corner = _corner_gradcam(results_dir, root, scopeguide_files, sink)
     if corner:
         shown.insert(0, corner)
     leak = results.get("leakage", {}).get("fold2")
-    return {"table": table, "figures": shown,
+    return {"table": table, "figures": shown, "analysis": analysis,
             "shortcuts": results.get("shortcuts", {}).get("summary"),
             "leakage": (f"Leakage beside the results: {leak['groups']} duplicate groups ({leak['images']} images) span "
                         f"both folds of the 2-fold split.") if leak else None}

@@ -1,0 +1,110 @@
+"""Error analysis for the report: where a benchmarked classifier goes wrong, and how sure it was.
+
+For the first model of a benchmark, over its test folds: the most frequent confusions (true → predicted) with
+the misclassified test images and their Grad-CAM, the most confident mistakes, the least confident correct
+answers, and calibration (a reliability diagram, and per class the mean confidence beside the accuracy).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hyperkvasir.data.taxonomy import CLASSES, lookup
+from hyperkvasir.report import figures as fig
+
+PAIRS, SHOWN = 3, 6
+
+
+def _predictions(run: Path) -> list[dict]:
+    with open(run / "predictions-test.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["probabilities"] = np.asarray([float(row[c.folder]) for c in CLASSES])
+    return rows
+
+
+def _gradcam_tiles(checkpoint: Path, paths: list[Path]) -> list[Image.Image]:
+    import torch
+
+    from hyperkvasir.classify.gradcam import grad_cam, overlay
+    from hyperkvasir.classify.predict import load_classifier
+    from hyperkvasir.data.imaging import load_square
+    from hyperkvasir.datasets.transforms import normalise
+    from hyperkvasir.models import MODELS
+
+    model, config, _ = load_classifier(checkpoint, "cpu")
+    raw = np.stack([load_square(p, config.input_size, mask_corners=config.mask_corners) for p in paths])
+    spec = MODELS[config.model]
+    heat = grad_cam(model, normalise(torch.from_numpy(raw).permute(0, 3, 1, 2), spec.mean, spec.std))
+    return [Image.fromarray(overlay(image, cam)).resize((96, 96)) for image, cam in zip(raw, heat)]
+
+
+def _labelled(tile: Image.Image, text: str) -> Image.Image:
+    """The tile with ``text`` on a dark band along its top."""
+    from PIL import ImageDraw
+
+    tile = tile.copy()
+    draw = ImageDraw.Draw(tile)
+    draw.rectangle((0, 0, tile.width, 13), fill=(0, 0, 0))
+    draw.text((3, 1), text, fill=(255, 255, 255))
+    return tile
+
+
+def error_analysis(results_dir: Path, root: Path, sink: fig.FigureSink) -> list[tuple[str, str, str]]:
+    """(caption, "image" or "html", figure URI or HTML) sections; empty without a classification run."""
+    from hyperkvasir.data.layout import Release
+    from hyperkvasir.metrics.calibration import calibration, plot_reliability
+
+    runs = sorted(p.parent for p in results_dir.glob("*/test-fold-*/predictions-test.csv"))
+    runs = [r for r in runs if r.parent == runs[0].parent] if runs else []
+    if not runs:
+        return []
+    paths = {p.name: p for p in Release(root).labeled_files()}
+    rows = [dict(row, run=run) for run in runs for row in _predictions(run) if row["file-name"] in paths]
+    for row in rows:
+        row["truth"] = lookup(paths[row["file-name"]].parent.name).index
+        row["predicted"] = lookup(row["label"]).index
+        row["confidence"] = float(row["probabilities"][row["predicted"]])
+    if not rows:
+        return []
+    name = runs[0].parent.name
+    sections: list[tuple[str, str]] = []
+    wrong = [r for r in rows if r["truth"] != r["predicted"]]
+    for (truth, predicted), count in Counter((r["truth"], r["predicted"]) for r in wrong).most_common(PAIRS):
+        members = sorted((r for r in wrong if (r["truth"], r["predicted"]) == (truth, predicted)),
+                         key=lambda r: -r["confidence"])[:SHOWN]
+        images = [fig.thumbnail(paths[r["file-name"]]) for r in members]
+        cams = _gradcam_tiles(members[0]["run"] / "best.ckpt", [paths[r["file-name"]] for r in members])
+        caption = f"{CLASSES[truth].folder} taken for {CLASSES[predicted].folder}: {count} test images ({name})"
+        sections.append((caption, "image", sink.image(f"confusion-{truth}-{predicted}", fig.grid(
+            [("images", images), ("Grad-CAM", cams)]))))
+    for title, chosen in (("Most confident mistakes", sorted(wrong, key=lambda r: -r["confidence"])[:SHOWN]),
+                          ("Least confident correct answers", sorted(
+                              (r for r in rows if r["truth"] == r["predicted"]), key=lambda r: r["confidence"])[:SHOWN])):
+        if chosen:
+            tiles = [_labelled(fig.thumbnail(paths[r["file-name"]]),
+                               f"{CLASSES[r['truth']].letter}>{CLASSES[r['predicted']].letter} {r['confidence']:.2f}")
+                     for r in chosen]
+            sections.append((f"{title} ({name}; on each image: true > predicted class letter, confidence)", "image",
+                             sink.image(title.lower().replace(" ", "-"), fig.grid([("", tiles)], label_width=4))))
+    probabilities = np.stack([r["probabilities"] for r in rows])
+    truths = [r["truth"] for r in rows]
+    result = calibration(probabilities, truths, len(CLASSES))
+    plot_reliability(result, sink.folder / "reliability.png", name)
+    sections.append((f"Calibration of {name} over its test folds: expected calibration error {result['ece']:.3f}",
+                     "image", sink.png("reliability", (sink.folder / "reliability.png").read_bytes())))
+    table = "<table><tr><td>class</td><td>test images</td><td>mean confidence</td><td>accuracy</td></tr>"
+    for cls in CLASSES:
+        members = [r for r in rows if r["truth"] == cls.index]
+        if members:
+            table += (f"<tr><td>{cls.folder}</td><td>{len(members)}</td>"
+                      f"<td>{np.mean([r['probabilities'][r['predicted']] for r in members]):.3f}</td>"
+                      f"<td>{np.mean([r['truth'] == r['predicted'] for r in members]):.3f}</td></tr>")
+    sections.append(("Per-class calibration (confidence of the decision beside how often it is right)", "html",
+                     table + "</table>"))
+    return sections
