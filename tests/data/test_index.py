@@ -80,3 +80,37 @@ def test_bad_files_are_recorded_not_fatal(twin_copy: Path) -> None:
     assert rows["png-inside.jpg"]["error"] == "named .jpg but is PNG" and not rows["png-inside.jpg"]["decodes"]
     assert rows["empty.jpg"]["error"] == "empty file (0 bytes)"
     assert rows["cut.jpg"]["error"] == "truncated JPEG (no end-of-image marker)"
+
+
+def test_a_read_only_release_is_never_written_with_a_work_dir(tiny_twin, tmp_path: Path, monkeypatch) -> None:
+    """Index, validate, audit, splits and a training cache with --work-dir leave the tree exactly as it was."""
+    import os
+    import shutil
+
+    from hyperkvasir.cli import main
+
+    tree = Path(shutil.copytree(tiny_twin.root, tmp_path / "ro", ignore=shutil.ignore_patterns(".hyperkvasir")))
+
+    def snapshot() -> dict:
+        return {str(p.relative_to(tree)): (p.stat().st_size, p.stat().st_mtime_ns) for p in tree.rglob("*")}
+
+    before = snapshot()
+    for path in [tree, *tree.rglob("*")]:  # read-only as a shared mount would be (root ignores it; the test does not)
+        path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        work = tmp_path / "work"
+        for argv in (["index", str(tree)], ["validate", str(tree)], ["audit", str(tree)],
+                     ["splits", str(tree), "--scheme", "grouped-2fold"],
+                     ["train", "classify", str(tree), "--model", "test_efficientnet", "--epochs", "1", "--input-size",
+                      "32", "--no-pretrained", "--workers", "0", "--out", str(tmp_path / "run")]):
+            assert main(["--work-dir", str(work), *argv]) in (0, 1), argv  # validate exits 1 on findings
+        assert snapshot() == before and not (tree / ".hyperkvasir").exists()
+        assert (work / "manifest.parquet").is_file() and (work / "pixels.parquet").is_file()
+        assert list((work / "cache").glob("square-32.npy"))
+        monkeypatch.setenv("HYPERKVASIR_HOME", str(tmp_path / "home"))
+        assert main(["index", str(tree)]) == 0  # without --work-dir: a subfolder of the home, not the tree
+        assert os.environ.get("HYPERKVASIR_WORK_DIR") is None, "one call's --work-dir does not leak into the next"
+        assert list((tmp_path / "home").glob("ro-*/manifest.parquet")) and snapshot() == before
+    finally:
+        for path in [tree, *tree.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)

@@ -16,6 +16,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+@app.callback()
+def _work_dir_option(
+    work_dir: Path = typer.Option(None, "--work-dir", help="Where manifests, caches and audit tables go (default "
+                                                           "ROOT/.hyperkvasir, or $HYPERKVASIR_HOME/<tree>): the "
+                                                           "release tree is then never written to."),
+) -> None:
+    import os
+
+    from hyperkvasir.data.index import WORK_DIR_VARIABLE
+
+    if work_dir is None:
+        os.environ.pop(WORK_DIR_VARIABLE, None)  # one call's choice never leaks into the next
+    else:
+        os.environ[WORK_DIR_VARIABLE] = str(work_dir.resolve())
+
+
 train_app = typer.Typer(help="Train models through the engine: classify (23 classes), segment (polyps), video.",
                         no_args_is_help=True)
 

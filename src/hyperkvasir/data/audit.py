@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hyperkvasir.data.imaging import atomic_write
-from hyperkvasir.data.index import CACHE_DIR
+from hyperkvasir.data.index import work_dir
 from hyperkvasir.data.pixels import (
     BLACK_BOX_MIN_HEIGHT,
     SCOPEGUIDE_MIN_SHARE,
@@ -69,7 +69,7 @@ def pixel_features(
     progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> dict[str, dict]:
     """sha256 → pixel evidence for every image (not masks) of the manifest, cached (older caches are redone)."""
-    cache_path = root / CACHE_DIR / PIXELS_NAME
+    cache_path = work_dir(root) / PIXELS_NAME
     cached: dict[str, dict] = {}
     if cache_path.is_file():
         try:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from hyperkvasir.data.imaging import atomic_write
-from hyperkvasir.data.index import CACHE_DIR
+from hyperkvasir.data.index import CACHE_DIR, work_dir
 from hyperkvasir.data.layout import Release
 from hyperkvasir.errors import DatasetNotFoundError, HyperKvasirError
 
@@ -80,7 +80,7 @@ class DownloadError(HyperKvasirError):
 
 
 def _downloads_dir(root: Path) -> Path:
-    return root / CACHE_DIR / "downloads"
+    return work_dir(root) / "downloads"
 
 
 def _context(ca_bundle: str | Path | None) -> ssl.SSLContext:
@@ -209,7 +209,7 @@ def extract(archive: Path, root: Path, *, free_bytes: int | None = None) -> list
     if needed > free:
         raise DownloadError(f"{archive}: needs {needed / 1e9:.2f} GB to extract, {free / 1e9:.2f} GB free "
                             f"under {root}; free space or choose another ROOT")
-    staging = root / CACHE_DIR / f"extract-{archive.stem}.tmp"
+    staging = root / CACHE_DIR / f"extract-{archive.stem}.tmp"  # beside its target: the rename stays on one disk
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
@@ -240,7 +240,7 @@ def extract(archive: Path, root: Path, *, free_bytes: int | None = None) -> list
 
 # ------------------------------------------------------------------------------------------------- download
 def _record(root: Path, name: str, entry: dict) -> None:
-    path = root / CACHE_DIR / "downloads.json"
+    path = work_dir(root) / "downloads.json"
     records = json.loads(path.read_text()) if path.is_file() else {}
     records[name] = entry
     with atomic_write(path, "w") as handle:

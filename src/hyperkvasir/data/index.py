@@ -68,8 +68,26 @@ _CONTENT = ("width", "height", "bytes", "mtime_ns", "sha256", "format", "decodes
             "mask_area", "frames", "fps", "duration_s", "codec")
 
 
+WORK_DIR_VARIABLE = "HYPERKVASIR_WORK_DIR"  # set by `--work-dir`: this tree's work dir itself
+HOME_VARIABLE = "HYPERKVASIR_HOME"  # a home for many trees' work dirs, one subfolder per tree
+
+
+def work_dir(root: str | Path) -> Path:
+    """Where the toolkit writes for the tree at ``root`` (manifest, pixel table, caches, downloads): ``--work-dir``,
+    else ``$HYPERKVASIR_HOME/<tree>-<hash of its path>``, else ``ROOT/.hyperkvasir``. The first two keep a
+    read-only or shared release untouched."""
+    explicit = os.environ.get(WORK_DIR_VARIABLE)
+    if explicit:
+        return Path(explicit)
+    home = os.environ.get(HOME_VARIABLE)
+    if home:
+        resolved = Path(root).resolve()
+        return Path(home) / f"{resolved.name}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:10]}"
+    return Path(root) / CACHE_DIR
+
+
 def manifest_path(root: str | Path) -> Path:
-    return Path(root) / CACHE_DIR / MANIFEST_NAME
+    return work_dir(root) / MANIFEST_NAME
 
 
 def _jpeg_structure_error(data: bytes) -> str | None:

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
-from hyperkvasir.data.index import CACHE_DIR
+from hyperkvasir.data.index import work_dir
 from hyperkvasir.parallel import process_pool
 
 
 def cache_paths(root: Path, size: int, mask_corners: bool = False) -> tuple[Path, Path]:
-    base = root / CACHE_DIR / "cache" / f"square-{size}{'-corner-masked' if mask_corners else ''}"
+    base = work_dir(root) / "cache" / f"square-{size}{'-corner-masked' if mask_corners else ''}"
     return base.with_suffix(".npy"), base.with_suffix(".json")
 
 
