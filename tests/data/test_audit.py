@@ -142,3 +142,24 @@ def test_duplicate_videos_by_hash_and_by_metadata(twin_copy) -> None:
     assert report.video_duplicates["exact"] == [sorted([rel(videos[0]), rel(copy)])]
     assert report.video_duplicates["metadata"] == [sorted([rel(videos[1]), rel(same_size)])]
     assert "1 groups are byte-identical and 1 more share" in report.summary
+
+
+def test_a_run_of_slowly_changing_frames_cannot_chain_two_labeled_images() -> None:
+    """Frames 0..n each 2 bits from the last bridge image A (frame 0) and image B (frame n, 40 bits from A):
+    single-link components would put A and B in one group; leader clusters keep every pair within 2 × 10."""
+    from hyperkvasir.data.audit import near_clusters, near_pairs
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 2**63, dtype=np.uint64)
+    chain = [frame]
+    for bit in rng.permutation(64)[:40]:
+        frame = np.uint64(frame) ^ (np.uint64(1) << np.uint64(int(bit)))
+        chain.append(frame)
+    hashes = np.asarray(chain, dtype=np.uint64)
+    pairs = near_pairs(hashes, 10)
+    clusters = near_clusters(len(hashes), pairs)
+    assert not any({0, len(hashes) - 1} <= set(c) for c in clusters), "A and B are not joined"
+    for cluster in clusters:
+        sub = hashes[cluster]
+        assert np.bitwise_count(sub[:, None] ^ sub[None, :]).max() <= 20
+    assert sum(len(c) for c in clusters) == len(hashes)  # every frame still belongs somewhere

@@ -238,18 +238,56 @@ def _groups(rows: list[dict], features: dict[str, dict], threshold: int,
     hashes = np.asarray([features[sha]["phash"] for sha in shas], dtype=np.uint64)
     pairs = confirmed_near_pairs(hashes, [features[sha]["thumbnail"] for sha in shas], threshold, min_correlation)
     near = []
-    if len(pairs):
-        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(shas), len(shas)))
-        _, labels = connected_components(graph, directed=False)
-        components: dict[int, list[int]] = defaultdict(list)
-        for index in np.unique(pairs):
-            components[int(labels[index])].append(int(index))
-        for indices in components.values():
-            members = [row for i in indices for row in by_sha[shas[i]]]
-            sub = hashes[indices]
-            distance = int(np.bitwise_count(sub[:, None] ^ sub[None, :]).max())
-            near.append(group("near", members, distance))
+    for indices in near_clusters(len(shas), pairs):
+        members = [row for i in indices for row in by_sha[shas[i]]]
+        sub = hashes[indices[:_DISTANCE_SAMPLE]]  # a bounded sample: the cluster bound holds for all anyway
+        distance = int(np.bitwise_count(sub[:, None] ^ sub[None, :]).max())
+        near.append(group("near", members, distance))
     return sorted(exact, key=lambda g: g.files), sorted(near, key=lambda g: g.files)
+
+
+_DISTANCE_SAMPLE = 512
+
+
+def near_clusters(count: int, pairs: np.ndarray) -> list[list[int]]:
+    """Near-duplicate groups that cannot chain: within a group every member is a confirmed near pair of the
+    group's leader, so any two members are within twice the threshold (Hamming distance obeys the triangle
+    inequality), however long a run of slowly changing frames links them.
+
+    A connected component of confirmed pairs is kept whole when every member pairs with one leader (the common
+    case: a few copies of one picture); otherwise it is cut by leader clustering, leaders taken by decreasing
+    number of pairs, each member joining the first leader it pairs with. A leader left alone (all its pairs
+    joined other leaders) is kept as a pair with its first neighbour, so no near pair is lost; merged with that
+    neighbour's group (``duplicate_sets``) it sits within three times the threshold of every member, never more,
+    because such a leader has no members of its own. Cost grows with the pairs, not with m².
+    """
+    if not len(pairs):
+        return []
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count)).tocsr()
+    graph = graph + graph.T
+    _, labels = connected_components(graph, directed=False)
+    degree = np.asarray((graph > 0).sum(1)).ravel()
+    components: dict[int, list[int]] = defaultdict(list)
+    for index in np.unique(pairs):
+        components[int(labels[index])].append(int(index))
+    clusters: list[list[int]] = []
+    for members in components.values():
+        leader_of: dict[int, int] = {}
+        for node in sorted(members, key=lambda n: (-degree[n], n)):
+            if node in leader_of:
+                continue
+            leader_of[node] = node
+            for neighbour in graph.indices[graph.indptr[node] : graph.indptr[node + 1]]:
+                leader_of.setdefault(int(neighbour), node)
+        by_leader: dict[int, list[int]] = defaultdict(list)
+        for node, leader in leader_of.items():
+            by_leader[leader].append(node)
+        for leader, group in by_leader.items():
+            if len(group) > 1:
+                clusters.append(sorted(group))
+            else:  # every pair of this leader joined another leader: keep one pair, lose no evidence
+                clusters.append(sorted([leader, int(graph.indices[graph.indptr[leader]])]))
+    return clusters
 
 
 def _leakage(groups: list[DuplicateGroup], scheme: str) -> dict:
