@@ -35,8 +35,9 @@ def test_bad_predictions_are_one_line(tmp_path: Path, text: str, message: str) -
 
 
 def test_predicted_files_missing_from_truth(tmp_path: Path) -> None:
-    with pytest.raises(HyperKvasirError, match="1 predicted files are not in the truth \\(first: z.jpg\\)"):
+    with pytest.raises(HyperKvasirError, match="1 predicted files are not in the truth \\(first: z.jpg\\)") as caught:
         evaluate_predictions({"z.jpg": 1, "a.jpg": 1}, {"a.jpg": 1})
+    assert caught.value.exit_code == 1  # a data problem, like an unknown class in the file
 
 
 def test_cli_json_against_the_twin(tiny_twin, tmp_path: Path, capsys) -> None:

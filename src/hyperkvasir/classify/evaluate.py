@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from hyperkvasir.data.taxonomy import lookup
-from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
+from hyperkvasir.errors import DataError, HyperKvasirError, ReleaseFormatError
 from hyperkvasir.metrics.classification import classification_metrics
 
 
@@ -79,12 +79,13 @@ def truth_from_release(root: str | Path) -> dict[str, int]:
 
 
 def evaluate_predictions(predictions: dict[str, int], truth: dict[str, int], source: str = "predictions") -> dict:
-    """Metrics over the predicted files; a prediction for a file the truth does not know is an error."""
+    """Metrics over the predicted files; a prediction for a file the truth does not know is a data error (exit 1,
+    like an unknown class in the file)."""
     if not predictions:
-        raise HyperKvasirError(f"{source}: no predictions to evaluate")
+        raise DataError(f"{source}: no predictions to evaluate")
     unknown = sorted(set(predictions) - set(truth))
     if unknown:
-        raise HyperKvasirError(f"{source}: {len(unknown)} predicted files are not in the truth "
+        raise DataError(f"{source}: {len(unknown)} predicted files are not in the truth "
                                f"(first: {', '.join(unknown[:5])}); check the file names and the fold")
     names = sorted(predictions)
     return classification_metrics([truth[n] for n in names], [predictions[n] for n in names])
