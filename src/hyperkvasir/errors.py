@@ -79,3 +79,9 @@ def require_ranges(*checks: tuple[str, float | int | None, float | None, float |
     """:func:`require_range` for each ``(option, value, low, high)``."""
     for option, value, low, high in checks:
         require_range(option, value, low, high)
+
+
+def require_choice(what: str, value: str, choices) -> None:
+    """Refuse a name outside ``choices`` with one line listing them (exit 2)."""
+    if value not in choices:
+        raise HyperKvasirError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")

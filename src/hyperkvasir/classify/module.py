@@ -30,7 +30,7 @@ from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
 from hyperkvasir.engine.runs import load_checkpoint
-from hyperkvasir.errors import HyperKvasirError, require_ranges
+from hyperkvasir.errors import HyperKvasirError, require_choice, require_ranges
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
 from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
 
@@ -256,8 +256,7 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     """Train through the engine, select on validation, test once; the test metrics (rank 0) or {} (others)."""
     folder = RunFolder(config.out)
     config = folder.config_for(config, resume)
-    if config.model not in MODELS:
-        raise HyperKvasirError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
+    require_choice("model", config.model, MODELS)
     check_train_config(config)
     created = folder.start(config, resume=resume)
     try:

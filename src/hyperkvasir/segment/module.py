@@ -26,7 +26,7 @@ from hyperkvasir.data.splits import segmentation_scheme_split
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, EpochSampler, RunFolder, fit, seed_everything
 from hyperkvasir.engine.runs import load_checkpoint
-from hyperkvasir.errors import DataError, HyperKvasirError, require_ranges
+from hyperkvasir.errors import DataError, require_choice, require_ranges
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
 from hyperkvasir.segment.data import SegmentedPolyps, collate_segmentation
 from hyperkvasir.segment.loss import segmentation_loss
@@ -179,8 +179,7 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False, progress: bo
 
     folder = RunFolder(config.out)
     config = folder.config_for(config, resume)
-    if config.model not in ENCODERS:
-        raise HyperKvasirError(f"unknown encoder {config.model!r}; choose one of {', '.join(ENCODERS)}")
+    require_choice("encoder", config.model, ENCODERS)
     require_ranges(("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
                    ("--size", config.size, 32, 2048), ("--lr", config.lr, 0, None),
                    ("--workers", config.workers, 0, None))

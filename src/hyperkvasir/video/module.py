@@ -23,7 +23,7 @@ from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
 from hyperkvasir.engine.runs import load_checkpoint
-from hyperkvasir.errors import DataError, HyperKvasirError, require_ranges
+from hyperkvasir.errors import DataError, require_choice, require_ranges
 from hyperkvasir.models import MODELS, create_model
 from hyperkvasir.video.data import VideoData, video_split
 from hyperkvasir.video.evaluate import video_level_metrics
@@ -130,8 +130,7 @@ def train_video(config: VideoConfig, *, resume: bool = False, progress: bool = F
     validation videos, score the test videos; returns the results (rank 0) or {} (other processes)."""
     folder = RunFolder(config.out)
     config = folder.config_for(config, resume)
-    if config.model not in MODELS:
-        raise HyperKvasirError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
+    require_choice("model", config.model, MODELS)
     require_ranges(("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
                    ("--size", config.size, 16, 2048), ("--every", config.every, 1, None),
                    ("--lr", config.lr, 0, None), ("--workers", config.workers, 0, None))
