@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import pickle
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from hyperkvasir.engine.callbacks import EpochHistory, EpochSeeding
-from hyperkvasir.engine.runs import RunFolder, launched_world
+from hyperkvasir.engine.runs import RunFolder, launched_world, seed_everything
 from hyperkvasir.errors import HyperKvasirError
 
 log = logging.getLogger(__name__)
@@ -80,18 +81,28 @@ def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
         enable_model_summary=False)
 
 
-def fit(module: L.LightningModule, datamodule: L.LightningDataModule, folder: RunFolder,
-        options: EngineOptions, *, resume: bool) -> L.Trainer:
-    """Train until the last epoch (or early stop); resume continues from ``last.ckpt`` exactly."""
-    trainer = build_trainer(folder.path, options)
+def fit(build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]], folder: RunFolder,
+        options: EngineOptions, *, config, resume: bool) -> tuple[L.Trainer, L.LightningModule, L.LightningDataModule]:
+    """Start the run folder (``config`` recorded), seed, ``build`` the module and datamodule, and train until the
+    last epoch (or an early stop); ``resume`` continues from ``last.ckpt`` exactly. A run that fails before its
+    first checkpoint leaves no folder behind."""
+    created = folder.start(config, resume=resume)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=folder.last if resume and folder.last.exists() else None,
-                    weights_only=True)  # a run folder from elsewhere cannot run code on resume
-    except pickle.UnpicklingError as error:
-        raise HyperKvasirError(f"{folder.last}: not a checkpoint that loads safely ({str(error).splitlines()[0][:120]}); "
-                               f"it carries more than tensors, so it is not resumed — start a new run") from None
-    except torch.OutOfMemoryError:
-        batch = getattr(datamodule, "batch_size", None)
-        raise HyperKvasirError(f"out of GPU memory{f' at batch size {batch}' if batch else ''}; lower --batch-size"
-                               f"{f' (try {max(1, batch // 2)})' if batch else ''} or --input-size") from None
-    return trainer
+        seed_everything(options.seed)
+        module, datamodule = build()
+        trainer = build_trainer(folder.path, options)
+        try:
+            trainer.fit(module, datamodule=datamodule, weights_only=True,  # a foreign run folder cannot run code
+                        ckpt_path=folder.last if resume and folder.last.exists() else None)
+        except pickle.UnpicklingError as error:
+            raise HyperKvasirError(f"{folder.last}: not a checkpoint that loads safely "
+                                   f"({str(error).splitlines()[0][:120]}); it carries more than tensors, so it is not "
+                                   f"resumed — start a new run") from None
+        except torch.OutOfMemoryError:
+            batch = getattr(datamodule, "batch_size", None)
+            raise HyperKvasirError(f"out of GPU memory{f' at batch size {batch}' if batch else ''}; lower --batch-size"
+                                   f"{f' (try {max(1, batch // 2)})' if batch else ''} or --input-size") from None
+    except BaseException:
+        folder.discard(created)
+        raise
+    return trainer, module, datamodule

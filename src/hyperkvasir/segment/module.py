@@ -24,7 +24,7 @@ from hyperkvasir.data.imaging import atomic_write, header_size
 from hyperkvasir.data.layout import Release
 from hyperkvasir.data.splits import segmentation_scheme_split
 from hyperkvasir.datasets.transforms import normalise
-from hyperkvasir.engine import EngineOptions, EpochSampler, RunFolder, fit, seed_everything
+from hyperkvasir.engine import EngineOptions, EpochSampler, RunFolder, fit
 from hyperkvasir.engine.runs import load_checkpoint
 from hyperkvasir.errors import DataError, require_choice, require_ranges
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
@@ -183,17 +183,12 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False, progress: bo
     require_ranges(("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
                    ("--size", config.size, 32, 2048), ("--lr", config.lr, 0, None),
                    ("--workers", config.workers, 0, None))
-    created = folder.start(config, resume=resume)
-    try:
-        seed_everything(config.seed)
-        data, module = SegmentData(config), SegmentationModule(config)
-        trainer = fit(module, data, folder, EngineOptions(
+    trainer, module, data = fit(
+        lambda: (SegmentationModule(config), SegmentData(config)), folder, EngineOptions(
             epochs=config.epochs, monitor="val_dice", seed=config.seed, device=config.device,
             precision="auto" if config.amp else "32-true", max_steps_per_epoch=config.max_steps_per_epoch,
-            progress=progress), resume=resume)
-    except BaseException:
-        folder.discard(created)
-        raise
+            progress=progress),
+        config=config, resume=resume)
     if not trainer.is_global_zero:
         return {}
     best, checkpoint = load_segmentation_checkpoint(folder.best, module.device)

@@ -116,13 +116,22 @@ class VideoClips(Dataset):
 
 class VideoData(L.LightningDataModule):
     """Frames of the train/val/test videos from a frames folder. With no validation video the checkpoint is
-    chosen on training videos, which the caller must have accepted (``select_on_train``)."""
+    chosen on training videos, which the caller must have accepted (``select_on_train``). With ``extract``
+    (``every``/``size`` of :func:`~hyperkvasir.video.frames.extract_frames`) rank 0 extracts the frames first,
+    resuming an earlier extraction, while the other processes wait; its report is ``extracted``."""
 
     def __init__(self, frames_dir: str | Path, root: str | Path, *, size: int, batch_size: int, workers: int,
-                 seed: int) -> None:
+                 seed: int, extract: dict | None = None) -> None:
         super().__init__()
         self.frames_dir, self.root, self.size = Path(frames_dir), root, size
         self.batch_size, self.workers, self.seed = batch_size, workers, seed
+        self.extract, self.extracted = extract, None
+
+    def prepare_data(self) -> None:
+        if self.extract is not None:
+            from hyperkvasir.video.frames import extract_frames
+
+            self.extracted = extract_frames(self.root, self.frames_dir, **self.extract)
 
     def setup(self, stage: str | None = None) -> None:
         from hyperkvasir.datasets.transforms import classification_transform

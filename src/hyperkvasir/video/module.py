@@ -21,13 +21,12 @@ from torch import nn
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.transforms import normalise
-from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
+from hyperkvasir.engine import EngineOptions, RunFolder, fit
 from hyperkvasir.engine.runs import load_checkpoint
 from hyperkvasir.errors import DataError, require_choice, require_ranges
 from hyperkvasir.models import MODELS, create_model
 from hyperkvasir.video.data import VideoData, video_split
 from hyperkvasir.video.evaluate import video_level_metrics
-from hyperkvasir.video.frames import extract_frames
 
 
 @dataclass
@@ -140,27 +139,20 @@ def train_video(config: VideoConfig, *, resume: bool = False, progress: bool = F
             f"{config.root}: the video split has no validation video ({len(split['train'])} train, "
             f"{len(split['test'])} test), so the checkpoint would be chosen on training videos; add videos or "
             f"pass --select-on-train to accept that protocol (it is printed in results.md)")
-    created = folder.start(config, resume=resume)
-    try:
-        frames_dir = Path(config.frames) if config.frames else folder.path / "frames"
-        frames = extract_frames(config.root, frames_dir, every=config.every, size=config.size) \
-            if not config.frames else None
-        seed_everything(config.seed)
-        data = VideoData(frames_dir, config.root, size=config.size, batch_size=config.batch_size,
-                         workers=config.workers, seed=config.seed)
-        module = FrameClassifierModule(config)
-        trainer = fit(module, data, folder, EngineOptions(
-            epochs=config.epochs, monitor="val_video_accuracy", seed=config.seed, device=config.device,
-            max_steps_per_epoch=config.max_steps_per_epoch, progress=progress), resume=resume)
-    except BaseException:
-        folder.discard(created)
-        raise
+    extract = None if config.frames else dict(every=config.every, size=config.size)
+    trainer, module, data = fit(
+        lambda: (FrameClassifierModule(config), VideoData(
+            Path(config.frames) if config.frames else folder.path / "frames", config.root, size=config.size,
+            batch_size=config.batch_size, workers=config.workers, seed=config.seed, extract=extract)),
+        folder, EngineOptions(epochs=config.epochs, monitor="val_video_accuracy", seed=config.seed,
+                              device=config.device, max_steps_per_epoch=config.max_steps_per_epoch, progress=progress),
+        config=config, resume=resume)
     if not trainer.is_global_zero:
         return {}
     best, checkpoint = load_video_checkpoint(folder.best, module.device)
     results = {"config": dataclasses.asdict(config), "weights_from": checkpoint.get("weights_from"),
-               "best_epoch": checkpoint["epoch"], "frames": frames.frames if frames else None,
-               "failed_videos": frames.failed if frames else [], "split": {k: len(v) for k, v in split.items()},
+               "best_epoch": checkpoint["epoch"], "frames": data.extracted.frames if data.extracted else None,
+               "failed_videos": data.extracted.failed if data.extracted else {}, "split": {k: len(v) for k, v in split.items()},
                "validation_from": "val videos" if split["val"] else "train videos (no val video in this tree)",
                "test": video_level_metrics(frame_probabilities(best, data.evaluation_loader(data.test_set)),
                                            data.labels)}
