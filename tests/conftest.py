@@ -104,3 +104,21 @@ def crash_after_first_epoch(monkeypatch):
         return lambda: monkeypatch.setattr(EpochHistory, "on_train_epoch_end", L.Callback.on_train_epoch_end)
 
     return arm
+
+
+@pytest.fixture
+def run_cli():
+    """``run(args, processes=1)``: the ``hyperkvasir`` command in a fresh Python process, or on ``processes``
+    processes through torchrun (gloo on CPU); fails the test with the command's stderr when it fails."""
+    import subprocess
+    import sys
+
+    def run(args: list, processes: int = 1) -> subprocess.CompletedProcess:
+        launcher = (["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+                    if processes > 1 else [])
+        done = subprocess.run([sys.executable, *launcher, "-m", "hyperkvasir", *map(str, args)], capture_output=True,
+                              text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done
+
+    return run

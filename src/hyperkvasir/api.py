@@ -143,9 +143,11 @@ class HyperKvasirVideoFrames(Dataset):
 class LoadedModel:
     """A trained checkpoint ready for images: ``predict`` takes paths or uint8 HWC arrays."""
 
-    def __init__(self, module, task: str, size: int, offsets: np.ndarray | None = None,
-                 mask_corners: bool = False) -> None:
-        self.module, self.task, self.size, self.offsets = module.eval(), task, size, offsets
+    def __init__(self, module, task: str, size: int, *, mean: Sequence[float], std: Sequence[float],
+                 rule: dict | None = None, mask_corners: bool = False) -> None:
+        self.module, self.task, self.size, self.mean, self.std = module.eval(), task, size, mean, std
+        self.rule = rule  # the decision rule stored in the checkpoint, if the run fitted one
+        self.offsets = np.asarray(rule["offsets"]) if rule else None
         self.mask_corners = mask_corners  # as in training: the corner is blanked before the square is cut
         self.classes = ([c.folder for c in CLASSES] if task == "classify" else
                         list(VIDEO_CLASS_NAMES) if task == "video" else ["polyp"])
@@ -199,15 +201,14 @@ def load_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
         from hyperkvasir.classify.module import load_classifier_checkpoint
 
         module, state = load_classifier_checkpoint(checkpoint, device)
-        rule = state.get("decision_rule")
-        return LoadedModel(module, task, module.config.input_size, np.asarray(rule["offsets"]) if rule else None,
-                           module.config.mask_corners)
+        return LoadedModel(module, task, module.config.input_size, mean=module.spec.mean, std=module.spec.std,
+                           rule=state.get("decision_rule"), mask_corners=module.config.mask_corners)
     if task == "segment":
         from hyperkvasir.segment.module import load_segmentation_checkpoint
 
         module, _ = load_segmentation_checkpoint(checkpoint, device)
-        return LoadedModel(module, task, module.config.size)
+        return LoadedModel(module, task, module.config.size, mean=module.mean, std=module.std)
     from hyperkvasir.video.module import load_video_checkpoint
 
     module, _ = load_video_checkpoint(checkpoint, device)
-    return LoadedModel(module, task, module.config.size)
+    return LoadedModel(module, task, module.config.size, mean=module.spec.mean, std=module.spec.std)

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from hyperkvasir.data.imaging import CORNER_MASK, atomic_write
-from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import HyperKvasirError
 
 FORMATS = ("onnx", "torchscript")
@@ -38,31 +37,15 @@ class Deployable(nn.Module):
 
 
 def _load(checkpoint: Path):
-    """(Deployable, task, input size, card facts) from any task's checkpoint."""
-    from hyperkvasir.engine.runs import checkpoint_task
+    """(Deployable, task, training config, card facts) from any task's checkpoint."""
+    from hyperkvasir.api import load_model
 
-    task = checkpoint_task(checkpoint)
-    if task == "classify":
-        from hyperkvasir.classify.module import load_classifier_checkpoint
-
-        module, state = load_classifier_checkpoint(checkpoint)
-        config = module.config
-        facts = {"classes": [c.folder for c in CLASSES], "decision_rule": state.get("decision_rule"),
-                 "mask_corners": config.mask_corners, "input_size": config.input_size}
-        return Deployable(module.model, module.spec.mean, module.spec.std, "softmax"), task, config, facts
-    if task == "segment":
-        from hyperkvasir.segment.module import load_segmentation_checkpoint
-
-        module, state = load_segmentation_checkpoint(checkpoint)
-        facts = {"classes": ["polyp"], "decision_rule": None, "mask_corners": False, "input_size": module.config.size}
-        return Deployable(module.model, module.mean, module.std, "sigmoid"), task, module.config, facts
-    from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
-    from hyperkvasir.video.module import load_video_checkpoint
-
-    module, state = load_video_checkpoint(checkpoint)
-    facts = {"classes": list(VIDEO_CLASS_NAMES), "decision_rule": None, "mask_corners": False,
-             "input_size": module.config.size}
-    return Deployable(module.model, module.spec.mean, module.spec.std, "softmax"), task, module.config, facts
+    loaded = load_model(checkpoint)
+    facts = {"classes": loaded.classes, "decision_rule": loaded.rule, "mask_corners": loaded.mask_corners,
+             "input_size": loaded.size}
+    deployable = Deployable(loaded.module.model, loaded.mean, loaded.std,
+                            "sigmoid" if loaded.task == "segment" else "softmax")
+    return deployable, loaded.task, loaded.module.config, facts
 
 
 def export_model(checkpoint: str | Path, fmt: str, out: str | Path) -> dict:

@@ -115,23 +115,13 @@ def test_segmentation_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, cra
         assert path.read_bytes() == (tmp_path / "cut" / "predictions" / path.name).read_bytes()
 
 
-def test_two_processes_with_gloo_match_one_process(tiny_twin, tmp_path: Path) -> None:
+def test_two_processes_with_gloo_match_one_process(tiny_twin, tmp_path: Path, run_cli) -> None:
     """lr 0 keeps the weights; both runs score the whole validation part (BatchNorm statistics differ per rank,
     hence a tolerance of 0.1 on the validation Dice)."""
-    import os
-    import subprocess
-    import sys
-
     args = ["train", "segment", str(tiny_twin.root), "--model", "test_efficientnet", "--epochs", "1", "--size", "64",
             "--batch-size", "2", "--workers", "0", "--no-pretrained", "--lr", "0", "--json"]
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "hyperkvasir", *args, "--out", str(tmp_path / "ddp")],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    done = subprocess.run([sys.executable, "-m", "hyperkvasir", *args, "--out", str(tmp_path / "one")],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_cli([*args, "--out", tmp_path / "ddp"], processes=2)
+    run_cli([*args, "--out", tmp_path / "one"])
     two, one = (json.loads((tmp_path / name / "metrics.json").read_text())[0] for name in ("ddp", "one"))
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
     assert two["val_images"] == one["val_images"] > 0 and abs(two["val_dice"] - one["val_dice"]) <= 0.1

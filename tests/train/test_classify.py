@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,21 +72,15 @@ def test_two_fold_protocol_on_tiny_twin(tiny_twin, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "bench" / "results.json").read_text())["majority_class"]["folds"] == 2
 
 
-def test_two_processes_with_gloo_score_the_whole_validation_set(tiny_twin, tmp_path: Path) -> None:
+def test_two_processes_with_gloo_score_the_whole_validation_set(tiny_twin, tmp_path: Path, run_cli) -> None:
     """With lr 0 the weights never move, so two processes score the same whole validation set as one process;
     only BatchNorm's running statistics differ (each rank sees its own batches), hence a tolerance of 0.1. The
     class-balanced sampler runs sharded: together the two ranks draw as many images as one process."""
     args = ["train", "classify", str(tiny_twin.root), "--model", "test_efficientnet", "--epochs", "1",
             "--input-size", "32", "--batch-size", "4", "--workers", "0", "--no-pretrained", "--lr", "0", "--json",
             "--balanced"]  # the class-balanced sampler, sharded over the two processes
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "hyperkvasir", *args, "--out", str(tmp_path / "ddp")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env=os.environ | {"OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    done = subprocess.run([sys.executable, "-m", "hyperkvasir", *args, "--out", str(tmp_path / "one")],
-                          capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_cli([*args, "--out", tmp_path / "ddp"], processes=2)
+    run_cli([*args, "--out", tmp_path / "one"])
     two, one = (json.loads((tmp_path / name / "metrics.json").read_text())[0] for name in ("ddp", "one"))
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
     assert two["val_images"] == one["val_images"] > 0

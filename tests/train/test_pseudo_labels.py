@@ -72,18 +72,10 @@ def test_unlabeled_duplicates_of_test_images_are_dropped(twin_copy: Path, tmp_pa
     assert report["dropped_duplicates_of_test_images"] == 1 and len(kept) == len(rows) - 2
 
 
-def test_prediction_over_two_processes(tiny_twin, tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
+def test_prediction_over_two_processes(tiny_twin, tmp_path: Path, run_cli) -> None:
     train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "t"), **FAST))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "hyperkvasir", "predict", str(tmp_path / "t" / "best.ckpt"), str(tiny_twin.root),
-               "--part", "unlabeled", "--out", str(tmp_path / "ddp.parquet"), "--workers", "0"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env=os.environ | {"OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_cli(["predict", tmp_path / "t" / "best.ckpt", tiny_twin.root, "--part", "unlabeled", "--out",
+             tmp_path / "ddp.parquet", "--workers", "0"], processes=2)
     assert main(["predict", str(tmp_path / "t" / "best.ckpt"), str(tiny_twin.root), "--part", "unlabeled",
                  "--out", str(tmp_path / "one.parquet"), "--workers", "0"]) == 0
     two = sorted(pq.read_table(tmp_path / "ddp.parquet").to_pylist(), key=lambda r: r["path"])

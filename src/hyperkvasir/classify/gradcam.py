@@ -38,3 +38,18 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndar
     """RGB uint8 image with the heat map (jet colours) blended over it."""
     colours = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
     return (image * (1 - alpha) + colours * alpha).astype(np.uint8)
+
+
+def checkpoint_gradcam(checkpoint, paths: list, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, str]:
+    """(uint8 HWC squares framed as in training, heat maps, model name) of a classification checkpoint on image
+    files."""
+    from hyperkvasir.classify.predict import load_classifier
+    from hyperkvasir.data.imaging import load_square
+    from hyperkvasir.datasets.transforms import normalise
+    from hyperkvasir.models import MODELS
+
+    model, config, _ = load_classifier(checkpoint, device)
+    raw = np.stack([load_square(p, config.input_size, mask_corners=config.mask_corners) for p in paths])
+    spec = MODELS[config.model]
+    heat = grad_cam(model, normalise(torch.from_numpy(raw).permute(0, 3, 1, 2).to(device), spec.mean, spec.std))
+    return raw, heat, config.model

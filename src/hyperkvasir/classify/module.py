@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import json
 
 import lightning as L
 import numpy as np
@@ -28,7 +27,7 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
-from hyperkvasir.engine import EngineOptions, RunFolder, fit, seed_everything
+from hyperkvasir.engine import EngineOptions, RunFolder, fit
 from hyperkvasir.engine.runs import load_checkpoint
 from hyperkvasir.errors import HyperKvasirError, require_choice, require_ranges
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
@@ -107,8 +106,7 @@ class ClassifierModule(L.LightningModule):
         self.model, self.weights_from = create_model(
             config.model, pretrained=config.pretrained and pretrained_weights, weights=config.weights,
             weights_partial=config.weights_partial)
-        if config.loss not in LOSSES:
-            raise HyperKvasirError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
+        require_choice("loss", config.loss, LOSSES)
         self.loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         # log of the training class prior, for the logit-adjusted loss; set when fitting starts, kept in checkpoints
         self.register_buffer("log_prior", torch.zeros(NUM_CLASSES))
@@ -239,13 +237,13 @@ def write_predictions(path: Path, names: list[str], probs: np.ndarray, decided: 
             writer.writerow([name, CLASSES[int(label)].folder, *(f"{p:.6f}" for p in row)])
 
 
-def fit_decision_rule(module: ClassifierModule, data: ClassifyData, checkpoint_path: Path) -> dict:
-    """Fit per-class offsets on the validation carve-out and store them in ``checkpoint_path``."""
+def fit_decision_rule(module: ClassifierModule, data: ClassifyData, checkpoint: dict, checkpoint_path: Path) -> dict:
+    """Fit per-class offsets on the validation carve-out and store them in the loaded ``checkpoint``, written back
+    to ``checkpoint_path``."""
     names, probs, labels = predict_probabilities(module, data.evaluation_loader(data.val_set), tta=module.config.tta)
     offsets, before, after = fit_offsets(probs, labels)
     rule = {"offsets": [float(v) for v in offsets], "fitted_on": "validation carve-out of the training folds",
             "val_images": len(labels), "val_macro_f1_argmax": before, "val_macro_f1_with_offsets": after}
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     checkpoint["decision_rule"] = rule
     with atomic_write(checkpoint_path) as handle:
         torch.save(checkpoint, handle)
@@ -258,28 +256,23 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     config = folder.config_for(config, resume)
     require_choice("model", config.model, MODELS)
     check_train_config(config)
-    created = folder.start(config, resume=resume)
-    try:
-        seed_everything(config.seed)
-        data = ClassifyData(config, progress=progress)
-        module = ClassifierModule(config)
-        trainer = fit(module, data, folder, EngineOptions(
+    trainer, module, data = fit(
+        lambda: (ClassifierModule(config), ClassifyData(config, progress=progress)), folder, EngineOptions(
             epochs=config.epochs, monitor="val_macro_f1", patience=config.patience, seed=config.seed,
             device=config.device, precision="auto" if config.amp else "32-true",
-            max_steps_per_epoch=config.max_steps_per_epoch, progress=progress is not None), resume=resume)
-    except BaseException:
-        folder.discard(created)
-        raise
+            max_steps_per_epoch=config.max_steps_per_epoch, progress=progress is not None),
+        config=config, resume=resume)
     if not trainer.is_global_zero:
         return {}
     best, checkpoint = load_classifier_checkpoint(folder.best, module.device)
-    rule = fit_decision_rule(best, data, folder.best) if config.decision_rule else None
+    rule = fit_decision_rule(best, data, checkpoint, folder.best) if config.decision_rule else None
     names, probs, labels = predict_probabilities(best, data.evaluation_loader(data.test_set), tta=config.tta)
     decided = decide(probs, np.asarray(rule["offsets"]) if rule else None)
     write_predictions(folder.path / "predictions-test.csv", names, probs, decided)
-    metrics = classification_metrics(labels, decided) | {"decision_rule": rule, "tta": config.tta,
-        "best_epoch": checkpoint["epoch"], "weights_from": checkpoint.get("weights_from"),
-        "skipped_images": sum(r["skipped_images"] for r in json.loads((folder.path / "metrics.json").read_text())),
+    history = json.loads((folder.path / "metrics.json").read_text())
+    metrics = classification_metrics(labels, decided) | {
+        "decision_rule": rule, "tta": config.tta, "best_epoch": checkpoint["epoch"],
+        "weights_from": checkpoint.get("weights_from"), "skipped_images": sum(r["skipped_images"] for r in history),
         "model": config.model, "fold": config.fold, "scheme": config.scheme,
         "excluded_label_conflicts": data.excluded, "pseudo_labels": data.pseudo_report,
         "world_size": trainer.world_size}

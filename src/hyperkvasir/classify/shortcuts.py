@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperkvasir.data.imaging import CORNER_MASK, ImageDecodeError, blank_corner, decode_rgb
+from hyperkvasir.data.imaging import CORNER_MASK, ImageDecodeError, blank_corner, corner_region, decode_rgb
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION, assignment
 from hyperkvasir.errors import DataError
@@ -39,9 +39,7 @@ def _histogram(rgb: np.ndarray) -> np.ndarray:
 
 
 def _corner(rgb: np.ndarray) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    x0, y0, x1, y1 = CORNER_MASK
-    return rgb[int(h * y0) : int(np.ceil(h * y1)), int(w * x0) : int(np.ceil(w * x1))]
+    return rgb[corner_region(*rgb.shape[:2])]
 
 
 def _features(path: str) -> np.ndarray | None:

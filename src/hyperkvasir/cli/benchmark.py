@@ -93,6 +93,7 @@ def benchmark(
         print((out_dir / "results.md").read_text())
     return 0
 
+
 def _check_model_names(task: str, names: list[str]) -> None:
     """Refuse unknown model names (and several models where the task trains one) before any work starts."""
     if task == "segment":
@@ -106,6 +107,7 @@ def _check_model_names(task: str, names: list[str]) -> None:
     if task != "classify" and len(names) > 1:
         raise typer.BadParameter(f"--task {task} trains one model; give one name, not {len(names)}",
                                  param_hint="--models")
+
 
 @app.command()
 def demo(

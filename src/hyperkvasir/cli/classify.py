@@ -16,6 +16,7 @@ def _train_config(root: Path, config_file: Path | None, **overrides):
 
     return _config(TrainConfig, root, config_file, **overrides)
 
+
 @train_app.command("classify")
 def train_classify(
     root: Path = typer.Argument(..., help="Release root."),
@@ -74,6 +75,7 @@ def train_classify(
         _print_metrics(metrics, as_json)
     return 0
 
+
 def _print_metrics(metrics: dict, as_json: bool) -> None:
     from hyperkvasir.metrics.classification import SUMMARY_KEYS
 
@@ -81,6 +83,7 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
         print(json.dumps(metrics, indent=2))
         return
     out.print("  ".join(f"{key} {metrics[key]:.3f}" for key in SUMMARY_KEYS) + f"  (n = {metrics['n']})")
+
 
 @evaluate_app.command("classify")
 def evaluate_classify(
@@ -137,6 +140,7 @@ def evaluate_classify(
         plot_confusion_matrix(metrics, plot)
     _print_metrics(metrics, as_json)
     return 0
+
 
 @app.command()
 def shortcuts(

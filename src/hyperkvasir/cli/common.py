@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
 @app.callback()
 def _work_dir_option(
     work_dir: Path = typer.Option(None, "--work-dir", help="Where manifests, caches and audit tables go (default "
@@ -44,6 +45,7 @@ app.add_typer(video_app, name="video")
 app.add_typer(train_app, name="train")
 
 app.add_typer(evaluate_app, name="evaluate")
+
 
 def _config(kind, root: Path, config_file: Path | None, **overrides):
     """A run config (TrainConfig or SegmentConfig): defaults, then a YAML recipe, then the flags given."""
@@ -88,6 +90,7 @@ def resolve_recipe(value: Path) -> Path:
     names = sorted(p.stem for p in packaged.parent.glob("*.yaml"))
     raise HyperKvasirError(f"{value}: no such recipe file or packaged recipe; packaged: {', '.join(names)}")
 
+
 def _log_to_stderr() -> None:
     import logging
 
@@ -95,6 +98,7 @@ def _log_to_stderr() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
 
 def _packaged_recipe(name: str) -> Path:
     """A recipe shipped with the package (src/hyperkvasir/configs/NAME.yaml)."""

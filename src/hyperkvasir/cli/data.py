@@ -34,6 +34,7 @@ def synth(
         print(json.dumps(summary, indent=2))
     return 0
 
+
 def _synthesise(out_dir: Path, seed: int, scale: str, faults: bool, workers: int) -> dict:
     from hyperkvasir.errors import HyperKvasirError
     from hyperkvasir.synth.tree import make_synthetic_release
@@ -57,6 +58,7 @@ def _synthesise(out_dir: Path, seed: int, scale: str, faults: bool, workers: int
         f"({size / 1e6:.1f} MB, {seconds:.1f} s)" + (f"; faults: {', '.join(summary['faults'])}" if faults else "")
     )
     return summary
+
 
 @app.command()
 def download(
@@ -95,11 +97,12 @@ def download(
         out.print(f"{part}: {what}")
     return 0
 
+
 @app.command()
 def index(
     root: Path = typer.Argument(..., help="Release root (the folder holding labeled-images/ …)."),
     workers: int = typer.Option(0, help="Processes (0 = one per core)."),
-    out_file: Path = typer.Option(None, "--out", help="Manifest path (default ROOT/.hyperkvasir/manifest.parquet)."),
+    out_file: Path = typer.Option(None, "--out", help="Manifest path (default manifest.parquet in the work dir)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> int:
     """Build or refresh the Parquet manifest (incremental: unchanged files are not read again).
@@ -107,11 +110,10 @@ def index(
     Example: hyperkvasir index /data/hyper-kvasir --workers 8
     """
     from hyperkvasir.data.index import build_index, manifest_path
-
-    started = time.perf_counter()
     from hyperkvasir.errors import require_output
 
     require_output(out_file, folder=False)
+    started = time.perf_counter()
     table = build_index(root, workers=workers or None, out=out_file, progress=progress_bar("indexing"))
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     parts = {}
@@ -132,6 +134,7 @@ def index(
         for problem in filter(None, meta.get("hyperkvasir.problems", "").split("\n")):
             out.print(f"  [yellow]skipped:[/] {problem} (run `hyperkvasir validate`)", soft_wrap=True)
     return 0
+
 
 @app.command()
 def validate(
@@ -157,6 +160,7 @@ def validate(
         out.print(f"{counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
                   f"{counts.get('info', 0)} notes")
     return report.exit_code
+
 
 @app.command()
 def audit(
@@ -205,6 +209,7 @@ def audit(
     out.print("\n[bold]Summary[/]\n" + report.summary, soft_wrap=True)
     return 0
 
+
 @app.command()
 def splits(
     root: Path = typer.Argument(..., help="Release root."),
@@ -249,6 +254,7 @@ def splits(
         out.print(f"→ {out_file}")
     return 0
 
+
 @app.command()
 def report(
     root: Path = typer.Argument(..., help="Release root."),
@@ -264,6 +270,7 @@ def report(
     path = build_report(root, out_file, results=results, progress=progress_bar("thumbnails"))
     out.print(f"report: {path.resolve()}", soft_wrap=True)
     return 0
+
 
 @app.command()
 def export(

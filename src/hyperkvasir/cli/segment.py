@@ -16,6 +16,7 @@ def _segment_config(root: Path, config_file: Path | None, **overrides):
 
     return _config(SegmentConfig, root, config_file, **overrides)
 
+
 @train_app.command("segment")
 def train_segment(
     root: Path = typer.Argument(..., help="Release root."),
@@ -51,6 +52,7 @@ def train_segment(
         _print_segmentation(metrics, as_json)
     return 0
 
+
 def _print_segmentation(metrics: dict, as_json: bool) -> None:
     from hyperkvasir.metrics.segmentation import METRIC_KEYS
 
@@ -61,6 +63,7 @@ def _print_segmentation(metrics: dict, as_json: bool) -> None:
     out.print("  ".join(f"{key} {metrics[key]:.4f}" for key in METRIC_KEYS), soft_wrap=True)
     if "boxes" in metrics:
         out.print(f"boxes: mAP@0.5 {metrics['boxes']['map_50']:.4f}, mAP@0.5:0.95 {metrics['boxes']['map_50_95']:.4f}")
+
 
 @evaluate_app.command("segment")
 def evaluate_segment(

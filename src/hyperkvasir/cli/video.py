@@ -43,6 +43,7 @@ def video_frames(
             out.print(f"  [yellow]failed:[/] {video}: {reason}", soft_wrap=True)
     return 1 if report.failed else 0
 
+
 @train_app.command("video")
 def train_video_command(
     root: Path = typer.Argument(..., help="Release root (with labeled-videos/)."),

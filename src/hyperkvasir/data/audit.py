@@ -387,7 +387,7 @@ def audit(
         report.segmented_corner = _marks(segmented, features)
         report.kvasir_seg_official = _kvasir_seg_straddle(merged, segmented)
     report.video_duplicates = _video_duplicates([r for r in manifest.to_pylist() if r["kind"] == "video"])
-    report.summary = _summary(report, len(labeled))
+    report.summary = _summary(report, len(labeled), merged)
     return report
 
 
@@ -407,13 +407,14 @@ def _video_duplicates(videos: list[dict]) -> dict[str, list[list[str]]]:
     return {"exact": exact, "metadata": metadata}
 
 
-def _summary(report: AuditReport, labeled: int) -> str:
-    """A paste-ready paragraph; a part absent from the copy is named, never summarised as empty."""
+def _summary(report: AuditReport, labeled: int, merged: list[DuplicateGroup]) -> str:
+    """A paste-ready paragraph (``merged``: the report's duplicate sets); a part absent from the copy is named,
+    never summarised as empty."""
     sentences = []
     method = (f"64-bit pHash within {report.threshold} bits confirmed by thumbnail correlation "
               f"≥ {report.min_correlation}")
     if labeled:
-        sets = [g for g in report.duplicate_sets() if len(g.labeled_files()) > 1]
+        sets = [g for g in merged if len(g.labeled_files()) > 1]
         exact_extra = sum(len(g.labeled_files()) - 1 for g in report.exact_groups)
         leak2, leak5 = report.leakage["fold2"], report.leakage["fold5"]
         sentences.append(
@@ -446,7 +447,7 @@ def _summary(report: AuditReport, labeled: int) -> str:
     corner = report.segmented_corner
     if corner:
         seg = report.overlaps["segmented-in-labeled"]
-        own = [g for g in report.duplicate_sets() if sum(p == "segmented" for p in g.parts) > 1]
+        own = [g for g in merged if sum(p == "segmented" for p in g.parts) > 1]
         sentences.append(
             f"Of {corner['images']:,} segmented images, {len(own)} duplicate groups hold more than one segmented "
             f"image; {corner['black_box_share']:.0%} hide the lower-left corner under a black box and "

@@ -153,12 +153,16 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 CORNER_MASK = (0.0, 0.6, 0.38, 1.0)
 
 
+def corner_region(height: int, width: int) -> tuple[slice, slice]:
+    """(rows, columns) of :data:`CORNER_MASK` in a ``height`` × ``width`` image."""
+    x0, y0, x1, y1 = CORNER_MASK
+    return (slice(int(height * y0), int(np.ceil(height * y1))), slice(int(width * x0), int(np.ceil(width * x1))))
+
+
 def blank_corner(rgb: np.ndarray) -> np.ndarray:
     """The frame with :data:`CORNER_MASK` set to black (a copy)."""
-    h, w = rgb.shape[:2]
-    x0, y0, x1, y1 = CORNER_MASK
     out = rgb.copy()
-    out[int(h * y0) : int(np.ceil(h * y1)), int(w * x0) : int(np.ceil(w * x1))] = 0
+    out[corner_region(*rgb.shape[:2])] = 0
     return out
 
 

@@ -57,33 +57,26 @@ def _corner_gradcam(results_dir: Path, root: Path, scopeguide_files: list[str], 
     """Grad-CAM of the first model's first fold on test frames that show the ScopeGuide box, and the share of
     the heat that falls in the masked corner region (the corner is 0.38 × 0.4 = 15 % of a frame's area)."""
     import numpy as np
-    import torch
 
-    from hyperkvasir.classify.gradcam import grad_cam, overlay
-    from hyperkvasir.classify.predict import load_classifier
-    from hyperkvasir.data.imaging import CORNER_MASK, load_square
-    from hyperkvasir.datasets.transforms import normalise
-    from hyperkvasir.models import MODELS
+    from hyperkvasir.classify.gradcam import checkpoint_gradcam, overlay
+    from hyperkvasir.data.imaging import corner_region
 
     runs = sorted(results_dir.glob("*/test-fold-*/best.ckpt"))
     if not runs:
         return None
-    model, config, _ = load_classifier(runs[0], "cpu")
     tested = {line.split(",")[0] for line in (runs[0].parent / "predictions-test.csv").read_text().splitlines()[1:]}
     frames = [root / f for f in scopeguide_files if f.startswith("labeled-images/") and Path(f).name in tested][:6]
     if not frames:
         return None
-    raw = np.stack([load_square(p, config.input_size, mask_corners=config.mask_corners) for p in frames])
-    spec = MODELS[config.model]
-    heat = grad_cam(model, normalise(torch.from_numpy(raw).permute(0, 3, 1, 2), spec.mean, spec.std))
-    side = config.input_size  # the square crop: the corner region maps to its lower-left part
+    raw, heat, model_name = checkpoint_gradcam(runs[0], frames)
+    side = raw.shape[1]  # the centre square: the corner region maps to its lower-left part (exact for square frames)
     corner = np.zeros((side, side), bool)
-    corner[int(side * CORNER_MASK[1]):, : int(side * CORNER_MASK[2])] = True
+    corner[corner_region(side, side)] = True
     share = float(np.mean([h[corner].sum() / max(h.sum(), 1e-9) for h in heat]))
     from PIL import Image
 
     tiles = [Image.fromarray(overlay(image, cam)).resize((120, 120)) for image, cam in zip(raw, heat)]
-    caption = (f"Grad-CAM of {config.model} ({runs[0].parent.name}) on test frames with the ScopeGuide box: "
+    caption = (f"Grad-CAM of {model_name} ({runs[0].parent.name}) on test frames with the ScopeGuide box: "
                f"{share:.0%} of the heat falls in the lower-left corner region")
     return caption, sink.image("gradcam-corner", fig.grid([("", tiles)], size=120, label_width=4))
 

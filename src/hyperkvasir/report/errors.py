@@ -29,18 +29,9 @@ def _predictions(run: Path) -> list[dict]:
 
 
 def _gradcam_tiles(checkpoint: Path, paths: list[Path]) -> list[Image.Image]:
-    import torch
+    from hyperkvasir.classify.gradcam import checkpoint_gradcam, overlay
 
-    from hyperkvasir.classify.gradcam import grad_cam, overlay
-    from hyperkvasir.classify.predict import load_classifier
-    from hyperkvasir.data.imaging import load_square
-    from hyperkvasir.datasets.transforms import normalise
-    from hyperkvasir.models import MODELS
-
-    model, config, _ = load_classifier(checkpoint, "cpu")
-    raw = np.stack([load_square(p, config.input_size, mask_corners=config.mask_corners) for p in paths])
-    spec = MODELS[config.model]
-    heat = grad_cam(model, normalise(torch.from_numpy(raw).permute(0, 3, 1, 2), spec.mean, spec.std))
+    raw, heat, _ = checkpoint_gradcam(checkpoint, paths)
     return [Image.fromarray(overlay(image, cam)).resize((96, 96)) for image, cam in zip(raw, heat)]
 
 
