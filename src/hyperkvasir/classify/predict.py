@@ -106,6 +106,9 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
 
         shards: list = [None] * world
         dist.all_gather_object(shards, table)
+        # every rank leaves the group together: a rank exiting while another still holds it can abort (gloo)
+        dist.barrier()
+        dist.destroy_process_group()
         if rank != 0:
             return {"images": 0, "skipped": 0, "out": str(out), "rank": rank}
         table = pa.concat_tables(shards)

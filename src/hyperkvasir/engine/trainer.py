@@ -105,4 +105,9 @@ def fit(build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]], fo
     except BaseException:
         folder.discard(created)
         raise
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # every rank leaves the group together before rank 0 tests alone: a rank exiting while another still
+        # holds the group can abort (gloo)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return trainer, module, datamodule
