@@ -81,6 +81,13 @@ def require_ranges(*checks: tuple[str, float | int | None, float | None, float |
         require_range(option, value, low, high)
 
 
+def require_compatible(weights: str | None, pretrained: bool) -> None:
+    """``--weights`` is where pretrained weights come from: with ``--no-pretrained`` it would be ignored."""
+    if weights and not pretrained:
+        raise HyperKvasirError(f"--weights {weights} and --no-pretrained contradict each other (the weights would "
+                               f"be ignored); drop one")
+
+
 def require_choice(what: str, value: str, choices) -> None:
     """Refuse a name outside ``choices`` with one line listing them (exit 2)."""
     if value not in choices:

@@ -19,7 +19,7 @@ def test_near_pairs_equals_all_pairs_on_random_and_planted_hashes() -> None:
         for bit in rng.choice(64, size=int(rng.integers(0, 7)), replace=False):
             planted[i] ^= np.uint64(1) << np.uint64(int(bit))
     hashes = np.concatenate([hashes, planted])
-    for threshold in (0, 2, 6, NEAR_DUPLICATE_THRESHOLD):
+    for threshold in (0, 2, 6, NEAR_DUPLICATE_THRESHOLD, 13):
         fast, slow = near_pairs(hashes, threshold), all_pairs_reference(hashes, threshold)
         assert np.array_equal(fast, slow), threshold
         assert len(fast) > 0

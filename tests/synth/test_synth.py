@@ -10,6 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hyperkvasir.data.audit import (
+    NEAR_DUPLICATE_MIN_CORRELATION,
+    NEAR_DUPLICATE_THRESHOLD,
+    confirmed_near_pairs,
+    near_clusters,
+)
 from hyperkvasir.data.imaging import binarise_mask, decode_gray, verify_decodes
 from hyperkvasir.data.layout import (
     Release,
@@ -18,9 +24,10 @@ from hyperkvasir.data.layout import (
     read_split_csv,
 )
 from hyperkvasir.data.splits import official_chunk_folds
-from hyperkvasir.data.taxonomy import CLASSES
+from hyperkvasir.data.pixels import pixel_evidence
+from hyperkvasir.data.taxonomy import CLASSES, RELEASED_TOTAL
 from hyperkvasir.synth.render import RESOLUTIONS
-from hyperkvasir.synth.tree import make_synthetic_release, scale_spec
+from hyperkvasir.synth.tree import _render_run, make_synthetic_release, scale_spec
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
@@ -142,3 +149,29 @@ def test_medium_scale_keeps_the_release_imbalance(tmp_path: Path) -> None:
 def test_refuses_non_empty_folder(tiny_twin) -> None:
     with pytest.raises(FileExistsError, match="not empty"):
         make_synthetic_release(tiny_twin.root)
+
+
+def test_full_scale_has_every_released_count() -> None:
+    spec = scale_spec("full")
+    assert {c.folder: c.released_count for c in CLASSES} == spec.per_class
+    assert sum(spec.per_class.values()) == RELEASED_TOTAL == 10_662
+    assert (spec.segmented, spec.unlabeled, spec.videos, spec.shrink) == (1_000, 99_417, 373, 4)
+
+
+def test_full_scale_unlabeled_runs_change_slowly_and_never_repeat_bytes(tmp_path: Path) -> None:
+    """Neighbours in a run are near duplicates the audit confirms, the run's ends are not, and the audit's groups
+    over the run stay within twice the threshold (no chaining)."""
+    paths = [str(tmp_path / f"{i}.jpg") for i in range(80)]
+    _render_run((paths, "cecum", (0, 3, 1), scale_spec("full").shrink))
+    data = [Path(p).read_bytes() for p in paths]
+    assert len(set(data)) == len(data)
+    evidence = [pixel_evidence(d) for d in data]
+    hashes = np.asarray([e["phash"] for e in evidence], np.uint64)
+    assert np.median(np.bitwise_count(hashes[1:] ^ hashes[:-1])) <= NEAR_DUPLICATE_THRESHOLD / 2
+    distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    assert distances.max() > 2 * NEAR_DUPLICATE_THRESHOLD  # single links would chain the ends together
+    pairs = confirmed_near_pairs(hashes, [e["thumbnail"] for e in evidence], NEAR_DUPLICATE_THRESHOLD,
+                                 NEAR_DUPLICATE_MIN_CORRELATION)
+    assert len(pairs) >= len(paths)
+    clusters = near_clusters(len(paths), pairs)
+    assert max(distances[np.ix_(c, c)].max() for c in clusters) <= 2 * NEAR_DUPLICATE_THRESHOLD

@@ -20,7 +20,9 @@ def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except IsADirectoryError:
-        raise ReleaseFormatError(path, "is a folder; pass a CSV file") from None
+        raise HyperKvasirError(f"{path}: is a folder; pass a CSV file") from None
+    except FileNotFoundError:
+        raise HyperKvasirError(f"{path}: no such file; check the path") from None
     except OSError as error:
         raise ReleaseFormatError(path, f"cannot read ({error.strerror or error})") from None
     except UnicodeDecodeError:

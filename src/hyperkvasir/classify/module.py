@@ -28,8 +28,8 @@ from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit
-from hyperkvasir.engine.runs import load_checkpoint
-from hyperkvasir.errors import HyperKvasirError, require_choice, require_ranges
+from hyperkvasir.engine.runs import check_device, load_checkpoint
+from hyperkvasir.errors import HyperKvasirError, require_choice, require_compatible, require_ranges
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
 from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
 
@@ -192,6 +192,8 @@ def check_train_config(config: TrainConfig) -> None:
                    ("--rare-below", config.rare_below, 0, None),
                    ("val_fraction", config.val_fraction, 0.01, 0.9),
                    ("label_smoothing", config.label_smoothing, 0, 0.99))
+    check_device(config.device)
+    require_compatible(config.weights, config.pretrained)
 
 
 def load_classifier_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ClassifierModule, dict]:

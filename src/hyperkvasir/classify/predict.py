@@ -75,7 +75,8 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
     spec = MODELS[config.model]
     all_paths, root = resolve_inputs(inputs, part)
     if not all_paths:
-        raise HyperKvasirError(f"no images found in {', '.join(map(str, inputs))}")
+        raise HyperKvasirError(f"no images (.jpg, .png, .bmp, .tif) in {', '.join(map(str, inputs))}; pass image "
+                               f"files or folders of them, or a release root with --part")
     paths = all_paths[rank::world]
     loader = DataLoader(_Images(paths, config.input_size, config.mask_corners), batch_size=batch_size,
                         num_workers=workers, collate_fn=_collate)

@@ -55,6 +55,15 @@ def benchmark(
                                  param_hint=refused[0])
     names = [m.strip() for m in (models or "tf_efficientnet_lite0").split(",") if m.strip()]
     _check_model_names(task, names)
+    from hyperkvasir.engine.runs import check_device
+    from hyperkvasir.errors import require_choice, require_output, require_ranges
+
+    require_ranges(("--epochs", epochs, 1, None), ("--input-size", input_size, 16, 2048),
+                   ("--batch-size", batch_size, 1, None), ("--lr", lr, 0, None), ("--workers", workers, 0, None))
+    check_device(device)
+    if optimizer is not None:
+        require_choice("optimizer", optimizer, ("sgd", "adamw"))
+    require_output(out_dir, folder=True)
     if task == "video":
         from hyperkvasir.video.benchmark import run_video_benchmark
         from hyperkvasir.video.module import VideoConfig
@@ -121,6 +130,9 @@ def demo(
     import os
     import shutil
 
+    from hyperkvasir.errors import require_output
+
+    require_output(out_dir, folder=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo's weights are the offline EfficientNet-Lite0 ones
     started = time.perf_counter()
     root = out_dir / "release"

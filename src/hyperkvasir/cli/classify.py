@@ -147,7 +147,7 @@ def shortcuts(
     root: Path = typer.Argument(..., help="Release root."),
     scheme: str = typer.Option("official-2fold", help="official-2fold | official-5fold | grouped-2fold."),
     seed: int = typer.Option(0),
-    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    workers: int = typer.Option(0, min=0, help="Processes (0 = one per core)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
     """How much a classifier can learn from the lower-left corner alone (ScopeGuide box, black box).

@@ -16,7 +16,7 @@ from hyperkvasir.cli.console import err, out, progress_bar
 def synth(
     out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to create (must be new or empty)."),
     seed: int = typer.Option(0, help="Same seed, byte-identical tree."),
-    scale: str = typer.Option("tiny", help="tiny (unit tests) | small (demo) | medium (benchmarks)."),
+    scale: str = typer.Option("tiny", help="tiny (unit tests) | small (demo) | medium (benchmarks) | full (every released count, small images)."),
     faults: bool = typer.Option(False, "--faults", help="Plant known release faults and list them in FAULTS.json."),
     workers: int = typer.Option(2, help="Processes that render images."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
@@ -25,10 +25,13 @@ def synth(
 
     Example: hyperkvasir synth ./twin --scale small --seed 1
     """
+    from hyperkvasir.errors import require_output, require_ranges
     from hyperkvasir.synth.tree import SCALES
 
     if scale not in SCALES:
         raise typer.BadParameter(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}", param_hint="--scale")
+    require_ranges(("--workers", workers, 1, None), ("--seed", seed, 0, None))
+    require_output(out_dir, folder=True, option="OUT")
     summary = _synthesise(out_dir, seed, scale, faults, workers)
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -82,8 +85,18 @@ def download(
         TransferSpeedColumn,
     )
 
-    from hyperkvasir.data.download import download as run_download
+    from hyperkvasir.data.download import PARTS, download as run_download
+    from hyperkvasir.errors import HyperKvasirError, require_output
 
+    wanted = tuple(p.strip() for p in parts.split(",") if p.strip())
+    if not wanted:
+        raise HyperKvasirError(f"--parts is empty; choose from {', '.join(PARTS)}")
+    unknown = sorted(set(wanted) - set(PARTS))
+    if unknown:
+        raise HyperKvasirError(f"--parts: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise HyperKvasirError(f"--ca-bundle {ca_bundle}: no such file; give a PEM file of CA certificates")
+    require_output(root, folder=True, option="ROOT")
     _log_to_stderr()
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
@@ -91,7 +104,7 @@ def download(
             task = bar.add_task(name, total=None)
             return lambda done, total: bar.update(task, completed=done, total=total or None)
 
-        done = run_download(root, tuple(p.strip() for p in parts.split(",") if p.strip()), base_url=base_url,
+        done = run_download(root, wanted, base_url=base_url,
                             extract_archives=extract, strict=strict, ca_bundle=ca_bundle, progress=progress)
     for part, what in done.items():
         out.print(f"{part}: {what}")
@@ -101,7 +114,7 @@ def download(
 @app.command()
 def index(
     root: Path = typer.Argument(..., help="Release root (the folder holding labeled-images/ …)."),
-    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    workers: int = typer.Option(0, min=0, help="Processes (0 = one per core)."),
     out_file: Path = typer.Option(None, "--out", help="Manifest path (default manifest.parquet in the work dir)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> int:
@@ -139,7 +152,7 @@ def index(
 @app.command()
 def validate(
     root: Path = typer.Argument(..., help="Release root."),
-    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    workers: int = typer.Option(0, min=0, help="Processes (0 = one per core)."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout."),
 ) -> int:
     """Check a tree against the release; exit 1 when a finding makes results wrong.
@@ -165,7 +178,7 @@ def validate(
 @app.command()
 def audit(
     root: Path = typer.Argument(..., help="Release root."),
-    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    workers: int = typer.Option(0, min=0, help="Processes (0 = one per core)."),
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON on stdout."),
 ) -> int:
     """Duplicates, cross-fold leakage, part overlaps and the ScopeGuide shortcut, with a paste-ready summary.
@@ -265,8 +278,10 @@ def report(
 
     Example: hyperkvasir report /data/hyper-kvasir --out report.html --results benchmark/
     """
+    from hyperkvasir.errors import require_output
     from hyperkvasir.report import build_report
 
+    require_output(out_file, folder=False)
     path = build_report(root, out_file, results=results, progress=progress_bar("thumbnails"))
     out.print(f"report: {path.resolve()}", soft_wrap=True)
     return 0

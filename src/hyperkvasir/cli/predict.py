@@ -40,12 +40,13 @@ def predict(
 
     Example: hyperkvasir predict runs/f0/best.ckpt /data/hyper-kvasir --part unlabeled --pseudo-labels pl.csv
     """
-    from hyperkvasir.engine.runs import checkpoint_task
+    from hyperkvasir.engine.runs import check_device, checkpoint_task
     from hyperkvasir.errors import require_output, require_ranges
 
     require_ranges(("--threshold", threshold, 0, 1), ("--max-per-class", max_per_class, 1, None),
                    ("--batch-size", batch_size, 1, None), ("--workers", workers, 0, None),
                    ("--every", every, 1, None))
+    check_device(device)
     task = checkpoint_task(checkpoint)
     classify_only = {"--pseudo-labels": pseudo_labels, "--threshold": threshold, "--max-per-class": max_per_class,
                      "--gradcam": gradcam, "--tta": tta}

@@ -18,7 +18,7 @@ def video_frames(
     every: int = typer.Option(None, help="Keep every N-th frame."),
     fps: float = typer.Option(None, help="Or: keep F frames per second."),
     size: int = typer.Option(None, help="Scale frames so the shorter side is S pixels."),
-    workers: int = typer.Option(0, help="Processes (0 = one per core)."),
+    workers: int = typer.Option(0, min=0, help="Processes (0 = one per core)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
     """Extract JPEG frames from the labeled videos, in parallel and resumable; writes OUT/frames.parquet.
@@ -29,8 +29,9 @@ def video_frames(
 
     from hyperkvasir.video.frames import extract_frames
 
-    from hyperkvasir.errors import require_output
+    from hyperkvasir.errors import require_output, require_ranges
 
+    require_ranges(("--every", every, 1, None), ("--fps", fps, 0.001, None), ("--size", size, 16, 8192))
     require_output(out_dir, folder=True, option="OUT")
     report = extract_frames(root, out_dir, every=every, fps=fps, size=size, workers=workers or None,
                             progress=progress_bar("videos"))

@@ -76,13 +76,22 @@ def thumbnail(centre: Image.Image) -> bytes:
     return np.asarray(grey, dtype=np.uint8).tobytes()
 
 
-def thumbnail_correlation(a: bytes, b: bytes) -> float:
-    """Normalised cross-correlation of two thumbnails (1 = same picture up to brightness and contrast)."""
-    x = np.frombuffer(a, np.uint8).astype(np.float64)
-    y = np.frombuffer(b, np.uint8).astype(np.float64)
-    x, y = x - x.mean(), y - y.mean()
-    denominator = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum() / denominator) if denominator else float(np.array_equal(a, b))
+def thumbnail_correlations(thumbnails: list[bytes], pairs: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    """Normalised cross-correlation of the thumbnails of each index pair (1 = same picture up to brightness and
+    contrast; two flat thumbnails correlate 1 when equal, else 0). Vectorised in chunks: frame runs give
+    millions of candidate pairs."""
+    grey = np.frombuffer(b"".join(thumbnails), np.uint8).reshape(len(thumbnails), -1).astype(np.float32)
+    centred = grey - grey.mean(1, keepdims=True)
+    norms = np.sqrt((centred * centred).sum(1))
+    unit = np.divide(centred, norms[:, None], out=np.zeros_like(centred), where=norms[:, None] > 0)
+    result = np.empty(len(pairs), np.float32)
+    for start in range(0, len(pairs), chunk):
+        a, b = pairs[start : start + chunk, 0], pairs[start : start + chunk, 1]
+        values = np.einsum("ij,ij->i", unit[a], unit[b])
+        flat = (norms[a] == 0) & (norms[b] == 0)
+        values[flat] = (grey[a[flat]] == grey[b[flat]]).all(1)
+        result[start : start + chunk] = values
+    return result
 
 
 def pixel_evidence(data: bytes) -> dict:

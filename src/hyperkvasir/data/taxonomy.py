@@ -92,6 +92,9 @@ CLASSES: tuple[ClassInfo, ...] = tuple(
 
 FOLDER_NAMES: tuple[str, ...] = tuple(c.folder for c in CLASSES)
 RELEASED_TOTAL = sum(c.released_count for c in CLASSES)  # 10,662
+RELEASED_SEGMENTED = 1_000  # Kvasir-SEG pairs (docs/dataset.md §1)
+RELEASED_UNLABELED = 99_417
+RELEASED_VIDEOS = 373  # rows of video-labels.csv; the paper says 374 (docs/dataset.md §7)
 
 
 def _normalise(name: str) -> str:

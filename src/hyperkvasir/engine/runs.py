@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from hyperkvasir.data.imaging import atomic_write
-from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.errors import HyperKvasirError, require_output
 
 
 def seed_everything(seed: int) -> None:
@@ -22,8 +22,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def check_device(name: str | None) -> None:
+    """Refuse a ``--device`` this machine does not have, before any work: a silent fall-back to the CPU would
+    make a flag the command accepts one it ignores."""
+    if name in (None, "auto", "cpu"):
+        return
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise HyperKvasirError(f"--device {name}: not a device name; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise HyperKvasirError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                               f"use auto or cpu")
+    if device.type not in ("cuda", "cpu"):
+        raise HyperKvasirError(f"--device {name}: only cpu and cuda are supported; use auto, cpu or cuda")
+
+
 def pick_device(name: str) -> torch.device:
     """``auto`` → this process's GPU under torchrun (LOCAL_RANK), else CPU."""
+    check_device(name)
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
@@ -94,6 +111,7 @@ class RunFolder:
     """
 
     def __init__(self, path: str | Path) -> None:
+        require_output(path, folder=True)
         self.path = Path(path)
 
     @property

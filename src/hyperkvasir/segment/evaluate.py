@@ -30,10 +30,11 @@ def _maps(folder: Path, role: str) -> dict[str, Path]:
     if folder.is_file():
         raise HyperKvasirError(f"{folder} is a file; pass the folder that holds the {role} maps")
     if not folder.is_dir():
-        raise HyperKvasirError(f"{folder}: {role} folder not found")
+        raise HyperKvasirError(f"{folder}: {role} folder not found; check the path")
     maps = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in _MAP_SUFFIXES}
     if not maps:
-        raise HyperKvasirError(f"{folder}: no {role} images (.png or .jpg)")
+        raise HyperKvasirError(f"{folder}: no {role} images ({', '.join(_MAP_SUFFIXES)}); pass the folder that "
+                               f"holds the {role} maps")
     return maps
 
 

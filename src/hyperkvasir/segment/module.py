@@ -25,11 +25,11 @@ from hyperkvasir.data.layout import Release
 from hyperkvasir.data.splits import segmentation_scheme_split
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, EpochSampler, RunFolder, fit
-from hyperkvasir.engine.runs import load_checkpoint
-from hyperkvasir.errors import DataError, require_choice, require_ranges
+from hyperkvasir.engine.runs import check_device, load_checkpoint
+from hyperkvasir.errors import DataError, require_choice, require_compatible, require_ranges
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
 from hyperkvasir.segment.data import SegmentedPolyps, collate_segmentation
-from hyperkvasir.segment.loss import segmentation_loss
+from hyperkvasir.segment.loss import LOSSES, segmentation_loss
 from hyperkvasir.segment.model import ENCODERS, create_unet
 
 log = logging.getLogger(__name__)
@@ -180,9 +180,12 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False, progress: bo
     folder = RunFolder(config.out)
     config = folder.config_for(config, resume)
     require_choice("encoder", config.model, ENCODERS)
+    require_choice("loss", config.loss, LOSSES)
+    require_compatible(config.weights, config.pretrained)
     require_ranges(("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
                    ("--size", config.size, 32, 2048), ("--lr", config.lr, 0, None),
                    ("--workers", config.workers, 0, None))
+    check_device(config.device)
     trainer, module, data = fit(
         lambda: (SegmentationModule(config), SegmentData(config)), folder, EngineOptions(
             epochs=config.epochs, monitor="val_dice", seed=config.seed, device=config.device,

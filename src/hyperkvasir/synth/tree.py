@@ -25,7 +25,15 @@ from PIL import Image, ImageFilter
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.layout import IMAGE_LABELS_HEADER, SPLIT_FILES, SPLIT_HEADER
 from hyperkvasir.data.splits import official_chunk_folds
-from hyperkvasir.data.taxonomy import CLASSES, TRACT_TO_ORGAN, ClassInfo, lookup
+from hyperkvasir.data.taxonomy import (
+    CLASSES,
+    RELEASED_SEGMENTED,
+    RELEASED_UNLABELED,
+    RELEASED_VIDEOS,
+    TRACT_TO_ORGAN,
+    ClassInfo,
+    lookup,
+)
 from hyperkvasir.parallel import process_pool
 from hyperkvasir.synth.render import (
     finish_frame,
@@ -36,8 +44,8 @@ from hyperkvasir.synth.render import (
 )
 from hyperkvasir.synth.video import VIDEO_CLASSES, write_video
 
-Scale = Literal["tiny", "small", "medium"]
-SCALES: tuple[str, ...] = ("tiny", "small", "medium")
+Scale = Literal["tiny", "small", "medium", "full"]
+SCALES: tuple[str, ...] = ("tiny", "small", "medium", "full")
 JPEG_QUALITY = 92
 _PART_SEED = {"labeled": 1, "segmented": 2, "unlabeled": 3, "videos": 4, "faults": 5}
 
@@ -49,11 +57,14 @@ class ScaleSpec:
     unlabeled: int
     videos: int
     video_frames: int
+    shrink: int = 1  # images drawn at 1/shrink of the released resolutions: the full count in small files
+    runs: tuple[int, int] | None = None  # unlabeled frames come in runs of this many slowly changing frames
 
 
 def scale_spec(scale: str) -> ScaleSpec:
     """How much each part holds at a scale: ``tiny`` for unit tests, ``small`` for the demo, ``medium`` (a
-    tenth of the released counts, same imbalance) for benchmarks."""
+    tenth of the released counts, same imbalance) for benchmarks, ``full`` (every released count, images at a
+    quarter of the released sides, unlabeled frames in runs as captured during procedures) to rehearse scale."""
     if scale == "tiny":
         counts = {c.folder: 3 for c in CLASSES} | {"polyps": 8, "hemorrhoids": 1}
         return ScaleSpec(counts, segmented=6, unlabeled=8, videos=3, video_frames=20)
@@ -63,6 +74,10 @@ def scale_spec(scale: str) -> ScaleSpec:
     if scale == "medium":
         counts = {c.folder: max(1, round(c.released_count / 10)) for c in CLASSES}
         return ScaleSpec(counts, segmented=100, unlabeled=1000, videos=12, video_frames=60)
+    if scale == "full":
+        counts = {c.folder: c.released_count for c in CLASSES}
+        return ScaleSpec(counts, segmented=RELEASED_SEGMENTED, unlabeled=RELEASED_UNLABELED, videos=RELEASED_VIDEOS,
+                         video_frames=8, shrink=4, runs=(20, 180))
     raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
 
 
@@ -108,20 +123,49 @@ def _jpeg_bytes(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
     return buffer.getvalue()
 
 
-def _render_job(job: tuple[str, str, tuple[int, ...]]) -> tuple[tuple[int, int], str, list]:
+def _render_job(job: tuple[str, str, tuple[int, ...], int]) -> tuple[tuple[int, int], str, list]:
     """Render one image to ``path`` (runs in a worker process); returns size, corner mark, polyps."""
-    path, folder, seed = job
+    path, folder, seed, shrink = job
     rng = np.random.default_rng(seed)
-    size = pick_resolution(rng)
+    size = _shrunk(pick_resolution(rng), shrink)
     corner = pick_corner(folder, rng)
     frame = render_frame(folder, rng, size)
     Path(path).write_bytes(_jpeg_bytes(finish_frame(frame, rng, corner)))
     return size, corner, frame.polyps
 
 
-def _render_all(jobs: list[tuple[str, str, tuple[int, ...]]], workers: int) -> list:
+def _shrunk(size: tuple[int, int], shrink: int) -> tuple[int, int]:
+    """A released resolution divided by ``shrink``; shrunk sides are kept even (video encoders need them)."""
+    return size if shrink == 1 else ((size[0] // shrink) & ~1, (size[1] // shrink) & ~1)
+
+
+def _render_all(jobs: list[tuple[str, str, tuple[int, ...], int]], workers: int) -> list:
     with process_pool(workers, len(jobs), minimum=64) as pool:
         return list(pool.map(_render_job, jobs, chunksize=16))
+
+
+def _render_run(job: tuple[list[str], str, tuple[int, ...], int]) -> None:
+    """Write one run of unlabeled frames: the camera wanders slowly over one scene (a reflected random walk of
+    about 6 px per frame at the released size) with sensor noise and light flicker, so neighbours are
+    near-identical but never byte-identical, and frames far apart in the run differ (the chaining the audit
+    must not follow)."""
+    paths, folder, seed, shrink = job
+    rng = np.random.default_rng(seed)
+    w, h = _shrunk(pick_resolution(rng), shrink)
+    scene = render_frame(folder, rng, (w, h), overscan=1.6)
+    corner = pick_corner(folder, rng)
+    finish_seed = int(rng.integers(1 << 31))  # one field of view and one on-screen text for the whole run
+    slack = np.asarray((scene.image.width - w, scene.image.height - h), float)
+    position = rng.uniform(0, 1, 2) * slack
+    step = 6 / shrink / np.sqrt(2)  # per axis
+    for path in paths:
+        position = np.abs(position + rng.normal(0, step, 2))  # reflect at 0 …
+        position = slack - np.abs(slack - position)  # … and at the far edge
+        x, y = position.astype(int)
+        crop = np.asarray(scene.image.crop((x, y, x + w, y + h)), np.float32) * rng.uniform(0.97, 1.03)
+        crop = Image.fromarray(np.clip(crop + rng.normal(0, 2, crop.shape), 0, 255).astype(np.uint8))
+        image = finish_frame(type(scene)(crop, []), np.random.default_rng(finish_seed), corner)
+        Path(path).write_bytes(_jpeg_bytes(image))
 
 
 def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple], delimiter: str) -> None:
@@ -154,7 +198,7 @@ def make_synthetic_release(
             images.append(LabeledImage(cls, stem, (0, 0), "none"))
     for number, image in enumerate(images):
         (root / image.relpath).parent.mkdir(parents=True, exist_ok=True)
-        jobs.append((str(root / image.relpath), image.cls.folder, (seed, _PART_SEED["labeled"], number)))
+        jobs.append((str(root / image.relpath), image.cls.folder, (seed, _PART_SEED["labeled"], number), spec.shrink))
     results = _render_all(jobs, workers)
     images = [LabeledImage(im.cls, im.stem, size, corner, tuple(tuple(p) for p in polys))
               for im, (size, corner, polys) in zip(images, results)]
@@ -191,7 +235,7 @@ def make_synthetic_release(
     if "segmented" in parts:
         _write_segmented(root, info, images, spec.segmented, faults)
     if "unlabeled" in parts:
-        _write_unlabeled(root, info, spec.unlabeled, names, workers)
+        _write_unlabeled(root, info, spec, names, workers)
     if "videos" in parts:
         _write_videos(root, info, spec, names)
     if faults:
@@ -233,17 +277,29 @@ def _write_segmented(root: Path, info: SynthInfo, images: list[LabeledImage], co
     info.boxes_per_image = {stem: len(entry["bbox"]) for stem, entry in boxes.items()}
 
 
-def _write_unlabeled(root: Path, info: SynthInfo, count: int, names: random.Random, workers: int) -> None:
-    """Unlabeled frames drawn from the labeled class mix, under ``unlabeled-images/images/``."""
+def _write_unlabeled(root: Path, info: SynthInfo, spec: ScaleSpec, names: random.Random, workers: int) -> None:
+    """Unlabeled frames drawn from the labeled class mix, under ``unlabeled-images/images/``: independent frames,
+    or runs of slowly changing frames when the scale has ``runs``."""
     folder = root / "unlabeled-images" / "images"
     folder.mkdir(parents=True, exist_ok=True)
     weights = np.asarray([c.released_count for c in CLASSES], float)
     pick = np.random.default_rng((info.seed, _PART_SEED["unlabeled"]))
-    classes = pick.choice(len(CLASSES), size=count, p=weights / weights.sum())
-    jobs = [(str(folder / f"{_uuid(names)}.jpg"), CLASSES[c].folder, (info.seed, _PART_SEED["unlabeled"], n))
-            for n, c in enumerate(classes)]
-    _render_all(jobs, workers)
-    info.unlabeled = count
+    lengths = [1] * spec.unlabeled
+    if spec.runs:
+        lengths = []
+        while (left := spec.unlabeled - sum(lengths)) > 0:
+            lengths.append(min(left, int(pick.integers(spec.runs[0], spec.runs[1] + 1))))
+    classes = pick.choice(len(CLASSES), size=len(lengths), p=weights / weights.sum())
+    jobs = []
+    for n, (c, length) in enumerate(zip(classes, lengths)):
+        paths = [str(folder / f"{_uuid(names)}.jpg") for _ in range(length)]
+        jobs.append((paths, CLASSES[c].folder, (info.seed, _PART_SEED["unlabeled"], n), spec.shrink))
+    if spec.runs:
+        with process_pool(workers, len(jobs), minimum=8) as pool:
+            list(pool.map(_render_run, jobs, chunksize=4))
+    else:
+        _render_all([(paths[0], *rest) for paths, *rest in jobs], workers)
+    info.unlabeled = spec.unlabeled
 
 
 def _write_videos(root: Path, info: SynthInfo, spec: ScaleSpec, names: random.Random) -> None:
@@ -254,7 +310,7 @@ def _write_videos(root: Path, info: SynthInfo, spec: ScaleSpec, names: random.Ra
         video = VIDEO_CLASSES[number % len(VIDEO_CLASSES)]
         stem = _uuid(names)
         rng = np.random.default_rng((info.seed, _PART_SEED["videos"], number))
-        size = (1280, 1024) if number % 4 == 3 else (720, 576)
+        size = _shrunk((1280, 1024) if number % 4 == 3 else (720, 576), spec.shrink)
         path = root / "labeled-videos" / video.tract / video.category_dir / video.class_dir / f"{stem}.avi"
         write_video(path, video.render_as, rng, size=size, frames=spec.video_frames)
         organ = TRACT_TO_ORGAN[lookup(video.render_as).tract]

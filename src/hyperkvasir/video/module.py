@@ -22,8 +22,8 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit
-from hyperkvasir.engine.runs import load_checkpoint
-from hyperkvasir.errors import DataError, require_choice, require_ranges
+from hyperkvasir.engine.runs import check_device, load_checkpoint
+from hyperkvasir.errors import DataError, HyperKvasirError, require_choice, require_ranges
 from hyperkvasir.models import MODELS, create_model
 from hyperkvasir.video.data import VideoData, video_split
 from hyperkvasir.video.evaluate import video_level_metrics
@@ -133,6 +133,10 @@ def train_video(config: VideoConfig, *, resume: bool = False, progress: bool = F
     require_ranges(("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
                    ("--size", config.size, 16, 2048), ("--every", config.every, 1, None),
                    ("--lr", config.lr, 0, None), ("--workers", config.workers, 0, None))
+    check_device(config.device)
+    if config.frames and not (Path(config.frames) / "frames.parquet").is_file():
+        raise HyperKvasirError(f"--frames {config.frames}: no frames.parquet there; extract frames with "
+                               f"`hyperkvasir video frames ROOT {config.frames}` or drop --frames")
     split = video_split(config.root, seed=config.seed)
     if not split["val"] and not config.select_on_train:
         raise DataError(
