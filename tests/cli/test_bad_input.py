@@ -9,6 +9,7 @@ folder that must stay empty.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -294,6 +295,14 @@ def test_undecodable_inputs_to_predict(tiny_twin, tmp_path: Path, capsys) -> Non
                  "--workers", "0"]) == 0
     err = capsys.readouterr().err
     assert "2 inputs do not decode and were skipped" in err and "zero.jpg" in err and "garbage.jpg" in err
+    for number in range(11):  # past ten, stderr counts the rest; the JSON names every one
+        (tmp_path / "in" / f"bad{number:02d}.jpg").write_bytes(b"")
+    assert main(["predict", str(tmp_path / "t" / "best.ckpt"), str(tmp_path / "in"), "--out", str(out),
+                 "--workers", "0", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "13 inputs do not decode" in captured.err and "and 3 more" in captured.err
+    summary = json.loads(captured.out)
+    assert summary["images"] == 1 and len(summary["undecodable"]) == 13
     assert main(["predict", str(tmp_path / "t" / "best.ckpt"), str(tmp_path / "in"), "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
 

@@ -3,6 +3,7 @@ as a deployable file with its model card."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -11,7 +12,13 @@ from hyperkvasir.cli.common import app
 from hyperkvasir.cli.console import err, out, progress_bar
 
 
-def _report_skipped(skipped: list[str]) -> None:
+def _report(summary: dict, line: str, skipped: list[str], as_json: bool) -> None:
+    """The result as one line (stdout) or, with ``--json``, the whole summary, every skipped input included; the
+    skipped inputs are also named on stderr (the first ten, then a count)."""
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        out.print(line, soft_wrap=True)
     if skipped:
         more = len(skipped) - 10
         err.print(f"[yellow]warning:[/] {len(skipped)} inputs do not decode and were skipped: "
@@ -34,6 +41,7 @@ def predict(
     tta: bool = typer.Option(None, "--tta", help="classify: average the probabilities over flips."),
     every: int = typer.Option(None, help="video: score every N-th frame (default 5)."),
     batch_size: int = typer.Option(64), workers: int = typer.Option(2), device: str = typer.Option("auto"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON, every skipped input named."),
 ) -> int:
     """Inference with any task's checkpoint: class probabilities (classify, with pseudo-labels and Grad-CAM),
     masks, overlays and boxes (segment), or per-frame findings, a timeline and a strip per video (video).
@@ -63,8 +71,8 @@ def predict(
 
         summary = predict_masks(checkpoint, inputs, out_path, part=part, device=device,
                                 progress=progress_bar("images"))
-        out.print(f"{summary['images']:,} masks and overlays, {summary['boxes']:,} boxes → {out_path}")
-        _report_skipped(summary["undecodable"])
+        _report(summary, f"{summary['images']:,} masks and overlays, {summary['boxes']:,} boxes → {out_path}",
+                summary["undecodable"], as_json)
         return 0
     if task == "video":
         from hyperkvasir.data.inputs import video_inputs
@@ -75,16 +83,17 @@ def predict(
             raise typer.BadParameter(f"no video file (.avi, .mpg, .mp4) in {', '.join(inputs)}", param_hint="INPUT")
         summary = predict_videos(checkpoint, videos, out_path, every=every or 5, device=device,
                                  progress=progress_bar("videos"))
-        out.print(f"{summary['frames']:,} frames of {summary['videos']} videos scored → {out_path}")
-        _report_skipped(list(summary["failed"]))
+        _report(summary, f"{summary['frames']:,} frames of {summary['videos']} videos scored → {out_path}",
+                list(summary["failed"]), as_json)
         return 1 if summary["failed"] else 0
     return _predict_classify(checkpoint, inputs, out_path, part=part, pseudo_labels=pseudo_labels,
                              threshold=0.9 if threshold is None else threshold, max_per_class=max_per_class,
-                             gradcam=gradcam, tta=bool(tta), batch_size=batch_size, workers=workers, device=device)
+                             gradcam=gradcam, tta=bool(tta), batch_size=batch_size, workers=workers, device=device,
+                             as_json=as_json)
 
 
 def _predict_classify(checkpoint: Path, inputs: list[str], out_file: Path, *, part, pseudo_labels, threshold,
-                      max_per_class, gradcam, tta, batch_size, workers, device) -> int:
+                      max_per_class, gradcam, tta, batch_size, workers, device, as_json) -> int:
     from hyperkvasir.classify.predict import predict_images, write_teacher
     from hyperkvasir.classify.predict import pseudo_labels as make_pseudo_labels
     from hyperkvasir.errors import require_output
@@ -98,13 +107,14 @@ def _predict_classify(checkpoint: Path, inputs: list[str], out_file: Path, *, pa
                              device=device, progress=progress_bar("batches"), gradcam_dir=gradcam, tta=tta)
     if summary.get("rank"):  # under torchrun, rank 0 writes and reports
         return 0
-    out.print(f"{summary['images']:,} images scored → {out_file}", soft_wrap=True)
-    _report_skipped(summary["undecodable"])
+    line = f"{summary['images']:,} images scored → {out_file}"
     if pseudo_labels:
         counts = make_pseudo_labels(out_file, pseudo_labels, threshold=threshold, max_per_class=max_per_class)
         write_teacher(checkpoint, pseudo_labels)
-        out.print(f"{sum(counts.values()):,} pseudo-labels at ≥ {threshold} → {pseudo_labels}: "
-                  + ", ".join(f"{k} {v}" for k, v in counts.items() if v), soft_wrap=True)
+        summary["pseudo_labels"] = counts
+        line += (f"; {sum(counts.values()):,} pseudo-labels at ≥ {threshold} → {pseudo_labels}: "
+                 + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    _report(summary, line, summary["undecodable"], as_json)
     return 0
 
 
