@@ -384,3 +384,8 @@ def test_a_zero_byte_jpeg_is_named_as_empty(twin_copy: Path, capsys) -> None:
     assert main(["validate", str(twin_copy)]) == 1
     out = capsys.readouterr().out
     assert "empty file (0 bytes)" in out and empty.name in out and "BytesIO" not in out
+    assert main(["audit", str(twin_copy), "--json"]) == 1, "an audit that left an image out never exits 0"
+    report = json.loads(capsys.readouterr().out)
+    labeled = sum(1 for _ in twin_copy.glob("labeled-images/**/*.jpg"))
+    assert report["unreadable"] == [str(empty.relative_to(twin_copy))] and report["images"]["labeled"] == labeled - 1
+    assert "1 image does not decode" in report["summary"]

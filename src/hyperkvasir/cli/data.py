@@ -188,9 +188,10 @@ def audit(
     from hyperkvasir.data.audit import audit as run_audit
 
     report = run_audit(root, workers=workers or None, progress=progress_bar("hashing pixels"))
+    incomplete = 1 if report.unreadable else 0  # an image left out makes every count short: never a silent 0
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
-        return 0
+        return incomplete
     from rich.table import Table
 
     for title, groups in (("exact duplicates", report.exact_groups), ("near duplicates", report.near_groups)):
@@ -220,7 +221,7 @@ def audit(
         out.print(f"segmented corner: black box {corner['black_box']} ({corner['black_box_share']:.0%}), "
                   f"ScopeGuide {corner['scopeguide']} ({corner['share']:.0%}) of {corner['images']}")
     out.print("\n[bold]Summary[/]\n" + report.summary, soft_wrap=True)
-    return 0
+    return incomplete
 
 
 @app.command()

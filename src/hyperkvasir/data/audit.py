@@ -376,8 +376,10 @@ def audit(
     manifest = build_index(release.root, workers=workers)
     features = pixel_features(release.root, manifest, workers=workers, progress=progress)
     rows = [r for r in manifest.to_pylist() if r["kind"] == "image" and r["sha256"]]
+    unreadable = {r["path"] for r in rows if features.get(r["sha256"], {}).get("pixel_error")}
+    rows = [r for r in rows if r["path"] not in unreadable]  # an image that does not decode is not counted
     report = AuditReport(threshold, min_correlation, dict(Counter(r["part"] for r in rows)))
-    report.unreadable = sorted(r["path"] for r in rows if features.get(r["sha256"], {}).get("pixel_error"))
+    report.unreadable = sorted(unreadable)
     report.exact_groups, report.near_groups = _groups(rows, features, threshold, min_correlation)
     merged = report.duplicate_sets()
     report.label_conflicts = _label_conflicts(merged)
@@ -428,6 +430,13 @@ def _summary(report: AuditReport, labeled: int, merged: list[DuplicateGroup]) ->
     """A paste-ready paragraph (``merged``: the report's duplicate sets); a part absent from the copy is named,
     never summarised as empty."""
     sentences = []
+    if report.unreadable:
+        more = len(report.unreadable) - 10
+        sentences.append(
+            f"{len(report.unreadable):,} {'image does' if len(report.unreadable) == 1 else 'images do'} not decode "
+            f"and {'was' if len(report.unreadable) == 1 else 'were'} left out of every count "
+            f"({', '.join(report.unreadable[:10])}{f' and {more} more' if more > 0 else ''}); "
+            f"`hyperkvasir validate` names each problem.")
     method = (f"64-bit pHash within {report.threshold} bits confirmed by thumbnail correlation "
               f"≥ {report.min_correlation}")
     if labeled:
