@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 
 
@@ -25,5 +26,9 @@ class _Inline:
 
 
 def process_pool(workers: int, jobs: int, minimum: int = 2):
-    """A context manager with ``.map``: processes when ``workers > 1`` and there are ``minimum`` jobs or more."""
+    """A context manager with ``.map``: processes when ``workers > 1`` and there are ``minimum`` jobs or more.
+
+    At most one process per job and four per core: more only adds start-up time and memory (a ``--workers
+    99999`` would otherwise try to start that many processes)."""
+    workers = min(workers, jobs, 4 * (os.cpu_count() or 1))
     return _Pool(workers) if workers > 1 and jobs >= minimum else _Inline()

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from hyperkvasir.data.taxonomy import lookup
-from hyperkvasir.errors import DataError, HyperKvasirError, ReleaseFormatError
+from hyperkvasir.errors import DataError, HyperKvasirError, ReleaseFormatError, UnknownClassError
 from hyperkvasir.metrics.classification import classification_metrics
 
 
@@ -103,7 +103,10 @@ def truth_from_imagefolder(folder: str | Path) -> dict[Path, int]:
         raise HyperKvasirError(f"{folder}: not a folder; pass a folder of class subfolders")
     truth: dict[Path, int] = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        cls = lookup(sub.name)  # an unknown name fails with near matches
+        try:
+            cls = lookup(sub.name)
+        except UnknownClassError as error:
+            raise HyperKvasirError(f"{sub}: a class subfolder must be named after a class; {error}") from None
         truth |= {p: cls.index for p in sorted(sub.rglob("*")) if p.suffix.lower() in PREDICT_IMAGE_SUFFIXES}
     if not truth:
         raise HyperKvasirError(f"{folder}: no images in class subfolders (e.g. {folder}/polyps/*.jpg)")
@@ -128,6 +131,9 @@ def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, out: str | P
     from hyperkvasir.metrics.calibration import calibration, plot_reliability
     from hyperkvasir.metrics.classification import plot_confusion_matrix
 
+    from hyperkvasir.engine.runs import checkpoint_task
+
+    checkpoint_task(checkpoint)  # a file that is no checkpoint is refused before the folder is read
     if labels is not None:
         by_name = read_truth(labels)
         found = {p.name: p for p in Path(images).rglob("*") if p.name in by_name}

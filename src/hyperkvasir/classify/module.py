@@ -26,7 +26,7 @@ from hyperkvasir.classify.decision import decide, fit_offsets
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
 from hyperkvasir.data.taxonomy import CLASSES
-from hyperkvasir.datasets.transforms import normalise
+from hyperkvasir.datasets.transforms import RECIPES, normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit
 from hyperkvasir.engine.runs import check_device, load_checkpoint
 from hyperkvasir.errors import HyperKvasirError, require_choice, require_compatible, require_ranges
@@ -78,20 +78,21 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "plateau")  # the paper's ReduceLROnPlateau is "plateau"
+
+
 def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The configured optimizer (its name was checked against ``OPTIMIZERS`` before the run started)."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    raise HyperKvasirError(f"unknown optimizer {config.optimizer!r}; choose sgd or adamw")
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs))
-    if config.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=10)
-    raise HyperKvasirError(f"unknown schedule {config.schedule!r}; choose cosine or plateau")
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=10)
 
 
 class ClassifierModule(L.LightningModule):
@@ -194,6 +195,9 @@ def check_train_config(config: TrainConfig) -> None:
                    ("label_smoothing", config.label_smoothing, 0, 0.99))
     check_device(config.device)
     require_compatible(config.weights, config.pretrained)
+    require_choice("recipe", config.recipe, RECIPES)
+    require_choice("optimizer", config.optimizer, OPTIMIZERS)
+    require_choice("schedule", config.schedule, SCHEDULES)
 
 
 def load_classifier_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ClassifierModule, dict]:

@@ -35,7 +35,7 @@ def benchmark(
     select_on_train: bool = typer.Option(False, "--select-on-train",
                                          help="Video: allow choosing the checkpoint on training videos when the "
                                               "tree has no validation video."),
-    workers: int = typer.Option(None), seed: int = typer.Option(None), device: str = typer.Option(None),
+    workers: int = typer.Option(None), seed: int = typer.Option(None, min=0), device: str = typer.Option(None),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
     """Train on one fold, test on the other, both directions; averaged metrics beside the paper's Table 3.
@@ -62,7 +62,9 @@ def benchmark(
                    ("--batch-size", batch_size, 1, None), ("--lr", lr, 0, None), ("--workers", workers, 0, None))
     check_device(device)
     if optimizer is not None:
-        require_choice("optimizer", optimizer, ("sgd", "adamw"))
+        from hyperkvasir.classify.module import OPTIMIZERS
+
+        require_choice("optimizer", optimizer, OPTIMIZERS)
     require_output(out_dir, folder=True)
     if task == "video":
         from hyperkvasir.video.benchmark import run_video_benchmark
@@ -121,7 +123,7 @@ def _check_model_names(task: str, names: list[str]) -> None:
 @app.command()
 def demo(
     out_dir: Path = typer.Option(Path("hyperkvasir-demo"), "--out", help="Work folder."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
 ) -> int:
     """The main job on the embedded default, on a synthetic twin (CPU, minutes).
 

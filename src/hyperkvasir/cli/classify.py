@@ -29,7 +29,7 @@ def train_classify(
     epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
     optimizer: str = typer.Option(None, help="sgd | adamw."), schedule: str = typer.Option(None, help="cosine | plateau."),
     patience: int = typer.Option(None, help="Early stopping patience in epochs (0 = off)."),
-    input_size: int = typer.Option(None), recipe: str = typer.Option(None, help="paper | modern augmentation."),
+    input_size: int = typer.Option(None), recipe: str = typer.Option(None, help="paper | modern | rare (strong, label-safe) augmentation."),
     balanced: bool = typer.Option(None, "--balanced/--no-balanced", help="Class-balanced sampling."),
     loss: str = typer.Option(None, help="ce | logit-adjusted (tau · log prior added in training; tau 1 = "
                                         "balanced softmax)."),
@@ -48,7 +48,7 @@ def train_classify(
     weights_partial: bool = typer.Option(None, "--weights-partial/--weights-strict",
                                          help="Load only the tensors of --weights that match (counts recorded)."),
     pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
-    seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
+    seed: int = typer.Option(None, min=0), workers: int = typer.Option(None), device: str = typer.Option(None),
     pseudo_labels: str = typer.Option(None, help="path,label CSV of pseudo-labelled images to add to training."),
     exclude_conflicts: bool = typer.Option(None, "--exclude-conflicts/--keep-conflicts",
                                            help="Leave out images the audit finds under two classes."),
@@ -95,8 +95,8 @@ def evaluate_classify(
     imagefolder: Path = typer.Option(None, help="With --checkpoint: class subfolders in any naming, or any images "
                                                 "with --labels."),
     labels: Path = typer.Option(None, help="With --checkpoint: file-name,label CSV for the images."),
-    out_dir: Path = typer.Option(Path("external-validation"), "--out",
-                                 help="With --checkpoint: predictions, metrics.json, reliability and confusion PNGs."),
+    out_dir: Path = typer.Option(None, "--out", help="With --checkpoint: predictions, metrics.json, reliability and "
+                                                     "confusion PNGs (default external-validation/)."),
     plot: Path = typer.Option(None, help="Write the confusion matrix as PNG here."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
@@ -110,9 +110,11 @@ def evaluate_classify(
         from hyperkvasir.classify.evaluate import evaluate_checkpoint
         from hyperkvasir.errors import require_output
 
-        if imagefolder is None or predictions is not None or truth is not None or root is not None:
+        if imagefolder is None or predictions is not None or truth is not None or root is not None or plot:
             raise typer.BadParameter("--checkpoint takes --imagefolder (and optionally --labels), not "
-                                     "--predictions/--truth/--root", param_hint="--checkpoint")
+                                     "--predictions/--truth/--root/--plot (its confusion matrix goes to --out)",
+                                     param_hint="--checkpoint")
+        out_dir = out_dir or Path("external-validation")
         require_output(out_dir, folder=True)
         metrics = evaluate_checkpoint(checkpoint, imagefolder, out_dir, labels=labels,
                                       progress=progress_bar("batches"))
@@ -124,6 +126,9 @@ def evaluate_classify(
     if predictions is None or imagefolder is not None or labels is not None:
         raise typer.BadParameter("give --predictions with --truth or --root, or --checkpoint with --imagefolder",
                                  param_hint="--predictions")
+    if out_dir is not None:
+        raise typer.BadParameter("--out holds a checkpoint's predictions; with --predictions use --json or --plot",
+                                 param_hint="--out")
     from hyperkvasir.classify.evaluate import (
         evaluate_predictions,
         read_predictions,
@@ -146,7 +151,7 @@ def evaluate_classify(
 def shortcuts(
     root: Path = typer.Argument(..., help="Release root."),
     scheme: str = typer.Option("official-2fold", help="official-2fold | official-5fold | grouped-2fold."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
     workers: int = typer.Option(0, min=0, help="Processes (0 = one per core)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:

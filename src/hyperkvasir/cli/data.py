@@ -15,22 +15,21 @@ from hyperkvasir.cli.console import err, out, progress_bar
 @app.command()
 def synth(
     out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to create (must be new or empty)."),
-    seed: int = typer.Option(0, help="Same seed, byte-identical tree."),
+    seed: int = typer.Option(0, min=0, help="Same seed, byte-identical tree."),
     scale: str = typer.Option("tiny", help="tiny (unit tests) | small (demo) | medium (benchmarks) | full (every released count, small images)."),
     faults: bool = typer.Option(False, "--faults", help="Plant known release faults and list them in FAULTS.json."),
-    workers: int = typer.Option(2, help="Processes that render images."),
+    workers: int = typer.Option(2, min=1, help="Processes that render images."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> int:
     """Write a synthetic twin of the release in exactly the released layout.
 
     Example: hyperkvasir synth ./twin --scale small --seed 1
     """
-    from hyperkvasir.errors import require_output, require_ranges
+    from hyperkvasir.errors import require_output
     from hyperkvasir.synth.tree import SCALES
 
     if scale not in SCALES:
         raise typer.BadParameter(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}", param_hint="--scale")
-    require_ranges(("--workers", workers, 1, None), ("--seed", seed, 0, None))
     require_output(out_dir, folder=True, option="OUT")
     summary = _synthesise(out_dir, seed, scale, faults, workers)
     if as_json:
@@ -85,6 +84,8 @@ def download(
         TransferSpeedColumn,
     )
 
+    import urllib.parse
+
     from hyperkvasir.data.download import PARTS, download as run_download
     from hyperkvasir.errors import HyperKvasirError, require_output
 
@@ -94,6 +95,8 @@ def download(
     unknown = sorted(set(wanted) - set(PARTS))
     if unknown:
         raise HyperKvasirError(f"--parts: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    if base_url is not None and urllib.parse.urlparse(base_url).scheme not in ("http", "https", "file"):
+        raise HyperKvasirError(f"--base-url {base_url}: not a URL; give the mirror as http(s)://… or file://…")
     if ca_bundle is not None and not ca_bundle.is_file():
         raise HyperKvasirError(f"--ca-bundle {ca_bundle}: no such file; give a PEM file of CA certificates")
     require_output(root, folder=True, option="ROOT")
@@ -123,9 +126,11 @@ def index(
     Example: hyperkvasir index /data/hyper-kvasir --workers 8
     """
     from hyperkvasir.data.index import build_index, manifest_path
-    from hyperkvasir.errors import require_output
+    from hyperkvasir.errors import HyperKvasirError, require_output
 
     require_output(out_file, folder=False)
+    if out_file is not None and out_file.suffix != ".parquet":
+        raise HyperKvasirError(f"--out {out_file}: the manifest is Parquet; give a name ending in .parquet")
     started = time.perf_counter()
     table = build_index(root, workers=workers or None, out=out_file, progress=progress_bar("indexing"))
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
@@ -231,7 +236,7 @@ def splits(
     out_file: Path = typer.Option(None, "--out", help="CSV to write (official format + a validation column)."),
     validation: float = typer.Option(None, help="Share of each fold carved out for model selection (default "
                                                 "0.1)."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
 ) -> int:
     """Fold assignment with a validation carve-out, so no model is selected on its test fold.
 
@@ -296,7 +301,7 @@ def export(
     scheme: str = typer.Option("official-2fold", help="Fold scheme for the labeled images."),
     copy: bool = typer.Option(False, "--copy", help="Copy files instead of hard/symbolic links."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty OUT."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
 ) -> int:
     """Convert the release for other tools; written atomically (a temp folder, then a rename).
 

@@ -32,7 +32,7 @@ def train_segment(
                                          help="Load only the tensors of --weights that match (counts recorded)."),
     pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
     scheme: str = typer.Option(None, help="segmentation (duplicate-aware 80/10/10) | kvasir-seg-official (880/120)."),
-    seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
+    seed: int = typer.Option(None, min=0), workers: int = typer.Option(None), device: str = typer.Option(None),
     resume: bool = typer.Option(False, "--resume"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
@@ -74,7 +74,8 @@ def evaluate_segment(
     checkpoint: Path = typer.Option(None, help="External validation: a segmentation checkpoint run on --images."),
     images: Path = typer.Option(None, help="With --checkpoint: a folder of images."),
     masks: Path = typer.Option(None, help="With --checkpoint: their masks (same file stems)."),
-    out_dir: Path = typer.Option(Path("external-validation"), "--out", help="With --checkpoint: the predictions."),
+    out_dir: Path = typer.Option(None, "--out", help="With --checkpoint: the predictions (default "
+                                                     "external-validation/)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
     """Segmentation metrics with the evaluation toolbox's definitions (pysodmetrics), for prediction maps or for a
@@ -88,14 +89,18 @@ def evaluate_segment(
     if checkpoint is not None:
         from hyperkvasir.errors import require_output
 
-        if images is None or masks is None or pred is not None or truth is not None:
-            raise typer.BadParameter("--checkpoint takes --images and --masks, not --pred/--truth",
+        if images is None or masks is None or pred is not None or truth is not None or boxes is not None or subset:
+            raise typer.BadParameter("--checkpoint takes --images and --masks, not --pred/--truth/--boxes/--subset",
                                      param_hint="--checkpoint")
+        out_dir = out_dir or Path("external-validation")
         require_output(out_dir, folder=True)
         _print_segmentation(evaluate_segmentation_checkpoint(checkpoint, images, masks, out_dir), as_json)
         return 0
     if pred is None or truth is None:
         raise typer.BadParameter("give --pred and --truth, or --checkpoint with --images and --masks",
                                  param_hint="--pred/--truth")
+    if out_dir is not None or images is not None or masks is not None:
+        raise typer.BadParameter("--out, --images and --masks go with --checkpoint; with --pred/--truth drop them",
+                                 param_hint="--out")
     _print_segmentation(evaluate_segmentation(pred, truth, boxes_json=boxes, subset=subset), as_json)
     return 0

@@ -58,7 +58,7 @@ def train_video_command(
     select_on_train: bool = typer.Option(None, "--select-on-train",
                                          help="Allow choosing the checkpoint on training videos when the tree has "
                                               "no validation video."),
-    seed: int = typer.Option(None), workers: int = typer.Option(None), device: str = typer.Option(None),
+    seed: int = typer.Option(None, min=0), workers: int = typer.Option(None), device: str = typer.Option(None),
     resume: bool = typer.Option(False, "--resume"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
