@@ -163,3 +163,22 @@ def test_a_run_of_slowly_changing_frames_cannot_chain_two_labeled_images() -> No
         sub = hashes[cluster]
         assert np.bitwise_count(sub[:, None] ^ sub[None, :]).max() <= 20
     assert sum(len(c) for c in clusters) == len(hashes)  # every frame still belongs somewhere
+
+
+def test_an_unlabeled_frame_resembling_two_labeled_images_does_not_join_them() -> None:
+    """A (polyps, fold 0) and B (cecum, fold 1) are 16 bits apart; an unlabeled frame U sits 8 bits from each.
+    The all-parts near group may hold all three (within 2 × 10 bits), but the labeled sets, which decide label
+    conflicts, leakage and grouped-2fold, come from labeled-labeled evidence only."""
+    from hyperkvasir.data.audit import AuditReport, _groups
+
+    thumbnail = bytes(range(256))  # one picture up to the hash: every candidate pair is confirmed
+    rows = [{"path": f"{name}.jpg", "sha256": name, "part": part, "class": cls, "fold2": fold, "fold5": fold}
+            for name, part, cls, fold in (("a", "labeled", "polyps", 0), ("b", "labeled", "cecum", 1),
+                                          ("u", "unlabeled", None, None))]
+    features = {"a": {"phash": 0, "thumbnail": thumbnail}, "u": {"phash": 0xFF, "thumbnail": thumbnail},
+                "b": {"phash": 0xFFFF, "thumbnail": thumbnail}}
+    exact, near, labeled_near = _groups(rows, features, NEAR_DUPLICATE_THRESHOLD, 0.95)
+    assert [g.files for g in near] == [["a.jpg", "b.jpg", "u.jpg"]] and not exact
+    assert labeled_near == []
+    report = AuditReport(NEAR_DUPLICATE_THRESHOLD, 0.95, {}, exact, near, labeled_near)
+    assert report.labeled_sets() == [] and len(report.duplicate_sets()) == 1

@@ -180,6 +180,7 @@ class AuditReport:
     images: dict[str, int]
     exact_groups: list[DuplicateGroup] = field(default_factory=list)
     near_groups: list[DuplicateGroup] = field(default_factory=list)
+    labeled_near_groups: list[DuplicateGroup] = field(default_factory=list)  # from labeled-labeled pairs only
     label_conflicts: list[dict] = field(default_factory=list)
     leakage: dict[str, dict] = field(default_factory=dict)
     overlaps: dict[str, dict] = field(default_factory=dict)
@@ -197,8 +198,21 @@ class AuditReport:
         """Every exact and near group merged (union-find): files linked by any evidence share one set."""
         return merge_groups(self.exact_groups + self.near_groups)
 
+    def labeled_sets(self) -> list[DuplicateGroup]:
+        """Sets of two or more labeled images linked by evidence between labeled images alone (byte copies,
+        confirmed near pairs): what a fold must keep together and where labels can conflict. An unlabeled or
+        segmented frame that resembles two labeled images does not join them."""
+        exact = [_labeled_members(g) for g in self.exact_groups]
+        return merge_groups([g for g in exact if len(g.files) > 1] + self.labeled_near_groups)
+
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def _labeled_members(group: DuplicateGroup) -> DuplicateGroup:
+    keep = group.labeled_files()
+    return DuplicateGroup(group.kind, *([column[i] for i in keep] for column in (
+        group.files, group.parts, group.classes, group.fold2, group.fold5)), group.max_distance)
 
 
 def merge_groups(groups: list[DuplicateGroup]) -> list[DuplicateGroup]:
@@ -239,7 +253,9 @@ def confirmed_near_pairs(hashes: np.ndarray, thumbnails: list[bytes], threshold:
 
 
 def _groups(rows: list[dict], features: dict[str, dict], threshold: int,
-            min_correlation: float) -> tuple[list, list]:
+            min_correlation: float) -> tuple[list, list, list]:
+    """Exact groups, near groups over every part, and near groups of labeled images built from pairs of labeled
+    images alone (so two labeled images are never grouped because both resemble one unlabeled frame)."""
     by_sha: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_sha[row["sha256"]].append(row)
@@ -254,13 +270,20 @@ def _groups(rows: list[dict], features: dict[str, dict], threshold: int,
     shas = [sha for sha in by_sha if features.get(sha, {}).get("phash") is not None]
     hashes = np.asarray([features[sha]["phash"] for sha in shas], dtype=np.uint64)
     pairs = confirmed_near_pairs(hashes, [features[sha]["thumbnail"] for sha in shas], threshold, min_correlation)
-    near = []
-    for indices in near_clusters(len(shas), pairs):
-        members = [row for i in indices for row in by_sha[shas[i]]]
-        sub = hashes[indices[:_DISTANCE_SAMPLE]]  # a bounded sample: the cluster bound holds for all anyway
-        distance = int(np.bitwise_count(sub[:, None] ^ sub[None, :]).max())
-        near.append(group("near", members, distance))
-    return sorted(exact, key=lambda g: g.files), sorted(near, key=lambda g: g.files)
+    labeled = np.asarray([any(r["part"] == "labeled" for r in by_sha[sha]) for sha in shas], bool)
+
+    def near_groups(pairs: np.ndarray, keep: Callable[[dict], bool]) -> list[DuplicateGroup]:
+        found = []
+        for indices in near_clusters(len(shas), pairs):
+            members = [row for i in indices for row in by_sha[shas[i]] if keep(row)]
+            sub = hashes[indices[:_DISTANCE_SAMPLE]]  # a bounded sample: the cluster bound holds for all anyway
+            found.append(group("near", members, int(np.bitwise_count(sub[:, None] ^ sub[None, :]).max())))
+        return sorted(found, key=lambda g: g.files)
+
+    near = near_groups(pairs, lambda row: True)
+    labeled_pairs = pairs[labeled[pairs[:, 0]] & labeled[pairs[:, 1]]] if len(pairs) else pairs
+    labeled_near = near_groups(labeled_pairs, lambda row: row["part"] == "labeled")
+    return sorted(exact, key=lambda g: g.files), near, labeled_near
 
 
 _DISTANCE_SAMPLE = 512
@@ -380,11 +403,13 @@ def audit(
     rows = [r for r in rows if r["path"] not in unreadable]  # an image that does not decode is not counted
     report = AuditReport(threshold, min_correlation, dict(Counter(r["part"] for r in rows)))
     report.unreadable = sorted(unreadable)
-    report.exact_groups, report.near_groups = _groups(rows, features, threshold, min_correlation)
+    report.exact_groups, report.near_groups, report.labeled_near_groups = _groups(rows, features, threshold,
+                                                                                 min_correlation)
     merged = report.duplicate_sets()
-    report.label_conflicts = _label_conflicts(merged)
+    labeled_sets = report.labeled_sets()
+    report.label_conflicts = _label_conflicts(labeled_sets)
     for scheme in ("fold2", "fold5"):
-        report.leakage[scheme] = _leakage(merged, scheme)
+        report.leakage[scheme] = _leakage(labeled_sets, scheme)
     for other in ("segmented", "unlabeled"):
         found = {kind: {f for g in groups if "labeled" in g.parts for f, p in zip(g.files, g.parts) if p == other}
                  for kind, groups in (("exact", report.exact_groups), ("near", report.near_groups))}
@@ -394,7 +419,6 @@ def audit(
     report.scopeguide_files = sorted(r["path"] for r in rows if _has_scopeguide(features, r))
     report.black_box_files = sorted(r["path"] for r in rows if _has_black_box(features, r))
     labeled = [r for r in rows if r["part"] == "labeled"]
-    labeled_sets = [g for g in merged if len(g.labeled_files()) > 1]
     for cls in CLASSES:
         report.scopeguide[cls.folder] = _marks([r for r in labeled if r["class"] == cls.folder], features)
         report.per_class[cls.folder] = {
@@ -440,7 +464,7 @@ def _summary(report: AuditReport, labeled: int, merged: list[DuplicateGroup]) ->
     method = (f"64-bit pHash within {report.threshold} bits confirmed by thumbnail correlation "
               f"≥ {report.min_correlation}")
     if labeled:
-        sets = [g for g in merged if len(g.labeled_files()) > 1]
+        sets = report.labeled_sets()
         exact_extra = sum(len(g.labeled_files()) - 1 for g in report.exact_groups)
         leak2, leak5 = report.leakage["fold2"], report.leakage["fold5"]
         sentences.append(

@@ -121,14 +121,15 @@ def official_assignment(
 
 
 def duplicate_groups(root: Path) -> dict[str, int]:
-    """File name → duplicate-set id for labeled images linked to another labeled image by any audit evidence
-    (exact and near groups merged by union-find, so sets never overwrite one another)."""
+    """File name → duplicate-set id for labeled images linked to another labeled image by the audit's evidence
+    between labeled images (exact and near groups merged by union-find, so sets never overwrite one another;
+    a frame of another part that resembles two labeled images does not join them)."""
     from hyperkvasir.data.audit import audit
 
     ids: dict[str, int] = {}
-    for number, group in enumerate(g for g in audit(root).duplicate_sets() if len(g.labeled_files()) > 1):
-        for i in group.labeled_files():
-            ids[Path(group.files[i]).name] = number
+    for number, group in enumerate(audit(root).labeled_sets()):
+        for name in group.files:
+            ids[Path(name).name] = number
     return ids
 
 

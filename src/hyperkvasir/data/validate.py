@@ -199,7 +199,7 @@ def _check_splits(found: _Collector, release: Release, labeled: list[dict]) -> N
 def _check_duplicates(found: _Collector, report: AuditReport) -> None:
     """A warning per duplicate group of labeled images; a group whose labels disagree is one label conflict."""
     conflicting = {f for conflict in report.label_conflicts for f in conflict["files"]}
-    for group in report.exact_groups + report.near_groups:
+    for group in report.exact_groups + report.labeled_near_groups:  # evidence between labeled images only
         files = [group.files[i] for i in group.labeled_files()]
         if len(files) < 2 or conflicting.issuperset(files):
             continue
