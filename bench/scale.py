@@ -7,9 +7,9 @@ on 27,500 / 55,000 / 110,079 perceptual hashes of the twin's own frames, against
 unlabeled frames come in runs of slowly changing frames, as captured during procedures, and the first n in path
 order (UUID names, so a random share of every run) keep that structure at each size.
 
-Goals (issue: full-scale rehearsal): first index ≤ 3× the time to read every file once (``cat``, run twice
-so that the baseline and the index meet the same warm page cache); re-index of the unchanged tree ≤ 5 s; audit ≤ 10 min with
-peak memory ≤ 4 GB; no near-duplicate group whose largest pairwise distance exceeds twice the threshold.
+Goals (issue: full-scale rehearsal): first index ≤ 3× the time to read every file once (``cat``, run twice so that
+the baseline and the index meet the same warm page cache); re-index of the unchanged tree ≤ 5 s; audit ≤ 10 min
+with peak memory ≤ 4 GB; no near-duplicate group whose largest pairwise distance exceeds twice the threshold.
 
 Usage: python bench/scale.py [--root FULL_TWIN] [--json OUT]
 """

@@ -29,7 +29,8 @@ def train_classify(
     epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
     optimizer: str = typer.Option(None, help="sgd | adamw."), schedule: str = typer.Option(None, help="cosine | plateau."),
     patience: int = typer.Option(None, help="Early stopping patience in epochs (0 = off)."),
-    input_size: int = typer.Option(None), recipe: str = typer.Option(None, help="paper | modern | rare (strong, label-safe) augmentation."),
+    input_size: int = typer.Option(None),
+    recipe: str = typer.Option(None, help="paper | modern | rare (strong, label-safe) augmentation."),
     balanced: bool = typer.Option(None, "--balanced/--no-balanced", help="Class-balanced sampling."),
     loss: str = typer.Option(None, help="ce | logit-adjusted (tau · log prior added in training; tau 1 = "
                                         "balanced softmax)."),

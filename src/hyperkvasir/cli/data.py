@@ -16,7 +16,8 @@ from hyperkvasir.cli.console import err, out, progress_bar
 def synth(
     out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to create (must be new or empty)."),
     seed: int = typer.Option(0, min=0, help="Same seed, byte-identical tree."),
-    scale: str = typer.Option("tiny", help="tiny (unit tests) | small (demo) | medium (benchmarks) | full (every released count, small images)."),
+    scale: str = typer.Option("tiny", help="tiny (unit tests) | small (demo) | medium (benchmarks) | full (every "
+                                           "released count, small images)."),
     faults: bool = typer.Option(False, "--faults", help="Plant known release faults and list them in FAULTS.json."),
     workers: int = typer.Option(2, min=1, help="Processes that render images."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
