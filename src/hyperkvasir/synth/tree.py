@@ -233,7 +233,7 @@ def make_synthetic_release(
     info.black_box = {c.folder: sum(im.corner == "black-box" for im in images if im.cls is c) for c in CLASSES}
 
     if "segmented" in parts:
-        _write_segmented(root, info, images, spec.segmented, faults)
+        _write_segmented(root, info, images, spec, faults)
     if "unlabeled" in parts:
         _write_unlabeled(root, info, spec, names, workers)
     if "videos" in parts:
@@ -245,18 +245,20 @@ def make_synthetic_release(
     return info
 
 
-def _write_segmented(root: Path, info: SynthInfo, images: list[LabeledImage], count: int, faults: bool) -> None:
+def _write_segmented(root: Path, info: SynthInfo, images: list[LabeledImage], spec: ScaleSpec, faults: bool) -> None:
     """Segmented images are byte copies of labeled polyps with JPEG masks and boxes 1 px outside the mask."""
     faulty = {f for fault in info.faults for f in fault["files"]}
     polyps = [im for im in images if im.cls.folder == "polyps" and im.polyps and im.relpath not in faulty]
-    chosen = polyps[:count]
+    chosen = polyps[: spec.segmented]
     boxes: dict[str, dict] = {}
     (root / "segmented-images" / "images").mkdir(parents=True, exist_ok=True)
     (root / "segmented-images" / "masks").mkdir(parents=True, exist_ok=True)
     for image in chosen:
         shutil.copyfile(root / image.relpath, root / "segmented-images" / "images" / f"{image.stem}.jpg")
         # masks were drawn anti-aliased and saved as JPEG: grey values at the edges (dataset.md §1.4)
-        mask = polygon_mask([list(p) for p in image.polyps], image.size).filter(ImageFilter.GaussianBlur(1.2))
+        # (the blur scales with the image, so a shrunk twin's edges stay as thin a share as the released ones)
+        mask = polygon_mask([list(p) for p in image.polyps], image.size).filter(
+            ImageFilter.GaussianBlur(1.2 / spec.shrink))
         (root / "segmented-images" / "masks" / f"{image.stem}.jpg").write_bytes(
             _jpeg_bytes(mask.convert("RGB"), quality=90)
         )
