@@ -1,4 +1,4 @@
-"""Full-scale rehearsal: index, validate, audit and splits of a twin with every released count (110,079 images).
+"""Full-scale rehearsal: index, audit, validate and splits of a twin with every released count (110,079 images).
 
 Each stage runs as the CLI a user would type (``hyperkvasir --work-dir W …``), in its own process tree, timed and
 watched for peak memory (the summed resident set of the process and its workers, sampled every 0.1 s; pages the
@@ -143,10 +143,10 @@ def main() -> None:
     results["cat"] = timed(read_all)  # the baseline, in the cache state the index then meets
     results["first_index"] = timed(with_work + ["index", str(root)])
     results["re_index"] = timed(with_work + ["index", str(root)])
-    with open(scratch / "validate.json", "w") as handle:  # exit 1 would mean the twin itself has findings
-        results["validate"] = timed(with_work + ["validate", str(root), "--json"], stdout=handle)
     with open(scratch / "audit.json", "w") as handle:
         results["audit"] = timed(with_work + ["audit", str(root), "--json"], stdout=handle)
+    with open(scratch / "validate.json", "w") as handle:  # exit 1 would mean the twin itself has findings
+        results["validate"] = timed(with_work + ["validate", str(root), "--json"], stdout=handle)
     for scheme in ("official-2fold", "grouped-2fold"):
         results[f"splits_{scheme}"] = timed(with_work + ["splits", str(root), "--scheme", scheme,
                                                          "--out", str(scratch / f"{scheme}.csv")])
