@@ -29,7 +29,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from hyperkvasir.data.audit import NEAR_DUPLICATE_THRESHOLD, PIXELS_NAME, all_pairs_reference, near_pairs
+from hyperkvasir.data.audit import (
+    NEAR_DUPLICATE_THRESHOLD,
+    PIXELS_NAME,
+    DuplicateGroup,
+    all_pairs_reference,
+    merge_groups,
+    near_pairs,
+)
 from hyperkvasir.data.index import MANIFEST_NAME
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -107,8 +114,6 @@ def group_distances(report: dict, work: Path) -> dict:
     def widest(files: list[str]) -> int:
         values = np.asarray([by_path[f] for f in files if by_path.get(f) is not None], np.uint64)
         return int(np.bitwise_count(values[:, None] ^ values[None, :]).max()) if len(values) else 0
-
-    from hyperkvasir.data.audit import DuplicateGroup, merge_groups
 
     near = [DuplicateGroup(**g) for g in report["near_groups"]]
     merged = merge_groups([DuplicateGroup(**g) for g in report["exact_groups"]] + near)
