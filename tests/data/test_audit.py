@@ -182,3 +182,21 @@ def test_an_unlabeled_frame_resembling_two_labeled_images_does_not_join_them() -
     assert labeled_near == []
     report = AuditReport(NEAR_DUPLICATE_THRESHOLD, 0.95, {}, exact, near, labeled_near)
     assert report.labeled_sets() == [] and len(report.duplicate_sets()) == 1
+
+
+def test_the_audit_is_kept_until_the_tree_or_its_parameters_change(twin_copy, monkeypatch) -> None:
+    import hyperkvasir.data.audit as audit_module
+
+    calls = []
+    real = audit_module.pixel_features
+    monkeypatch.setattr(audit_module, "pixel_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = audit(twin_copy, workers=1)
+    assert audit(twin_copy, workers=1).to_json() == first.to_json() and len(calls) == 1  # served from the work dir
+    audit(twin_copy, workers=1, threshold=6)
+    assert len(calls) == 2, "other parameters are another audit"
+    a, b = sorted(twin_copy.glob("labeled-images/**/cecum/*.jpg"))[:2]
+    b.write_bytes(a.read_bytes())  # the tree changed: a new exact duplicate
+    assert [str(a.relative_to(twin_copy)), str(b.relative_to(twin_copy))] in [
+        g.files for g in audit(twin_copy, workers=1).exact_groups]
+    (twin_copy / ".hyperkvasir" / "audit.json").write_text("{not json")
+    assert audit(twin_copy, workers=1).exact_groups and len(calls) == 4, "a damaged cache is audited again"

@@ -3,17 +3,21 @@ overlaps and the frame marks a classifier can learn (ScopeGuide box, Kvasir-SEG'
 
 Exact duplicates share a SHA-256 (from the manifest). Near duplicates are proposed by a 64-bit perceptual hash
 (pHash of the centre of the field of view) within :data:`NEAR_DUPLICATE_THRESHOLD` bits and confirmed by the
-correlation of 16 × 16 thumbnails (:data:`NEAR_DUPLICATE_MIN_CORRELATION`); both were calibrated on real
-release pixels (``docs/calibration.md``). Candidates are found without comparing all pairs by multi-index
-hashing (Norouzi et al., CVPR 2012): the 64 bits are cut into four bands, and two hashes within the threshold
-lie within ``threshold // 4`` bits of each other in at least one band (pigeonhole), so only hashes near in a
-band are compared. All evidence is merged by union-find into duplicate groups; nothing is overwritten. Pixel evidence is
-computed from a DCT-scaled decode and cached by content hash in ``ROOT/.hyperkvasir/pixels.parquet``.
+correlation of 16 × 16 thumbnails (:data:`NEAR_DUPLICATE_MIN_CORRELATION`); both were calibrated on real release
+pixels (``docs/calibration.md``). Candidates are found without comparing all pairs by multi-index hashing (Norouzi
+et al., CVPR 2012): the 64 bits are cut into four bands, and two hashes within the threshold lie within
+``threshold // 4`` bits of each other in at least one band (pigeonhole), so only hashes near in a band are
+compared. All evidence is merged by union-find into duplicate groups; nothing is overwritten. Pixel evidence is
+computed from a DCT-scaled decode and cached by content hash in ``pixels.parquet`` of the work dir
+(``ROOT/.hyperkvasir`` unless ``--work-dir``), the report itself in ``audit.json`` under a key of what it depends
+on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -391,13 +395,57 @@ def audit(
     min_correlation: float = NEAR_DUPLICATE_MIN_CORRELATION,
     progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> AuditReport:
-    """Audit the tree at ``root`` (indexing it first, incrementally)."""
+    """Audit the tree at ``root`` (indexing it first, incrementally). The report is kept in the work dir under a
+    key of the manifest's content, the parameters and the audit's own code, so a tree that did not change is not
+    audited again (validate, splits, train and report all consult the audit)."""
     from hyperkvasir.data.index import build_index
     from hyperkvasir.data.layout import Release
 
     release = Release(root)
     manifest = build_index(release.root, workers=workers)
-    features = pixel_features(release.root, manifest, workers=workers, progress=progress)
+    key = _cache_key(manifest, threshold, min_correlation)
+    cache = work_dir(release.root) / AUDIT_NAME
+    cached = _cached_report(cache, key)
+    if cached is not None:
+        return cached
+    report = _audit(release.root, manifest, workers, threshold, min_correlation, progress)
+    with atomic_write(cache, "w") as handle:
+        json.dump({"key": key, "report": report.to_json()}, handle)
+    return report
+
+
+AUDIT_NAME = "audit.json"
+
+
+def _cache_key(manifest: pa.Table, threshold: int, min_correlation: float) -> str:
+    """What an audit depends on: every manifest column but the mtimes, the parameters, and the code of the
+    modules that decide it (a changed detector or rule is a new key)."""
+    from hyperkvasir.data import pixels, taxonomy
+
+    digest = hashlib.sha256(json.dumps([threshold, min_correlation]).encode())
+    for module in (__file__, pixels.__file__, taxonomy.__file__):
+        digest.update(Path(module).read_bytes())
+    for column in manifest.drop_columns(["mtime_ns"]).columns:
+        digest.update(json.dumps(column.to_pylist(), default=str).encode())
+    return digest.hexdigest()
+
+
+def _cached_report(path: Path, key: str) -> AuditReport | None:
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent or unreadable: audit again, never trust it
+    if not isinstance(saved, dict) or saved.get("key") != key:
+        return None
+    fields = saved["report"]
+    for name in ("exact_groups", "near_groups", "labeled_near_groups"):
+        fields[name] = [DuplicateGroup(**group) for group in fields[name]]
+    return AuditReport(**fields)
+
+
+def _audit(root: Path, manifest: pa.Table, workers: int | None, threshold: int, min_correlation: float,
+           progress: Callable[[Iterable, int], Iterable] | None) -> AuditReport:
+    features = pixel_features(root, manifest, workers=workers, progress=progress)
     rows = [r for r in manifest.to_pylist() if r["kind"] == "image" and r["sha256"]]
     unreadable = {r["path"] for r in rows if features.get(r["sha256"], {}).get("pixel_error")}
     rows = [r for r in rows if r["path"] not in unreadable]  # an image that does not decode is not counted
