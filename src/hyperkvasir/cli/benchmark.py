@@ -54,6 +54,9 @@ def benchmark(
         raise typer.BadParameter(f"{', '.join(refused)} does not apply to --task {task}; drop it",
                                  param_hint=refused[0])
     names = [m.strip() for m in (models or "tf_efficientnet_lite0").split(",") if m.strip()]
+    if not names:
+        raise typer.BadParameter(f"{models!r} names no model; give one or more comma-separated names",
+                                 param_hint="--models")
     _check_model_names(task, names)
     from hyperkvasir.engine.runs import check_device
     from hyperkvasir.errors import require_choice, require_output, require_ranges

@@ -140,6 +140,9 @@ def evaluate_classify(
 
     if (truth is None) == (root is None):
         raise typer.BadParameter("give exactly one of --truth or --root", param_hint="--truth/--root")
+    from hyperkvasir.errors import require_output
+
+    require_output(plot, folder=False, option="--plot")
     truth_map = read_truth(truth) if truth else truth_from_release(root)
     metrics = evaluate_predictions(read_predictions(predictions), truth_map, str(predictions))
     if plot:

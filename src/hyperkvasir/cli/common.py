@@ -26,7 +26,9 @@ def _work_dir_option(
     import os
 
     from hyperkvasir.data.index import WORK_DIR_VARIABLE
+    from hyperkvasir.errors import require_output
 
+    require_output(work_dir, folder=True, option="--work-dir")
     if work_dir is None:
         os.environ.pop(WORK_DIR_VARIABLE, None)  # one call's choice never leaks into the next
     else:

@@ -26,6 +26,9 @@ def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
         return files(), release.root
     paths: list[Path] = []
     for item in map(Path, inputs):
+        if item.is_dir() and _holds_image_parts(item):
+            # a whole release mixes parts (and masks): which images are meant must be said
+            raise HyperKvasirError(f"{item} is a release root; add --part {' | '.join(PARTS)} to say which images")
         if item.is_dir():
             paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in PREDICT_IMAGE_SUFFIXES)
         elif item.is_file():
@@ -34,6 +37,14 @@ def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
         else:
             raise HyperKvasirError(f"{item}: no such file or folder")
     return paths, None
+
+
+def _holds_image_parts(folder: Path) -> bool:
+    try:
+        release = Release(folder)
+    except HyperKvasirError:
+        return False
+    return any(release.part(part) for part in PARTS)
 
 
 def video_inputs(inputs: list[str | Path]) -> list[Path]:
