@@ -18,7 +18,7 @@ from hyperkvasir.metrics.classification import (
     average_folds,
     classification_metrics,
 )
-from hyperkvasir.classify.module import TrainConfig, train_classifier
+from hyperkvasir.classify.module import TrainConfig, check_train_config, train_classifier
 
 # Table 3 of the paper: averages over the two folds of the official 2-fold split (dataset.md §3.2), with the
 # checkpoint chosen on the test fold. Columns: macro P, R, F1, micro P, R, F1, MCC.
@@ -54,6 +54,7 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
     skips finished folds and continues an unfinished one from its last checkpoint."""
     root, out = Path(root), Path(out)
     base = base or TrainConfig(root=str(root))
+    check_train_config(base)  # before the audit and before any fold's folder
     from hyperkvasir.data.audit import audit
 
     leakage = audit(root).leakage

@@ -58,17 +58,9 @@ def benchmark(
         raise typer.BadParameter(f"{models!r} names no model; give one or more comma-separated names",
                                  param_hint="--models")
     _check_model_names(task, names)
-    from hyperkvasir.engine.runs import check_device
-    from hyperkvasir.errors import require_choice, require_output, require_ranges
+    from hyperkvasir.errors import require_output
 
-    require_ranges(("--epochs", epochs, 1, None), ("--input-size", input_size, 16, 2048),
-                   ("--batch-size", batch_size, 1, None), ("--lr", lr, 0, None), ("--workers", workers, 0, None))
-    check_device(device)
-    if optimizer is not None:
-        from hyperkvasir.classify.module import OPTIMIZERS
-
-        require_choice("optimizer", optimizer, OPTIMIZERS)
-    require_output(out_dir, folder=True)
+    require_output(out_dir, folder=True)  # the options themselves are checked by each task before any work
     if task == "video":
         from hyperkvasir.video.benchmark import run_video_benchmark
         from hyperkvasir.video.module import VideoConfig
