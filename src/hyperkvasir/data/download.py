@@ -257,10 +257,10 @@ def download(root: str | Path, parts: tuple[str, ...] = PARTS, *, base_url: str 
     official files at ``BASE/<path in the repository>``. Returns part → what was done.
     """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
+    if unknown:  # before anything is created
         raise HyperKvasirError(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    root.mkdir(parents=True, exist_ok=True)
     context = _context(ca_bundle)
     done: dict[str, str] = {}
     for part in parts:
