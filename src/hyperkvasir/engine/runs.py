@@ -77,14 +77,16 @@ def global_rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
 
 
-def load_checkpoint(path: str | Path, task: str | None = None, device: torch.device | str = "cpu") -> dict:
+def load_checkpoint(path: str | Path, task: str | None = None, device: torch.device | str = "cpu", *,
+                    mmap: bool = False) -> dict:
     """A toolkit checkpoint read safely (``weights_only``: tensors and plain values, never code); with ``task``,
-    one of that task. Anything else is refused with one line."""
+    one of that task. Anything else is refused with one line. ``mmap`` maps the tensors instead of reading them
+    (a look at the metadata costs no read of the weights)."""
     path = Path(path)
     if not path.is_file():
         raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.ckpt written by `hyperkvasir train`")
     try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
+        checkpoint = torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except Exception as error:  # a file that is no checkpoint, or one that carries code
         raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__}); "
                                f"pass a best.ckpt written by `hyperkvasir train`") from None
@@ -99,8 +101,9 @@ def load_checkpoint(path: str | Path, task: str | None = None, device: torch.dev
 
 
 def checkpoint_task(path: str | Path) -> str:
-    """The ``task`` a toolkit checkpoint was trained for."""
-    return load_checkpoint(path)["hyper_parameters"]["task"]
+    """The ``task`` a toolkit checkpoint was trained for (its weights are mapped, not read: the caller loads them
+    once afterwards)."""
+    return load_checkpoint(path, mmap=True)["hyper_parameters"]["task"]
 
 
 class RunFolder:
