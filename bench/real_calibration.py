@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from hyperkvasir.data.audit import NEAR_DUPLICATE_MIN_CORRELATION, NEAR_DUPLICATE_THRESHOLD
-from hyperkvasir.data.pixels import BLACK_BOX_MIN_HEIGHT, SCOPEGUIDE_MIN_SHARE, pixel_evidence
+from hyperkvasir.data.pixels import (
+    BLACK_BOX_MIN_HEIGHT,
+    SCOPEGUIDE_MIN_SHARE,
+    pixel_evidence,
+    thumbnail_correlations,
+)
 
 LABELS = Path(__file__).parents[1] / "tests" / "data" / "real_scopeguide_labels.csv"
 
@@ -49,11 +54,9 @@ def main() -> None:
     box = np.asarray([not s and e["black_box"] >= BLACK_BOX_MIN_HEIGHT for s, e in zip(scope, evidence)])
     segmented = np.asarray([p.parts[-3] == "segmented-original" for p in paths])
     hashes = np.asarray([e["phash"] for e in evidence], np.uint64)
-    thumbs = np.stack([np.frombuffer(e["thumbnail"], np.uint8).astype(np.float64) for e in evidence])
-    thumbs = (thumbs - thumbs.mean(1, keepdims=True)) / (thumbs.std(1, keepdims=True) + 1e-9)
     upper = np.triu_indices(len(paths), 1)
     distance = np.bitwise_count(hashes[:, None] ^ hashes[None, :])[upper]
-    correlation = (thumbs @ thumbs.T / thumbs.shape[1])[upper]
+    correlation = thumbnail_correlations([e["thumbnail"] for e in evidence], np.stack(upper, axis=1))  # the audit's
     same = correlation >= NEAR_DUPLICATE_MIN_CORRELATION
     table = {int(d): {"pairs": int((distance == d).sum()), "confirmed": int(((distance == d) & same).sum()),
                       "max_correlation_unconfirmed": round(float(correlation[(distance == d) & ~same].max()), 3)
