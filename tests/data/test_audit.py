@@ -177,11 +177,12 @@ def test_an_unlabeled_frame_resembling_two_labeled_images_does_not_join_them() -
                                           ("u", "unlabeled", None, None))]
     features = {"a": {"phash": 0, "thumbnail": thumbnail}, "u": {"phash": 0xFF, "thumbnail": thumbnail},
                 "b": {"phash": 0xFFFF, "thumbnail": thumbnail}}
-    exact, near, labeled_near = _groups(rows, features, NEAR_DUPLICATE_THRESHOLD, 0.95)
-    assert [g.files for g in near] == [["a.jpg", "b.jpg", "u.jpg"]] and not exact
-    assert labeled_near == []
-    report = AuditReport(NEAR_DUPLICATE_THRESHOLD, 0.95, {}, exact, near, labeled_near)
-    assert report.labeled_sets() == [] and len(report.duplicate_sets()) == 1
+    evidence = _groups(rows, features, NEAR_DUPLICATE_THRESHOLD, 0.95)
+    assert [g.files for g in evidence.near] == [["a.jpg", "b.jpg", "u.jpg"]] and not evidence.exact
+    assert evidence.labeled_near == [] and evidence.labeled_near_units == [] and evidence.labeled_pairs == []
+    report = AuditReport(NEAR_DUPLICATE_THRESHOLD, 0.95, {}, evidence.exact, evidence.near, evidence.labeled_near,
+                         evidence.near_units, evidence.labeled_near_units)
+    assert report.labeled_sets() == [] and report.labeled_split_units() == [] and len(report.duplicate_sets()) == 1
 
 
 def test_the_audit_is_kept_until_the_tree_or_its_parameters_change(twin_copy, monkeypatch) -> None:

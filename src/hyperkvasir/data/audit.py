@@ -20,7 +20,7 @@ import itertools
 import json
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -183,8 +183,12 @@ class AuditReport:
     min_correlation: float
     images: dict[str, int]
     exact_groups: list[DuplicateGroup] = field(default_factory=list)
-    near_groups: list[DuplicateGroup] = field(default_factory=list)
+    near_groups: list[DuplicateGroup] = field(default_factory=list)  # reported: leader clusters, no chaining
     labeled_near_groups: list[DuplicateGroup] = field(default_factory=list)  # from labeled-labeled pairs only
+    near_units: list[DuplicateGroup] = field(default_factory=list)  # split units: components of every near pair
+    labeled_near_units: list[DuplicateGroup] = field(default_factory=list)  # components of labeled-labeled pairs
+    labeled_pairs: list[list[str]] = field(default_factory=list)  # every confirmed pair of labeled images
+    large_units: list[dict] = field(default_factory=list)  # labeled split units over LARGE_UNIT_SHARE of a class
     label_conflicts: list[dict] = field(default_factory=list)
     leakage: dict[str, dict] = field(default_factory=dict)
     overlaps: dict[str, dict] = field(default_factory=dict)
@@ -208,6 +212,17 @@ class AuditReport:
         segmented frame that resembles two labeled images does not join them."""
         exact = [_labeled_members(g) for g in self.exact_groups]
         return merge_groups([g for g in exact if len(g.files) > 1] + self.labeled_near_groups)
+
+    def split_units(self) -> list[DuplicateGroup]:
+        """What a split must keep whole, over every part: connected components of all evidence (byte copies and
+        every confirmed near pair), however long the chain. Not for reading: a slow pan becomes one unit."""
+        return merge_groups(self.exact_groups + self.near_units)
+
+    def labeled_split_units(self) -> list[DuplicateGroup]:
+        """:meth:`split_units` of the labeled images from evidence between labeled images alone: what folds and
+        validation carve-outs keep whole."""
+        exact = [_labeled_members(g) for g in self.exact_groups]
+        return merge_groups([g for g in exact if len(g.files) > 1] + self.labeled_near_units)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -256,10 +271,20 @@ def confirmed_near_pairs(hashes: np.ndarray, thumbnails: list[bytes], threshold:
     return pairs[thumbnail_correlations(thumbnails, pairs) >= min_correlation] if len(pairs) else pairs
 
 
-def _groups(rows: list[dict], features: dict[str, dict], threshold: int,
-            min_correlation: float) -> tuple[list, list, list]:
-    """Exact groups, near groups over every part, and near groups of labeled images built from pairs of labeled
-    images alone (so two labeled images are never grouped because both resemble one unlabeled frame)."""
+@dataclass
+class _Evidence:
+    exact: list[DuplicateGroup]
+    near: list[DuplicateGroup]
+    labeled_near: list[DuplicateGroup]
+    near_units: list[DuplicateGroup]
+    labeled_near_units: list[DuplicateGroup]
+    labeled_pairs: list[list[str]]
+
+
+def _groups(rows: list[dict], features: dict[str, dict], threshold: int, min_correlation: float) -> _Evidence:
+    """Exact groups; near groups (reported, leader clusters) and near units (split units, whole components) over
+    every part and from pairs of labeled images alone (so two labeled images are never grouped because both
+    resemble one unlabeled frame); and every confirmed pair of labeled images, by path."""
     by_sha: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_sha[row["sha256"]].append(row)
@@ -276,18 +301,30 @@ def _groups(rows: list[dict], features: dict[str, dict], threshold: int,
     pairs = confirmed_near_pairs(hashes, [features[sha]["thumbnail"] for sha in shas], threshold, min_correlation)
     labeled = np.asarray([any(r["part"] == "labeled" for r in by_sha[sha]) for sha in shas], bool)
 
-    def near_groups(pairs: np.ndarray, keep: Callable[[dict], bool]) -> list[DuplicateGroup]:
+    def near_groups(clusters: list[list[int]], keep: Callable[[dict], bool]) -> list[DuplicateGroup]:
         found = []
-        for indices in near_clusters(len(shas), pairs):
+        for indices in clusters:
             members = [row for i in indices for row in by_sha[shas[i]] if keep(row)]
-            sub = hashes[indices[:_DISTANCE_SAMPLE]]  # a bounded sample: the cluster bound holds for all anyway
+            sub = hashes[indices[:_DISTANCE_SAMPLE]]  # a bounded sample of the distances
             found.append(group("near", members, int(np.bitwise_count(sub[:, None] ^ sub[None, :]).max())))
         return sorted(found, key=lambda g: g.files)
 
-    near = near_groups(pairs, lambda row: True)
+    def is_labeled(row: dict) -> bool:
+        return row["part"] == "labeled"
+
     labeled_pairs = pairs[labeled[pairs[:, 0]] & labeled[pairs[:, 1]]] if len(pairs) else pairs
-    labeled_near = near_groups(labeled_pairs, lambda row: row["part"] == "labeled")
-    return sorted(exact, key=lambda g: g.files), near, labeled_near
+    path_pairs = [[a["path"], b["path"]] for i, j in labeled_pairs for a in by_sha[shas[i]] if is_labeled(a)
+                  for b in by_sha[shas[j]] if is_labeled(b)]
+    for g in exact:
+        members = [path for path, part in zip(g.files, g.parts) if part == "labeled"]
+        path_pairs += [[a, b] for a, b in itertools.combinations(members, 2)]
+    return _Evidence(
+        exact=sorted(exact, key=lambda g: g.files),
+        near=near_groups(near_clusters(len(shas), pairs), lambda row: True),
+        labeled_near=near_groups(near_clusters(len(shas), labeled_pairs), is_labeled),
+        near_units=near_groups(pair_components(len(shas), pairs), lambda row: True),
+        labeled_near_units=near_groups(pair_components(len(shas), labeled_pairs), is_labeled),
+        labeled_pairs=sorted(path_pairs))
 
 
 _DISTANCE_SAMPLE = 512
@@ -307,15 +344,10 @@ def near_clusters(count: int, pairs: np.ndarray) -> list[list[int]]:
     """
     if not len(pairs):
         return []
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count)).tocsr()
-    graph = graph + graph.T
-    _, labels = connected_components(graph, directed=False)
+    graph = _pair_graph(count, pairs)
     degree = np.asarray((graph > 0).sum(1)).ravel()
-    components: dict[int, list[int]] = defaultdict(list)
-    for index in np.unique(pairs):
-        components[int(labels[index])].append(int(index))
     clusters: list[list[int]] = []
-    for members in components.values():
+    for members in _components(graph, pairs):
         leader_of: dict[int, int] = {}
         for node in sorted(members, key=lambda n: (-degree[n], n)):
             if node in leader_of:
@@ -334,18 +366,70 @@ def near_clusters(count: int, pairs: np.ndarray) -> list[list[int]]:
     return clusters
 
 
-def _leakage(groups: list[DuplicateGroup], scheme: str) -> dict:
-    pairs: Counter[str] = Counter()
-    leaking = images = 0
-    for g in groups:
-        folds = sorted({f for f, part in zip(getattr(g, scheme), g.parts) if part == "labeled" and f is not None})
-        if len(folds) > 1:
-            leaking += 1
-            images += sum(1 for part in g.parts if part == "labeled")
-            for a_index, a in enumerate(folds):
-                for b in folds[a_index + 1 :]:
-                    pairs[f"{a}-{b}"] += 1
-    return {"groups": leaking, "images": images, "fold_pairs": dict(sorted(pairs.items()))}
+def _pair_graph(count: int, pairs: np.ndarray):
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count)).tocsr()
+    return graph + graph.T
+
+
+def _components(graph, pairs: np.ndarray) -> list[list[int]]:
+    """The connected components (sorted index lists) of the nodes that appear in ``pairs``."""
+    _, labels = connected_components(graph, directed=False)
+    components: dict[int, list[int]] = defaultdict(list)
+    for index in np.unique(pairs):
+        components[int(labels[index])].append(int(index))
+    return list(components.values())
+
+
+def pair_components(count: int, pairs: np.ndarray) -> list[list[int]]:
+    """Split units: connected components of the confirmed pairs, kept whole however long the chain, so no
+    confirmed pair can be cut apart by a split (reported groups, :func:`near_clusters`, cut chains)."""
+    return _components(_pair_graph(count, pairs), pairs) if len(pairs) else []
+
+
+def leakage(pairs: Iterable[Sequence[str]], fold_of: dict[str, int | None]) -> dict:
+    """Leakage of a fold assignment, counted per confirmed pair: ``pairs`` whose two images lie in different folds
+    (``fold_pairs``: how many between each two folds), the ``images`` they touch, and the duplicate ``groups``
+    (connected components of those pairs' evidence) that span folds."""
+    pairs = [tuple(pair) for pair in pairs]
+    across: Counter[str] = Counter()
+    images: set[str] = set()
+    for a, b in pairs:
+        fa, fb = fold_of.get(a), fold_of.get(b)
+        if fa is not None and fb is not None and fa != fb:
+            across[f"{min(fa, fb)}-{max(fa, fb)}"] += 1
+            images.update((a, b))
+    return {"pairs": sum(across.values()), "images": len(images), "groups": _spanning_units(pairs, fold_of),
+            "fold_pairs": dict(sorted(across.items()))}
+
+
+def _spanning_units(pairs: list[tuple[str, ...]], fold_of: dict[str, int | None]) -> int:
+    """How many connected components of ``pairs`` hold images of more than one fold."""
+    names = sorted({name for pair in pairs for name in pair})
+    if not names:
+        return 0
+    number = {name: i for i, name in enumerate(names)}
+    indices = np.asarray([[number[a], number[b]] for a, b in pairs], dtype=np.int64)
+    spanning = 0
+    for members in pair_components(len(names), indices):
+        folds = {fold_of.get(names[i]) for i in members} - {None}
+        spanning += len(folds) > 1
+    return spanning
+
+
+# A labeled split unit larger than this share of a class cannot be placed without skewing that class's folds;
+# the audit and `splits` name it rather than cut it.
+LARGE_UNIT_SHARE = 0.05
+
+
+def _large_units(units: list[DuplicateGroup], class_sizes: Counter) -> list[dict]:
+    found = []
+    for unit in units:
+        counts = Counter(unit.classes[i] for i in unit.labeled_files())
+        worst = max(counts, key=lambda c: counts[c] / class_sizes[c])
+        if len(unit.files) > 2 and counts[worst] > LARGE_UNIT_SHARE * class_sizes[worst]:
+            found.append({"files": len(unit.files), "class": worst, "class_images": class_sizes[worst],
+                          "first": unit.files[0]})
+    return sorted(found, key=lambda u: -u["files"])
 
 
 def _label_conflicts(merged: list[DuplicateGroup]) -> list[dict]:
@@ -438,7 +522,7 @@ def _cached_report(path: Path, key: str) -> AuditReport | None:
     if not isinstance(saved, dict) or saved.get("key") != key:
         return None
     fields = saved["report"]
-    for name in ("exact_groups", "near_groups", "labeled_near_groups"):
+    for name in ("exact_groups", "near_groups", "labeled_near_groups", "near_units", "labeled_near_units"):
         fields[name] = [DuplicateGroup(**group) for group in fields[name]]
     return AuditReport(**fields)
 
@@ -451,13 +535,18 @@ def _audit(root: Path, manifest: pa.Table, workers: int | None, threshold: int, 
     rows = [r for r in rows if r["path"] not in unreadable]  # an image that does not decode is not counted
     report = AuditReport(threshold, min_correlation, dict(Counter(r["part"] for r in rows)))
     report.unreadable = sorted(unreadable)
-    report.exact_groups, report.near_groups, report.labeled_near_groups = _groups(rows, features, threshold,
-                                                                                 min_correlation)
+    evidence = _groups(rows, features, threshold, min_correlation)
+    report.exact_groups, report.near_groups, report.labeled_near_groups = (evidence.exact, evidence.near,
+                                                                           evidence.labeled_near)
+    report.near_units, report.labeled_near_units = evidence.near_units, evidence.labeled_near_units
+    report.labeled_pairs = evidence.labeled_pairs
     merged = report.duplicate_sets()
     labeled_sets = report.labeled_sets()
     report.label_conflicts = _label_conflicts(labeled_sets)
+    labeled_rows = [r for r in rows if r["part"] == "labeled"]
     for scheme in ("fold2", "fold5"):
-        report.leakage[scheme] = _leakage(labeled_sets, scheme)
+        report.leakage[scheme] = leakage(report.labeled_pairs, {r["path"]: r[scheme] for r in labeled_rows})
+    report.large_units = _large_units(report.labeled_split_units(), Counter(r["class"] for r in labeled_rows))
     for other in ("segmented", "unlabeled"):
         found = {kind: {f for g in groups if "labeled" in g.parts for f, p in zip(g.files, g.parts) if p == other}
                  for kind, groups in (("exact", report.exact_groups), ("near", report.near_groups))}
@@ -476,7 +565,7 @@ def _audit(root: Path, manifest: pa.Table, workers: int | None, threshold: int, 
     segmented = [r for r in rows if r["part"] == "segmented"]
     if segmented:
         report.segmented_corner = _marks(segmented, features)
-        report.kvasir_seg_official = _kvasir_seg_straddle(merged, segmented)
+        report.kvasir_seg_official = _kvasir_seg_straddle(report.split_units(), segmented)
     report.video_duplicates = _video_duplicates([r for r in manifest.to_pylist() if r["kind"] == "video"])
     report.summary = _summary(report, len(labeled), merged)
     return report
@@ -520,10 +609,17 @@ def _summary(report: AuditReport, labeled: int, merged: list[DuplicateGroup]) ->
             f"{len(sets):,} duplicate groups ({exact_extra:,} byte-identical redundant copies; near duplicates by "
             f"{method}).")
         sentences.append(
-            f"{leak2['groups']} groups ({leak2['images']} images) span both folds of the official 2-fold split and "
-            f"{leak5['groups']} ({leak5['images']} images) span folds of the 5-fold split"
-            + (", so test folds are not independent of training folds." if leak2["groups"] or leak5["groups"]
+            f"{leak2['pairs']:,} confirmed duplicate pairs ({leak2['images']} images, {leak2['groups']} duplicate "
+            f"groups) lie across the two folds of the official 2-fold split and {leak5['pairs']:,} "
+            f"({leak5['images']} images, {leak5['groups']} groups) across folds of the 5-fold split"
+            + (", so test folds are not independent of training folds." if leak2["pairs"] or leak5["pairs"]
                else "."))
+        if report.large_units:
+            big = report.large_units[0]
+            sentences.append(
+                f"{len(report.large_units)} chains of near duplicates are too large to place without skewing a "
+                f"class (largest: {big['files']} images, {big['class']} has {big['class_images']}); a split keeps "
+                f"each whole.")
         if report.label_conflicts:
             pairs = Counter(" vs ".join(sorted(set(c["classes"]))) for c in report.label_conflicts)
             sentences.append(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import random
 from importlib import resources
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,33 +72,38 @@ def carve_validation(
     files: dict[str, tuple[ClassInfo, int]], fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
     groups: dict[str, int] | None = None,
 ) -> set[str]:
-    """A seeded, per-class-stratified validation subset of each fold (duplicate groups kept whole).
+    """A seeded, per-class-stratified validation subset of each fold that keeps every split unit (``groups``:
+    name → unit id) whole within its fold, across classes: a copy of a validation image never trains.
 
-    Each (fold, class) cell gives ``round(n * fraction)`` images, at least one when it has two or more, and
-    never its last image, so rare classes stay in training.
+    Each (fold, class) cell aims at ``round(n * fraction)`` images, at least one when it has two or more, and
+    never gives its last image, so rare classes stay in training; a unit that would empty a cell stays in training.
     """
     rng = random.Random(seed)
     cells: dict[tuple[int, int], list[str]] = defaultdict(list)
     for name, (cls, fold) in sorted(files.items()):
         cells[(fold, cls.index)].append(name)
     groups = groups or {}
+    members: dict[tuple[int, int], list[str]] = defaultdict(list)  # (fold, unit) → names, any class
+    for name, (_, fold) in sorted(files.items()):
+        if name in groups:
+            members[(fold, groups[name])].append(name)
     chosen: set[str] = set()
+    taken: Counter[tuple[int, int]] = Counter()
     for key in sorted(cells):
         names = cells[key]
         rng.shuffle(names)
         want = min(len(names) - 1, max(1 if len(names) >= 2 else 0, round(len(names) * fraction)))
-        members: dict[int, list[str]] = defaultdict(list)
         for name in names:
-            if name in groups:
-                members[groups[name]].append(name)
-        taken = 0
-        for name in names:
-            if taken >= want:
+            if taken[key] >= want:
                 break
-            if name not in chosen:
-                batch = members[groups[name]] if name in groups else [name]
-                chosen.update(batch)
-                taken += len(batch)
+            if name in chosen:
+                continue
+            batch = members[(key[0], groups[name])] if name in groups else [name]
+            cell_of = [(files[n][1], files[n][0].index) for n in batch]
+            if any(taken[c] + cell_of.count(c) >= len(cells[c]) for c in set(cell_of)):
+                continue  # the unit would take a cell's last image
+            chosen.update(batch)
+            taken.update(cell_of)
     return chosen
 
 
@@ -114,23 +119,41 @@ def official_assignment(
             f"get it with `hyperkvasir download {release.root} --parts splits`"
         )
     rows = read_split_csv(path)
+    outside = next((row for row in rows if not 0 <= row.fold < k), None)
+    if outside is not None:
+        raise DataError(f"{path}:{outside.line}: split index {outside.fold} of {outside.file_name} is not a fold "
+                        f"of a {k}-fold split (0 to {k - 1}); restore the official CSV with `hyperkvasir download "
+                        f"{release.root} --parts splits`")
     on_disk = {p.name for p in release.labeled_files()} if present_only else None
     files = {r.file_name: (r.cls, r.fold) for r in rows if on_disk is None or r.file_name in on_disk}
-    validation = carve_validation(files, fraction, seed)
+    groups = split_units(release.root) if on_disk else {}
+    validation = carve_validation(files, fraction, seed, groups)
     return SplitAssignment(f"official-{k}fold", k, {n: (c, f, n in validation) for n, (c, f) in files.items()})
 
 
-def duplicate_groups(root: Path) -> dict[str, int]:
-    """File name → duplicate-set id for labeled images linked to another labeled image by the audit's evidence
-    between labeled images (exact and near groups merged by union-find, so sets never overwrite one another;
-    a frame of another part that resembles two labeled images does not join them)."""
+def split_units(root: Path) -> dict[str, int]:
+    """File name → split-unit id for labeled images linked to another labeled image by the audit's evidence
+    between labeled images: connected components of every byte copy and confirmed near pair, however long the
+    chain, so no confirmed pair can be split (a frame of another part that resembles two labeled images does
+    not join them)."""
     from hyperkvasir.data.audit import audit
 
     ids: dict[str, int] = {}
-    for number, group in enumerate(audit(root).labeled_sets()):
-        for name in group.files:
+    for number, unit in enumerate(audit(root).labeled_split_units()):
+        for name in unit.files:
             ids[Path(name).name] = number
     return ids
+
+
+def assignment_leakage(root: str | Path, split: SplitAssignment) -> dict:
+    """The audit's leakage figures (:func:`hyperkvasir.data.audit.leakage`) for ``split``: confirmed pairs of
+    labeled images in different folds, and the audit's split units too large to place without skewing a class."""
+    from hyperkvasir.data.audit import audit, leakage
+
+    report = audit(root)
+    fold_of = {path: split.files[Path(path).name][1] for pair in report.labeled_pairs for path in pair
+               if Path(path).name in split.files}
+    return {**leakage(report.labeled_pairs, fold_of), "large_units": report.large_units}
 
 
 def grouped_assignment(
@@ -143,7 +166,7 @@ def grouped_assignment(
     if not files:
         raise HyperKvasirError(f"{release.root}: no labeled images to split")
     classes = [lookup(p.parent.name) for p in files]
-    groups = duplicate_groups(release.root)
+    groups = split_units(release.root)
     group_ids = np.asarray([groups.get(p.name, 1_000_000 + i) for i, p in enumerate(files)])
     labels = np.asarray([c.index for c in classes])
     folds = np.zeros(len(files), dtype=int)
@@ -209,11 +232,11 @@ def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float
 
 
 def _segmented_buckets(root: Path, names: list[str]) -> dict[str, list[str]]:
-    """Segmented file names grouped by the audit's duplicate sets (a name alone is its own bucket)."""
+    """Segmented file names grouped by the audit's split units (a name alone is its own bucket)."""
     from hyperkvasir.data.audit import audit
 
     set_of: dict[str, str] = {}
-    for group in audit(root).duplicate_sets():
+    for group in audit(root).split_units():
         for path, part in zip(group.files, group.parts):
             if part == "segmented":
                 set_of[Path(path).name] = group.files[0]
