@@ -71,6 +71,9 @@ def download(
     extract: bool = typer.Option(True, "--extract/--no-extract"),
     strict: bool = typer.Option(False, "--strict", help="An unknown archive hash is an error, not a warning."),
     ca_bundle: Path = typer.Option(None, help="Extra CA certificates (PEM) for hosts with an incomplete chain."),
+    allow_http: bool = typer.Option(False, "--allow-http", help="Accept a plain http:// mirror (unauthenticated)."),
+    trust_archive: bool = typer.Option(False, "--trust-archive", help="Extract an archive found in ROOT whose "
+                                                                      "hash is unknown (you vouch for it)."),
 ) -> int:
     """Resumable, verified download and safe extraction of the release (about 66 GB in all).
 
@@ -106,7 +109,8 @@ def download(
             return lambda done, total: bar.update(task, completed=done, total=total or None)
 
         done = run_download(root, wanted, base_url=base_url,
-                            extract_archives=extract, strict=strict, ca_bundle=ca_bundle, progress=progress)
+                            extract_archives=extract, strict=strict, ca_bundle=ca_bundle, progress=progress,
+                            allow_http=allow_http, trust_archive=trust_archive)
     for part, what in done.items():
         out.print(f"{part}: {what}")
     return 0
@@ -214,8 +218,8 @@ def audit(
             soft_wrap=True)
     if report.images.get("labeled"):
         for scheme, leak in report.leakage.items():
-            out.print(f"leakage {scheme}: {leak['groups']} groups, {leak['images']} images, "
-                      f"per fold pair {leak['fold_pairs']}")
+            out.print(f"leakage {scheme}: {leak['pairs']} confirmed pairs across folds ({leak['images']} images, "
+                      f"{leak['groups']} duplicate groups), per fold pair {leak['fold_pairs']}")
         out.print(f"overlaps: {report.overlaps}")
         shares = {k: v["share"] for k, v in report.scopeguide.items() if v["scopeguide"]}
         out.print(f"ScopeGuide share per class: {shares or 'no labeled image shows it'}")
@@ -243,7 +247,13 @@ def splits(
     from hyperkvasir.errors import require_output
 
     require_output(out_file, folder=False)
-    from hyperkvasir.data.splits import SCHEMES, assignment, kvasir_seg_official_split, segmentation_split
+    from hyperkvasir.data.splits import (
+        SCHEMES,
+        assignment,
+        assignment_leakage,
+        kvasir_seg_official_split,
+        segmentation_split,
+    )
 
     if scheme in ("segmentation", "kvasir-seg-official"):
         split = segmentation_split(root, seed=seed) if scheme == "segmentation" else kvasir_seg_official_split(root)
@@ -267,6 +277,13 @@ def splits(
     for fold in range(result.k):
         sizes = {k: len(v) for k, v in result.subsets(fold).items()}
         out.print(f"{scheme} test fold {fold}: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}")
+    leak = assignment_leakage(root, result)
+    out.print(f"{scheme}: {leak['pairs']} confirmed duplicate pairs across folds ({leak['images']} images); every "
+              f"split unit (all confirmed pairs, however long the chain) is kept in one fold and one side of the "
+              f"validation carve-out" + (" within its official fold" if scheme.startswith("official") else ""))
+    for unit in leak["large_units"]:
+        out.print(f"large split unit kept whole: {unit['files']} images from {unit['first']} "
+                  f"({unit['class']} has {unit['class_images']}); its class's folds are uneven")
     if out_file:
         out.print(f"→ {out_file}")
     return 0
