@@ -3,6 +3,7 @@ fold and carve-out, leakage is counted per confirmed pair, fold indices outside 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -146,3 +147,19 @@ def test_the_split_cli_names_what_it_keeps_together(panned_twin, capsys) -> None
     root, _ = panned_twin
     assert main(["splits", str(root), "--scheme", "grouped-2fold"]) == 0
     assert "0 confirmed duplicate pairs across folds" in capsys.readouterr().out
+
+
+def test_a_file_under_two_class_folders_stops_train(twin_copy: Path, tmp_path: Path, capsys) -> None:
+    source = next((twin_copy / _LOWER / "polyps").glob("*.jpg"))
+    copy = twin_copy / _LOWER / "ulcerative-colitis-grade-1" / source.name
+    shutil.copyfile(source, copy)
+    argv = ["train", "classify", str(twin_copy), "--no-pretrained", "--workers", "0", "--epochs", "1",
+            "--input-size", "32"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert source.name in err and "polyps" in err and "ulcerative-colitis-grade-1" in err
+    assert not (tmp_path / "run").exists()
+    assert main([*argv, "--exclude-conflicts", "--out", str(tmp_path / "excluded")]) == 0
+    metrics = json.loads((tmp_path / "excluded" / "metrics-test.json").read_text())
+    counts = metrics["excluded_label_conflicts"]
+    assert counts["train"] + counts["val"] + counts["test_conflicting"] == 1  # one name, wherever it fell

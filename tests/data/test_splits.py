@@ -76,13 +76,17 @@ def test_kvasir_seg_official_split_refuses_uuid_names(tiny_twin) -> None:
         kvasir_seg_official_split(tiny_twin.root)
 
 
-def test_exclude_conflicts_drops_both_members_from_every_subset(faulty_twin) -> None:
-    from hyperkvasir.classify.module import drop_label_conflicts
+def test_exclude_conflicts_drops_both_members_from_training_and_validation_only(faulty_twin) -> None:
+    from hyperkvasir.data.splits import drop_label_conflicts
 
-    subsets = assignment(faulty_twin.root, "official-2fold").subsets(0)
-    before = {k: len(v) for k, v in subsets.items()}
-    dropped = drop_label_conflicts(faulty_twin.root, subsets)
-    conflict = next(f["files"] for f in __import__("json").loads(
-        (faulty_twin.root / "FAULTS.json").read_text())["faults"] if f["kind"] == "label-conflict")
-    assert sum(dropped.values()) == 2 and all(before[k] - len(v) == dropped[k] for k, v in subsets.items())
-    assert not {Path(f).name for f in conflict} & {n for v in subsets.values() for n in v}
+    conflict = {Path(f).name for f in next(f["files"] for f in __import__("json").loads(
+        (faulty_twin.root / "FAULTS.json").read_text())["faults"] if f["kind"] == "label-conflict")}
+    split = assignment(faulty_twin.root, "official-2fold")
+    for fold in (0, 1):
+        subsets = split.subsets(fold)
+        before = {k: list(v) for k, v in subsets.items()}
+        dropped = drop_label_conflicts(faulty_twin.root, subsets)
+        assert subsets["test"] == before["test"], "the test part keeps every image"
+        assert dropped["test_conflicting"] == len(conflict & set(before["test"]))
+        assert dropped["train"] + dropped["val"] == len(conflict - set(before["test"]))
+        assert not conflict & {n for k in ("train", "val") for n in subsets[k]}

@@ -132,13 +132,13 @@ class ClassifyData(L.LightningDataModule):
                          manifest=manifest, progress=self.progress, mask_corners=self.config.mask_corners)
 
     def setup(self, stage: str | None = None) -> None:
-        from hyperkvasir.classify.module import drop_label_conflicts
         from hyperkvasir.classify.predict import usable_pseudo_labels
-        from hyperkvasir.data.splits import assignment
+        from hyperkvasir.data.splits import assignment, drop_label_conflicts
 
         config, root = self.config, Path(self.config.root)
         manifest = build_index(root).to_pylist()
-        subsets = assignment(root, config.scheme, fraction=config.val_fraction, seed=config.seed).subsets(config.fold)
+        subsets = assignment(root, config.scheme, fraction=config.val_fraction, seed=config.seed,
+                             allow_ambiguous=config.exclude_conflicts).subsets(config.fold)
         self.excluded = drop_label_conflicts(root, subsets) if config.exclude_conflicts else {}
         extra, self.pseudo_report = (usable_pseudo_labels(config.pseudo_labels, root, scheme=config.scheme,
                                                           fold=config.fold, test_files=subsets["test"])

@@ -289,18 +289,5 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     return metrics
 
 
-def drop_label_conflicts(root: Path, subsets: dict[str, list[str]]) -> dict[str, int]:
-    """Remove the audit's label-conflict images from every subset in place; returns how many left each."""
-    from hyperkvasir.data.audit import audit
-
-    conflicting = {Path(f).name for c in audit(root).label_conflicts for f in c["files"]}
-    dropped = {}
-    for name, files in subsets.items():
-        kept = [f for f in files if f not in conflicting]
-        dropped[name] = len(files) - len(kept)
-        files[:] = kept
-    return dropped
-
-
 __all__ = ["TrainConfig", "ClassifierModule", "train_classifier", "load_classifier_checkpoint",
-           "predict_probabilities", "write_predictions", "drop_label_conflicts"]
+           "predict_probabilities", "write_predictions"]

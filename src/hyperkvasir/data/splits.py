@@ -145,6 +145,32 @@ def split_units(root: Path) -> dict[str, int]:
     return ids
 
 
+def ambiguous_files(release: Release) -> dict[str, list[Path]]:
+    """File name → its paths, for names found under more than one class folder of ``labeled-images/``."""
+    paths: dict[str, list[Path]] = defaultdict(list)
+    for path in release.labeled_files():
+        paths[path.name].append(path)
+    return {name: sorted(found) for name, found in sorted(paths.items())
+            if len({p.parent.name for p in found}) > 1}
+
+
+def drop_label_conflicts(root: str | Path, subsets: dict[str, list[str]]) -> dict[str, int]:
+    """Leave the audit's label-conflict images (and names under two class folders) out of training and
+    validation, in place; the test part keeps every image, so the score stays comparable. Returns how many left
+    ``train`` and ``val``, and how many conflicting images ``test`` holds (``test_conflicting``)."""
+    from hyperkvasir.data.audit import audit
+
+    conflicting = {Path(f).name for c in audit(root).label_conflicts for f in c["files"]}
+    conflicting |= set(ambiguous_files(Release(root)))
+    dropped = {}
+    for name in ("train", "val"):
+        kept = [f for f in subsets[name] if f not in conflicting]
+        dropped[name] = len(subsets[name]) - len(kept)
+        subsets[name][:] = kept
+    dropped["test_conflicting"] = sum(f in conflicting for f in subsets["test"])
+    return dropped
+
+
 def assignment_leakage(root: str | Path, split: SplitAssignment) -> dict:
     """The audit's leakage figures (:func:`hyperkvasir.data.audit.leakage`) for ``split``: confirmed pairs of
     labeled images in different folds, and the audit's split units too large to place without skewing a class."""
@@ -183,9 +209,17 @@ def grouped_assignment(
 
 
 def assignment(root: str | Path, scheme: str, *, fraction: float = DEFAULT_VALIDATION_FRACTION,
-               seed: int = 0) -> SplitAssignment:
-    """The fold assignment of ``scheme`` (one of :data:`SCHEMES`) for the tree at ``root``."""
+               seed: int = 0, allow_ambiguous: bool = False) -> SplitAssignment:
+    """The fold assignment of ``scheme`` (one of :data:`SCHEMES`) for the tree at ``root``. A file name under two
+    class folders has no single class: refused unless ``allow_ambiguous`` (the caller then leaves it out of
+    training and validation with :func:`drop_label_conflicts`)."""
     release = Release(root)
+    clashes = ambiguous_files(release)
+    if clashes and not allow_ambiguous:
+        name, paths = next(iter(clashes.items()))
+        raise DataError(f"{' and '.join(map(str, paths))}: one file name under {len(paths)} class folders "
+                        f"({len(clashes)} such names), so its class is ambiguous; keep one copy, or train with "
+                        f"--exclude-conflicts")
     if scheme == "official-2fold":
         return official_assignment(release, 2, fraction=fraction, seed=seed)
     if scheme == "official-5fold":
