@@ -163,3 +163,26 @@ def test_a_file_under_two_class_folders_stops_train(twin_copy: Path, tmp_path: P
     metrics = json.loads((tmp_path / "excluded" / "metrics-test.json").read_text())
     counts = metrics["excluded_label_conflicts"]
     assert counts["train"] + counts["val"] + counts["test_conflicting"] == 1  # one name, wherever it fell
+
+
+def test_copies_of_a_video_under_two_findings_stay_on_one_side(tmp_path: Path) -> None:
+    import csv
+
+    from hyperkvasir.synth.tree import make_synthetic_release
+    from hyperkvasir.video.data import video_labels, video_split
+
+    root = make_synthetic_release(tmp_path / "hk", seed=5, scale="tiny", parts=("videos",), videos=12).root
+    table = root / "labeled-videos" / "video-labels.csv"
+    rows = list(csv.reader(table.open(encoding="utf-8")))
+    source = next((root / "labeled-videos").rglob(f"{rows[1][0]}.*"))
+    other = next(r for r in rows[1:] if r[3] != rows[1][3])
+    copy = source.with_name(f"copy-of-{source.name}")
+    shutil.copyfile(source, copy)
+    with table.open("a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerow([copy.stem, *other[1:]])
+    labels = video_labels(root)
+    pair = [str(p.relative_to(root)) for p in (source, copy)]
+    assert labels[pair[0]] != labels[pair[1]], "the copy is filed under another finding"
+    for seed in range(6):
+        split = video_split(root, seed=seed)
+        assert len({s for s, videos in split.items() for v in pair if v in videos}) == 1, f"seed {seed}"

@@ -34,7 +34,8 @@ def video_labels(root: str | Path) -> dict[str, int]:
 
 def video_split(root: str | Path, *, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
                 seed: int = 0) -> dict[str, list[str]]:
-    """train/val/test lists of video paths: per class, whole duplicate groups, seeded."""
+    """train/val/test lists of video paths: whole duplicate groups (also when their copies are filed under
+    different findings), stratified by the finding of each group's first video, seeded."""
     from hyperkvasir.data.audit import audit
 
     labels = video_labels(root)
@@ -43,9 +44,12 @@ def video_split(root: str | Path, *, fractions: tuple[float, float, float] = (0.
     duplicates = audit(root).video_duplicates
     group_of = {path: min(group) for kind in ("exact", "metadata") for group in duplicates.get(kind, [])
                 for path in group}
-    groups: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for path, label in sorted(labels.items()):
-        groups[label][group_of.get(path, path)].append(path)
+    members: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(labels):
+        members[group_of.get(path, path)].append(path)
+    groups: dict[int, dict[str, list[str]]] = defaultdict(dict)
+    for key, paths in members.items():
+        groups[labels[paths[0]]][key] = paths
     rng = random.Random(seed)
     split: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     for label in sorted(groups):
