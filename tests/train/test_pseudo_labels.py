@@ -9,7 +9,7 @@ import pytest
 from hyperkvasir.cli import main
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.classify.predict import pseudo_labels
+from hyperkvasir.classify.pseudo_labels import pseudo_labels
 from hyperkvasir.classify.module import TrainConfig, train_classifier
 
 FAST = dict(model="test_efficientnet", epochs=1, input_size=32, batch_size=8, workers=0, pretrained=False)
@@ -45,8 +45,14 @@ def test_one_pseudo_labelling_round(tiny_twin, tmp_path: Path) -> None:
     # a student whose test fold the teacher trained on is refused
     other_fold = TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "leaky"), pseudo_labels=str(tmp_path / "pl.csv"),
                              **(FAST | {"fold": 1}))
-    with pytest.raises(HyperKvasirError, match="trained on images of this run's test fold 1"):
+    with pytest.raises(HyperKvasirError, match="another test_fold 0 \\(this run: 1\\)"):
         train_classifier(other_fold)
+    for change in ({"seed": 1}, {"val_fraction": 0.2}):  # both change which images the teacher trained on
+        student = TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "other"),
+                              pseudo_labels=str(tmp_path / "pl.csv"), **(FAST | change))
+        with pytest.raises(HyperKvasirError, match=f"another {next(iter(change))}"):
+            train_classifier(student)
+    assert teacher_record["labeled_key"] and not (tmp_path / "other").exists()
     # pseudo-labels of the labeled part are refused before any work
     assert main(["predict", str(tmp_path / "teacher" / "best.ckpt"), str(tiny_twin.root), "--part", "labeled",
                  "--out", str(tmp_path / "lab.parquet"), "--pseudo-labels", str(tmp_path / "lab.csv")]) == 2
@@ -57,7 +63,7 @@ def test_unlabeled_duplicates_of_test_images_are_dropped(twin_copy: Path, tmp_pa
     import shutil
 
     from hyperkvasir.data.splits import assignment
-    from hyperkvasir.classify.predict import usable_pseudo_labels
+    from hyperkvasir.classify.pseudo_labels import labeled_key, usable_pseudo_labels
 
     test = assignment(twin_copy, "official-2fold").subsets(0)["test"]
     source = next(twin_copy.glob(f"labeled-images/**/{test[0]}"))
@@ -66,10 +72,28 @@ def test_unlabeled_duplicates_of_test_images_are_dropped(twin_copy: Path, tmp_pa
             *(f"unlabeled-images/images/{p.name},polyps" for p in
               sorted((twin_copy / "unlabeled-images" / "images").glob("*.jpg"))[:3] if p.name != "copy-of-a-test-image.jpg")]
     (tmp_path / "pl.csv").write_text("\n".join(rows) + "\n")
-    (tmp_path / "pl.teacher.json").write_text(json.dumps({"run": "t", "scheme": "official-2fold", "test_fold": 0}))
-    kept, report = usable_pseudo_labels(tmp_path / "pl.csv", twin_copy, scheme="official-2fold", fold=0,
-                                        test_files=test)
+    (tmp_path / "pl.teacher.json").write_text(json.dumps({
+        "run": "t", "scheme": "official-2fold", "test_fold": 0, "seed": 0, "val_fraction": 0.1,
+        "labeled_key": labeled_key(twin_copy)}))
+    kept, report = usable_pseudo_labels(tmp_path / "pl.csv", twin_copy, scheme="official-2fold", fold=0, seed=0,
+                                        val_fraction=0.1, test_files=test)
     assert report["dropped_duplicates_of_test_images"] == 1 and len(kept) == len(rows) - 2
+
+
+@pytest.mark.parametrize("row", ["../outside/x.jpg", "/etc/hostname", "labeled-images/{labeled}",
+                                 "unlabeled-images/images/missing.jpg"])
+def test_a_pseudo_label_row_outside_the_unlabeled_images_is_refused_with_its_line(
+        twin_copy: Path, tmp_path: Path, row: str) -> None:
+    from hyperkvasir.classify.pseudo_labels import read_pseudo_labels
+    from hyperkvasir.errors import DataError
+
+    labeled = next(twin_copy.glob("labeled-images/**/*.jpg")).relative_to(twin_copy / "labeled-images")
+    good = next((twin_copy / "unlabeled-images" / "images").glob("*.jpg")).relative_to(twin_copy)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "x.jpg").write_bytes(b"x")
+    (tmp_path / "pl.csv").write_text(f"path,label\n{good},polyps\n{row.format(labeled=labeled)},polyps\n")
+    with pytest.raises(DataError, match=r"pl\.csv:3: .* unlabeled images of this tree only"):
+        read_pseudo_labels(tmp_path / "pl.csv", twin_copy)
 
 
 def test_prediction_over_two_processes(tiny_twin, tmp_path: Path, run_cli) -> None:

@@ -132,7 +132,7 @@ class ClassifyData(L.LightningDataModule):
                          manifest=manifest, progress=self.progress, mask_corners=self.config.mask_corners)
 
     def setup(self, stage: str | None = None) -> None:
-        from hyperkvasir.classify.predict import usable_pseudo_labels
+        from hyperkvasir.classify.pseudo_labels import usable_pseudo_labels
         from hyperkvasir.data.splits import assignment, drop_label_conflicts
 
         config, root = self.config, Path(self.config.root)
@@ -141,7 +141,9 @@ class ClassifyData(L.LightningDataModule):
                              allow_ambiguous=config.exclude_conflicts).subsets(config.fold)
         self.excluded = drop_label_conflicts(root, subsets) if config.exclude_conflicts else {}
         extra, self.pseudo_report = (usable_pseudo_labels(config.pseudo_labels, root, scheme=config.scheme,
-                                                          fold=config.fold, test_files=subsets["test"])
+                                                          fold=config.fold, seed=config.seed,
+                                                          val_fraction=config.val_fraction,
+                                                          test_files=subsets["test"])
                                      if config.pseudo_labels else ([], {}))
         common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest,
                       mask_corners=config.mask_corners)

@@ -1,5 +1,5 @@
-"""Batched inference of a trained classifier over images (the unlabeled part, a folder, files), and the
-pseudo-labels that let the 99,417 unlabeled images feed a student model.
+"""Batched inference of a trained classifier over images (the unlabeled part, a folder, files); its predictions
+of the unlabeled part feed pseudo-labels (``classify/pseudo_labels.py``).
 
 Predictions are a Parquet table: ``path`` (relative to the release root for a part, absolute otherwise),
 ``label`` (folder class name) and one probability column per class in taxonomy order.
@@ -7,9 +7,6 @@ Predictions are a Parquet table: ``path`` (relative to the release root for a pa
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,7 @@ from hyperkvasir.classify.decision import decide
 from hyperkvasir.classify.module import flip_averaged
 from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
 from hyperkvasir.data.inputs import resolve_inputs
-from hyperkvasir.data.taxonomy import CLASSES, lookup
+from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.engine.runs import distributed, pick_device
@@ -117,94 +114,6 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
         pq.write_table(table, handle)
     return {"images": table.num_rows, "skipped": len(all_paths) - table.num_rows, "out": str(out),
             "undecodable": failed}
-
-
-def pseudo_labels(predictions: str | Path, out: str | Path, *, threshold: float = 0.9,
-                  per_class: dict[str, float] | None = None, max_per_class: int | None = None) -> dict[str, int]:
-    """Keep predictions whose top probability reaches its class threshold; write ``path,label`` CSV.
-
-    ``per_class`` overrides the threshold by class name (any naming), so rare classes can be taken at a lower
-    confidence; ``max_per_class`` keeps the most confident images of each class. Returns the count per class.
-    """
-    table = pq.read_table(predictions).to_pylist()
-    thresholds = {c.folder: threshold for c in CLASSES}
-    thresholds |= {lookup(name).folder: value for name, value in (per_class or {}).items()}
-    chosen: dict[str, list[tuple[float, str]]] = {c.folder: [] for c in CLASSES}
-    for row in table:
-        confidence = row[row["label"]]
-        if confidence >= thresholds[row["label"]]:
-            chosen[row["label"]].append((confidence, row["path"]))
-    with atomic_write(out, "w") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["path", "label"])
-        counts = {}
-        for folder, items in chosen.items():
-            items.sort(reverse=True)
-            kept = items[:max_per_class] if max_per_class else items
-            writer.writerows((path, folder) for _, path in kept)
-            counts[folder] = len(kept)
-    return counts
-
-
-def teacher_path(pseudo_label_csv: str | Path) -> Path:
-    """Where the teacher's provenance lives beside a pseudo-label CSV (``pl.csv`` → ``pl.teacher.json``)."""
-    path = Path(pseudo_label_csv)
-    return path.with_name(f"{path.stem}.teacher.json")
-
-
-def write_teacher(checkpoint: str | Path, pseudo_label_csv: str | Path) -> dict:
-    """Record the teacher's run, scheme and folds beside its pseudo-labels, so a student can prove it never
-    trains on its own test fold through them."""
-    from hyperkvasir.classify.module import load_classifier_checkpoint
-
-    config = dataclasses.asdict(load_classifier_checkpoint(checkpoint)[0].config)
-    record = {"checkpoint": str(Path(checkpoint).resolve()), "run": str(Path(checkpoint).resolve().parent),
-              "model": config["model"], "scheme": config["scheme"], "test_fold": config["fold"],
-              "seed": config["seed"], "val_fraction": config["val_fraction"]}
-    with atomic_write(teacher_path(pseudo_label_csv), "w") as handle:
-        json.dump(record, handle, indent=2)
-    return record
-
-
-def usable_pseudo_labels(path: str | Path, root: str | Path, *, scheme: str, fold: int,
-                         test_files: list[str]) -> tuple[list[tuple[str, int]], dict]:
-    """Pseudo-labels a student may train on: the teacher must have held out the student's test fold under the
-    same scheme, and unlabeled images the audit links to a test image are dropped (counted in the report)."""
-    sidecar = teacher_path(path)
-    if not sidecar.is_file():
-        raise HyperKvasirError(f"{path}: no {sidecar.name} beside it, so the teacher's training folds are unknown; "
-                               f"write pseudo-labels with `hyperkvasir predict … --part unlabeled --pseudo-labels`")
-    teacher = json.loads(sidecar.read_text())
-    if (teacher["scheme"], teacher["test_fold"]) != (scheme, fold):
-        raise HyperKvasirError(
-            f"{path}: the teacher ({teacher['run']}) held out fold {teacher['test_fold']} of {teacher['scheme']}, so "
-            f"it trained on images of this run's test fold {fold} of {scheme}; use a teacher trained with "
-            f"--scheme {scheme} --fold {fold}")
-    rows = read_pseudo_labels(path)
-    from hyperkvasir.data.audit import audit
-
-    test = set(test_files)
-    linked = {f for group in audit(root).duplicate_sets()
-              if any(Path(f).name in test for f, p in zip(group.files, group.parts) if p == "labeled")
-              for f, p in zip(group.files, group.parts) if p != "labeled"}
-    kept = [(relpath, label) for relpath, label in rows if relpath not in linked]
-    return kept, {"file": str(path), "teacher": teacher["run"], "rows": len(rows), "used": len(kept),
-                  "dropped_duplicates_of_test_images": len(rows) - len(kept)}
-
-
-def read_pseudo_labels(path: str | Path) -> list[tuple[str, int]]:
-    """(path relative to the release root, class index) rows of a pseudo-label CSV."""
-    rows = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames != ["path", "label"]:
-            raise HyperKvasirError(f"{path}: expected header 'path,label', found {reader.fieldnames}")
-        for number, row in enumerate(reader, start=2):
-            try:
-                rows.append((row["path"], lookup(row["label"]).index))
-            except HyperKvasirError as error:
-                raise HyperKvasirError(f"{path}:{number}: {error}") from None
-    return rows
 
 
 def _write_gradcams(model, images: torch.Tensor, raw: torch.Tensor, paths: list[Path], folder: Path) -> None:

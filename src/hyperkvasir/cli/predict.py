@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from hyperkvasir.cli.common import app
 from hyperkvasir.cli.console import err, out, progress_bar
@@ -21,8 +22,8 @@ def _report(summary: dict, line: str, skipped: list[str], as_json: bool) -> None
         out.print(line, soft_wrap=True)
     if skipped:
         more = len(skipped) - 10
-        err.print(f"[yellow]warning:[/] {len(skipped)} inputs do not decode and were skipped: "
-                  f"{', '.join(skipped[:10])}{f' and {more} more' if more > 0 else ''}", soft_wrap=True)
+        err.print(Text("warning:", style="yellow"), f"{len(skipped)} inputs do not decode and were skipped: "
+                  f"{', '.join(skipped[:10])}{f' and {more} more' if more > 0 else ''}")
 
 
 @app.command()
@@ -94,8 +95,8 @@ def predict(
 
 def _predict_classify(checkpoint: Path, inputs: list[str], out_file: Path, *, part, pseudo_labels, threshold,
                       max_per_class, gradcam, tta, batch_size, workers, device, as_json) -> int:
-    from hyperkvasir.classify.predict import predict_images, write_teacher
-    from hyperkvasir.classify.predict import pseudo_labels as make_pseudo_labels
+    from hyperkvasir.classify.predict import predict_images
+    from hyperkvasir.classify.pseudo_labels import pseudo_labels as make_pseudo_labels, write_teacher
     from hyperkvasir.errors import require_output
 
     require_output(pseudo_labels, folder=False, option="--pseudo-labels")
