@@ -9,7 +9,8 @@ order (UUID names, so a random share of every run) keep that structure at each s
 
 Goals (issue: full-scale rehearsal): first index ≤ 3× the time to read every file once (``cat``, run twice so that
 the baseline and the index meet the same warm page cache); re-index of the unchanged tree ≤ 5 s; audit ≤ 10 min
-with peak memory ≤ 4 GB; no near-duplicate group whose largest pairwise distance exceeds twice the threshold.
+with peak memory ≤ 4 GB; no near-duplicate group whose largest pairwise distance exceeds twice the threshold;
+0 confirmed pairs across the folds of grouped-2fold, whose split units are whole components however long the chain.
 
 Usage: python bench/scale.py [--root FULL_TWIN] [--json OUT]
 """
@@ -127,6 +128,27 @@ def group_distances(report: dict, work: Path) -> dict:
             "sets_over_3x_threshold": sum(w > 3 * NEAR_DUPLICATE_THRESHOLD for w in merged_widths)}
 
 
+def split_unit_figures(report: dict, grouped_csv: Path) -> dict:
+    """Split units (connected components of every confirmed pair) and the confirmed pairs that grouped-2fold
+    leaves across its folds (must be 0)."""
+    from hyperkvasir.data.audit import leakage
+
+    groups = {name: [DuplicateGroup(**g) for g in report[name]]
+              for name in ("exact_groups", "near_units", "labeled_near_units")}
+    units = merge_groups(groups["exact_groups"] + groups["near_units"])
+    labeled_exact = [g for g in groups["exact_groups"] if sum(p == "labeled" for p in g.parts) > 1]
+    labeled_units = merge_groups(labeled_exact + groups["labeled_near_units"])
+    rows = [line.split(";") for line in grouped_csv.read_text().splitlines()[1:]]
+    fold_of = {name: int(fold) for name, _, fold, _ in rows}
+    pairs = [[Path(a).name, Path(b).name] for a, b in report["labeled_pairs"]]
+    return {"split_units": len(units), "largest_split_unit": max((len(u.files) for u in units), default=0),
+            "labeled_split_units": len(labeled_units),
+            "largest_labeled_split_unit": max((len(u.files) for u in labeled_units), default=0),
+            "large_units": len(report["large_units"]), "labeled_confirmed_pairs": len(pairs),
+            "grouped_2fold_pairs_across_folds": leakage(pairs, fold_of)["pairs"],
+            "official_2fold_pairs_across_folds": report["leakage"]["fold2"]["pairs"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, help="an existing full-scale twin (default: synthesise one)")
@@ -158,6 +180,7 @@ def main() -> None:
     report = json.loads((scratch / "audit.json").read_text())
     results["groups"] = group_distances(report, work)
     results["label_conflicts"] = len(report["label_conflicts"])
+    results["split_units"] = split_unit_figures(report, scratch / "grouped-2fold.csv")
     results["index_over_cat"] = round(results["first_index"]["seconds"] / results["cat"]["seconds"], 2)
     manifest = pq.read_table(work / MANIFEST_NAME, columns=["sha256", "kind"]).to_pylist()
     phash = {r["sha256"]: r["phash"] for r in pq.read_table(work / PIXELS_NAME, columns=["sha256", "phash"])
