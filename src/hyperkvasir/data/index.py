@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -28,9 +29,10 @@ from hyperkvasir.data.layout import (
     read_bounding_boxes,
     read_split_csv,
     read_video_labels,
+    within,
 )
 from hyperkvasir.data.taxonomy import normalise_video_finding
-from hyperkvasir.errors import ReleaseFormatError
+from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
 from hyperkvasir.parallel import process_pool
 
 MANIFEST_NAME = "manifest.parquet"
@@ -82,9 +84,33 @@ def work_dir(root: str | Path) -> Path:
         return Path(explicit)
     home = os.environ.get(HOME_VARIABLE)
     if home:
+        home_dir = Path(home).expanduser().absolute()
+        if home_dir.exists() and not home_dir.is_dir():
+            raise HyperKvasirError(f"{HOME_VARIABLE}={home} is a file; point it at a folder (new or existing) or "
+                                   "unset it")
         resolved = Path(root).resolve()
-        return Path(home) / f"{resolved.name}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:10]}"
+        return home_dir / f"{resolved.name}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:10]}"
     return Path(root) / CACHE_DIR
+
+
+def require_work_dir(root: str | Path) -> Path:
+    """The work dir of ``root``, created and probed for writing before any file is read: a read-only release
+    fails at once with the way out, not after hashing every file."""
+    place = work_dir(root)
+    real, tree = os.path.realpath(place), os.path.realpath(root)
+    if within(real, tree) and not within(real, os.path.join(tree, CACHE_DIR)):
+        raise HyperKvasirError(f"{place}: the work dir lies inside the release tree {root}, where its files would be "
+                               "taken for the release's; choose a folder outside it (or leave the default)")
+    try:
+        place.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=place):
+            pass
+    except OSError as error:
+        where = ("the --work-dir folder" if os.environ.get(WORK_DIR_VARIABLE) else f"the folder {HOME_VARIABLE} "
+                 "names" if os.environ.get(HOME_VARIABLE) else "the release tree (read-only?)")
+        raise HyperKvasirError(f"{place}: cannot write the work dir in {where} ({error.strerror or error}); use "
+                               f"--work-dir DIR or set {HOME_VARIABLE} to a writable folder") from None
+    return place
 
 
 def manifest_path(root: str | Path) -> Path:
@@ -240,7 +266,7 @@ def build_index(
     ``progress`` wraps the iterator of finished files (the CLI passes a rich progress bar).
     """
     release = Release(root)
-    target = Path(out) if out else manifest_path(release.root)
+    target = Path(out) if out else require_work_dir(release.root) / MANIFEST_NAME
     files = _scan_all(release)
     sources = _source_signature(release)
     previous = _previous_table(target)

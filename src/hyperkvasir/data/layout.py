@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,41 +332,53 @@ class Release:
                 f"(or create one with `hyperkvasir download {root}`)"
             )
         children = [c for c in root.iterdir() if not is_rogue(Path(c.name))]
-        if len(children) == 1 and children[0].is_dir() and (children[0] / "labeled-images").is_dir():
+        if (len(children) == 1 and children[0].is_dir() and (children[0] / "labeled-images").is_dir()
+                and within(os.path.realpath(children[0]), os.path.realpath(root))):
             root = children[0]  # the full archive's single top-level folder
         object.__setattr__(self, "root", root)
         if not any(self.part(name) for name in PARTS):
+            tree = os.path.realpath(root)
+            outside = [c for c in children if c.is_symlink() and not within(os.path.realpath(c), tree)]
             raise DatasetNotFoundError(
                 f"{root}: not a HyperKvasir release (no labeled-images/, segmented-images/, unlabeled-images/, "
-                f"labeled-videos/ or official_splits/); get it with `hyperkvasir download {root}`"
+                f"labeled-videos/ or official_splits/); get it with `hyperkvasir download {root}`" + (
+                    f" ({outside[0].name} is a link to {os.path.realpath(outside[0])}, outside the tree, and nothing "
+                    f"is read through such a link: pass the folder it points at as ROOT)" if outside else "")
             )
 
-    # -- part locations
+    # -- part locations: a folder or file reached through a link that leaves the tree counts as absent
+    def inside(self, path: Path) -> bool:
+        """Whether ``path``, links resolved, lies in the tree: nothing is read through a link that leaves it."""
+        return within(os.path.realpath(path), os.path.realpath(self.root))
+
+    def _dir(self, path: Path) -> Path | None:
+        return path if path.is_dir() and self.inside(path) else None
+
+    def _file(self, path: Path) -> Path | None:
+        return path if path.is_file() and self.inside(path) else None
+
     @property
     def labeled_dir(self) -> Path | None:
-        path = self.root / "labeled-images"
-        return path if path.is_dir() else None
+        return self._dir(self.root / "labeled-images")
 
     @property
     def image_labels_csv(self) -> Path | None:
-        path = self.root / "labeled-images" / "image-labels.csv"
-        return path if path.is_file() else None
+        return self._file(self.root / "labeled-images" / "image-labels.csv")
 
     @property
     def segmented_dir(self) -> Path | None:
         path = self.root / "segmented-images"
-        return path if (path / "images").is_dir() else None
+        return path if self._dir(path / "images") else None
 
     @property
     def bounding_boxes_json(self) -> Path | None:
-        path = self.root / "segmented-images" / "bounding-boxes.json"
-        return path if path.is_file() else None
+        return self._file(self.root / "segmented-images" / "bounding-boxes.json")
 
     @property
     def unlabeled_dir(self) -> Path | None:
         # current archives: unlabeled-images/images/; the paper's wording: a subfolder of the image folder
         for path in (self.root / "unlabeled-images" / "images", self.root / "unlabeled-images"):
-            if path.is_dir():
+            if self._dir(path):
                 with os.scandir(path) as entries:  # stops at the first image: the folder holds ~100k
                     if any(os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES for e in entries):
                         return path
@@ -373,21 +386,20 @@ class Release:
 
     @property
     def videos_dir(self) -> Path | None:
-        path = self.root / "labeled-videos"
-        return path if path.is_dir() else None
+        return self._dir(self.root / "labeled-videos")
 
     @property
     def video_labels_csv(self) -> Path | None:
         if self.videos_dir is None:
             return None
-        found = sorted(self.videos_dir.rglob("video-label*.csv"))  # the paper also says video-labeling.csv
+        found = [p for p in sorted(self.videos_dir.rglob("video-label*.csv")) if self._file(p)]  # or -labeling.csv
         return found[0] if found else None
 
     @property
     def splits_dir(self) -> Path | None:
         for name in ("official_splits", "splits"):
             path = self.root / name
-            if any((path / f).is_file() for f in SPLIT_FILES.values()):
+            if any(self._file(path / f) for f in SPLIT_FILES.values()):
                 return path
         return None
 
@@ -397,8 +409,7 @@ class Release:
             raise HyperKvasirError(f"no official {k}-fold split; the release has {sorted(SPLIT_FILES)}")
         if self.splits_dir is None:
             return None
-        path = self.splits_dir / SPLIT_FILES[k]
-        return path if path.is_file() else None
+        return self._file(self.splits_dir / SPLIT_FILES[k])
 
     def part(self, name: str) -> Path | None:
         """Folder of a part (one of :data:`PARTS`), or None when absent."""
@@ -423,10 +434,12 @@ class Release:
         return path
 
     # -- file listings (sorted, rogue files skipped)
-    def scan(self, part: str, broken: list[str] | None = None) -> list[tuple[str, os.stat_result]]:
+    def scan(self, part: str, skipped: list[Skipped] | None = None) -> list[tuple[str, os.stat_result]]:
         """(path relative to the root, stat) of every file of a part, by ``os.scandir`` (no Path per file).
 
-        ``part`` is ``labeled``, ``segmented-images``, ``segmented-masks``, ``unlabeled`` or ``videos``.
+        ``part`` is ``labeled``, ``segmented-images``, ``segmented-masks``, ``unlabeled`` or ``videos``. Links that
+        stay in the tree are followed (a class folder may be one); links that leave it, point nowhere or loop, and
+        entries that are no regular file, are left out and named in ``skipped``.
         """
         where = {
             "labeled": (self.labeled_dir, 4, IMAGE_SUFFIXES),
@@ -436,16 +449,28 @@ class Release:
             "videos": (self.videos_dir, None, VIDEO_SUFFIXES),
         }
         base, depth, suffixes = where[part]
-        if base is None or not base.is_dir():
+        if base is None or not self._dir(base):
             return []
-        return sorted(_scan(str(base), str(base.relative_to(self.root)), depth, suffixes, broken=broken))
+        tree = os.path.realpath(self.root)
+        return sorted(_scan(str(base), str(base.relative_to(self.root)), depth, suffixes, tree, [],
+                            [] if skipped is None else skipped, frozenset({os.path.realpath(base)})))
 
-    def broken_links(self) -> list[str]:
-        """Relative paths of symbolic links in any part that point nowhere or loop (left out of every listing)."""
-        broken: list[str] = []
+    def skipped(self) -> list[Skipped]:
+        """Entries every listing and reader leaves out: links that point nowhere, loop or leave the tree (the
+        release's folders and files included), and files that are not regular files."""
+        found: list[Skipped] = []
+        tree = os.path.realpath(self.root)
+        for rel in _RELEASE_ENTRIES:
+            path = self.root / rel
+            if path.is_symlink():
+                target = os.path.realpath(path)
+                if not path.exists():
+                    found.append(Skipped("broken-link", rel, target))
+                elif not within(target, tree):
+                    found.append(Skipped("link-outside-tree", rel, target))
         for listing in ("labeled", "segmented-images", "segmented-masks", "unlabeled", "videos"):
-            self.scan(listing, broken)
-        return sorted(broken)
+            self.scan(listing, found)
+        return sorted(set(found), key=lambda s: s.path)
 
     def labeled_files(self) -> list[Path]:
         """Every image under ``labeled-images/<tract>/<category>/<class>/``."""
@@ -467,22 +492,59 @@ class Release:
         return [self.root / rel for rel, _ in self.scan("videos")]
 
 
-def _scan(base: str, prefix: str, depth: int | None, suffixes: frozenset[str], found: list | None = None,
-          broken: list | None = None) -> list[tuple[str, os.stat_result]]:
-    """Files ``depth`` levels below ``base`` (any depth when None) with a wanted suffix; litter skipped; a link
-    that points nowhere or loops is left out and named in ``broken``."""
-    found = [] if found is None else found
-    broken = [] if broken is None else broken
+@dataclass(frozen=True)
+class Skipped:
+    """An entry no listing holds, and why: ``broken-link`` (points nowhere or loops), ``link-outside-tree`` or
+    ``not-a-file`` (a pipe, socket or device under an image's name)."""
+
+    code: str
+    path: str  # relative to the release root
+    target: str  # where the link leads ("" for not-a-file)
+
+
+# What the release holds at fixed places (relative to the root): a link there that leaves the tree is reported.
+_RELEASE_ENTRIES = (
+    "labeled-images", "labeled-images/image-labels.csv", "segmented-images", "segmented-images/images",
+    "segmented-images/masks", "segmented-images/bounding-boxes.json", "unlabeled-images", "unlabeled-images/images",
+    "labeled-videos", "official_splits", "splits",
+    *(f"{folder}/{name}" for folder in ("official_splits", "splits") for name in SPLIT_FILES.values()),
+)
+
+
+def within(path: str, tree: str) -> bool:
+    """Whether the resolved ``path`` is the resolved ``tree`` or lies below it."""
+    return path == tree or path.startswith(tree.rstrip(os.sep) + os.sep)
+
+
+def _scan(base: str, prefix: str, depth: int | None, suffixes: frozenset[str], tree: str, found: list,
+          skipped: list, ancestors: frozenset[str]) -> list[tuple[str, os.stat_result]]:
+    """Files ``depth`` levels below ``base`` (any depth when None) with a wanted suffix, litter skipped, links
+    followed while they stay in ``tree``; what is left out goes to ``skipped``."""
     with os.scandir(base) as entries:
         for entry in entries:
             name = entry.name
-            if _rogue_name(name):
+            wanted = depth in (None, 1) and name[name.rfind(".") :].lower() in suffixes
+            if _rogue_name(name) or not (wanted or depth != 1):
                 continue
-            if depth != 1 and entry.is_dir(follow_symlinks=False):
-                _scan(entry.path, f"{prefix}/{name}", None if depth is None else depth - 1, suffixes, found, broken)
-            elif depth in (None, 1) and name[name.rfind(".") :].lower() in suffixes:
-                try:
-                    found.append((f"{prefix}/{name}", entry.stat()))
-                except OSError:  # a dangling or looping symbolic link
-                    broken.append(f"{prefix}/{name}")
+            rel = f"{prefix}/{name}"
+            try:
+                info = entry.stat()
+            except OSError:  # a dangling or looping link
+                skipped.append(Skipped("broken-link", rel, os.path.realpath(entry.path)))
+                continue
+            descend = depth != 1 and stat.S_ISDIR(info.st_mode)
+            if not (descend or wanted):
+                continue
+            real = os.path.realpath(entry.path) if entry.is_symlink() or descend else ""
+            if entry.is_symlink() and not within(real, tree):
+                skipped.append(Skipped("link-outside-tree", rel, real))
+            elif descend and real in ancestors:  # a folder link back to where the walk came from
+                skipped.append(Skipped("broken-link", rel, real))
+            elif descend:
+                _scan(entry.path, rel, None if depth is None else depth - 1, suffixes, tree, found, skipped,
+                      ancestors | {real})
+            elif stat.S_ISREG(info.st_mode):
+                found.append((rel, info))
+            else:
+                skipped.append(Skipped("not-a-file", rel, ""))
     return found

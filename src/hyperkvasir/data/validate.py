@@ -81,15 +81,24 @@ def validate(root: str | Path, *, workers: int | None = None, audit_report: Audi
         _check_segmented(found, release, [r for r in manifest if r["part"] == "segmented"])
     if release.videos_dir is not None:
         _check_videos(found, release, [r for r in manifest if r["part"] == "videos"])
-    for link in release.broken_links():
-        found.add("error", "broken-link", link, "a symbolic link that points nowhere or loops",
-                  "remove the link or point it at the file")
+    for entry in release.skipped():
+        found.add("error", *_SKIPPED[entry.code](entry))
     for part in ("labeled", "segmented", "unlabeled", "videos", "splits"):
         if release.part(part) is None:
             found.add("info", "part-absent", ".", f"the {part} part is not in this copy",
                       f"`hyperkvasir download {release.root} --parts {part}` fetches it")
     order = {"error": 0, "warning": 1, "info": 2}
     return ValidationReport(str(release.root), sorted(found, key=lambda f: (order[f.severity], f.code, f.file)))
+
+
+# Why an entry is left out of every listing: (code, file, message, hint) of its finding.
+_SKIPPED = {
+    "broken-link": lambda e: ("broken-link", e.path, f"a symbolic link that points nowhere or loops ({e.target})",
+                              "remove the link or point it at the file"),
+    "link-outside-tree": lambda e: ("link-outside-tree", e.path, f"a link to {e.target}, outside the tree: nothing "
+                                    "is read through it", "copy what it points at into the tree, or remove the link"),
+    "not-a-file": lambda e: ("not-a-file", e.path, "a pipe, socket or device, not a file", "replace it with the file"),
+}
 
 
 def _check_counts(found: _Collector, labeled: list[dict]) -> None:
