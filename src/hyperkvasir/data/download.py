@@ -14,6 +14,7 @@ folder, then a rename).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
@@ -182,6 +183,12 @@ def fetch(url: str, target: Path, *, context: ssl.SSLContext | None = None, retr
             raise _tls_error(url, error) from None
         except _TRANSIENT as error:
             problem = error
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            have = partial.stat().st_size if partial.exists() else 0
+            raise DownloadError(f"{partial}: the disk is full ({error.strerror}); free space under {partial.parent} "
+                                f"and rerun to resume from {have:,} bytes") from None
         attempt += 1
         if attempt > retries:
             raise DownloadError(f"{url}: gave up after {retries} retries ({problem}); rerun to resume "

@@ -452,8 +452,9 @@ class Release:
         if base is None or not self._dir(base):
             return []
         tree = os.path.realpath(self.root)
+        above = frozenset(os.path.realpath(p) for p in (base, *base.parents) if within(os.path.realpath(p), tree))
         return sorted(_scan(str(base), str(base.relative_to(self.root)), depth, suffixes, tree, [],
-                            [] if skipped is None else skipped, frozenset({os.path.realpath(base)})))
+                            [] if skipped is None else skipped, above))
 
     def skipped(self) -> list[Skipped]:
         """Entries every listing and reader leaves out: links that point nowhere, loop or leave the tree (the
