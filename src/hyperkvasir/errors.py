@@ -37,6 +37,11 @@ class ReleaseFormatError(HyperKvasirError):
         where = f"{self.path}:{line}" if line is not None else str(self.path)
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):
+        """Rebuilt from its parts when a worker process sends it back (the one-message default cannot, and the
+        pool would report a broken worker instead of this line)."""
+        return type(self), (self.path, self.message, self.line)
+
 
 class DatasetNotFoundError(HyperKvasirError):
     """A folder that is not (or not yet) a HyperKvasir release."""

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 
 
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the command: a terminal sends SIGINT to every process of the job, and each worker
+    would print its own traceback. The command stops them (:meth:`_Pool.__exit__`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Pool(ProcessPoolExecutor):
-    """A process pool that drops its queued jobs when the block exits on an error or an interrupt."""
+    """A process pool that drops its queued jobs when the block exits on an error, and on an interrupt also stops
+    the running ones, so no worker outlives the command."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers, initializer=_ignore_interrupts)
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
-        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+        if exc_type is None or issubclass(exc_type, Exception):
+            self.shutdown(wait=True, cancel_futures=exc_type is not None)
+            return False
+        workers = list((self._processes or {}).values())  # shutdown forgets them; Python 3.14's terminate_workers
+        self.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join()
         return False
 
 

@@ -62,6 +62,6 @@ def test_resume_refuses_a_last_checkpoint_that_carries_code(tiny_twin, tmp_path:
     torch.save(last, tmp_path / "run" / "last.ckpt")
     from hyperkvasir.errors import HyperKvasirError
 
-    with pytest.raises(HyperKvasirError, match="not a checkpoint that loads safely"):
+    with pytest.raises(HyperKvasirError, match="not a hyperkvasir checkpoint that loads safely"):
         train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "run")), resume=True)
     assert not (tmp_path / "PWNED").exists()

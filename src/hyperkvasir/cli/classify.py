@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from hyperkvasir.cli.common import _RECIPE_HELP, _config, _log_to_stderr, app, evaluate_app, train_app
 from hyperkvasir.cli.console import out, progress_bar
@@ -178,5 +179,5 @@ def shortcuts(
         if name in result:
             m = result[name]
             out.print(f"{name:22s} macro-F1 {m['macro_f1']:.3f}  accuracy {m['micro_f1']:.3f}  MCC {m['mcc']:.3f}")
-    out.print("\n[bold]Summary[/]\n" + result["summary"], soft_wrap=True)
+    out.print(Text("\nSummary", style="bold"), "\n" + result["summary"], sep="")
     return 0

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from hyperkvasir.cli.common import _log_to_stderr, app
 from hyperkvasir.cli.console import err, out, progress_bar
@@ -43,7 +44,7 @@ def _synthesise(out_dir: Path, seed: int, scale: str, faults: bool, workers: int
     from hyperkvasir.synth.tree import make_synthetic_release
 
     started = time.perf_counter()
-    with err.status(f"rendering a {scale} twin into {out_dir} …"):
+    with err.status(Text(f"rendering a {scale} twin into {out_dir} …")):
         try:
             info = make_synthetic_release(out_dir, seed=seed, scale=scale, faults=faults, workers=workers)
         except FileExistsError as error:
@@ -56,8 +57,9 @@ def _synthesise(out_dir: Path, seed: int, scale: str, faults: bool, workers: int
         "videos": len(info.videos), "faults": [f["kind"] for f in info.faults],
     }
     err.print(
-        f"[green]synthetic {scale} twin[/] at {out_dir}: {summary['labeled']} labeled images in 23 classes, "
-        f"{summary['segmented']} segmented, {summary['unlabeled']} unlabeled, {summary['videos']} videos "
+        Text(f"synthetic {scale} twin", style="green"),
+        f"at {out_dir}: {summary['labeled']} labeled images in 23 classes, {summary['segmented']} segmented, "
+        f"{summary['unlabeled']} unlabeled, {summary['videos']} videos "
         f"({size / 1e6:.1f} MB, {seconds:.1f} s)" + (f"; faults: {', '.join(summary['faults'])}" if faults else "")
     )
     return summary
@@ -102,7 +104,7 @@ def download(
         raise HyperKvasirError(f"--ca-bundle {ca_bundle}: no such file; give a PEM file of CA certificates")
     require_output(root, folder=True, option="ROOT")
     _log_to_stderr()
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         def progress(name: str):
             task = bar.add_task(name, total=None)
@@ -149,10 +151,10 @@ def index(
         out.print(f"{summary['rows']:,} files indexed ({summary['read']:,} read, {summary['reused']:,} unchanged) "
                   f"in {summary['seconds']} s → {summary['manifest']}", soft_wrap=True)
         for path in bad:
-            out.print(f"  [yellow]unreadable:[/] {path} (re-extract it from the archive or remove it; "
+            out.print(Text("  unreadable:", style="yellow"), f"{path} (re-extract it from the archive or remove it; "
                       f"`hyperkvasir validate` names what is wrong)", soft_wrap=True)
         for problem in filter(None, meta.get("hyperkvasir.problems", "").split("\n")):
-            out.print(f"  [yellow]skipped:[/] {problem} (run `hyperkvasir validate`)", soft_wrap=True)
+            out.print(Text("  skipped:", style="yellow"), f"{problem} (run `hyperkvasir validate`)")
     return 0
 
 
@@ -174,8 +176,8 @@ def validate(
     else:
         colours = {"error": "red", "warning": "yellow", "info": "cyan"}
         for finding in report.findings:
-            out.print(f"[{colours[finding.severity]}]{finding.severity}[/] {finding.code}: {finding.file}: "
-                      f"{finding.message} [dim]→ {finding.hint}[/]", soft_wrap=True)
+            out.print(Text(finding.severity, style=colours[finding.severity]),
+                      f"{finding.code}: {finding.file}: {finding.message}", Text(f"→ {finding.hint}", style="dim"))
         counts = report.counts()
         out.print(f"{counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
                   f"{counts.get('info', 0)} notes")
@@ -213,7 +215,7 @@ def audit(
                           " ".join(map(str, group.fold2)), " ".join(map(str, group.fold5)))
         out.print(table)
     for conflict in report.label_conflicts:
-        out.print("[red]label conflict[/]: " + "; ".join(
+        out.print(Text("label conflict:", style="red"), "; ".join(
             f"{f} ({c}, 2-fold {f2})" for f, c, f2 in zip(conflict["files"], conflict["classes"], conflict["fold2"])),
             soft_wrap=True)
     if report.images.get("labeled"):
@@ -227,7 +229,7 @@ def audit(
         corner = report.segmented_corner
         out.print(f"segmented corner: black box {corner['black_box']} ({corner['black_box_share']:.0%}), "
                   f"ScopeGuide {corner['scopeguide']} ({corner['share']:.0%}) of {corner['images']}")
-    out.print("\n[bold]Summary[/]\n" + report.summary, soft_wrap=True)
+    out.print(Text("\nSummary", style="bold"), "\n" + report.summary, sep="")
     return incomplete
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from hyperkvasir.cli.common import _log_to_stderr, train_app, video_app
 from hyperkvasir.cli.console import out, progress_bar
@@ -41,7 +42,7 @@ def video_frames(
         out.print(f"{report.frames:,} frames from {report.videos - len(report.failed)} videos "
                   f"({report.skipped_finished} already finished) → {report.manifest}", soft_wrap=True)
         for video, reason in report.failed.items():
-            out.print(f"  [yellow]failed:[/] {video}: {reason}", soft_wrap=True)
+            out.print(Text("  failed:", style="yellow"), f"{video}: {reason}")
     return 1 if report.failed else 0
 
 

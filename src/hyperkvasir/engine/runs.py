@@ -78,25 +78,25 @@ def global_rank() -> int:
 
 
 def load_checkpoint(path: str | Path, task: str | None = None, device: torch.device | str = "cpu", *,
-                    mmap: bool = False) -> dict:
+                    mmap: bool = False, remedy: str | None = None) -> dict:
     """A toolkit checkpoint read safely (``weights_only``: tensors and plain values, never code); with ``task``,
-    one of that task. Anything else is refused with one line. ``mmap`` maps the tensors instead of reading them
-    (a look at the metadata costs no read of the weights)."""
+    one of that task. Anything else is refused with one line that ends in ``remedy`` (what to do; by default,
+    pass a best.ckpt of ``hyperkvasir train``). ``mmap`` maps the tensors instead of reading them (a look at the
+    metadata costs no read of the weights)."""
     path = Path(path)
+    remedy = remedy or f"pass a best.ckpt written by `hyperkvasir train{f' {task}' if task else ''}`"
     if not path.is_file():
-        raise HyperKvasirError(f"{path}: checkpoint not found; pass a best.ckpt written by `hyperkvasir train`")
+        raise HyperKvasirError(f"{path}: checkpoint not found; {remedy}")
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True, mmap=mmap)
-    except Exception as error:  # a file that is no checkpoint, or one that carries code
+    except Exception as error:  # a file that is no checkpoint (empty, truncated), or one that carries code
         raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__}); "
-                               f"pass a best.ckpt written by `hyperkvasir train`") from None
+                               f"{remedy}") from None
     found = checkpoint.get("hyper_parameters", {}).get("task") if isinstance(checkpoint, dict) else None
     if found not in ("classify", "segment", "video") or "state_dict" not in checkpoint:
-        raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint (no task recorded); pass a best.ckpt written "
-                               f"by `hyperkvasir train`")
+        raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint (no task recorded); {remedy}")
     if task is not None and found != task:
-        raise HyperKvasirError(f"{path}: a {found} checkpoint, not a {task} one; pass a best.ckpt of "
-                               f"`hyperkvasir train {task}`")
+        raise HyperKvasirError(f"{path}: a {found} checkpoint, not a {task} one; {remedy}")
     return checkpoint
 
 

@@ -5,7 +5,7 @@ early stopping, a rich per-batch progress bar, TensorBoard logs, exact resume an
 from __future__ import annotations
 
 import logging
-import pickle
+import signal
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from hyperkvasir.engine.callbacks import EpochHistory, EpochSeeding
-from hyperkvasir.engine.runs import RunFolder, launched_world, seed_everything
+from hyperkvasir.engine.runs import RunFolder, launched_world, load_checkpoint, seed_everything
 from hyperkvasir.errors import HyperKvasirError
 
 log = logging.getLogger(__name__)
@@ -90,14 +90,21 @@ def fit(build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]], fo
     try:
         seed_everything(options.seed)
         module, datamodule = build()
+        resume_from = folder.last if resume and folder.last.exists() else None
+        if resume_from is not None:  # Lightning would fail on a truncated or foreign file with its traceback
+            load_checkpoint(resume_from, module.hparams["task"], mmap=True,
+                            remedy="delete it and pass --resume again to train this run from its start, or "
+                                   "start a new run with another --out")
         trainer = build_trainer(folder.path, options)
+        on_interrupt = signal.getsignal(signal.SIGINT)
         try:
             trainer.fit(module, datamodule=datamodule, weights_only=True,  # a foreign run folder cannot run code
-                        ckpt_path=folder.last if resume and folder.last.exists() else None)
-        except pickle.UnpicklingError as error:
-            raise HyperKvasirError(f"{folder.last}: not a checkpoint that loads safely "
-                                   f"({str(error).splitlines()[0][:120]}); it carries more than tensors, so it is not "
-                                   f"resumed — start a new run") from None
+                        ckpt_path=resume_from)
+        except SystemExit as error:  # Lightning ends a Ctrl-C with exit(1), leaving Ctrl-C ignored: give both back
+            if not isinstance(error.__context__, KeyboardInterrupt):
+                raise
+            signal.signal(signal.SIGINT, on_interrupt)
+            raise KeyboardInterrupt from None
         except torch.OutOfMemoryError:
             batch = getattr(datamodule, "batch_size", None)
             raise HyperKvasirError(f"out of GPU memory{f' at batch size {batch}' if batch else ''}; lower --batch-size"
