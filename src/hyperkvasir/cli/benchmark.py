@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from hyperkvasir.cli.classify import _train_config
 from hyperkvasir.cli.common import _RECIPE_HELP, _log_to_stderr, _packaged_recipe, app
@@ -147,5 +148,6 @@ def demo(
                      str(out_dir / "benchmark")]):
         out.rule(f"hyperkvasir {' '.join(command)}")
         app(args=command, prog_name="hyperkvasir", standalone_mode=False)
-    out.print(f"[green]demo finished in {time.perf_counter() - started:.0f} s[/]; results in {out_dir / 'benchmark'}")
+    out.print(Text(f"demo finished in {time.perf_counter() - started:.0f} s;", style="green"),
+              f"results in {out_dir / 'benchmark'}")
     return 0
