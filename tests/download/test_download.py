@@ -404,3 +404,21 @@ def test_extraction_moves_every_top_folder_or_none(tmp_path: Path) -> None:
     with pytest.raises(dl.DownloadError, match="segmented-images: already exists"):
         dl.extract(archive, root)
     assert sorted(p.name for p in root.iterdir()) == [".hyperkvasir", "segmented-images"]
+
+
+def test_a_second_download_into_a_tree_waits_for_the_first(segmented_zip, tmp_path: Path) -> None:
+    import filelock
+
+    (tmp_path / "hyper-kvasir-segmented-images.zip").write_bytes(segmented_zip)
+    (tmp_path / ".hyperkvasir").mkdir()
+    first = filelock.FileLock(tmp_path / ".hyperkvasir" / "download.lock")  # a download running in another process
+    first.acquire()
+    done: list = []
+    second = threading.Thread(target=lambda: done.append(dl.download(tmp_path, ("segmented",), trust_archive=True)))
+    second.start()
+    second.join(1.0)
+    assert second.is_alive() and not (tmp_path / "segmented-images").exists()  # waits: no shared staging folder
+    dl.extract(tmp_path / "hyper-kvasir-segmented-images.zip", tmp_path)  # what the first one does
+    first.release()
+    second.join(30)
+    assert done == [{"segmented": "already extracted"}]

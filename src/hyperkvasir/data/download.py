@@ -14,6 +14,7 @@ folder, then a rename).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
@@ -31,9 +32,11 @@ import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+import filelock
 
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import CACHE_DIR, work_dir
@@ -331,6 +334,23 @@ def _record(root: Path, name: str, entry: dict) -> None:
         json.dump(records, handle, indent=2)
 
 
+@contextlib.contextmanager
+def _one_at_a_time(root: Path) -> Iterator[None]:
+    """One download or extraction into a tree at a time: two would append to one part file and empty each other's
+    staging folder; the second waits, then finds the part in place."""
+    work_dir(root).mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(work_dir(root) / "download.lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        log.warning("%s: another download into this tree is running; waiting for it to finish", root)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _require_trusted(root: Path, path: Path, archive: Archive) -> None:
     """An archive the toolkit did not fetch is extracted only when its hash is one seen for it: anything could
     have put it there."""
@@ -364,42 +384,46 @@ def download(root: str | Path, parts: tuple[str, ...] = PARTS, *, base_url: str 
         require_https(base_url, allow_http)
     root.mkdir(parents=True, exist_ok=True)
     fetching = {"context": _context(ca_bundle), "retries": retries, "backoff": backoff, "allow_http": allow_http}
-    done: dict[str, str] = {}
-    for part in parts:
-        if part == "splits":
-            for remote, local in REPOSITORY_FILES["splits"]:
-                if (root / local).is_file():
-                    continue
+    with _one_at_a_time(root):
+        return {part: _get_part(root, part, base_url, fetching, extract_archives=extract_archives, strict=strict,
+                                trust_archive=trust_archive, free_bytes=free_bytes, progress=progress)
+                for part in parts}
+
+
+def _get_part(root: Path, part: str, base_url: str | None, fetching: dict, *, extract_archives: bool, strict: bool,
+              trust_archive: bool, free_bytes: int | None, progress) -> str:
+    """One part up the ladder (present → archive → download, then extract); returns what was done."""
+    if part == "splits":
+        for remote, local in REPOSITORY_FILES["splits"]:
+            if not (root / local).is_file():
                 _fetch_first([(base_url or REPOSITORY_URL).rstrip("/") + "/" + remote], root / local, **fetching)
-            done[part] = "official files present"
-            continue
-        archive = ARCHIVES[part]
-        if (root / archive.folder).is_dir():
-            done[part] = "already extracted"
-            continue
-        target = root / archive.name
-        if not target.is_file():
-            target = _downloads_dir(root) / archive.name
-        if not target.is_file():
-            urls = [b.rstrip("/") + "/" + archive.name for b in ([base_url] if base_url else BASE_URLS)]
-            sha, url = _fetch_first(urls, target, progress=progress(archive.name) if progress else None, **fetching)
-            known = sha in KNOWN_SHA256.get(archive.name, set())
-            _record(root, archive.name, {"url": url, "sha256": sha, "bytes": target.stat().st_size,
-                                         "known_hash": known, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-            if not known:
-                message = (f"{archive.name}: SHA-256 {sha} is not among the hashes seen for this archive "
-                           "(archives were re-packed before); recorded in .hyperkvasir/downloads.json")
-                if strict:
-                    raise DownloadError(message + "; without --strict this is a warning")
-                log.warning(message)
-            done[part] = "downloaded"
-        else:
-            if extract_archives and not trust_archive:
-                _require_trusted(root, target, archive)
-            done[part] = "archive present"
-        if extract_archives:
-            extract(target, root, free_bytes=free_bytes)
-            done[part] += ", extracted"
+        return "official files present"
+    archive = ARCHIVES[part]
+    if (root / archive.folder).is_dir():
+        return "already extracted"
+    target = root / archive.name
+    if not target.is_file():
+        target = _downloads_dir(root) / archive.name
+    if not target.is_file():
+        urls = [b.rstrip("/") + "/" + archive.name for b in ([base_url] if base_url else BASE_URLS)]
+        sha, url = _fetch_first(urls, target, progress=progress(archive.name) if progress else None, **fetching)
+        known = sha in KNOWN_SHA256.get(archive.name, set())
+        _record(root, archive.name, {"url": url, "sha256": sha, "bytes": target.stat().st_size, "known_hash": known,
+                                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        if not known:
+            message = (f"{archive.name}: SHA-256 {sha} is not among the hashes seen for this archive "
+                       "(archives were re-packed before); recorded in .hyperkvasir/downloads.json")
+            if strict:
+                raise DownloadError(message + "; without --strict this is a warning")
+            log.warning(message)
+        done = "downloaded"
+    else:
+        if extract_archives and not trust_archive:
+            _require_trusted(root, target, archive)
+        done = "archive present"
+    if extract_archives:
+        extract(target, root, free_bytes=free_bytes)
+        done += ", extracted"
     return done
 
 
@@ -421,17 +445,17 @@ def ensure_parts(root: str | Path, parts: tuple[str, ...], *, download_missing: 
     root = Path(root)
     missing = []
     for part in parts:
-        try:
-            if Release(root).part(part) is not None:
-                continue
-        except DatasetNotFoundError:
-            pass  # an empty folder, or one holding only archives
+        if _present(root, part):
+            continue
         archive = ARCHIVES.get(part)
-        local = [p for p in ((root / archive.name), _downloads_dir(root) / archive.name) if p.is_file()] if archive else []
+        places = (root / archive.name, _downloads_dir(root) / archive.name) if archive else ()
+        local = [p for p in places if p.is_file()]
         if local:
-            if not trust_archive:
-                _require_trusted(root, local[0], archive)
-            extract(local[0], root)
+            with _one_at_a_time(root):
+                if not _present(root, part):  # another run may have extracted it meanwhile
+                    if not trust_archive:
+                        _require_trusted(root, local[0], archive)
+                    extract(local[0], root)
         elif download_missing:
             download(root, (part,), trust_archive=trust_archive, **options)
         else:
@@ -441,3 +465,11 @@ def ensure_parts(root: str | Path, parts: tuple[str, ...], *, download_missing: 
             f"{root}: {', '.join(missing)} not found; run `hyperkvasir download {root} --parts {','.join(missing)}` "
             "or pass download=True")
     return Release(root)
+
+
+def _present(root: Path, part: str) -> bool:
+    """Whether the part is extracted in ``root``."""
+    try:
+        return Release(root).part(part) is not None
+    except DatasetNotFoundError:  # an empty folder, or one holding only archives
+        return False
