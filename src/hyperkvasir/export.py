@@ -1,8 +1,10 @@
 """Take the release anywhere: ImageFolder trees, COCO, YOLO, Hugging Face ``datasets`` and WebDataset shards.
 
 Every export is written into a temporary folder beside ``OUT`` and renamed into place when complete, so an
-interrupted export leaves no half-written shard or JSON. ``OUT`` must be new or empty unless ``overwrite``.
-Class ids are the taxonomy (paper) order everywhere.
+interrupted export leaves no half-written shard or JSON. ``OUT`` must be new or empty unless ``overwrite``, and
+even then only an earlier export is replaced (:mod:`hyperkvasir.outputs`). No file is read or linked through a
+link that leaves the release. A mask whose size differs from its image's is refused, as training refuses it:
+scaling would guess how it was misaligned (a resized copy or a crop). Class ids are the taxonomy (paper) order.
 """
 
 from __future__ import annotations
@@ -10,18 +12,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
-from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT, binarise_mask, decode_gray, header_size
+from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT, header_size, load_mask
 from hyperkvasir.data.layout import Release, read_bounding_boxes
 from hyperkvasir.data.splits import assignment, segmentation_split
 from hyperkvasir.data.taxonomy import CLASSES
-from hyperkvasir.errors import DatasetNotFoundError, HyperKvasirError
+from hyperkvasir.errors import DataError, DatasetNotFoundError, HyperKvasirError
+from hyperkvasir.outputs import staged_folder
 
 FORMATS = ("imagefolder", "coco", "yolo", "hf", "webdataset")
 
@@ -43,11 +46,20 @@ def _place(source: Path, target: Path, copy: bool) -> str:
     return "copy"
 
 
+def _inside(release: Release, path: Path) -> Path:
+    """``path`` when it (through any link) is a file inside the release; a link leaving it is refused."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(release.root.resolve()):
+        raise DataError(f"{path}: a link to {resolved}, outside the release {release.root}; the export reads nothing "
+                        f"outside the tree (replace the link with the file, or remove it; `hyperkvasir validate`)")
+    return path
+
+
 def _labeled_folds(release: Release, scheme: str, seed: int) -> dict[int, list[tuple[Path, int]]]:
     """fold → [(image path, class index)] for the labeled images of a split scheme."""
     release.require("labeled")
     split = assignment(release.root, scheme, seed=seed)
-    by_name = {p.name: p for p in release.labeled_files()}
+    by_name = {p.name: _inside(release, p) for p in release.labeled_files()}
     folds: dict[int, list[tuple[Path, int]]] = {k: [] for k in range(split.k)}
     for name, (cls, fold, _) in sorted(split.files.items()):
         if name in by_name:
@@ -60,12 +72,20 @@ def _segmented(release: Release) -> tuple[list[Path], dict[str, Path], dict]:
         raise DatasetNotFoundError(f"{release.root}: this format needs the segmented part; get it with "
                                    f"`hyperkvasir download {release.root} --parts segmented`")
     boxes = read_bounding_boxes(release.bounding_boxes_json) if release.bounding_boxes_json else {}
-    return release.segmented_pairs()[0], release.segmented_masks(), boxes
+    images = [_inside(release, p) for p in release.segmented_pairs()[0]]
+    masks = {stem: _inside(release, p) for stem, p in release.segmented_masks().items()}
+    return images, masks, boxes
 
 
-def _components(mask_path: Path) -> list[np.ndarray]:
-    """Binary masks of the connected polyp regions of a JPEG mask (specks under 25 px dropped)."""
-    count, labels = cv2.connectedComponents(binarise_mask(decode_gray(mask_path)).astype(np.uint8))
+def _components(mask_path: Path, width: int, height: int) -> list[np.ndarray]:
+    """Binary masks of the connected polyp regions of a JPEG mask (specks under 25 px dropped); a mask that is
+    not ``width`` × ``height`` (its image's size) is refused."""
+    mask = load_mask(mask_path)
+    if mask.shape != (height, width):
+        raise DataError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image is {width}x{height}; "
+                        f"resize the mask with nearest-neighbour to the image size or restore it "
+                        f"(`hyperkvasir validate` lists every such mask)")
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8))
     return [labels == i for i in range(1, count) if (labels == i).sum() >= MIN_POLYP_COMPONENT]
 
 
@@ -90,7 +110,7 @@ def export_coco(release: Release, out: Path, *, scheme: str, seed: int, copy: bo
         width, height = header_size(path)
         _place(path, out / "polyps" / "images" / path.name, copy)
         coco_images.append({"id": image_id, "file_name": f"images/{path.name}", "width": width, "height": height})
-        for region in _components(masks[path.stem]) if path.stem in masks else []:
+        for region in _components(masks[path.stem], width, height) if path.stem in masks else []:
             rle = mask_utils.encode(np.asfortranarray(region.astype(np.uint8)))
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
                                 "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()},
@@ -114,8 +134,10 @@ def export_coco(release: Release, out: Path, *, scheme: str, seed: int, copy: bo
     return {"instances": len(annotations), "polyp_images": len(coco_images), "labeled_images": len(labeled["images"])}
 
 
-def export_yolo(release: Release, out: Path, *, scheme: str, seed: int, copy: bool) -> dict:
-    """YOLO detection (boxes of bounding-boxes.json) and segmentation (mask polygons) labels, with data.yaml."""
+def export_yolo(release: Release, out: Path, *, scheme: str, seed: int, copy: bool, final: Path) -> dict:
+    """YOLO detection (boxes of bounding-boxes.json) and segmentation (mask polygons) labels, with data.yaml
+    whose ``path`` is the absolute ``final`` folder (YOLO trainers resolve a relative one against their own
+    datasets folder, not the yaml's)."""
     images, masks, boxes = _segmented(release)
     split = segmentation_split(release.root, seed=seed)
     subset_of = {name: subset for subset in ("train", "val", "test") for name in getattr(split, subset)}
@@ -132,7 +154,7 @@ def export_yolo(release: Release, out: Path, *, scheme: str, seed: int, copy: bo
         _write_text(out / "labels" / subset / f"{path.stem}.txt", lines)
         counts["boxes"] += len(lines)
         polygons = []
-        for region in _components(masks[path.stem]) if path.stem in masks else []:
+        for region in _components(masks[path.stem], width, height) if path.stem in masks else []:
             contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             contour = max(contours, key=cv2.contourArea).reshape(-1, 2)
             if len(contour) >= 3:
@@ -141,9 +163,10 @@ def export_yolo(release: Release, out: Path, *, scheme: str, seed: int, copy: bo
         _write_text(out / "labels-segment" / subset / f"{path.stem}.txt", polygons)
         counts["polygons"] += len(polygons)
     for name, labels in (("data.yaml", "labels"), ("data-segment.yaml", "labels-segment")):
+        spec = {"path": str(final.resolve()), "train": "images/train", "val": "images/val", "test": "images/test",
+                "names": {0: "polyp"}}
         _write_text(out / name, [f"# YOLO {'detection' if labels == 'labels' else 'segmentation'}: labels in {labels}/",
-                                 f"path: {out.name}", "train: images/train", "val: images/val", "test: images/test",
-                                 "names:", "  0: polyp"])
+                                 yaml.safe_dump(spec, sort_keys=False).rstrip("\n")])
     return counts
 
 
@@ -201,16 +224,7 @@ def export(fmt: str, root: str | Path, out: str | Path, *, scheme: str = "offici
         raise HyperKvasirError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     release = Release(root)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise HyperKvasirError(f"{out}: exists and is not empty; pass --overwrite or choose another folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        summary = _EXPORTERS[fmt](release, staging, scheme=scheme, seed=seed, copy=copy)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    extra = {"final": out} if fmt == "yolo" else {}
+    with staged_folder(out, "export", option="OUT", overwrite=overwrite, reads=[release.root]) as staging:
+        summary = _EXPORTERS[fmt](release, staging, scheme=scheme, seed=seed, copy=copy, **extra)
     return {"format": fmt, "out": str(out), **summary}

@@ -47,10 +47,28 @@ def test_coco_masks_round_trip_with_pycocotools(tiny_twin, tmp_path: Path) -> No
     assert len(labeled.getImgIds()) == 72
 
 
+def _yolo_consumer(data_yaml: Path) -> dict[str, list[tuple[Path, Path]]]:
+    """(image, label) pairs per subset found the way YOLO trainers find them: the yaml's ``path`` (absolute, or
+    else relative to the trainer's datasets folder, here the working directory) joined with each subset, and the
+    label beside the image with ``images`` → ``labels``."""
+    import yaml
+
+    spec = yaml.safe_load(data_yaml.read_text())
+    base = Path(spec["path"])
+    base = base if base.is_absolute() else Path.cwd() / base
+    pairs = {}
+    for subset in ("train", "val", "test"):
+        images = sorted((base / spec[subset]).glob("*.jpg"))
+        pairs[subset] = [(p, base / spec[subset].replace("images", "labels", 1) / f"{p.stem}.txt") for p in images]
+    return pairs
+
+
 def test_yolo_labels_are_normalised(tiny_twin, tmp_path: Path) -> None:
     summary = export("yolo", tiny_twin.root, tmp_path / "yolo")
     assert summary["boxes"] == sum(tiny_twin.boxes_per_image.values()) and summary["polygons"] >= 6
-    assert "names:" in (tmp_path / "yolo" / "data.yaml").read_text()
+    pairs = _yolo_consumer(tmp_path / "yolo" / "data.yaml")
+    assert sum(len(p) for p in pairs.values()) == len(tiny_twin.segmented)
+    assert all(label.is_file() for subset in pairs.values() for _, label in subset)
     for label in (tmp_path / "yolo").glob("labels*/*/*.txt"):
         for line in label.read_text().splitlines():
             values = [float(v) for v in line.split()[1:]]
@@ -88,8 +106,11 @@ def test_bad_outputs_and_missing_parts(tiny_twin, tmp_path: Path) -> None:
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(HyperKvasirError, match="not empty; pass --overwrite"):
         export("coco", tiny_twin.root, tmp_path / "full")
-    assert main(["export", "imagefolder", str(tiny_twin.root), str(tmp_path / "full"), "--overwrite"]) == 0
-    assert not (tmp_path / "full" / "x").exists()
+    assert main(["export", "imagefolder", str(tiny_twin.root), str(tmp_path / "full"), "--overwrite"]) == 2
+    assert (tmp_path / "full" / "x").read_text() == "x"  # a folder the toolkit did not make is never deleted
+    assert main(["export", "imagefolder", str(tiny_twin.root), str(tmp_path / "made")]) == 0
+    assert main(["export", "coco", str(tiny_twin.root), str(tmp_path / "made"), "--overwrite"]) == 0
+    assert (tmp_path / "made" / "polyps").is_dir() and not (tmp_path / "made" / "fold-0").exists()
     only_labeled = tmp_path / "labeled-only"
     (only_labeled).mkdir()
     os.symlink(tiny_twin.root / "labeled-images", only_labeled / "labeled-images")

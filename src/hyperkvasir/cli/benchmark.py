@@ -37,6 +37,13 @@ def benchmark(
                                          help="Video: allow choosing the checkpoint on training videos when the "
                                               "tree has no validation video."),
     workers: int = typer.Option(None), seed: int = typer.Option(None, min=0), device: str = typer.Option(None),
+    seeds: int = typer.Option(None, help="Classify: repeat every fold with this many seeds (seed, seed+1, …); "
+                                         "results give mean, standard deviation and each seed's row."),
+    protocol: str = typer.Option(None, help="Classify: test (default; score each test fold once) | dev (score "
+                                            "validation carve-outs, never open a test image: choose recipes "
+                                            "with it)."),
+    force: bool = typer.Option(False, "--force", help="Classify: start over in an --out made with another "
+                                                      "config or tree (its runs are deleted)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
     """Train on one fold, test on the other, both directions; averaged metrics beside the paper's Table 3.
@@ -47,8 +54,9 @@ def benchmark(
         raise typer.BadParameter(f"unknown task {task!r}; choose classify, segment or video", param_hint="--task")
     given = {"--config": config_file, "--scheme": scheme, "--optimizer": optimizer,
              "--exclude-conflicts": exclude_conflicts, "--select-on-train": select_on_train or None,
-             "--mask-corners": mask_corners}
-    applies = {"classify": {"--config", "--scheme", "--optimizer", "--exclude-conflicts", "--mask-corners"},
+             "--mask-corners": mask_corners, "--seeds": seeds, "--protocol": protocol, "--force": force or None}
+    applies = {"classify": {"--config", "--scheme", "--optimizer", "--exclude-conflicts", "--mask-corners",
+                            "--seeds", "--protocol", "--force"},
                "segment": {"--config", "--scheme"}, "video": {"--select-on-train"}}[task]
     refused = [flag for flag, value in given.items() if value is not None and flag not in applies]
     if refused:
@@ -91,9 +99,12 @@ def benchmark(
 
     base = _train_config(root, config_file, scheme=scheme, epochs=epochs, input_size=input_size,
                          batch_size=batch_size, lr=lr, optimizer=optimizer, workers=workers, seed=seed, device=device,
-                         exclude_conflicts=exclude_conflicts, mask_corners=mask_corners)
+                         exclude_conflicts=exclude_conflicts, mask_corners=mask_corners, protocol=protocol)
     _log_to_stderr()
-    results = run_benchmark(root, names, out_dir, base=base, progress=progress_bar("caching images"))
+    results = run_benchmark(root, names, out_dir, base=base, seeds=seeds or 1, force=force,
+                            progress=progress_bar("caching images"))
+    if not results:  # another process of a distributed run: rank 0 reports
+        return 0
     if as_json:
         print(json.dumps(results, indent=2))
     else:
@@ -126,17 +137,21 @@ def demo(
     Example: hyperkvasir demo --out ./hyperkvasir-demo
     """
     import os
-    import shutil
 
-    from hyperkvasir.errors import require_output
+    from hyperkvasir.errors import HyperKvasirError, require_output
+    from hyperkvasir.outputs import made_by, mark, remove_folder
 
     require_output(out_dir, folder=True)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and made_by(out_dir) != "demo":
+        raise HyperKvasirError(f"--out {out_dir}: holds files an earlier demo did not make; nothing was deleted, "
+                               f"give a new or empty folder")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo's weights are the offline EfficientNet-Lite0 ones
     started = time.perf_counter()
     root = out_dir / "release"
     for previous in (root, out_dir / "benchmark", out_dir / "segmentation", out_dir / "frames"):
-        if previous.exists():
-            shutil.rmtree(previous)
+        remove_folder(previous, "demo", "--out", owner=out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mark(out_dir, "demo")
     summary = _synthesise(root, seed, "small", False, 2)
     out.print(f"demo twin: {summary['root']} ({summary['labeled']} labeled images, {summary['segmented']} masks)")
     for command in (["index", str(root)], ["validate", str(root)], ["audit", str(root)],
@@ -150,4 +165,39 @@ def demo(
         app(args=command, prog_name="hyperkvasir", standalone_mode=False)
     out.print(Text(f"demo finished in {time.perf_counter() - started:.0f} s;", style="green"),
               f"results in {out_dir / 'benchmark'}")
+    return 0
+
+
+@app.command()
+def compare(
+    results_a: Path = typer.Argument(..., help="Benchmark folder A (the baseline)."),
+    results_b: Path = typer.Argument(..., help="Benchmark folder B (the candidate)."),
+    model_a: str = typer.Option(None, help="Model of A to compare (needed when A holds several)."),
+    model_b: str = typer.Option(None, help="Model of B to compare (needed when B holds several)."),
+    resamples: int = typer.Option(1000, help="Paired bootstrap resamples."),
+    seed: int = typer.Option(0, min=0, help="Seed of the resampling."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """B − A for each headline metric with a paired-bootstrap 95 % interval and the share of resamples in which B
+    is better: how one recipe is said to beat another. Both folders must come from the same tree, scheme and
+    protocol, with the same images scored in every seed and fold.
+
+    Example: hyperkvasir compare bench-demo bench-imbalanced
+    """
+    from hyperkvasir.classify.compare import compare_benchmarks
+    from hyperkvasir.errors import require_range
+
+    require_range("--resamples", resamples, 100, 100_000)
+    result = compare_benchmarks(results_a, results_b, model_a=model_a, model_b=model_b, resamples=resamples,
+                                seed=seed)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return 0
+    paired = result.pop("paired")
+    out.print(Text(f"B − A: {paired['b']['folder']} ({paired['b']['model']}) minus {paired['a']['folder']} "
+                   f"({paired['a']['model']}); {paired['protocol']} protocol, {paired['runs']} runs, "
+                   f"{paired['images_per_seed']} scored images per seed, {paired['resamples']} paired resamples"))
+    for metric, row in result.items():
+        out.print(Text(f"{metric:16s} A {row['a']:.3f}  B {row['b']:.3f}  Δ {row['delta']:+.3f} "
+                       f"[{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]  B better in {row['p_better']:.0%} of resamples"))
     return 0

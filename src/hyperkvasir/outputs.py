@@ -1,0 +1,165 @@
+"""The one home for folders the toolkit creates, and the only code that may delete or replace one.
+
+Every multi-file output (an export, predicted masks, a model and its card, report figures, a video's frames) is
+written into a staging folder beside its target and renamed into place whole, so an error, a full disk or Ctrl-C
+leaves the target as it was. Each such folder carries a marker file naming the command that made it; a folder is
+replaced only when it is empty or carries that command's marker, and never when it is, contains or lies inside a
+release root, a work dir, or a folder the command reads. Each refusal is one line naming the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from hyperkvasir.errors import DataError, HyperKvasirError
+
+MARKER = ".hyperkvasir-output.json"
+# What makes a folder a release root (or a tree's work dir): any of these entries as a folder.
+RELEASE_ENTRIES = ("labeled-images", "segmented-images", "unlabeled-images", "labeled-videos", "official_splits",
+                   ".hyperkvasir")
+# Errors of the place written to, not of the data: each becomes one line naming the folder.
+_PLACE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                 errno.EPERM: "permission denied"}
+
+
+def mark(folder: Path, command: str) -> None:
+    """Record that ``command`` made ``folder`` (and may therefore replace it later)."""
+    (folder / MARKER).write_text(json.dumps({"created_by": command}) + "\n", encoding="utf-8")
+
+
+def made_by(folder: Path) -> str | None:
+    """The command whose marker ``folder`` carries, or None (no marker, or one that does not read)."""
+    try:
+        return json.loads((folder / MARKER).read_text(encoding="utf-8")).get("created_by")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def is_release_root(folder: Path) -> bool:
+    return any((folder / entry).is_dir() for entry in RELEASE_ENTRIES)
+
+
+def protected_folders(*roots: str | Path) -> list[Path]:
+    """The folders no output may replace: each root a command reads, its work dir, and the work dirs the
+    environment names (``--work-dir`` / ``HYPERKVASIR_HOME``)."""
+    from hyperkvasir.data.index import HOME_VARIABLE, WORK_DIR_VARIABLE, work_dir
+
+    folders = [Path(r) for r in roots] + [work_dir(r) for r in roots]
+    folders += [Path(os.environ[v]) for v in (WORK_DIR_VARIABLE, HOME_VARIABLE) if os.environ.get(v)]
+    return folders
+
+
+def _nested_release_root(folder: Path) -> Path | None:
+    """A release root or work dir strictly below ``folder`` (links are not followed, as a delete would not)."""
+    for parent, dirs, _ in os.walk(folder):
+        if Path(parent) != folder and any(name in RELEASE_ENTRIES for name in dirs):
+            return Path(parent)
+        if Path(parent) == folder:
+            dirs[:] = [name for name in dirs if name not in RELEASE_ENTRIES]  # the folder's own release parts
+    return None
+
+
+def refuse_replacing(folder: Path, command: str, option: str, *, reads: Iterable[str | Path] = (),
+                     owner: Path | None = None) -> None:
+    """Raise unless ``command`` may delete ``folder``: see the module docstring. A missing or empty folder
+    is always fine. ``owner`` is the folder whose marker counts (default ``folder``): the demo marks its
+    ``--out`` once and so owns the folders its steps make there."""
+    if folder.is_symlink():
+        raise HyperKvasirError(f"{option} {folder} is a link; give a real folder (the link is not replaced)")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    resolved = folder.resolve()
+    for kept in protected_folders(*reads):
+        kept = kept.resolve()
+        if resolved == kept or kept in resolved.parents or resolved in kept.parents:
+            raise HyperKvasirError(f"{option} {folder}: {'is' if resolved == kept else 'overlaps'} {kept}, which "
+                                   f"this command reads or keeps its work in; nothing was deleted, choose another "
+                                   f"folder")
+    outer = next((p for p in resolved.parents if is_release_root(p)), None)
+    if outer is not None:
+        raise HyperKvasirError(f"{option} {folder} lies inside the release root {outer}; nothing was deleted, "
+                               f"choose a folder outside the release")
+    owner = made_by(owner or folder)
+    if is_release_root(folder) and owner != command:
+        raise HyperKvasirError(f"{option} {folder} is a release root; nothing was deleted, choose another folder")
+    nested = _nested_release_root(folder)
+    if nested is not None:
+        raise HyperKvasirError(f"{option} {folder} holds the release root or work dir {nested}; nothing was "
+                               f"deleted, choose another folder")
+    if owner != command:
+        made = f"was made by `hyperkvasir {owner}`" if owner else "holds files the toolkit did not create"
+        raise HyperKvasirError(f"{option} {folder} {made} (no {MARKER} of `hyperkvasir {command}`); nothing was "
+                               f"deleted, empty it yourself or choose another folder")
+
+
+def remove_folder(folder: Path, command: str, option: str, *, owner: Path | None = None) -> None:
+    """Delete a folder ``command`` made earlier (checked by :func:`refuse_replacing` first)."""
+    refuse_replacing(folder, command, option, owner=owner)
+    if folder.is_dir():
+        shutil.rmtree(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``; a previous ``target`` is renamed aside first and deleted after."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, aside / "old")
+    os.replace(staging, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _reraise_place_error(error: OSError, folder: Path, option: str) -> None:
+    """Raise an error of the place written to (full disk, read-only, no permission) as one line naming
+    ``folder``; re-raise anything else as it is."""
+    reason = _PLACE_ERRORS.get(error.errno)
+    if reason is None:
+        raise error
+    raise DataError(f"{option} {folder}: {reason} ({error.filename or folder}); nothing was kept, free space or "
+                    f"choose another folder") from None
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | Path, command: str, *, option: str = "--out", overwrite: bool = True,
+                  reads: Iterable[str | Path] = ()) -> Iterator[Path]:
+    """Yield a staging folder beside ``target``; on success it gets ``command``'s marker and replaces ``target``
+    whole, on any error or interrupt it is removed. ``overwrite=False`` refuses a non-empty ``target`` outright
+    (the caller's ``--overwrite`` is named); ``reads`` are the release roots the command reads (they and their
+    work dirs are never replaced)."""
+    target, reads = Path(target), list(reads)
+    if not overwrite and target.is_dir() and any(target.iterdir()):
+        raise HyperKvasirError(f"{option} {target}: exists and is not empty; pass --overwrite or choose another "
+                               f"folder")
+    refuse_replacing(target, command, option, reads=reads)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as error:
+        _reraise_place_error(error, target, option)
+    try:
+        yield staging
+        mark(staging, command)
+        os.chmod(staging, 0o777 & ~_umask())  # a temp folder starts private; the output should not
+        refuse_replacing(target, command, option, reads=reads)  # what another run put there meanwhile
+        _swap_in(staging, target)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        _reraise_place_error(error, target, option)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,127 @@
+"""Issue 22, class 1 (data loss) and everything about output folders: overwrite guards, staged outputs that
+appear whole or not at all, full disks, exports that read nothing outside the tree, and the report's escaping."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from hyperkvasir.cli import main
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative path → SHA-1), to prove a folder was left exactly as it was."""
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def _release_only(folder: Path) -> dict[str, str]:
+    return {k: v for k, v in _digest(folder).items() if not k.startswith(".hyperkvasir")}
+
+
+# ------------------------------------------------------------------------------------------- data loss
+def test_export_overwrite_onto_its_own_release_deletes_nothing(twin_copy: Path, capsys) -> None:
+    before = _release_only(twin_copy)
+    assert main(["export", "imagefolder", str(twin_copy), str(twin_copy), "--overwrite"]) == 2
+    assert str(twin_copy) in capsys.readouterr().err
+    assert _release_only(twin_copy) == before
+
+
+def test_export_overwrite_onto_the_folder_holding_the_release_deletes_nothing(tiny_twin, tmp_path: Path,
+                                                                                capsys) -> None:
+    holder = tmp_path / "holder"
+    shutil.copytree(tiny_twin.root, holder / "release", ignore=shutil.ignore_patterns(".hyperkvasir"))
+    (holder / "thesis.txt").write_text("years of work")
+    before = _digest(holder)
+    assert main(["export", "coco", str(holder / "release"), str(holder), "--overwrite"]) == 2
+    assert "nothing was deleted" in capsys.readouterr().err
+    assert {k: v for k, v in _digest(holder).items() if "/.hyperkvasir/" not in k} == \
+        {k: v for k, v in before.items() if "/.hyperkvasir/" not in k}
+
+
+def test_export_overwrite_refuses_release_roots_work_dirs_and_foreign_folders(tiny_twin, twin_copy: Path,
+                                                                            tmp_path: Path, capsys) -> None:
+    other = tmp_path / "other-release"
+    (other / "official_splits").mkdir(parents=True)
+    (other / "official_splits" / "2_fold_split.csv").write_text("keep me")
+    inside = twin_copy / "labeled-images" / "lower-gi-tract"
+    work = tmp_path / "work"
+    (work / "cache").mkdir(parents=True)
+    (work / "cache" / "square-64.npy").write_bytes(b"cache")
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"jpeg")
+    for target, expected in ((other, "is a release root"), (inside, "lies inside the release root"),
+                             (foreign, "holds files the toolkit did not create")):
+        before = _digest(target)
+        assert main(["export", "imagefolder", str(tiny_twin.root), str(target), "--overwrite"]) == 2
+        assert expected in capsys.readouterr().err
+        assert _digest(target) == before
+    assert main(["--work-dir", str(work), "export", "imagefolder", str(twin_copy), str(work), "--overwrite"]) == 2
+    assert "keeps its work in" in capsys.readouterr().err and (work / "cache" / "square-64.npy").is_file()
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tiny_twin, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    shutil.copytree(tiny_twin.root, out / "release", ignore=shutil.ignore_patterns(".hyperkvasir"))
+    (out / "benchmark").mkdir()
+    (out / "benchmark" / "notes.md").write_text("mine")
+    before = _digest(out)
+    assert main(["demo", "--out", str(out)]) == 2
+    assert "nothing was deleted" in capsys.readouterr().err
+    assert _digest(out) == before
+
+
+# ---------------------------------------------------------------------------------- stepping outside
+@pytest.mark.parametrize("fmt, extra", [("imagefolder", ["--copy"]), ("imagefolder", []), ("webdataset", []),
+                                        ("hf", [])])
+def test_export_reads_nothing_outside_the_tree_through_a_link(twin_copy: Path, tmp_path: Path, fmt: str,
+                                                              extra: list[str], capsys) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"SECRET-OUTSIDE-THE-TREE " * 20)
+    victim = next((twin_copy / "labeled-images").rglob("*.jpg"))
+    victim.unlink()
+    victim.symlink_to(secret)
+    out = tmp_path / "out"
+    code = main(["export", fmt, str(twin_copy), str(out), *extra])
+    err = capsys.readouterr().err
+    assert code in (0, 1)  # refused naming the link, or the link skipped by the listing
+    if code == 1:
+        assert victim.name in err and "outside" in err and not out.exists()
+    for path in out.rglob("*") if out.exists() else []:
+        if path.is_symlink():
+            assert Path(os.readlink(path)).resolve() != secret.resolve()
+        elif path.is_file():
+            assert b"SECRET-OUTSIDE-THE-TREE" not in path.read_bytes(), path
+
+
+# -------------------------------------------------------------------------------------- silent results
+def test_coco_and_yolo_refuse_a_mask_of_another_size(twin_copy: Path, tmp_path: Path, capsys) -> None:
+    mask = next((twin_copy / "segmented-images" / "masks").glob("*.jpg"))
+    pixels = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(mask), cv2.resize(pixels, (pixels.shape[1] // 2, pixels.shape[0] // 2),
+                                      interpolation=cv2.INTER_NEAREST))
+    for fmt in ("coco", "yolo"):
+        assert main(["export", fmt, str(twin_copy), str(tmp_path / fmt)]) == 1
+        err = capsys.readouterr().err
+        assert mask.name in err and "its image is" in err and not (tmp_path / fmt).exists()
+        assert not list(tmp_path.glob(f".{fmt}.*"))
+
+
+def test_yolo_yaml_names_the_final_folder(tiny_twin, tmp_path: Path) -> None:
+    import yaml
+
+    out = tmp_path / "yolo"
+    assert main(["export", "yolo", str(tiny_twin.root), str(out)]) == 0
+    for name in ("data.yaml", "data-segment.yaml"):
+        spec = yaml.safe_load((out / name).read_text())
+        assert Path(spec["path"]) == out.resolve()
+        assert list((Path(spec["path"]) / spec["train"]).glob("*.jpg"))
