@@ -142,9 +142,11 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
             yield handle
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and not error.filename:  # a failed write names no file: name the target
+            error.filename = str(target)
         raise
 
 
