@@ -63,7 +63,8 @@ def test_unlabeled_duplicates_of_test_images_are_dropped(twin_copy: Path, tmp_pa
     import shutil
 
     from hyperkvasir.data.splits import assignment
-    from hyperkvasir.classify.pseudo_labels import labeled_key, usable_pseudo_labels
+    from hyperkvasir.classify.pseudo_labels import usable_pseudo_labels
+    from hyperkvasir.provenance import tree_key
 
     test = assignment(twin_copy, "official-2fold").subsets(0)["test"]
     source = next(twin_copy.glob(f"labeled-images/**/{test[0]}"))
@@ -74,7 +75,7 @@ def test_unlabeled_duplicates_of_test_images_are_dropped(twin_copy: Path, tmp_pa
     (tmp_path / "pl.csv").write_text("\n".join(rows) + "\n")
     (tmp_path / "pl.teacher.json").write_text(json.dumps({
         "run": "t", "scheme": "official-2fold", "test_fold": 0, "seed": 0, "val_fraction": 0.1,
-        "labeled_key": labeled_key(twin_copy)}))
+        "labeled_key": tree_key(twin_copy)}))
     kept, report = usable_pseudo_labels(tmp_path / "pl.csv", twin_copy, scheme="official-2fold", fold=0, seed=0,
                                         val_fraction=0.1, test_files=test)
     assert report["dropped_duplicates_of_test_images"] == 1 and len(kept) == len(rows) - 2

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from hyperkvasir.classify.module import TrainConfig, check_train_config, scored_part, train_classifier
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES
-from hyperkvasir.metrics.classification import (
-    SUMMARY_KEYS,
-    average_folds,
-    classification_metrics,
-)
-from hyperkvasir.classify.module import TrainConfig, check_train_config, train_classifier
+from hyperkvasir.errors import HyperKvasirError, require_range
+from hyperkvasir.metrics.classification import SUMMARY_KEYS, average_folds, classification_metrics
+from hyperkvasir.metrics.intervals import INTERVAL_KEYS, fold_average, percentile_interval, resampled
+from hyperkvasir.metrics.ordinal import ORDINAL_KEYS, resampled_ordinal, uc_positions
+from hyperkvasir.provenance import config_hash, differing_keys, git_revision, tree_key, version
 
 # Table 3 of the paper: averages over the two folds of the official 2-fold split (dataset.md §3.2), with the
 # checkpoint chosen on the test fold. Columns: macro P, R, F1, micro P, R, F1, MCC.
@@ -49,36 +49,51 @@ def majority_baseline(root: Path, scheme: str, seed: int) -> dict:
 
 
 def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base: TrainConfig | None = None,
-                  progress=None) -> dict:
-    """Train and test every model on every fold of ``base.scheme``; write results.json and results.md. A rerun
-    skips finished folds and continues an unfinished one from its last checkpoint."""
+                  seeds: int = 1, force: bool = False, progress=None) -> dict:
+    """Train and score every model on every fold of ``base.scheme``, once per seed (``base.seed``,
+    ``base.seed + 1``, …); write results.json and results.md (rank 0) with 95 % intervals over the scored
+    images. Under ``base.protocol == "dev"`` each fold scores its validation carve-out and no test image is
+    opened. A rerun skips finished runs and continues an unfinished one from its last checkpoint, but only
+    for the same config and tree (``benchmark.json``): anything else is refused unless ``force``, which starts
+    over. Every process of a distributed run takes part in every fold and seed; only rank 0 writes."""
     root, out = Path(root), Path(out)
     base = base or TrainConfig(root=str(root))
     check_train_config(base)  # before the audit and before any fold's folder
+    require_range("--seeds", seeds, 1, None)
+    record = _claim(out, base, root, force)
     from hyperkvasir.data.audit import audit
 
     leakage = audit(root).leakage
-    split = assignment(root, base.scheme, fraction=base.val_fraction, seed=base.seed)
-    results: dict = {"root": str(root), "scheme": base.scheme, "config": dataclasses.asdict(base),
-                     "leakage": leakage, "models": {}}
+    results: dict = {"root": str(root), "scheme": base.scheme, "protocol": base.protocol, "seeds": seeds,
+                     "config": dataclasses.asdict(base), "leakage": leakage, "models": {},
+                     "provenance": record["provenance"]}
+    secondary = False
     for name in models:
-        folds = []
-        for fold in range(split.k):
-            run = out / name / f"test-fold-{fold}"
-            if (run / "metrics-test.json").is_file():  # finished earlier: a rerun skips it
-                folds.append(json.loads((run / "metrics-test.json").read_text()))
-                continue
-            config = dataclasses.replace(base, root=str(root), model=name, fold=fold, out=str(run))
-            folds.append(train_classifier(config, resume=(run / "last.ckpt").is_file(), progress=progress))
-        if not all(folds):  # another process of a distributed run
-            return {}
-        results["models"][name] = {"mean": average_folds(folds), "per_class_f1": per_class_f1(folds),
-                                   "folds": [{k: f[k] for k in (*SUMMARY_KEYS, "n", "best_epoch", "weights_from")}
-                                             for f in folds]}
+        runs, per_seed = [], []
+        for position in range(seeds):
+            seed = base.seed + position
+            split = assignment(root, base.scheme, fraction=base.val_fraction, seed=seed)
+            folds = []
+            for fold in range(split.k):
+                run = run_folder(out, name, position, seed, fold, base.protocol)
+                finished = run / f"metrics-{scored_part(base)}.json"
+                if finished.is_file():  # finished earlier with this config (benchmark.json): a rerun skips it
+                    folds.append(json.loads(finished.read_text()))
+                else:
+                    config = dataclasses.replace(base, root=str(root), model=name, fold=fold, seed=seed, out=str(run))
+                    folds.append(train_classifier(config, resume=(run / "last.ckpt").is_file(), progress=progress))
+                runs.append({"seed": seed, "fold": fold, "run": str(run.relative_to(out))})
+            per_seed.append(folds)
+        secondary = secondary or not all(f for folds in per_seed for f in folds)  # another process of a DDP run
+        if not secondary:
+            results["models"][name] = summarise(root, out, runs, per_seed, base)
+    if secondary:
+        return {}
     results["majority_class"] = majority_baseline(root, base.scheme, base.seed)
-    from hyperkvasir.classify.shortcuts import shortcut_probes
+    if base.protocol == "test":  # the probe trains on every fold's corners: never under the dev protocol
+        from hyperkvasir.classify.shortcuts import shortcut_probes
 
-    results["shortcuts"] = shortcut_probes(root, scheme=base.scheme, seed=base.seed)
+        results["shortcuts"] = shortcut_probes(root, scheme=base.scheme, seed=base.seed)
     with atomic_write(out / "results.json", "w") as handle:
         json.dump(results, handle, indent=2)
     with atomic_write(out / "results.md", "w") as handle:
@@ -86,35 +101,157 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
     return results
 
 
-def per_class_f1(folds: list[dict]) -> dict[str, dict]:
-    """Per class: F1 averaged over the folds whose test part holds the class, and its test images in all."""
+def run_folder(out: Path, model: str, position: int, seed: int, fold: int, protocol: str) -> Path:
+    """``MODEL/test-fold-K`` for the first seed (``dev-fold-K`` under the dev protocol), ``MODEL/seed-S/…`` for
+    the others."""
+    leaf = f"{'dev' if protocol == 'dev' else 'test'}-fold-{fold}"
+    return out / model / leaf if position == 0 else out / model / f"seed-{seed}" / leaf
+
+
+BENCHMARK_RECORD = "benchmark.json"
+
+
+def _claim(out: Path, base: TrainConfig, root: Path, force: bool) -> dict:
+    """Write (or check) ``OUT/benchmark.json``: the config and tree every run in ``OUT`` was made with. A
+    folder made with another config or tree is refused, naming what differs, unless ``force``, which removes
+    the runs that the benchmark made there and starts over."""
+    from hyperkvasir.outputs import mark, remove_folder
+
+    config = dataclasses.asdict(base)
+    record = {"config": config, "provenance": {"version": version(), "git_revision": git_revision(),
+                                               "tree_key": tree_key(root), "config_hash": config_hash(config)}}
+    path = out / BENCHMARK_RECORD
+    from hyperkvasir.engine.runs import global_rank
+
+    if global_rank() != 0:  # rank 0 checks and writes; the others follow its runs
+        return record
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+            differ = differing_keys(previous["config"], config)
+            if previous["provenance"]["tree_key"] != record["provenance"]["tree_key"]:
+                differ.append("the tree (its labeled images or folds changed)")
+        except (OSError, ValueError, KeyError, TypeError):
+            differ = [f"{BENCHMARK_RECORD} (unreadable)"]
+        if differ and not force:
+            raise HyperKvasirError(f"--out {out}: its runs were made with another {', '.join(differ)}; nothing "
+                                   f"was reused — choose a new --out, or --force to start over in this folder")
+        if differ:
+            for child in sorted(p for p in out.iterdir() if p.is_dir()):
+                remove_folder(child, "benchmark", "--force", owner=out)
+    elif out.is_dir() and any(out.iterdir()):
+        raise HyperKvasirError(f"--out {out}: holds files but no {BENCHMARK_RECORD}, so what made them is unknown; "
+                               f"choose a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    mark(out, "benchmark")
+    with atomic_write(path, "w") as handle:
+        json.dump(record, handle, indent=2)
+    return record
+
+
+def summarise(root: Path, out: Path, runs: list[dict], per_seed: list[list[dict]], base: TrainConfig) -> dict:
+    """One model's results: the mean over folds (and seeds) of each headline metric with its 95 % interval
+    (stratified bootstrap of every fold's scored images, averaged per resample over folds and seeds), the
+    standard deviation over seeds, each seed's fold average and fold rows, per-class F1 with intervals, the UC
+    ordinal metrics, and the run folders."""
+    from hyperkvasir.classify.evaluate import read_predictions, truth_from_release
+
+    truth = truth_from_release(root)
+    scored = scored_part(base)
+    seeds = sorted({run["seed"] for run in runs})
+    draws_by_seed: list[list[dict]] = [[] for _ in seeds]
+    ordinal_by_seed: list[list[dict]] = [[] for _ in seeds]
+    for run in runs:
+        predicted = read_predictions(out / run["run"] / f"predictions-{scored}.csv")
+        files = sorted(predicted)
+        y_true = np.asarray([truth[f] for f in files])
+        y_pred = np.asarray([predicted[f] for f in files])
+        resample_seed = base.seed + 7919 * run["fold"]
+        draws = resampled(y_true, y_pred, classes=len(CLASSES), seed=resample_seed)
+        draws_by_seed[seeds.index(run["seed"])].append(draws)
+        true_steps, pred_steps, _ = uc_positions(y_true, y_pred)
+        if len(true_steps):
+            ordinal_by_seed[seeds.index(run["seed"])].append(resampled_ordinal(true_steps, pred_steps,
+                                                                               seed=resample_seed))
+    averaged = fold_average([fold_average(d) for d in draws_by_seed])
+    seed_means = [average_folds(folds) for folds in per_seed]
+    mean = {key: float(np.mean([m[key] for m in seed_means])) for key in SUMMARY_KEYS}
+    mean |= {f"{key}_ci": percentile_interval(averaged[key]) for key in INTERVAL_KEYS}
+    mean |= {"n": seed_means[0]["n"], "folds": seed_means[0]["folds"], "seeds": len(seeds)}
+    mean |= _ordinal_mean(per_seed, ordinal_by_seed)
+    summary = {"mean": mean, "per_class_f1": per_class_f1([f for folds in per_seed for f in folds],
+                                                           [d for draws in draws_by_seed for d in draws]),
+               "folds": [_fold_row(f) for f in per_seed[0]], "runs": runs,
+               "per_seed": [{"seed": seed, "mean": m, "folds": [_fold_row(f) for f in folds]}
+                            for seed, m, folds in zip(seeds, seed_means, per_seed)],
+               "weights": sorted({str(f.get("weights_from")) for folds in per_seed for f in folds})}
+    if len(seeds) > 1:
+        summary["std"] = {key: float(np.std([m[key] for m in seed_means], ddof=1)) for key in SUMMARY_KEYS}
+    return summary
+
+
+def _fold_row(fold: dict) -> dict:
+    keys = (*SUMMARY_KEYS, *(f"{k}_ci" for k in INTERVAL_KEYS), *ORDINAL_KEYS, "n", "best_epoch", "weights_from",
+            "fold", "protocol", "provenance", "excluded_label_conflicts")
+    return {key: fold[key] for key in keys if key in fold}
+
+
+def _ordinal_mean(per_seed: list[list[dict]], draws_by_seed: list[list[dict]]) -> dict:
+    """The UC ordinal metrics averaged over folds and seeds, with intervals (absent without UC images)."""
+    rows = [f for folds in per_seed for f in folds if f.get("uc_images")]
+    if not rows or not all(draws_by_seed):
+        return {}
+    averaged = {key: np.mean([np.mean([d[key] for d in draws], axis=0) for draws in draws_by_seed], axis=0)
+                for key in ORDINAL_KEYS}
+    return {**{key: float(np.mean([r[key] for r in rows])) for key in ORDINAL_KEYS},
+            **{f"{key}_ci": percentile_interval(averaged[key]) for key in ORDINAL_KEYS}}
+
+
+def per_class_f1(folds: list[dict], draws: list[dict] | None = None) -> dict[str, dict]:
+    """Per class: F1 averaged over the runs whose scored part holds the class, its scored images in all, and
+    (given each run's bootstrap ``draws``) the 95 % interval of that average."""
     table: dict[str, dict] = {}
     for cls in CLASSES:
-        present = [f["per_class"][cls.folder] for f in folds if cls.folder in f.get("per_class", {})]
-        present = [p for p in present if p["support"]]
+        present = [(i, f["per_class"][cls.folder]) for i, f in enumerate(folds)
+                   if f.get("per_class", {}).get(cls.folder, {}).get("support")]
         if present:
-            table[cls.folder] = {"f1": float(np.mean([p["f1"] for p in present])),
-                                 "support": int(sum(p["support"] for p in present))}
+            table[cls.folder] = {"f1": float(np.mean([p["f1"] for _, p in present])),
+                                 "support": int(sum(p["support"] for _, p in present))}
+            if draws:
+                table[cls.folder]["f1_ci"] = percentile_interval(
+                    np.mean([draws[i]["per_class_f1"][:, cls.index] for i, _ in present], axis=0))
     return table
 
 
 def results_markdown(results: dict) -> str:
-    """A table of our fold-averaged results beside Table 3 of the paper, each row labelled with its protocol."""
+    """A table of our results (mean over folds and seeds, 95 % intervals in brackets) beside Table 3 of the
+    paper, each row labelled with its protocol; then per-class F1, the UC ordinal metrics, seeds, leakage and
+    provenance."""
+    dev = results.get("protocol") == "dev"
     header = "| Method | Protocol | Macro P | Macro R | Macro F1 | Micro P | Micro R | Micro F1 | MCC |"
-    lines = [f"# Classification benchmark ({results['scheme']}, metrics averaged over folds)", "", header,
-             "|" + "---|" * 9]
+    lines = [f"# Classification benchmark ({results['scheme']}, metrics averaged over folds"
+             f"{' and seeds' if results.get('seeds', 1) > 1 else ''})", "", header, "|" + "---|" * 9]
 
     def fmt(values) -> str:
         return " | ".join("N/A" if v is None else f"{v:.3f}" for v in values)
 
+    def with_interval(mean: dict) -> str:
+        return " | ".join(f"{mean[k]:.3f} [{mean[k + '_ci'][0]:.3f}, {mean[k + '_ci'][1]:.3f}]"
+                          if f"{k}_ci" in mean else f"{mean[k]:.3f}" for k in _COLUMNS)
+
     config = results["config"]
-    ours = (f"this tree, {config['input_size']} px, {config['epochs']} epochs, selected on validation carve-out")
+    scored = ("dev: scored on the validation carve-out of the training folds, selected on a second carve-out, "
+              "test fold never opened") if dev else "test fold scored once, selected on the validation carve-out"
+    ours = f"this tree, {config['input_size']} px, {config['epochs']} epochs, {results.get('seeds', 1)} seed(s); {scored}"
     for name, result in results["models"].items():
-        lines.append(f"| **{name}** | {ours} | {fmt(result['mean'][k] for k in _COLUMNS)} |")
-    lines.append(f"| Majority class | this tree | {fmt(results['majority_class'][k] for k in _COLUMNS)} |")
+        lines.append(f"| **{name}** | {ours} | {with_interval(result['mean'])} |")
+    lines.append(f"| Majority class | this tree, test fold | {fmt(results['majority_class'][k] for k in _COLUMNS)} |")
     for name, values in PAPER_TABLE3.items():
         lines.append(f"| {name} | paper Table 3: full release, 224 px, selected on the test fold | {fmt(values)} |")
-    lines += _per_class_table(results)
+    lines += ["", "Intervals: 95 % stratified bootstrap over the scored images (1,000 resamples, averaged over folds "
+              "and seeds per resample; docs/intervals.md). Say a recipe beats another only with "
+              "`hyperkvasir compare`."]
+    lines += _seed_lines(results) + _ordinal_lines(results) + _per_class_table(results)
     if results.get("shortcuts"):
         corner = results["shortcuts"]["corner_probe"]
         masked = "with corners masked (`mask_corners`)" if config.get("mask_corners") else "on unmasked frames"
@@ -122,26 +259,69 @@ def results_markdown(results: dict) -> str:
                   f"{corner['macro_f1']:.3f} and MCC {corner['mcc']:.3f} on these folds; the models above were "
                   f"trained {masked}."]
     leak = results["leakage"]
-    lines += ["", f"Leakage in this tree (audit): {leak['fold2']['groups']} duplicate groups "
-              f"({leak['fold2']['images']} images) span both folds of the 2-fold split; "
-              f"{leak['fold5']['groups']} groups span folds of the 5-fold split.",
+    lines += ["", f"Leakage in this tree (audit): {leak['fold2'].get('pairs', 0)} confirmed duplicate pairs "
+              f"({leak['fold2']['images']} images) lie across the two folds of the official 2-fold split; "
+              f"{leak['fold5'].get('pairs', 0)} across folds of the 5-fold split.",
               "The paper's rows are not comparable with a synthetic or partial tree; they are the targets on the "
               "full release."]
+    lines += _provenance_lines(results)
     return "\n".join(lines) + "\n"
 
 
+def _seed_lines(results: dict) -> list[str]:
+    lines = []
+    for name, result in results["models"].items():
+        if "std" in result:
+            per_seed = ", ".join(f"seed {row['seed']}: {row['mean']['macro_f1']:.3f}" for row in result["per_seed"])
+            lines.append(f"{name}: macro-F1 standard deviation over {len(result['per_seed'])} seeds "
+                         f"{result['std']['macro_f1']:.3f} ({per_seed}); MCC sd {result['std']['mcc']:.3f}.")
+    return ["", *lines] if lines else []
+
+
+def _ordinal_lines(results: dict) -> list[str]:
+    rows = [(name, r["mean"]) for name, r in results["models"].items() if "uc_qwk" in r["mean"]]
+    if not rows:
+        return []
+    lines = ["", "Ulcerative-colitis grades as one ordinal scale (0-1 < 1 < 1-2 < 2 < 2-3 < 3; one step = one "
+             "position, docs/intervals.md), over UC images predicted as a grade:", "",
+             "| model | quadratic weighted kappa | mean abs. error (steps) | within one step |", "|---|---|---|---|"]
+    for name, mean in rows:
+        cells = " | ".join(f"{mean[k]:.3f} [{mean[k + '_ci'][0]:.3f}, {mean[k + '_ci'][1]:.3f}]"
+                           for k in ("uc_qwk", "uc_mae", "uc_within_one"))
+        lines.append(f"| {name} | {cells} |")
+    return lines
+
+
+def _provenance_lines(results: dict) -> list[str]:
+    record = results.get("provenance", {})
+    config = results["config"]
+    weights = "; ".join(f"{name}: {', '.join(r.get('weights', []))}" for name, r in results["models"].items())
+    random = any("random" in r.get("weights", []) for r in results["models"].values())
+    return ["", f"Provenance: hyperkvasir {record.get('version')} ({record.get('git_revision') or 'installed'}), "
+            f"tree key {str(record.get('tree_key'))[:12]}, config hash {record.get('config_hash')}; weights "
+            f"loaded — {weights}" + (" (random start: not comparable with the paper's pre-trained rows)"
+                                     if random else "") + f"; per-device batch {config['batch_size']}; "
+            f"conflicts {'excluded from training and validation' if config.get('exclude_conflicts') else 'kept'}."]
+
+
 def _per_class_table(results: dict) -> list[str]:
-    """Per-class F1 of every model side by side (rare classes first), so a recipe's gain is visible where the
-    paper lost it."""
+    """Per-class F1 of every model side by side (rare classes first) with intervals, so a recipe's gain is
+    visible where the paper lost it, and so is its noise."""
     models = {name: r["per_class_f1"] for name, r in results["models"].items() if r.get("per_class_f1")}
     if not models:
         return []
     support = {cls: v["support"] for table in models.values() for cls, v in table.items()}
-    lines = ["", "Per-class F1 (averaged over the folds whose test part holds the class; rarest first):", "",
-             "| class | test images | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+    lines = ["", "Per-class F1 (averaged over the runs whose scored part holds the class; rarest first):", "",
+             "| class | scored images | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return "–"
+        interval = f" [{row['f1_ci'][0]:.2f}, {row['f1_ci'][1]:.2f}]" if "f1_ci" in row else ""
+        return f"{row['f1']:.3f}{interval}"
+
     for cls in sorted(support, key=lambda c: (support[c], c)):
-        cells = " | ".join(f"{models[m][cls]['f1']:.3f}" if cls in models[m] else "–" for m in models)
-        lines.append(f"| {cls} | {support[cls]} | {cells} |")
+        lines.append(f"| {cls} | {support[cls]} | {' | '.join(cell(models[m].get(cls)) for m in models)} |")
     return lines
 
 

@@ -10,6 +10,7 @@ resumed run sees the same batches as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from pathlib import Path
@@ -96,11 +97,14 @@ class LabeledImages(Dataset):
 
 
 def open_labeled(root: Path, files: list[str], *, input_size: int, use_cache: bool, manifest: list[dict],
-                 progress=None, mask_corners: bool = False, **kwargs) -> LabeledImages:
-    """A dataset over ``files``, with the shared cache of all decodable labeled images when ``use_cache``."""
+                 progress=None, mask_corners: bool = False, cached: set[str] | None = None,
+                 **kwargs) -> LabeledImages:
+    """A dataset over ``files``, with the shared cache of all decodable labeled images when ``use_cache`` (of
+    the images named in ``cached`` only, when given)."""
     cache = None
     if use_cache:
-        entries = [(r["path"], r["sha256"]) for r in manifest if r["part"] == "labeled" and r["decodes"]]
+        entries = [(r["path"], r["sha256"]) for r in manifest if r["part"] == "labeled" and r["decodes"]
+                   and (cached is None or Path(r["path"]).name in cached)]
         cache = open_cache(root, entries, input_size, progress=progress, mask_corners=mask_corners)
     return LabeledImages(root, files, input_size=input_size, cache=cache, manifest=manifest,
                          mask_corners=mask_corners, **kwargs)
@@ -129,16 +133,33 @@ class ClassifyData(L.LightningDataModule):
         manifest = build_index(self.config.root).to_pylist()
         if self.config.cache:
             open_labeled(Path(self.config.root), [], input_size=self.config.input_size, use_cache=True,
-                         manifest=manifest, progress=self.progress, mask_corners=self.config.mask_corners)
+                         manifest=manifest, progress=self.progress, mask_corners=self.config.mask_corners,
+                         cached=self._cached_names())
+
+    @functools.cached_property
+    def fold_subsets(self) -> dict[str, list[str]]:
+        """train/val/test (the part scored) of this fold under the run's protocol (a copy is changed in setup)."""
+        from hyperkvasir.data.splits import assignment, protocol_subsets
+
+        config = self.config
+        split = assignment(config.root, config.scheme, fraction=config.val_fraction, seed=config.seed,
+                           allow_ambiguous=config.exclude_conflicts)
+        return protocol_subsets(config.root, split, config.fold, config.protocol, fraction=config.val_fraction,
+                                seed=config.seed)
+
+    def _cached_names(self) -> set[str] | None:
+        """Under the dev protocol the cache holds the training folds only, so no test image is ever decoded."""
+        if self.config.protocol != "dev":
+            return None
+        return {name for names in self.fold_subsets.values() for name in names}
 
     def setup(self, stage: str | None = None) -> None:
         from hyperkvasir.classify.pseudo_labels import usable_pseudo_labels
-        from hyperkvasir.data.splits import assignment, drop_label_conflicts
+        from hyperkvasir.data.splits import drop_label_conflicts
 
         config, root = self.config, Path(self.config.root)
         manifest = build_index(root).to_pylist()
-        subsets = assignment(root, config.scheme, fraction=config.val_fraction, seed=config.seed,
-                             allow_ambiguous=config.exclude_conflicts).subsets(config.fold)
+        subsets = {part: list(names) for part, names in self.fold_subsets.items()}
         self.excluded = drop_label_conflicts(root, subsets) if config.exclude_conflicts else {}
         extra, self.pseudo_report = (usable_pseudo_labels(config.pseudo_labels, root, scheme=config.scheme,
                                                           fold=config.fold, seed=config.seed,
@@ -146,7 +167,7 @@ class ClassifyData(L.LightningDataModule):
                                                           test_files=subsets["test"])
                                      if config.pseudo_labels else ([], {}))
         common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest,
-                      mask_corners=config.mask_corners)
+                      mask_corners=config.mask_corners, cached=self._cached_names())
         self.train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed,
                                       extra=extra, rare_below=config.rare_below, **common)
         self.val_set = open_labeled(root, subsets["val"], **common)

@@ -3,7 +3,9 @@
 Model selection uses the validation carve-out only, never the test fold. The run folder (the engine's) holds
 ``config.json``, ``metrics.csv``/``metrics.json`` (one row per epoch), ``last.ckpt``, ``best.ckpt`` (best
 validation macro-F1), TensorBoard logs, ``curves.png``, and after the test ``predictions-test.csv``,
-``metrics-test.json`` and ``confusion-test.png``. Under ``torchrun`` (or SLURM) the engine runs DDP.
+``metrics-test.json`` (with intervals and provenance) and ``confusion-test.png``; under the dev protocol the
+scored part is the validation carve-out and the files are ``*-dev.*`` (no test image is opened). Under
+``torchrun`` (or SLURM) the engine runs DDP.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from torch.utils.data import DataLoader
 from hyperkvasir.classify.data import ClassifyData
 from hyperkvasir.classify.decision import decide, fit_offsets
 from hyperkvasir.data.imaging import atomic_write
-from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
+from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION, PROTOCOLS
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import RECIPES, normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit
 from hyperkvasir.engine.runs import check_device, load_checkpoint
 from hyperkvasir.errors import HyperKvasirError, require_choice, require_compatible, require_ranges
-from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix
+from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix, scored_metrics
 from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
+from hyperkvasir.provenance import provenance
 
 log = logging.getLogger(__name__)
 LOSSES = ("ce", "logit-adjusted")
@@ -75,6 +78,7 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0 = whole epoch; tests use a few steps
     pseudo_labels: str | None = None  # CSV path,label (from `hyperkvasir predict` + pseudo-labels) added to training
     exclude_conflicts: bool = False  # leave out images whose duplicates carry another class (audit label conflicts)
+    protocol: str = "test"  # test | dev (score the validation carve-out; select on a second carve-out)
     extra: dict = field(default_factory=dict)
 
 
@@ -198,6 +202,7 @@ def check_train_config(config: TrainConfig) -> None:
     require_choice("recipe", config.recipe, RECIPES)
     require_choice("optimizer", config.optimizer, OPTIMIZERS)
     require_choice("schedule", config.schedule, SCHEDULES)
+    require_choice("protocol", config.protocol, PROTOCOLS)
 
 
 def load_classifier_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ClassifierModule, dict]:
@@ -274,19 +279,29 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     rule = fit_decision_rule(best, data, checkpoint, folder.best) if config.decision_rule else None
     names, probs, labels = predict_probabilities(best, data.evaluation_loader(data.test_set), tta=config.tta)
     decided = decide(probs, np.asarray(rule["offsets"]) if rule else None)
-    write_predictions(folder.path / "predictions-test.csv", names, probs, decided)
+    scored = scored_part(config)
+    write_predictions(folder.path / f"predictions-{scored}.csv", names, probs, decided)
     history = json.loads((folder.path / "metrics.json").read_text())
-    metrics = classification_metrics(labels, decided) | {
-        "decision_rule": rule, "tta": config.tta, "best_epoch": checkpoint["epoch"],
+    metrics = scored_metrics(labels, decided, seed=config.seed) | {
+        "protocol": config.protocol, "decision_rule": rule, "tta": config.tta, "best_epoch": checkpoint["epoch"],
         "weights_from": checkpoint.get("weights_from"), "skipped_images": sum(r["skipped_images"] for r in history),
         "model": config.model, "fold": config.fold, "scheme": config.scheme,
         "excluded_label_conflicts": data.excluded, "pseudo_labels": data.pseudo_report,
-        "world_size": trainer.world_size}
-    with atomic_write(folder.path / "metrics-test.json", "w") as handle:
+        "world_size": trainer.world_size,
+        "provenance": provenance(dataclasses.asdict(config), root=config.root,
+                                 weights_from=checkpoint.get("weights_from"), world_size=trainer.world_size,
+                                 per_device_batch=config.batch_size)}
+    with atomic_write(folder.path / f"metrics-{scored}.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
-    plot_confusion_matrix(metrics, folder.path / "confusion-test.png",
-                          f"{config.model}, test fold {config.fold}: macro F1 {metrics['macro_f1']:.3f}")
+    plot_confusion_matrix(metrics, folder.path / f"confusion-{scored}.png",
+                          f"{config.model}, {scored} of fold {config.fold}: macro F1 {metrics['macro_f1']:.3f}")
     return metrics
+
+
+def scored_part(config: TrainConfig) -> str:
+    """What a run scores, as its file names say it: ``test`` (the test fold) or ``dev`` (the validation
+    carve-out of the training folds)."""
+    return "dev" if config.protocol == "dev" else "test"
 
 
 __all__ = ["TrainConfig", "ClassifierModule", "train_classifier", "load_classifier_checkpoint",

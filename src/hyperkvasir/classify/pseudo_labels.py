@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pyarrow.parquet as pq
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.provenance import tree_key
 
 # What decides a teacher's training images; a student must match every one.
 PROVENANCE = ("scheme", "test_fold", "seed", "val_fraction", "labeled_key")
@@ -51,15 +51,6 @@ def pseudo_labels(predictions: str | Path, out: str | Path, *, threshold: float 
     return counts
 
 
-def labeled_key(root: str | Path) -> str:
-    """A key of the labeled part of the tree: every labeled image's path, content and official folds."""
-    from hyperkvasir.data.index import build_index
-
-    rows = sorted((r["path"], r["sha256"], r["fold2"], r["fold5"]) for r in build_index(root).to_pylist()
-                  if r["part"] == "labeled")
-    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
-
-
 def teacher_path(pseudo_label_csv: str | Path) -> Path:
     """Where the teacher's provenance lives beside a pseudo-label CSV (``pl.csv`` → ``pl.teacher.json``)."""
     path = Path(pseudo_label_csv)
@@ -74,7 +65,7 @@ def write_teacher(checkpoint: str | Path, pseudo_label_csv: str | Path) -> dict:
     record = {"checkpoint": str(Path(checkpoint).resolve()), "run": str(Path(checkpoint).resolve().parent),
               "model": config["model"], "scheme": config["scheme"], "test_fold": config["fold"],
               "seed": config["seed"], "val_fraction": config["val_fraction"],
-              "labeled_key": labeled_key(config["root"])}
+              "labeled_key": tree_key(config["root"])}
     with atomic_write(teacher_path(pseudo_label_csv), "w") as handle:
         json.dump(record, handle, indent=2)
     return record
@@ -106,7 +97,7 @@ def usable_pseudo_labels(path: str | Path, root: str | Path, *, scheme: str, fol
     (counted in the report)."""
     path, root = Path(path), Path(root)
     student = {"scheme": scheme, "test_fold": fold, "seed": seed, "val_fraction": val_fraction,
-               "labeled_key": labeled_key(root)}
+               "labeled_key": tree_key(root)}
     teacher = _check_teacher(path, student)
     rows = read_pseudo_labels(path, root)
     from hyperkvasir.data.audit import audit

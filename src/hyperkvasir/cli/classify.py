@@ -54,6 +54,8 @@ def train_classify(
     pseudo_labels: str = typer.Option(None, help="path,label CSV of pseudo-labelled images to add to training."),
     exclude_conflicts: bool = typer.Option(None, "--exclude-conflicts/--keep-conflicts",
                                            help="Leave out images the audit finds under two classes."),
+    protocol: str = typer.Option(None, help="test (score the test fold) | dev (score the validation carve-out, "
+                                            "select on a second one: the test fold is never opened)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
@@ -70,7 +72,7 @@ def train_classify(
                            balanced=balanced, loss=loss, logit_tau=logit_tau, rare_below=rare_below,
                            decision_rule=decision_rule, tta=tta, mask_corners=mask_corners, weights=weights, weights_partial=weights_partial,
                            pretrained=pretrained, seed=seed, workers=workers, device=device, pseudo_labels=pseudo_labels,
-                           exclude_conflicts=exclude_conflicts)
+                           exclude_conflicts=exclude_conflicts, protocol=protocol)
     _log_to_stderr()
     metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
     if metrics:  # under torchrun, rank 0 reports
@@ -84,7 +86,9 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(metrics, indent=2))
         return
-    out.print("  ".join(f"{key} {metrics[key]:.3f}" for key in SUMMARY_KEYS) + f"  (n = {metrics['n']})")
+    out.print("  ".join(f"{key} {metrics[key]:.3f}" + (f" [{metrics[key + '_ci'][0]:.3f}, "
+                                                       f"{metrics[key + '_ci'][1]:.3f}]" if key + "_ci" in metrics else "")
+                        for key in SUMMARY_KEYS) + f"  (n = {metrics['n']}; 95 % bootstrap intervals)")
 
 
 @evaluate_app.command("classify")

@@ -171,6 +171,27 @@ def drop_label_conflicts(root: str | Path, subsets: dict[str, list[str]]) -> dic
     return dropped
 
 
+# test: score the test fold once (what results report); dev: score the validation carve-out of the training folds
+# with a second carve-out for selection, never opening the test fold (how recipes and options are chosen).
+PROTOCOLS = ("test", "dev")
+
+
+def protocol_subsets(root: str | Path, split: SplitAssignment, test_fold: int, protocol: str, *,
+                     fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0) -> dict[str, list[str]]:
+    """``train``/``val``/``test`` file names of one fold under ``protocol``, ``test`` being the part scored.
+    Under ``dev`` the validation carve-out is scored and a second seeded carve-out of the training part (split
+    units whole) selects the checkpoint, so the test fold is never opened while a recipe is chosen."""
+    subsets = split.subsets(test_fold)
+    if protocol == "test":
+        return subsets
+    if protocol != "dev":
+        raise HyperKvasirError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    training = {name: split.files[name][:2] for name in subsets["train"]}
+    inner = carve_validation(training, fraction, seed + 1, split_units(Path(root)))
+    return {"train": [n for n in subsets["train"] if n not in inner], "val": sorted(inner),
+            "test": subsets["val"]}
+
+
 def assignment_leakage(root: str | Path, split: SplitAssignment) -> dict:
     """The audit's leakage figures (:func:`hyperkvasir.data.audit.leakage`) for ``split``: confirmed pairs of
     labeled images in different folds, and the audit's split units too large to place without skewing a class."""
