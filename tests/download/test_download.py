@@ -215,6 +215,7 @@ def _damaged_zip() -> bytes:
     (_zip_in_order([("segmented-images/a", None), ("segmented-images/a/b.jpg", None)]), "lies below the file"),
     (_zip({"segmented-images/bomb.bin": b"\0" * 50_000_000}), "archive bomb"),
     (_damaged_zip(), "damaged archive"),
+    (_zip({f"segmented-images/{'a' * 300}.jpg": b"x"}), "File name too long"),
     (b"PK\x03\x04 not really a zip", "neither a zip nor a tar"),
 ])
 def test_malicious_archives_are_refused(tmp_path: Path, payload: bytes, message: str) -> None:

@@ -312,8 +312,12 @@ def _unpack(archive: Path, staging: Path, root: Path) -> None:
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as error:
         raise DownloadError(f"{archive}: damaged archive ({error}); delete it and download again") from None
     except OSError as error:
-        raise DownloadError(f"{archive}: cannot extract under {root} ({error.strerror or error}); free space or "
-                            "choose another ROOT") from None
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DownloadError(f"{archive}: cannot extract under {root} ({error.strerror}); free space or choose "
+                                "another ROOT") from None
+        entry = os.path.relpath(error.filename, staging) if error.filename else "an entry"
+        raise DownloadError(f"{archive}: cannot extract {entry} ({error.strerror or error}); the archive does not "
+                            "hold the release as released: delete it and download again") from None
 
 
 # ------------------------------------------------------------------------------------------------- download
