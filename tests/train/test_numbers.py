@@ -108,3 +108,30 @@ def test_the_dev_protocol_never_opens_a_test_image(tiny_twin, tmp_path: Path, mo
     assert results["protocol"] == "dev" and not list((tmp_path / "dev").rglob("*-test.*"))
     assert "dev: scored on the validation carve-out" in (tmp_path / "dev" / "results.md").read_text()
     assert main(["compare", str(tmp_path / "dev"), str(tmp_path / "dev")]) == 0
+
+
+def test_resume_with_other_options_and_a_second_training_into_a_held_folder_are_refused(
+        tiny_twin, tmp_path: Path, capsys) -> None:
+    import subprocess
+    import sys
+
+    argv = ["train", "classify", str(tiny_twin.root), "--model", MODEL, "--epochs", "1", "--input-size", "32",
+            "--workers", "0", "--no-pretrained", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    before = (tmp_path / "run" / "metrics-test.json").read_text()
+    assert main([*argv, "--resume", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "lr 0.001 → 0.5" in err and "--resume" in err
+    assert main([*argv[:3], "--out", str(tmp_path / "run"), "--resume"]) == 0, "the saved options need no repeating"
+    assert json.loads(before)["n"] == json.loads((tmp_path / "run" / "metrics-test.json").read_text())["n"]
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; h = open(sys.argv[1], 'w'); "
+                               "fcntl.flock(h, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+                               str(tmp_path / "held" / ".run.lock")], stdout=subprocess.PIPE, text=True) \
+        if (tmp_path / "held").mkdir() is None else None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main([*argv[:-1], str(tmp_path / "held")]) == 2
+        assert "another training is running" in capsys.readouterr().err
+        assert not (tmp_path / "held" / "config.json").exists()
+    finally:
+        holder.kill()

@@ -45,7 +45,7 @@ def train_segment(
     config = _segment_config(root, config_file, model=model, out=str(out_dir) if out_dir else None, epochs=epochs,
                              batch_size=batch_size, lr=lr, size=size, loss=loss, weights=weights,
                              weights_partial=weights_partial, pretrained=pretrained, seed=seed, workers=workers,
-                             device=device, scheme=scheme)
+                             device=device, scheme=scheme, resume=resume)
     _log_to_stderr()
     metrics = train_segmenter(config, resume=resume, progress=True)
     if metrics:  # under torchrun, rank 0 reports

@@ -67,18 +67,15 @@ def train_video_command(
 
     Example: hyperkvasir train video /data/hyper-kvasir --every 10 --size 160 --epochs 5 --out runs/video
     """
-    import dataclasses
-
+    from hyperkvasir.cli.common import _config
     from hyperkvasir.video.module import VideoConfig, train_video
 
-    values = {k: v for k, v in dict(model=model, out=str(out_dir) if out_dir else None,
-                                    frames=str(frames) if frames else None, every=every, size=size, epochs=epochs,
-                                    batch_size=batch_size, lr=lr, pretrained=pretrained,
-                                    select_on_train=select_on_train, seed=seed, workers=workers,
-                                    device=device).items() if v is not None}
+    config = _config(VideoConfig, root, None, resume=resume, model=model, out=str(out_dir) if out_dir else None,
+                     frames=str(frames) if frames else None, every=every, size=size, epochs=epochs,
+                     batch_size=batch_size, lr=lr, pretrained=pretrained, select_on_train=select_on_train, seed=seed,
+                     workers=workers, device=device)
     _log_to_stderr()
-    results = train_video(dataclasses.replace(VideoConfig(root=str(root)), **values), resume=resume,
-                          progress=True)
+    results = train_video(config, resume=resume, progress=True)
     if results:
         print(json.dumps(results, indent=2) if as_json else json.dumps(
             {k: results["test"][k]["accuracy"] for k in ("mean_probability", "majority_vote")}))

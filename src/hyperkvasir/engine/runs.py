@@ -106,6 +106,9 @@ def checkpoint_task(path: str | Path) -> str:
     return load_checkpoint(path, mmap=True)["hyper_parameters"]["task"]
 
 
+_HELD: dict[Path, object] = {}  # run folders this process holds the lock of
+
+
 class RunFolder:
     """``config.json`` (the resolved config, world size and devices), checkpoints, logs and curves of one run.
 
@@ -126,11 +129,20 @@ class RunFolder:
         return self.path / "best.ckpt"
 
     def config_for(self, config, resume: bool):
-        """``config`` for a new run; for a resumed one the saved config, with this call's root and out."""
+        """``config`` for a new run; for a resumed one the saved config, with this call's root and out. A resume
+        continues the run as it was made: options that decide what it computes must not differ from the saved
+        ones (a resumed run that silently trained with the old ones would report what was not asked)."""
         if not resume:
             return config
+        from hyperkvasir.provenance import differing_keys
+
         known = {f.name for f in dataclasses.fields(config)}
         saved = {k: v for k, v in self.saved_config().items() if k in known}
+        differ = differing_keys(saved, dataclasses.asdict(config))
+        if differ:
+            shown = ", ".join(f"{key} {saved.get(key)!r} → {getattr(config, key)!r}" for key in differ)
+            raise HyperKvasirError(f"{self.path}: --resume continues the run as it was made, but {shown} differ "
+                                   f"from it; drop those options, or start a new run in another --out")
         return type(config)(**{**saved, "root": config.root, "out": config.out})
 
     def saved_config(self) -> dict:
@@ -140,16 +152,36 @@ class RunFolder:
                                    f"the run folder with --out")
         return json.loads(config.read_text())
 
+    def lock(self) -> None:
+        """Hold the run folder for this process until it exits or trains there again: a second training started
+        into the same folder by another process stops at once instead of reporting the other's checkpoint."""
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        key = self.path.resolve()
+        if key in _HELD:  # this process trained here before (a rerun, a resume): its own lock is no obstacle
+            _HELD.pop(key).close()
+        handle = open(self.path / ".run.lock", "w")  # noqa: SIM115  (held until the process exits)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise HyperKvasirError(f"{self.path}: another training is running in this folder; wait for it or "
+                                   f"choose another --out") from None
+        _HELD[key] = handle
+
     def start(self, config, *, resume: bool) -> bool:
-        """Write ``config.json`` for a new run; returns whether this call created the folder."""
-        if resume:
-            return False
-        if self.last.exists() or self.best.exists():
+        """Write ``config.json`` for a new run (after taking the folder's lock); returns whether this call created
+        the folder."""
+        if not resume and (self.last.exists() or self.best.exists()):
             raise HyperKvasirError(f"{self.path}: a run is already there; pass --resume to continue it or choose "
                                    f"another --out")
         created = not self.path.exists()
         if global_rank() == 0:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.lock()
+        if resume:
+            return False
+        if global_rank() == 0:
             world, local, nodes = launched_world()
             record = dataclasses.asdict(config) | {
                 "world_size": world, "nodes": nodes, "devices_per_node": local,
