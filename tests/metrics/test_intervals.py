@@ -95,3 +95,15 @@ def test_the_uc_ordinal_metrics_equal_scikit_learn() -> None:
     assert np.isclose(found["uc_within_one"], (np.abs(true_pos - pred_pos) <= 1).mean())
     assert found["uc_qwk_ci"][0] <= found["uc_qwk"] <= found["uc_qwk_ci"][1]
     assert ordinal_metrics([0, 1], [0, 1]) == {"uc_images": 0, "uc_outside": 0}
+
+
+def test_the_uc_distance_penalty_charges_far_grades_more_and_ignores_other_classes() -> None:
+    import torch
+
+    from hyperkvasir.classify.losses import uc_distance_penalty
+
+    truth = torch.tensor([UC_SCALE[1]])  # grade 1
+    near, far = torch.zeros(1, 23), torch.zeros(1, 23)
+    near[0, UC_SCALE[2]] = far[0, UC_SCALE[5]] = 5.0  # most mass on grade 1-2 (one step) or grade 3 (four steps)
+    assert uc_distance_penalty(far, truth) > 3 * uc_distance_penalty(near, truth) > 0
+    assert float(uc_distance_penalty(far, torch.tensor([0]))) == 0.0

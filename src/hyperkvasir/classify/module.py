@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from hyperkvasir.classify.data import ClassifyData
 from hyperkvasir.classify.decision import decide, fit_offsets
+from hyperkvasir.classify.losses import uc_distance_penalty
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION, PROTOCOLS
 from hyperkvasir.data.taxonomy import CLASSES
@@ -37,7 +38,7 @@ from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
 from hyperkvasir.provenance import provenance
 
 log = logging.getLogger(__name__)
-LOSSES = ("ce", "logit-adjusted")
+LOSSES = ("ce", "logit-adjusted", "uc-ordinal")
 
 
 @dataclass
@@ -61,6 +62,7 @@ class TrainConfig:
     balanced: bool = False  # class-balanced sampling for the rare classes
     label_smoothing: float = 0.0
     loss: str = "ce"  # ce | logit-adjusted (Menon et al. 2021: CE of logits + tau · log prior; tau 1 = balanced softmax)
+    # | uc-ordinal (CE plus the class-distance-weighted term over the UC grades, classify/losses.py)
     logit_tau: float = 1.0
     rare_below: int = 0  # classes with fewer training images get the strong label-safe augmentation (0 = off)
     decision_rule: bool = False  # per-class logit offsets fitted on the validation carve-out, applied at test/predict
@@ -145,6 +147,8 @@ class ClassifierModule(L.LightningModule):
         if self.config.loss == "logit-adjusted":  # train on adjusted logits; predict with the raw ones
             logits = logits + self.config.logit_tau * self.log_prior
         loss = self.loss(logits, targets)
+        if self.config.loss == "uc-ordinal":
+            loss = loss + uc_distance_penalty(logits, targets)
         self.seen += len(targets)
         self.skipped += skipped
         self.loss_sum += float(loss.detach()) * len(targets)
