@@ -8,6 +8,7 @@ framing, the corner masking when the model was trained with it, and the decision
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from hyperkvasir.data.imaging import CORNER_MASK, atomic_write
+from hyperkvasir.data.imaging import CORNER_MASK
 from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.outputs import staged_folder
 
 FORMATS = ("onnx", "torchscript")
 PARITY_TOLERANCE = 1e-4  # max |Δ probability| between the export and PyTorch on the same inputs
@@ -49,8 +51,9 @@ def _load(checkpoint: Path):
 
 
 def export_model(checkpoint: str | Path, fmt: str, out: str | Path) -> dict:
-    """Write ``model.onnx`` or ``model.pt`` (TorchScript), ``model-card.json`` and ``model-card.md`` to ``out``;
-    the export is checked against PyTorch on random and constant inputs before anything is kept."""
+    """Write ``model.onnx`` or ``model.pt`` (TorchScript), ``model-card.json`` and ``model-card.md`` to ``out``
+    (staged, and replacing only an earlier ``export-model``); the export is checked against PyTorch on random and
+    constant inputs before anything is kept."""
     if fmt not in FORMATS:
         raise HyperKvasirError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     checkpoint, out = Path(checkpoint), Path(out)
@@ -59,38 +62,40 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path) -> dict:
     probe = torch.cat([torch.rand(2, 3, size, size) * 255, torch.full((1, 3, size, size), 128.0)])
     with torch.no_grad():
         reference = model(probe).numpy()
-    out.mkdir(parents=True, exist_ok=True)
+    with staged_folder(out, "export-model", reads=[checkpoint.parent]) as staging:  # all of it, or nothing
+        name, difference = _write_checked(model, fmt, probe, reference, staging)
+        card = model_card(checkpoint, task, config, facts, fmt, name, difference)
+        (staging / "model-card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+        (staging / "model-card.md").write_text(card_markdown(card), encoding="utf-8")
+    return {"model": str(out / name), "parity_max_abs_difference": difference, "card": str(out / "model-card.md")}
+
+
+def _write_checked(model: Deployable, fmt: str, probe: torch.Tensor, reference: np.ndarray,
+                   folder: Path) -> tuple[str, float]:
+    """Write the model file into ``folder`` and check it against PyTorch; (file name, max |Δp|). The model is
+    serialised in memory and written by Python: torch's own file writer aborts the process on a full disk."""
+    buffer = io.BytesIO()
     if fmt == "torchscript":
-        target = out / "model.pt"
-        traced = torch.jit.trace(model, probe[:1])
-        with atomic_write(target) as handle:
-            torch.jit.save(traced, handle)
-        exported = torch.jit.load(str(target))
+        target = folder / "model.pt"
+        torch.jit.save(torch.jit.trace(model, probe[:1]), buffer)
         with torch.no_grad():
-            produced = exported(probe).numpy()
+            produced = torch.jit.load(io.BytesIO(buffer.getvalue()))(probe).numpy()
     else:
         try:
             import onnxruntime
         except ImportError:
             raise HyperKvasirError("ONNX export needs onnx and onnxruntime: pip install 'hyperkvasir[export]'") from None
-        target = out / "model.onnx"
-        staging = out / ".model.onnx.tmp"
-        torch.onnx.export(model, (probe[:1],), str(staging), dynamo=False, input_names=["pixels"],
+        target = folder / "model.onnx"
+        torch.onnx.export(model, (probe[:1],), buffer, dynamo=False, input_names=["pixels"],
                           output_names=["probabilities"], dynamic_axes={"pixels": {0: "batch"}}, opset_version=17)
-        staging.replace(target)
-        session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
         produced = session.run(None, {"pixels": probe.numpy()})[0]
+    target.write_bytes(buffer.getvalue())
     difference = float(np.abs(produced - reference).max())
     if difference > PARITY_TOLERANCE:
-        target.unlink(missing_ok=True)
         raise HyperKvasirError(f"{target.name}: the export differs from PyTorch by {difference:.2e} (> "
                                f"{PARITY_TOLERANCE}); not kept")
-    card = model_card(checkpoint, task, config, facts, fmt, target.name, difference)
-    with atomic_write(out / "model-card.json", "w") as handle:
-        json.dump(card, handle, indent=2)
-    with atomic_write(out / "model-card.md", "w") as handle:
-        handle.write(card_markdown(card))
-    return {"model": str(target), "parity_max_abs_difference": difference, "card": str(out / "model-card.md")}
+    return target.name, difference
 
 
 def model_card(checkpoint: Path, task: str, config, facts: dict, fmt: str, file_name: str, parity: float) -> dict:

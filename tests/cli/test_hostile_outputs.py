@@ -125,3 +125,82 @@ def test_yolo_yaml_names_the_final_folder(tiny_twin, tmp_path: Path) -> None:
         spec = yaml.safe_load((out / name).read_text())
         assert Path(spec["path"]) == out.resolve()
         assert list((Path(spec["path"]) / spec["train"]).glob("*.jpg"))
+
+
+# --------------------------------------------------------------------------- staged outputs and full disks
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """``mount(size)``: a tmpfs of ``size`` (e.g. "64k") under tmp_path, unmounted afterwards; skips where
+    mounting is not permitted (not root, or no CAP_SYS_ADMIN in a container)."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"disk-{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+@pytest.fixture(scope="module")
+def segment_checkpoint(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hyperkvasir.segment.module import SegmentConfig, train_segmenter
+
+    run = tmp_path_factory.mktemp("seg") / "run"
+    train_segmenter(SegmentConfig(root=str(tiny_twin.root), out=str(run), epochs=1, size=32, batch_size=4, workers=0,
+                                  pretrained=False, model="test_efficientnet"))
+    return run / "best.ckpt"
+
+
+def test_ctrl_c_during_segment_predict_leaves_the_previous_output_whole(segment_checkpoint: Path, tiny_twin,
+                                                                       tmp_path: Path, monkeypatch) -> None:
+    import hyperkvasir.segment.predict as predict
+
+    images = str(tiny_twin.root / "segmented-images" / "images")
+    out = tmp_path / "pred"
+    assert main(["predict", str(segment_checkpoint), images, "--out", str(out)]) == 0
+    before = _digest(out)
+    real, calls = predict._png, []
+
+    def interrupted(path, image):
+        calls.append(path)
+        if len(calls) % 4 == 0:  # the second image, of each call
+            raise KeyboardInterrupt
+        real(path, image)
+
+    monkeypatch.setattr(predict, "_png", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict.predict_masks(segment_checkpoint, [images], out)
+    assert _digest(out) == before and (out / "bounding-boxes.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["pred"]  # no staging folder left beside it
+    with pytest.raises(KeyboardInterrupt):
+        predict.predict_masks(segment_checkpoint, [images], tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_predict_refuses_an_out_folder_it_did_not_make(segment_checkpoint: Path, tiny_twin, tmp_path: Path,
+                                                       capsys) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    images = tiny_twin.root / "segmented-images" / "images"
+    assert main(["predict", str(segment_checkpoint), str(images), "--out", str(out)]) == 2
+    assert "nothing was deleted" in capsys.readouterr().err and (out / "notes.txt").read_text() == "keep"
+    assert main(["predict", str(segment_checkpoint), str(images), "--out", str(images)]) == 2
+    assert "this command reads" in capsys.readouterr().err
+
+
+def test_export_model_onto_a_full_disk_leaves_nothing(segment_checkpoint: Path, small_disk, capsys) -> None:
+    disk = small_disk("32k")
+    out = disk / "deploy"
+    assert main(["export-model", str(segment_checkpoint), "--format", "torchscript", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert str(out) in err and "disk is full" in err and len(err.strip().splitlines()) == 1
+    assert list(disk.iterdir()) == []

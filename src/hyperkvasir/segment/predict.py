@@ -1,11 +1,12 @@
 """A segmentation checkpoint on new images: binary mask PNGs, overlays, and boxes in the release's schema.
 
-``OUT/masks/<stem>.png`` (0/255 at probability > 0.5 — the one threshold of the metrics), the 8-bit probability
-maps the metrics score in ``OUT/probabilities/``, ``OUT/overlays/<stem>.png``
-(the mask's outline and boxes drawn on the image) and ``OUT/bounding-boxes.json`` keyed by image stem as the
+Everything is written into a staging folder beside ``OUT`` that replaces it whole when done (an interrupted run
+leaves ``OUT`` as it was): ``OUT/masks/<name>.png`` (0/255 at probability > 0.5 — the one threshold of the
+metrics), the 8-bit probability maps the metrics score in ``OUT/probabilities/``, ``OUT/overlays/<name>.png``
+(the mask's outline and boxes drawn on the image) and ``OUT/bounding-boxes.json`` keyed by name as the
 release's ``segmented-images/bounding-boxes.json`` is: ``{"<stem>": {"height", "width", "bbox": [{"label":
 "polyp", "xmin", "ymin", "xmax", "ymax"}]}}`` (integer pixels, connected components of at least the minimum polyp
-size).
+size). ``<name>`` is the image's stem, with its subfolders when the inputs span several (``site1/img001``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import numpy as np
 import torch
 
 from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, decode_rgb
-from hyperkvasir.data.inputs import resolve_inputs
+from hyperkvasir.data.inputs import output_names, resolve_inputs
 from hyperkvasir.engine.runs import pick_device
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
+from hyperkvasir.outputs import staged_folder
 from hyperkvasir.segment.boxes import boxes_from_mask
 from hyperkvasir.segment.module import load_segmentation_checkpoint
 
@@ -37,10 +39,20 @@ def predict_masks(checkpoint: str | Path, inputs: list[str | Path], out: str | P
                   device: str = "auto", progress=None) -> dict:
     """Masks, overlays and boxes for every image of ``inputs``; returns counts and the undecodable files."""
     module, _ = load_segmentation_checkpoint(checkpoint, pick_device(device))
-    paths, _ = resolve_inputs(inputs, part)
+    paths, root = resolve_inputs(inputs, part)
     if not paths:
         raise HyperKvasirError(f"no images found in {', '.join(map(str, inputs))}")
+    name_of = dict(zip(paths, output_names(paths, root)))  # site1/img001 and site2/img001 stay apart
     out = Path(out)
+    with staged_folder(out, "predict", reads=[root] if root else inputs) as staging:  # whole, or not at all
+        boxes, failed = _write_predictions(module, paths, name_of, staging, progress)
+    return {"images": len(boxes), "boxes": sum(len(e["bbox"]) for e in boxes.values()), "out": str(out),
+            "undecodable": failed}
+
+
+def _write_predictions(module, paths: list[Path], name_of: dict[Path, str], out: Path,
+                       progress) -> tuple[dict, list[str]]:
+    """Write every image's mask, overlay and probability map, then ``bounding-boxes.json``, into ``out``."""
     size, boxes, failed = module.config.size, {}, []
     for path in progress(paths, len(paths)) if progress else paths:
         try:
@@ -54,7 +66,7 @@ def predict_masks(checkpoint: str | Path, inputs: list[str | Path], out: str | P
         probability = cv2.resize(torch.sigmoid(logits)[0, 0].cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
         mask = (probability > PROBABILITY_THRESHOLD).astype(np.uint8) * 255
         found = [box for box, _ in boxes_from_mask(probability)]
-        boxes[path.stem] = {"height": h, "width": w, "bbox": [
+        boxes[name_of[path]] = {"height": h, "width": w, "bbox": [
             {"label": "polyp", "xmin": int(x0), "ymin": int(y0), "xmax": int(x1), "ymax": int(y1)}
             for x0, y0, x1, y1 in found]}
         overlay = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
@@ -62,12 +74,11 @@ def predict_masks(checkpoint: str | Path, inputs: list[str | Path], out: str | P
         cv2.drawContours(overlay, contours, -1, (0, 255, 0), max(1, w // 300))
         for x0, y0, x1, y1 in found:
             cv2.rectangle(overlay, (int(x0), int(y0)), (int(x1), int(y1)), (0, 200, 255), max(1, w // 300))
-        _png(out / "masks" / f"{path.stem}.png", mask)
-        _png(out / "overlays" / f"{path.stem}.png", overlay)
-        _png(out / "probabilities" / f"{path.stem}.png", np.round(probability * 255).astype(np.uint8))
+        _png(out / "masks" / f"{name_of[path]}.png", mask)
+        _png(out / "overlays" / f"{name_of[path]}.png", overlay)
+        _png(out / "probabilities" / f"{name_of[path]}.png", np.round(probability * 255).astype(np.uint8))
     if not boxes:
         raise DataError(f"none of the {len(paths)} inputs decodes as an image (first: {failed[0]}); nothing written")
     with atomic_write(out / "bounding-boxes.json", "w") as handle:
         json.dump(boxes, handle, indent=2)
-    return {"images": len(boxes), "boxes": sum(len(e["bbox"]) for e in boxes.values()), "out": str(out),
-            "undecodable": failed}
+    return boxes, failed
