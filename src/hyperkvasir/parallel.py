@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
-def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the command: a terminal sends SIGINT to every process of the job, and each worker
-    would print its own traceback. The command stops them (:meth:`_Pool.__exit__`)."""
+
+def _start_worker() -> None:
+    """Workers leave Ctrl-C to the command (a terminal sends SIGINT to every process of the job, and each worker
+    would print its own traceback; :meth:`_Pool.__exit__` stops them), and end with the command: if it dies
+    without cleaning up (killed, a bus error), the kernel stops them instead of leaving them asleep, holding
+    memory and files."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class _Pool(ProcessPoolExecutor):
@@ -18,7 +26,7 @@ class _Pool(ProcessPoolExecutor):
     the running ones, so no worker outlives the command."""
 
     def __init__(self, workers: int) -> None:
-        super().__init__(workers, initializer=_ignore_interrupts)
+        super().__init__(workers, initializer=_start_worker)
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
         if exc_type is None or issubclass(exc_type, Exception):

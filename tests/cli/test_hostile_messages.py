@@ -141,6 +141,11 @@ def _damage(last: Path, kind: str, task: str) -> None:
         torch.save(checkpoint | {"hyper_parameters": {"task": other, "config": {}}}, last)
 
 
+def _state(run: Path) -> dict[Path, int]:
+    """Each file of a run folder with its change time; the lock a training holds on the folder aside."""
+    return {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.name != ".run.lock"}
+
+
 @pytest.mark.parametrize("task", ["classify", "segment", "video"])
 @pytest.mark.parametrize("kind", ["empty", "truncated", "zip of something else", "another task's"])
 def test_a_last_checkpoint_that_cannot_be_resumed_is_named_with_what_to_do(tiny_twin, tmp_path: Path, capsys,
@@ -149,11 +154,11 @@ def test_a_last_checkpoint_that_cannot_be_resumed_is_named_with_what_to_do(tiny_
     run.mkdir()
     (run / "config.json").write_text(json.dumps(_config(task, tiny_twin.root, run)))
     _damage(run / "last.ckpt", kind, task)
-    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    before = _state(run)
     assert main(["train", task, str(tiny_twin.root), "--out", str(run), "--resume"]) == 2
     line = _error_line(capsys.readouterr().err)
     assert str(run / "last.ckpt") in line and "delete it and pass --resume again" in line
-    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before, "the run folder is left as it was"
+    assert _state(run) == before, "the run folder is left as it was"
 
 
 # --- Ctrl-C -----------------------------------------------------------------------------------------------------
@@ -208,3 +213,48 @@ def test_ctrl_c_during_a_pooled_index_is_one_line_and_stops_every_worker(twin_co
     assert command.returncode == 130 and _error_line(err) == "error: interrupted"
     assert len(err.strip().splitlines()) == 1, err
     assert not any(_alive(worker) for worker in workers), "a worker outlived the command"
+
+
+def test_a_command_killed_outright_leaves_no_worker_behind(twin_copy: Path) -> None:
+    images = sorted(twin_copy.glob("labeled-images/**/*.jpg"))
+    for number in range(1500):
+        os.link(images[number % len(images)], images[0].parent / f"copy{number:04d}.jpg")
+    command = subprocess.Popen([sys.executable, "-m", "hyperkvasir", "index", str(twin_copy), "--workers", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(workers := _children(command.pid)) < 2 and time.monotonic() < deadline and command.poll() is None:
+        time.sleep(0.02)
+    assert len(workers) == 2, "the index started no worker processes"
+    time.sleep(0.2)
+    command.kill()  # as the out-of-memory killer or a bus error ends it: no clean-up runs
+    command.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(worker) for worker in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [worker for worker in workers if _alive(worker)]
+    for worker in left:
+        os.kill(worker, signal.SIGKILL)
+    assert not left, "workers outlived the command that started them"
+
+
+# --- what the machine runs out of ------------------------------------------------------------------------------
+
+def test_a_full_disk_is_named_with_what_to_do(tiny_twin, tmp_path: Path, capsys) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        assert main(["index", str(tiny_twin.root), "--out", str(small / "m.parquet")]) == 1
+        line = _error_line(capsys.readouterr().err)
+        assert "m.parquet: No space left on device; free space there" in line and "unexpected" not in line
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_a_file_name_that_is_not_utf8_prints_on_a_strict_utf8_stream(tiny_twin, tmp_path: Path) -> None:
+    out = tmp_path / "split\udcff.csv"  # the byte 0xff, as Python carries it
+    done = subprocess.run([sys.executable, "-m", "hyperkvasir", "splits", str(tiny_twin.root), "--scheme",
+                           "segmentation", "--out", str(out)], capture_output=True, text=True,
+                          env=os.environ | {"PYTHONIOENCODING": "utf-8"})
+    assert done.returncode == 0 and "split\\xff.csv" in done.stdout, done.stderr

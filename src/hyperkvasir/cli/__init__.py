@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import re
 import sys
+from concurrent.futures.process import BrokenProcessPool
 
 import typer
 from typer.exceptions import TyperException
@@ -15,6 +17,11 @@ from hyperkvasir.errors import HyperKvasirError
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT); typer returns it too
 _WORKER_COPY = re.compile(r"\ACaught (?P<name>\w+) (?P<where>in .+?)\.\nOriginal Traceback")
+_NO_PLACE = "free space there or choose another place"
+_NOT_ALLOWED = "fix the permissions or choose another place"
+_OS_REMEDIES = {errno.ENOSPC: _NO_PLACE, errno.EDQUOT: _NO_PLACE, errno.EROFS: "choose a writable place",
+                errno.EACCES: _NOT_ALLOWED, errno.EPERM: _NOT_ALLOWED}
+_OUT_OF_MEMORY = "lower --batch-size, --input-size or --workers, or free memory"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,13 +64,26 @@ def _line(error: Exception) -> tuple[str, int, bool]:
     if copy is None:
         if isinstance(error, HyperKvasirError):
             return text, error.exit_code, True
-        return _unexpected(type(error).__name__, text), 1, False
+        return _resource_line(error) or _unexpected(type(error).__name__, text), 1, False
     *_, last = re.finditer(rf"^(?:(?P<module>[\w.]+)\.)?{copy['name']}(?:: |$)", text, re.M)
     message = text[last.end():].strip()
     kind = _toolkit_class(last["module"], copy["name"])
     if kind is not None:
         return message, kind.exit_code, True
     return _unexpected(f"{copy['name']} {copy['where']}", message), 1, False
+
+
+def _resource_line(error: Exception) -> str | None:
+    """A line for what the machine ran out of or refused (disk, memory, permission, a killed worker): the cause and
+    what to do, not a library's words."""
+    if isinstance(error, OSError) and error.errno in _OS_REMEDIES:
+        where = error.filename2 or error.filename  # a rename's target is the place that lacked room
+        return f"{f'{where}: ' if where else ''}{error.strerror}; {_OS_REMEDIES[error.errno]}"
+    if isinstance(error, MemoryError):
+        return f"out of memory; {_OUT_OF_MEMORY}"
+    if isinstance(error, BrokenProcessPool) or str(error).startswith("DataLoader worker (pid"):
+        return f"a worker process died (killed, often for lack of memory); {_OUT_OF_MEMORY}"
+    return None
 
 
 def _toolkit_class(module: str | None, name: str) -> type[HyperKvasirError] | None:

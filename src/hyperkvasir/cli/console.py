@@ -1,8 +1,8 @@
 """Shared terminal output: rich consoles (results on stdout, progress and logs on stderr).
 
 A printed string is shown as it is: no markup (``HK [old]/x`` keeps its brackets), no emoji codes (``:cat:.jpg``
-stays a name), control characters made visible (a file name cannot restyle the terminal) and no hard wrapping (a
-long path stays on its line). The toolkit's own colours come as ``Text`` pieces printed beside the values:
+stays a name), control characters and bytes that are not UTF-8 made visible (a file name cannot restyle the
+terminal or stop the output) and no hard wrapping (a long path stays on its line). The toolkit's own colours come as ``Text`` pieces printed beside the values:
 ``out.print(Text("unreadable:", style="yellow"), path)``.
 """
 
@@ -21,7 +21,13 @@ class _PlainConsole(Console):
         super().__init__(markup=False, emoji=False, highlight=False, soft_wrap=True, **kwargs)
 
     def render_str(self, text: str, **kwargs) -> Text:
-        return super().render_str(text.translate(_CONTROLS), **kwargs)
+        return super().render_str(visible(text), **kwargs)
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``) and the undecodable bytes of a file name shown as
+    ``\\xff`` (Python carries them as lone surrogates, which no UTF-8 stream accepts)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_CONTROLS)
 
 
 out = _PlainConsole()
