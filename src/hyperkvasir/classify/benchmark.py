@@ -169,10 +169,8 @@ def summarise(root: Path, out: Path, runs: list[dict], per_seed: list[list[dict]
         resample_seed = base.seed + 7919 * run["fold"]
         draws = resampled(y_true, y_pred, classes=len(CLASSES), seed=resample_seed)
         draws_by_seed[seeds.index(run["seed"])].append(draws)
-        true_steps, pred_steps, _ = uc_positions(y_true, y_pred)
-        if len(true_steps):
-            ordinal_by_seed[seeds.index(run["seed"])].append(resampled_ordinal(true_steps, pred_steps,
-                                                                               seed=resample_seed))
+        if (uc_positions(y_true, y_pred)[1] >= 0).any():
+            ordinal_by_seed[seeds.index(run["seed"])].append(resampled_ordinal(y_true, y_pred, seed=resample_seed))
     averaged = fold_average([fold_average(d) for d in draws_by_seed])
     seed_means = [average_folds(folds) for folds in per_seed]
     mean = {key: float(np.mean([m[key] for m in seed_means])) for key in SUMMARY_KEYS}
@@ -201,10 +199,9 @@ def _ordinal_mean(per_seed: list[list[dict]], draws_by_seed: list[list[dict]]) -
     rows = [f for folds in per_seed for f in folds if f.get("uc_images")]
     if not rows or not all(draws_by_seed):
         return {}
-    averaged = {key: np.mean([np.mean([d[key] for d in draws], axis=0) for draws in draws_by_seed], axis=0)
-                for key in ORDINAL_KEYS}
+    averaged = fold_average([fold_average(draws, ORDINAL_KEYS) for draws in draws_by_seed], ORDINAL_KEYS)
     return {**{key: float(np.mean([r[key] for r in rows])) for key in ORDINAL_KEYS},
-            **{f"{key}_ci": percentile_interval(averaged[key]) for key in ORDINAL_KEYS}}
+            **{f"{key}_ci": percentile_interval(averaged[key][np.isfinite(averaged[key])]) for key in ORDINAL_KEYS}}
 
 
 def per_class_f1(folds: list[dict], draws: list[dict] | None = None) -> dict[str, dict]:

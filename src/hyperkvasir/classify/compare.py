@@ -16,6 +16,7 @@ import numpy as np
 from hyperkvasir.classify.evaluate import read_predictions, truth_from_release
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.metrics.ordinal import ORDINAL_KEYS, ordinal_point, resampled_ordinal
 from hyperkvasir.metrics.intervals import (
     RESAMPLES,
     fold_average,
@@ -24,7 +25,7 @@ from hyperkvasir.metrics.intervals import (
     resampled,
 )
 
-# The headline metrics compared; for each, higher is better.
+# The headline metrics compared (higher is better), then the UC ordinal metrics (uc_mae: lower is better).
 COMPARED = ("macro_f1", "micro_f1", "mcc", "accuracy", "macro_precision", "macro_recall")
 
 
@@ -106,15 +107,19 @@ def compare_benchmarks(folder_a: str | Path, folder_b: str | Path, *, model_a: s
         for side in (0, 1):
             y_pred = np.asarray([predicted[side][f] for f in files])
             draws[side].append(resampled(y_true, y_pred, classes=len(CLASSES), resamples=resamples,
-                                         seed=seed + 7919 * key[1]))
-            points[side].append(metrics_from_confusion(np.bincount(
-                y_true * len(CLASSES) + y_pred, minlength=len(CLASSES) ** 2).reshape(1, len(CLASSES), -1)))
-    averaged = [fold_average(d) for d in draws]
-    point = [{k: float(v[0]) for k, v in fold_average(p).items()} for p in points]
+                                         seed=seed + 7919 * key[1])
+                               | resampled_ordinal(y_true, y_pred, resamples=resamples, seed=seed + 7919 * key[1]))
+            points[side].append({key: value[:1] for key, value in metrics_from_confusion(np.bincount(
+                y_true * len(CLASSES) + y_pred, minlength=len(CLASSES) ** 2).reshape(1, len(CLASSES), -1)).items()}
+                                | {k: np.asarray([v]) for k, v in ordinal_point(y_true, y_pred).items()})
+    keys = (*COMPARED, *ORDINAL_KEYS)
+    averaged = [fold_average(d, keys) for d in draws]
+    point = [{k: float(v[0]) for k, v in fold_average(p, keys).items()} for p in points]
     paired = {"a": {"folder": str(folders[0]), "model": names[0]}, "b": {"folder": str(folders[1]), "model": names[1]},
               "protocol": a.get("protocol", "test"), "scheme": a["scheme"], "runs": len(runs[0]),
               "images_per_seed": images, "resamples": resamples}
-    return {**paired_difference(averaged[0], averaged[1], point[0], point[1], keys=COMPARED), "paired": paired}
+    return {**paired_difference(averaged[0], averaged[1], point[0], point[1], keys=keys,
+                                lower_is_better=("uc_mae",)), "paired": paired}
 
 
 __all__ = ["compare_benchmarks", "COMPARED"]

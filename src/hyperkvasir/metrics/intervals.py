@@ -12,6 +12,7 @@ averaged per resample too. A paired comparison scores both models on the same re
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -89,19 +90,28 @@ def intervals(draws: dict[str, np.ndarray], names: Sequence[str] | None = None) 
     return out
 
 
-def fold_average(draws: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per resample, the arithmetic mean over folds (or seeds) of each headline metric: the draws of the
-    averaged figure the paper reports."""
-    return {key: np.mean([d[key] for d in draws], axis=0) for key in INTERVAL_KEYS}
+def fold_average(draws: list[dict[str, np.ndarray]], keys: Sequence[str] = INTERVAL_KEYS) -> dict[str, np.ndarray]:
+    """Per resample, the arithmetic mean over folds (or seeds) of each metric: the draws of the averaged figure
+    the paper reports (a fold where a metric is undefined, e.g. no UC image, is left out of its mean)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-undefined resamples stay NaN
+        return {key: np.nanmean([d[key] for d in draws], axis=0) for key in keys}
 
 
 def paired_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], point_a: dict, point_b: dict,
-                      keys: Sequence[str] = INTERVAL_KEYS) -> dict[str, dict]:
+                      keys: Sequence[str] = INTERVAL_KEYS, lower_is_better: Sequence[str] = ()) -> dict[str, dict]:
     """B − A for each metric: the difference of the point estimates, the interval of the resampled
-    differences (both drawn on the same images), and ``p_better``, the share of resamples in which B beats A."""
-    return {key: {"a": float(point_a[key]), "b": float(point_b[key]), "delta": float(point_b[key] - point_a[key]),
-                  "ci": percentile_interval(b[key] - a[key]), "p_better": float(np.mean(b[key] > a[key]))}
-            for key in keys}
+    differences (both drawn on the same images; resamples where either is undefined are left out), and
+    ``p_better``, the share of resamples in which B beats A (is lower, for ``lower_is_better`` keys)."""
+    out = {}
+    for key in keys:
+        delta = b[key] - a[key]
+        delta = delta[np.isfinite(delta)]
+        better = -delta if key in lower_is_better else delta
+        out[key] = {"a": float(point_a[key]), "b": float(point_b[key]), "delta": float(point_b[key] - point_a[key]),
+                    "ci": percentile_interval(delta) if len(delta) else [float("nan")] * 2,
+                    "p_better": float(np.mean(better > 0)) if len(delta) else float("nan")}
+    return out
 
 
 __all__ = ["RESAMPLES", "INTERVAL_KEYS", "resampled", "intervals", "fold_average", "paired_difference",

@@ -27,54 +27,67 @@ UC_SCALE = tuple(lookup(name).index for name in (
 ORDINAL_KEYS = ("uc_qwk", "uc_mae", "uc_within_one")
 
 
-def uc_positions(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[np.ndarray, np.ndarray, int]:
-    """(true positions, predicted positions, UC images predicted outside the grades) on the UC scale."""
-    position = {index: step for step, index in enumerate(UC_SCALE)}
-    pairs = [(position[t], position.get(p)) for t, p in zip(y_true, y_pred) if t in position]
-    inside = [(t, p) for t, p in pairs if p is not None]
-    true, pred = (np.asarray(column, dtype=np.int64) for column in zip(*inside)) if inside else (
-        np.zeros(0, np.int64), np.zeros(0, np.int64))
-    return true, pred, len(pairs) - len(inside)
+def uc_positions(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions on the UC scale of the images whose truth is a UC grade: (true positions, predicted positions,
+    −1 where the prediction is not a grade)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    size = max(max(UC_SCALE), int(np.max(y_true, initial=0)), int(np.max(y_pred, initial=0))) + 1
+    position = np.full(size, -1, dtype=np.int64)
+    position[list(UC_SCALE)] = np.arange(len(UC_SCALE))
+    true, pred = position[y_true], position[y_pred]
+    graded = true >= 0
+    return true[graded], pred[graded]
 
 
 def _from_confusion(matrices: np.ndarray) -> dict[str, np.ndarray]:
     steps = len(UC_SCALE)
     distance = np.abs(np.arange(steps)[:, None] - np.arange(steps)[None, :]).astype(np.float64)
-    matrices = matrices.astype(np.float64)
     n = matrices.sum((1, 2))
-    expected = matrices.sum(2)[:, :, None] * matrices.sum(1)[:, None, :] / n[:, None, None]
-    weights = distance**2
-    observed_cost, expected_cost = (matrices * weights).sum((1, 2)), (expected * weights).sum((1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
+        expected = matrices.sum(2)[:, :, None] * matrices.sum(1)[:, None, :] / n[:, None, None]
+        weights = distance**2
+        observed_cost, expected_cost = (matrices * weights).sum((1, 2)), (expected * weights).sum((1, 2))
         qwk = np.where(expected_cost > 0, 1 - observed_cost / expected_cost, 1.0)
-    return {"uc_qwk": qwk, "uc_mae": (matrices * distance).sum((1, 2)) / n,
-            "uc_within_one": (matrices * (distance <= 1)).sum((1, 2)) / n}
+        return {"uc_qwk": qwk, "uc_mae": (matrices * distance).sum((1, 2)) / n,
+                "uc_within_one": (matrices * (distance <= 1)).sum((1, 2)) / n}
 
 
 def _confusions(true: np.ndarray, pred: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """(resamples, 6, 6) confusion matrices of the resampled UC images whose prediction is a grade."""
     steps = len(UC_SCALE)
-    codes = true[indices] * steps + pred[indices] + (np.arange(len(indices)) * steps * steps)[:, None]
-    return np.bincount(codes.ravel(), minlength=len(indices) * steps * steps).reshape(len(indices), steps, steps)
+    inside = pred[indices] >= 0
+    codes = true[indices] * steps + np.maximum(pred[indices], 0) + (np.arange(len(indices)) * steps * steps)[:, None]
+    return np.bincount(codes.ravel(), weights=inside.ravel().astype(np.float64),
+                       minlength=len(indices) * steps * steps).reshape(len(indices), steps, steps)
+
+
+def resampled_ordinal(y_true: Sequence[int], y_pred: Sequence[int], *, resamples: int = RESAMPLES,
+                      seed: int = 0) -> dict[str, np.ndarray]:
+    """Each ordinal metric over stratified resamples of the UC images (by true grade; the same images for two
+    models on the same truth, so differences pair)."""
+    true, pred = uc_positions(y_true, y_pred)
+    return _from_confusion(_confusions(true, pred, stratified_indices(true, resamples, seed)))
+
+
+def ordinal_point(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
+    """The ordinal metrics of the scored images as they are (NaN without a UC image predicted as a grade)."""
+    true, pred = uc_positions(y_true, y_pred)
+    return {key: float(value[0]) for key, value in _from_confusion(_confusions(
+        true, pred, np.arange(len(true))[None, :])).items()}
 
 
 def ordinal_metrics(y_true: Sequence[int], y_pred: Sequence[int], *, resamples: int = RESAMPLES,
                     seed: int = 0) -> dict:
-    """The UC ordinal metrics with stratified bootstrap intervals (``<key>_ci``); empty when the test part holds
-    no UC image predicted as a grade."""
-    true, pred, outside = uc_positions(y_true, y_pred)
-    if not len(true):
-        return {"uc_images": 0, "uc_outside": outside}
-    point = {key: float(value[0]) for key, value in _from_confusion(_confusions(
-        true, pred, np.arange(len(true))[None, :])).items()}
-    draws = resampled_ordinal(true, pred, resamples=resamples, seed=seed)
-    return {"uc_images": int(len(true)), "uc_outside": outside, **point,
-            **{f"{key}_ci": percentile_interval(draws[key]) for key in ORDINAL_KEYS}}
+    """The UC ordinal metrics with stratified bootstrap intervals (``<key>_ci``); only the counts when the
+    scored part holds no UC image predicted as a grade."""
+    true, pred = uc_positions(y_true, y_pred)
+    inside = int((pred >= 0).sum())
+    if not inside:
+        return {"uc_images": 0, "uc_outside": int(len(true))}
+    point = ordinal_point(y_true, y_pred)
+    draws = resampled_ordinal(y_true, y_pred, resamples=resamples, seed=seed)
+    return {"uc_images": inside, "uc_outside": int(len(true)) - inside, **point,
+            **{f"{key}_ci": percentile_interval(draws[key][np.isfinite(draws[key])]) for key in ORDINAL_KEYS}}
 
 
-def resampled_ordinal(true: np.ndarray, pred: np.ndarray, *, resamples: int = RESAMPLES,
-                      seed: int = 0) -> dict[str, np.ndarray]:
-    """Each ordinal metric over stratified resamples of the UC images (positions from :func:`uc_positions`)."""
-    return _from_confusion(_confusions(true, pred, stratified_indices(true, resamples, seed)))
-
-
-__all__ = ["UC_SCALE", "ORDINAL_KEYS", "ordinal_metrics", "uc_positions", "resampled_ordinal"]
+__all__ = ["UC_SCALE", "ORDINAL_KEYS", "ordinal_metrics", "ordinal_point", "uc_positions", "resampled_ordinal"]
