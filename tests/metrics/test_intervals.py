@@ -108,3 +108,17 @@ def test_the_uc_distance_penalty_charges_far_grades_more_and_ignores_other_class
     near[0, UC_SCALE[2]] = far[0, UC_SCALE[5]] = 5.0  # most mass on grade 1-2 (one step) or grade 3 (four steps)
     assert uc_distance_penalty(far, truth) > 3 * uc_distance_penalty(near, truth) > 0
     assert float(uc_distance_penalty(far, torch.tensor([0]))) == 0.0
+
+
+def test_segmentation_dice_and_iou_carry_intervals_around_the_per_image_mean() -> None:
+    from hyperkvasir.metrics.segmentation import segmentation_metrics
+
+    rng = np.random.default_rng(11)
+    pairs = []
+    for _ in range(30):
+        truth = np.zeros((32, 32), np.uint8)
+        truth[8:24, 8:24] = 255
+        pairs.append((np.clip(truth * rng.uniform(0.3, 1.0) + rng.integers(0, 90, truth.shape), 0, 255), truth))
+    found = segmentation_metrics(pairs)
+    for key in ("dice", "iou"):
+        assert found[f"{key}_ci"][0] <= found[key] <= found[f"{key}_ci"][1] < 1.0

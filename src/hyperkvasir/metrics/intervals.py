@@ -80,6 +80,14 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL) -> list[float]
     return [float(low), float(high)]
 
 
+def mean_interval(values: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0) -> list[float]:
+    """95 % bootstrap interval of the mean of per-image values (e.g. per-image Dice), images drawn with
+    replacement."""
+    values = np.asarray(values, dtype=np.float64)
+    draws = np.random.default_rng(seed).choice(values, size=(resamples, len(values))).mean(1)
+    return percentile_interval(draws)
+
+
 def intervals(draws: dict[str, np.ndarray], names: Sequence[str] | None = None) -> dict:
     """``<key>_ci`` for each headline metric, and ``per_class_f1_ci`` ({class name: [low, high]}) when ``names``
     gives the class of each column of the per-class F1 draws (only classes present in truth get one)."""
@@ -114,5 +122,5 @@ def paired_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], point_
     return out
 
 
-__all__ = ["RESAMPLES", "INTERVAL_KEYS", "resampled", "intervals", "fold_average", "paired_difference",
+__all__ = ["RESAMPLES", "INTERVAL_KEYS", "resampled", "mean_interval", "intervals", "fold_average", "paired_difference",
            "stratified_indices", "confusion_matrices", "metrics_from_confusion", "percentile_interval"]

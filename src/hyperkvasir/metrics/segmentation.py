@@ -31,6 +31,8 @@ from collections.abc import Iterable
 import numpy as np
 import py_sod_metrics as sod
 
+from hyperkvasir.metrics.intervals import mean_interval
+
 # A pixel is polyp when its predicted probability exceeds this (sigmoid > 0.5 ⇔ logit > 0); pysodmetrics'
 # binary handlers cut raw maps at the same 0.5.
 PROBABILITY_THRESHOLD = 0.5
@@ -44,9 +46,10 @@ class SegmentationMetrics:
 
     def __init__(self) -> None:
         binary = dict(with_dynamic=False, with_adaptive=False, with_binary=True)
+        self.per_image = {"dice": sod.DICEHandler(**binary, sample_based=True),
+                          "iou": sod.IOUHandler(**binary, sample_based=True)}
         self.binary = sod.FmeasureV2({  # fed raw probabilities: the library binarises them at > 0.5
-            "dice": sod.DICEHandler(**binary, sample_based=True),
-            "iou": sod.IOUHandler(**binary, sample_based=True),
+            **self.per_image,
             "dice_pooled": sod.DICEHandler(**binary, sample_based=False),
             "iou_pooled": sod.IOUHandler(**binary, sample_based=False),
             "precision": sod.PrecisionHandler(**binary, sample_based=True),
@@ -86,7 +89,9 @@ class SegmentationMetrics:
                 "e_measure_mean": float(np.mean(em["curve"])), "e_measure_max": float(np.max(em["curve"])),
                 "e_measure_adaptive": float(em["adp"]), "weighted_f": float(self.weighted_f.get_results()["wfm"]),
                 "mae": float(self.mae.get_results()["mae"])}
-        return {"n": self.count, "empty_truth": self.empty_truth, **{k: out[k] for k in METRIC_KEYS}}
+        # 95 % bootstrap intervals of the per-image means (docs/intervals.md), from the toolbox's own values
+        found = {f"{key}_ci": mean_interval(handler.binary_results) for key, handler in self.per_image.items()}
+        return {"n": self.count, "empty_truth": self.empty_truth, **{k: out[k] for k in METRIC_KEYS}, **found}
 
 
 def segmentation_metrics(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:

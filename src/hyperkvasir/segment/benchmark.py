@@ -38,9 +38,12 @@ def run_segmentation_benchmark(config: SegmentConfig, out: str | Path) -> dict:
         json.dump(results, handle, indent=2)
     lines = ["# Polyp segmentation benchmark", "",
              f"This tree, {_PROTOCOL[config.scheme]}, test part: {metrics['n']} images, encoder {config.model}, "
-             f"{config.size} px, {config.epochs} epochs, checkpoint chosen on the validation part.", "",
+             f"{config.size} px, {config.epochs} epochs, checkpoint chosen on the validation part by per-image "
+             f"Dice at probability > 0.5 computed at {config.size} px (the `dice` below is the same definition at "
+             f"each mask's own size). Intervals: 95 % bootstrap over test images (docs/intervals.md).", "",
              "| metric | value |", "|---|---|"]
-    lines += [f"| {key} | {metrics[key]:.4f} |" for key in METRIC_KEYS]
+    lines += [f"| {key} | {metrics[key]:.4f}" + (f" [{metrics[key + '_ci'][0]:.4f}, {metrics[key + '_ci'][1]:.4f}]"
+                                               if f"{key}_ci" in metrics else "") + " |" for key in METRIC_KEYS]
     if "boxes" in metrics:
         lines += [f"| box mAP@0.5 | {metrics['boxes']['map_50']:.4f} |",
                   f"| box mAP@0.5:0.95 | {metrics['boxes']['map_50_95']:.4f} |"]
