@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hyperkvasir.data.imaging import atomic_write
-from hyperkvasir.data.index import work_dir
+from hyperkvasir.data.index import preparing, work_dir
 from hyperkvasir.data.pixels import (
     BLACK_BOX_MIN_HEIGHT,
     SCOPEGUIDE_MIN_SHARE,
@@ -489,12 +489,13 @@ def audit(
     manifest = build_index(release.root, workers=workers)
     key = _cache_key(manifest, threshold, min_correlation)
     cache = work_dir(release.root) / AUDIT_NAME
-    cached = _cached_report(cache, key)
-    if cached is not None:
-        return cached
-    report = _audit(release.root, manifest, workers, threshold, min_correlation, progress)
-    with atomic_write(cache, "w") as handle:
-        json.dump({"key": key, "report": report.to_json()}, handle)
+    with preparing(cache):  # every rank of a distributed run asks: one audits, the others read its report
+        cached = _cached_report(cache, key)
+        if cached is not None:
+            return cached
+        report = _audit(release.root, manifest, workers, threshold, min_correlation, progress)
+        with atomic_write(cache, "w") as handle:
+            json.dump({"key": key, "report": report.to_json()}, handle)
     return report
 
 

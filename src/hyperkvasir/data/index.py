@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+import filelock
 import pyarrow as pa
 import pyarrow.parquet as pq
 import simplejpeg
 from PIL import Image
 
-from hyperkvasir.data.imaging import atomic_write, binarise_mask, is_jpeg_bytes
+from hyperkvasir.data.imaging import atomic_write, binarise_mask, decode_mask, is_jpeg_bytes
 from hyperkvasir.data.layout import (
     Release,
     read_bounding_boxes,
@@ -158,8 +159,8 @@ def _read_image(path: str, kind: str) -> dict:
                 row |= {"width": image.width, "height": image.height, "format": image.format}
                 problem = _jpeg_structure_error(data) if image.format == "JPEG" else None
                 if problem is None and kind == "mask":
-                    row["mask_area"] = float(binarise_mask(np.asarray(image.convert("L"))).mean())
-        except (OSError, SyntaxError, ValueError) as error:
+                    row["mask_area"] = float(binarise_mask(decode_mask(path)).mean())
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             problem = "not an image Pillow can identify" if "cannot identify image file" in str(error) \
                 else f"not a readable image ({error})"
     if problem is None and os.path.splitext(path)[1].lower() in (".jpg", ".jpeg") and row.get("format") != "JPEG":
@@ -267,6 +268,17 @@ def build_index(
     """
     release = Release(root)
     target = Path(out) if out else require_work_dir(release.root) / MANIFEST_NAME
+    with preparing(target):  # one process indexes; the others (ranks, nodes, a second shell) then reuse it
+        return _build_index(release, target, workers, progress)
+
+
+def preparing(target: Path) -> filelock.FileLock:
+    """A lock beside ``target`` (also across nodes on a shared file system): what the toolkit prepares once per
+    tree — manifest, audit, image cache, frames — is computed by one process while the others wait, then read."""
+    return filelock.FileLock(target.with_name(f".{target.name}.lock"))
+
+
+def _build_index(release: Release, target: Path, workers: int | None, progress) -> pa.Table:
     files = _scan_all(release)
     sources = _source_signature(release)
     previous = _previous_table(target)

@@ -106,6 +106,10 @@ def checkpoint_task(path: str | Path) -> str:
     return load_checkpoint(path, mmap=True)["hyper_parameters"]["task"]
 
 
+def _default(field: dataclasses.Field):
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+
+
 _HELD: dict[Path, object] = {}  # run folders this process holds the lock of
 
 
@@ -136,9 +140,11 @@ class RunFolder:
             return config
         from hyperkvasir.provenance import differing_keys
 
-        known = {f.name for f in dataclasses.fields(config)}
-        saved = {k: v for k, v in self.saved_config().items() if k in known}
-        differ = differing_keys(saved, dataclasses.asdict(config))
+        fields = {f.name: f for f in dataclasses.fields(config)}
+        saved = {k: v for k, v in self.saved_config().items() if k in fields}
+        # a field left at its default asks for nothing: it takes the saved value
+        differ = [key for key in differing_keys(saved, dataclasses.asdict(config))
+                  if getattr(config, key) != _default(fields[key])]
         if differ:
             shown = ", ".join(f"{key} {saved.get(key)!r} → {getattr(config, key)!r}" for key in differ)
             raise HyperKvasirError(f"{self.path}: --resume continues the run as it was made, but {shown} differ "
