@@ -17,6 +17,8 @@ from hyperkvasir.metrics.classification import classification_metrics
 
 
 def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(lower-cased header, rows) of a CSV; a row whose fields do not line up with the header is refused with its
+    line number, since a shifted row would be read as another file's label."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except IsADirectoryError:
@@ -28,11 +30,21 @@ def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
     except UnicodeDecodeError:
         raise ReleaseFormatError(path, "is not a text CSV (binary content); pass a predictions or split CSV") \
             from None
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not lines:
         raise ReleaseFormatError(path, "file is empty")
-    delimiter = ";" if lines[0].count(";") > lines[0].count(",") else ","
-    header, *body = list(csv.reader(lines, delimiter=delimiter))
+    delimiter = ";" if lines[0][1].count(";") > lines[0][1].count(",") else ","
+    rows = []
+    for number, line in lines:
+        try:
+            rows.append(next(csv.reader([line], delimiter=delimiter, strict=True)))
+        except csv.Error as error:
+            raise ReleaseFormatError(path, f"not a CSV row ({error}); quote names holding {delimiter!r}", number) \
+                from None
+        if len(rows[-1]) != len(rows[0]):
+            raise ReleaseFormatError(path, f"{len(rows[-1])} fields where the header has {len(rows[0])}; give every "
+                                           f"row one value per column", number)
+    header, *body = rows
     return [h.strip().lower() for h in header], body
 
 

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from hyperkvasir.classify.decision import decide
 from hyperkvasir.classify.module import flip_averaged
 from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
-from hyperkvasir.data.inputs import resolve_inputs
+from hyperkvasir.data.inputs import output_names, resolve_inputs
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import DataError, HyperKvasirError
@@ -63,8 +63,8 @@ def load_classifier(checkpoint: str | Path, device: torch.device):
 def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, part: str | None = None,
                    batch_size: int = 64, workers: int = 2, device: str = "auto", progress=None,
                    gradcam_dir: str | Path | None = None, tta: bool = False) -> dict:
-    """Write the predictions Parquet (and, with ``gradcam_dir``, a Grad-CAM overlay PNG per image); returns
-    counts (images scored, skipped as undecodable). ``label`` applies the checkpoint's decision rule when it
+    """Write the predictions Parquet (and, with ``gradcam_dir``, a Grad-CAM overlay PNG per image, at the image's
+    path below the inputs' folder); returns counts (images scored, skipped as undecodable). ``label`` applies the checkpoint's decision rule when it
     has one; ``tta`` averages the probabilities over flips."""
     rank, world = distributed()  # under torchrun each process scores every world-th image
     torch_device = pick_device(device)
@@ -75,6 +75,7 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
         raise HyperKvasirError(f"no images (.jpg, .png, .bmp, .tif) in {', '.join(map(str, inputs))}; pass image "
                                f"files or folders of them, or a release root with --part")
     paths = all_paths[rank::world]
+    gradcam_names = output_names(all_paths, root)[rank::world] if gradcam_dir is not None else []
     loader = DataLoader(_Images(paths, config.input_size, config.mask_corners), batch_size=batch_size,
                         num_workers=workers, collate_fn=_collate)
     scored, probs = [], []
@@ -87,7 +88,7 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
         with torch.no_grad(), torch.autocast(torch_device.type, enabled=torch_device.type == "cuda"):
             batch_probs = flip_averaged(model, images) if tta else torch.softmax(model(images).float(), 1)
         if gradcam_dir is not None:
-            _write_gradcams(model, images, raw, [paths[i] for i in indices], Path(gradcam_dir))
+            _write_gradcams(model, images, raw, [gradcam_names[i] for i in indices], Path(gradcam_dir))
         probs.append(batch_probs.float().cpu().numpy())
         scored += indices
     matrix = np.concatenate(probs) if probs else np.zeros((0, len(CLASSES)), np.float32)
@@ -116,14 +117,14 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
             "undecodable": failed}
 
 
-def _write_gradcams(model, images: torch.Tensor, raw: torch.Tensor, paths: list[Path], folder: Path) -> None:
+def _write_gradcams(model, images: torch.Tensor, raw: torch.Tensor, names: list[str], folder: Path) -> None:
     import cv2
 
     from hyperkvasir.classify.gradcam import grad_cam, overlay
 
     heat = grad_cam(model, images.float())
     folder.mkdir(parents=True, exist_ok=True)
-    for image, cam, path in zip(raw.permute(0, 2, 3, 1).numpy(), heat, paths):
+    for image, cam, name in zip(raw.permute(0, 2, 3, 1).numpy(), heat, names):
         ok, encoded = cv2.imencode(".png", overlay(image, cam)[..., ::-1])
-        with atomic_write(folder / f"{path.stem}.png") as handle:
+        with atomic_write(folder / f"{name}.png") as handle:
             handle.write(encoded.tobytes())

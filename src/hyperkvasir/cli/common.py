@@ -50,29 +50,10 @@ app.add_typer(evaluate_app, name="evaluate")
 
 
 def _config(kind, root: Path, config_file: Path | None, **overrides):
-    """A run config (TrainConfig or SegmentConfig): defaults, then a YAML recipe, then the flags given."""
-    import dataclasses
+    """A run config (TrainConfig or SegmentConfig): defaults, then a YAML recipe (type-checked), then the flags."""
+    from hyperkvasir.recipes import read_recipe
 
-    import yaml
-
-    from hyperkvasir.errors import HyperKvasirError
-
-    values: dict = {}
-    if config_file is not None:
-        config_file = resolve_recipe(config_file)
-        try:
-            values = yaml.safe_load(config_file.read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise HyperKvasirError(f"{config_file}: cannot read recipe ({type(error).__name__}); pass a YAML "
-                                   f"file of key: value lines") from None
-        values = {} if values is None else values
-        if not isinstance(values, dict):
-            raise HyperKvasirError(f"{config_file}: a recipe is a YAML mapping of key: value lines, not a "
-                                   f"{type(values).__name__}")
-        known = {f.name for f in dataclasses.fields(kind)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise HyperKvasirError(f"{config_file}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values = read_recipe(resolve_recipe(config_file), kind) if config_file is not None else {}
     values |= {k: v for k, v in overrides.items() if v is not None}
     return kind(root=str(root), **values)
 

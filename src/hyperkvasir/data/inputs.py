@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hyperkvasir.data.layout import VIDEO_SUFFIXES, Release
@@ -36,7 +37,24 @@ def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
                 paths.append(item)
         else:
             raise HyperKvasirError(f"{item}: no such file or folder")
-    return paths, None
+    return list({path.absolute(): path for path in paths}.values()), None  # a file named twice is scored once
+
+
+def output_names(paths: list[Path], root: Path | None = None) -> list[str]:
+    """What each image's outputs are named after: its path without suffix below the release root, or below the
+    deepest folder holding every input, so two folders' ``img001.jpg`` never overwrite each other's outputs.
+    Two files that differ only in suffix (``x.jpg``, ``x.png``) are refused before any work."""
+    if not paths:
+        return []
+    base = root or Path(os.path.commonpath([p.absolute().parent for p in paths]))
+    names = [p.absolute().relative_to(base.absolute()).with_suffix("").as_posix() for p in paths]
+    seen: dict[str, Path] = {}
+    for name, path in zip(names, paths):
+        if name in seen:
+            raise HyperKvasirError(f"{seen[name]} and {path} share the name {name!r} (outputs and maps are named by "
+                                   f"path without suffix); rename one")
+        seen[name] = path
+    return names
 
 
 def _holds_image_parts(folder: Path) -> bool:

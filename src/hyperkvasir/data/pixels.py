@@ -23,6 +23,8 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageFile
 
+from hyperkvasir.data.imaging import open_image
+
 # The hash sees the centre of the field of view only: the black corners, the on-screen text and the
 # ScopeGuide corner are shared by unrelated frames and would pull their hashes together.
 HASH_CROP = (0.25, 0.15, 0.9, 0.85)  # left, top, right, bottom as fractions of width/height
@@ -94,11 +96,12 @@ def thumbnail_correlations(thumbnails: list[bytes], pairs: np.ndarray, chunk: in
     return result
 
 
-def pixel_evidence(data: bytes) -> dict:
+def pixel_evidence(data: bytes, name: str = "image") -> dict:
     """pHash, thumbnail, ScopeGuide and black-box scores from a DCT-scaled decode of JPEG bytes (the largest
-    reduction that keeps both sides ≥ 256 px, so small copies are hashed as finely as full frames)."""
+    reduction that keeps both sides ≥ 256 px, so small copies are hashed as finely as full frames). A file that does
+    not decode (over the decompression-bomb limit included) raises ImageDecodeError, a ValueError."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    with Image.open(io.BytesIO(data)) as image:
+    with open_image(name, io.BytesIO(data)) as image:
         image.draft("RGB", (min(image.width, _DECODE_MIN_SIDE), min(image.height, _DECODE_MIN_SIDE)))
         rgb = image.convert("RGB")
     centre = hash_crop(rgb)

@@ -14,7 +14,7 @@ from pathlib import Path
 from scipy import ndimage
 
 from hyperkvasir.data.audit import AuditReport, audit
-from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT, binarise_mask, decode_gray, mask_problem
+from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT, binarise_mask, decode_mask, mask_problem
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.layout import (
     Release,
@@ -286,7 +286,7 @@ def _check_boxes(found: _Collector, release: Release, rel: str, entry, image: di
                       f"{entry.width}x{entry.height} image", "clip or restore the box")
     if mask is None or not mask["decodes"] or not size_ok:
         return
-    gray = decode_gray(release.root / mask["path"])
+    gray = decode_mask(release.root / mask["path"])
     problem = mask_problem(gray)
     if problem:
         found.add("error", "mask-not-binary", mask["path"], f"not a binary mask ({problem})",

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from hyperkvasir.data.imaging import (  # noqa: E402
     atomic_write,
     binarise_mask,
-    decode_gray,
+    decode_mask,
     decode_rgb,
 )
 from hyperkvasir.data.taxonomy import CLASSES  # noqa: E402
@@ -153,7 +153,7 @@ def overlay(image_path: Path, mask_path: Path, boxes: list[tuple[float, float, f
             size: int = 160) -> Image.Image:
     """Image with its mask outline (green) and its boxes (yellow)."""
     rgb = decode_rgb(image_path)
-    mask = binarise_mask(decode_gray(mask_path))
+    mask = binarise_mask(decode_mask(mask_path))
     image = Image.fromarray(rgb)
     if mask.shape == rgb.shape[:2]:
         edge = mask ^ np.roll(mask, 1, 0) | mask ^ np.roll(mask, 1, 1)

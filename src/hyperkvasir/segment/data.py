@@ -1,6 +1,7 @@
 """The segmented polyps as ``{"image", "mask", "boxes", "name"}`` samples, transformed together.
 
-Masks are JPEG in the release: they are thresholded (``>= 128``) before any transform, and every resize of a
+Masks are JPEG in the release: they are read by the one mask reader (0/1 maps scaled up, files that are no mask
+refused) and thresholded (``>= 128``) before any transform, and every resize of a
 mask is nearest-neighbour. Boxes come from ``bounding-boxes.json`` (keyed by image stem) and are rescaled when
 the file's width/height differ from the image (a resized copy).
 """
@@ -17,7 +18,7 @@ from albumentations.pytorch import ToTensorV2
 from torch.utils.data import Dataset
 
 from hyperkvasir.data.download import ensure_parts
-from hyperkvasir.data.imaging import binarise_mask, decode_gray, decode_rgb
+from hyperkvasir.data.imaging import decode_rgb, load_mask
 from hyperkvasir.data.layout import read_bounding_boxes
 from hyperkvasir.errors import DataError, HyperKvasirError
 
@@ -62,7 +63,7 @@ class SegmentedPolyps(Dataset):
     def raw(self, index: int) -> tuple[np.ndarray, np.ndarray, list[list[float]]]:
         """Image, binary mask (uint8 0/1) and boxes at the original size."""
         image = decode_rgb(self.images[index])
-        mask = binarise_mask(decode_gray(self.masks[index])).astype(np.uint8)
+        mask = load_mask(self.masks[index]).astype(np.uint8)  # a file that is no mask is refused (MaskError)
         if mask.shape != image.shape[:2]:
             raise DataError(f"{self.masks[index]}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
                                    f"{image.shape[1]}x{image.shape[0]}; run `hyperkvasir validate`")

@@ -1,7 +1,8 @@
-"""Score a folder of predicted polyp maps against a folder of ground-truth masks (joined on file stem).
+"""Score a folder of predicted polyp maps against a folder of ground-truth masks (joined on the path without suffix:
+the stem, with subfolders when the maps sit in several, as ``predict`` writes them).
 
-Predictions of any size are resized (bilinear) to their truth; truths are checked to be masks (binary after
-JPEG compression, not blank white) and binarised ``>= 128``. Metrics: :mod:`hyperkvasir.metrics.segmentation`;
+Predictions of any size are resized (bilinear) to their truth; truths are read by the one mask reader (0/1 maps
+scaled up; mid-grey, all-white or inverted files refused) and binarised ``>= 128``. Metrics: :mod:`hyperkvasir.metrics.segmentation`;
 with ``bounding-boxes.json``, boxes derived from the predictions are scored with COCO mAP as well.
 """
 
@@ -12,12 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hyperkvasir.data.imaging import (
-    ImageDecodeError,
-    binarise_mask,
-    decode_gray,
-    mask_problem,
-)
+from hyperkvasir.data.imaging import ImageDecodeError, MaskError, decode_gray, load_mask
+from hyperkvasir.data.inputs import output_names
 from hyperkvasir.data.layout import read_bounding_boxes
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.metrics.segmentation import SegmentationMetrics
@@ -31,7 +28,8 @@ def _maps(folder: Path, role: str) -> dict[str, Path]:
         raise HyperKvasirError(f"{folder} is a file; pass the folder that holds the {role} maps")
     if not folder.is_dir():
         raise HyperKvasirError(f"{folder}: {role} folder not found; check the path")
-    maps = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in _MAP_SUFFIXES}
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _MAP_SUFFIXES and p.is_file())
+    maps = dict(zip(output_names(files, folder), files))
     if not maps:
         raise HyperKvasirError(f"{folder}: no {role} images ({', '.join(_MAP_SUFFIXES)}); pass the folder that "
                                f"holds the {role} maps")
@@ -39,15 +37,27 @@ def _maps(folder: Path, role: str) -> dict[str, Path]:
 
 
 def load_truth_mask(path: Path) -> np.ndarray:
-    """A ground-truth mask as uint8 0/255, refusing files that are not masks."""
+    """A ground-truth mask as uint8 0/255; a file that is no mask is a data error: scoring it would mislead."""
     try:
-        gray = decode_gray(path)
+        return load_mask(path).astype(np.uint8) * 255
+    except MaskError:
+        raise  # a data error (exit 1) as it is
     except ImageDecodeError as error:
         raise HyperKvasirError(str(error)) from None
-    problem = mask_problem(gray)
-    if problem:
-        raise HyperKvasirError(f"{path}: not a mask ({problem}); masks are white polyp on black")
-    return binarise_mask(gray).astype(np.uint8) * 255
+
+
+def _decoded(path: Path) -> np.ndarray:
+    try:
+        return decode_gray(path)
+    except ImageDecodeError as error:
+        raise HyperKvasirError(str(error)) from None
+
+
+def _prediction_scale(predictions: dict[str, Path]) -> int:
+    """255 when every prediction holds only 0 and 1 (a folder of 0/1 masks, which would score as empty maps), else
+    1. Decided per folder: one probability map (0–255) of an image without polyp may hold only 0 and 1 too."""
+    peaks = [int(_decoded(path).max()) for path in predictions.values()]
+    return 255 if max(peaks) == 1 else 1
 
 
 def evaluate_segmentation(pred_dir: str | Path, truth_dir: str | Path, *, boxes_json: str | Path | None = None,
@@ -66,12 +76,10 @@ def evaluate_segmentation(pred_dir: str | Path, truth_dir: str | Path, *, boxes_
     boxes = read_bounding_boxes(boxes_json) if boxes_json else None
     metrics = SegmentationMetrics()
     true_boxes, detections, sizes = {}, {}, {}
+    scale = _prediction_scale(predictions)
     for stem in sorted(predictions):
         truth = load_truth_mask(truths[stem])
-        try:
-            prediction = decode_gray(predictions[stem])
-        except ImageDecodeError as error:
-            raise HyperKvasirError(str(error)) from None
+        prediction = _decoded(predictions[stem]) * np.uint8(scale)
         if prediction.shape != truth.shape:
             prediction = cv2.resize(prediction, truth.shape[::-1], interpolation=cv2.INTER_LINEAR)
         metrics.add(prediction, truth)
