@@ -204,3 +204,53 @@ def test_export_model_onto_a_full_disk_leaves_nothing(segment_checkpoint: Path, 
     err = capsys.readouterr().err
     assert str(out) in err and "disk is full" in err and len(err.strip().splitlines()) == 1
     assert list(disk.iterdir()) == []
+
+
+def test_report_escapes_a_foreign_results_folder(tiny_twin, tmp_path: Path) -> None:
+    evil = "<script>alert('x')</script>"
+    results = tmp_path / "results"
+    results.mkdir()
+    metrics = dict.fromkeys(("macro_precision", "macro_recall", "macro_f1", "micro_precision", "micro_recall",
+                             "micro_f1", "mcc"), 0.5)
+    (results / "results.json").write_text(json.dumps({
+        "scheme": "official-2fold", "models": {evil: {"mean": metrics, "per_class_f1": {evil: {"f1": 0.5}}}},
+        "majority_class": metrics, "shortcuts": {"summary": evil}}))
+    (results / "results.md").write_text(f"| model |\n|---|\n| {evil} |\n| <img src=x onerror=alert(1)> |\n")
+    assert main(["report", str(tiny_twin.root), "--out", str(tmp_path / "r.html"), "--results", str(results)]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert evil not in html and "onerror=alert(1)>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+
+
+def test_report_replaces_only_its_own_figures_folder(tiny_twin, tmp_path: Path, capsys) -> None:
+    figures = tmp_path / "r-figures"
+    figures.mkdir()
+    (figures / "my-drawing.png").write_bytes(b"mine")
+    assert main(["report", str(tiny_twin.root), "--out", str(tmp_path / "r.html")]) == 2
+    assert "nothing was deleted" in capsys.readouterr().err and (figures / "my-drawing.png").read_bytes() == b"mine"
+    assert not (tmp_path / "r.html").exists()
+    assert main(["report", str(tiny_twin.root), "--out", str(tmp_path / "s.html")]) == 0
+    first = sorted(p.name for p in (tmp_path / "s-figures").iterdir())
+    assert main(["report", str(tiny_twin.root), "--out", str(tmp_path / "s.html")]) == 0  # a rerun replaces it
+    assert sorted(p.name for p in (tmp_path / "s-figures").iterdir()) == first
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_disk_too_small_for_the_image_cache_is_one_line_and_leaves_nothing(tiny_twin, tmp_path: Path,
+                                                                            small_disk) -> None:
+    import sys
+
+    work = small_disk("600k")  # the manifest fits, the 64-px cache (0.8 MiB) does not
+    run = tmp_path / "run"
+    command = subprocess.Popen([sys.executable, "-m", "hyperkvasir", "--work-dir", str(work), "train", "classify",
+                                str(tiny_twin.root), "--model", "test_efficientnet", "--input-size", "64", "--epochs",
+                                "1", "--workers", "0", "--no-pretrained", "--out", str(run)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _, stderr = command.communicate(timeout=300)  # the pipes close only when every process holding them ended
+    left = [line.split()[1] for line in subprocess.run(["ps", "-eo", "sid=,pid="], capture_output=True,
+                                                       text=True).stdout.splitlines()
+            if line.split()[0] == str(command.pid)]
+    assert command.returncode == 1, stderr[-2000:]
+    assert len(stderr.strip().splitlines()) == 1 and str(work) in stderr and "--work-dir" in stderr
+    assert not list(work.rglob("*.tmp")) and not run.exists()
+    assert left == []  # no worker outlives the command

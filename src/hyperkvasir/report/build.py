@@ -7,8 +7,6 @@ inline. Each figure is also written as PNG to ``<report stem>-figures/`` beside 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from hyperkvasir.data.layout import (
 from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.data.validate import validate
+from hyperkvasir.outputs import staged_folder
 from hyperkvasir.report import figures as fig
 
 SAMPLES_PER_CLASS = 6
@@ -81,20 +80,45 @@ def _corner_gradcam(results_dir: Path, root: Path, scopeguide_files: list[str], 
     return caption, sink.image("gradcam-corner", fig.grid([("", tiles)], size=120, label_width=4))
 
 
+def _number(value) -> str:
+    return "N/A" if value is None else f"{value:.3f}"
+
+
+def results_tables(results: dict) -> list[dict]:
+    """The benchmark's tables as ``{"header": [...], "rows": [[cell, ...]]}`` from ``results.json`` (classify,
+    segment or video), cells as plain text: the template escapes them, so a results folder from someone else
+    cannot put markup or script into the report."""
+    if "models" in results:
+        from hyperkvasir.classify.benchmark import _COLUMNS, PAPER_TABLE3
+
+        header = ["Method", "Protocol", "Macro P", "Macro R", "Macro F1", "Micro P", "Micro R", "Micro F1", "MCC"]
+        rows = [[name, "this tree", *(_number(r["mean"].get(k)) for k in _COLUMNS)]
+                for name, r in results["models"].items()]
+        if results.get("majority_class"):
+            rows.append(["Majority class", "this tree", *(_number(results["majority_class"].get(k)) for k in _COLUMNS)])
+        rows += [[name, "paper Table 3", *map(_number, values)] for name, values in PAPER_TABLE3.items()]
+        tables = [{"header": header, "rows": rows}]
+        per_class = {name: r["per_class_f1"] for name, r in results["models"].items() if r.get("per_class_f1")}
+        if per_class:
+            classes = sorted({c for table in per_class.values() for c in table})
+            tables.append({"header": ["class", *per_class], "rows": [
+                [c, *(_number(t[c]["f1"]) if c in t else "–" for t in per_class.values())] for c in classes]})
+        return tables
+    if "metrics" in results:  # segment
+        return [{"header": ["metric", "value"], "rows": [[k, _number(v)] for k, v in results["metrics"].items()
+                                                         if isinstance(v, (int, float))]}]
+    if "test" in results:  # video
+        return [{"header": ["aggregation", "accuracy", "macro F1", "MCC"], "rows": [
+            [key, *(_number(m.get(k)) for k in ("accuracy", "macro_f1", "mcc"))] for key, m in results["test"].items()
+            if isinstance(m, dict)]}]
+    return []
+
+
 def _results_section(results_dir: Path, sink: fig.FigureSink, root: Path, scopeguide_files: list[str]) -> dict:
     from hyperkvasir.metrics.classification import plot_confusion_matrix
 
     results = json.loads((results_dir / "results.json").read_text())
-    tables, rows = [], []
-    for line in (results_dir / "results.md").read_text().splitlines() + [""]:  # one HTML table per markdown table
-        if line.startswith("|"):
-            if "---" not in line:
-                rows.append(line.strip("|").split("|"))
-        elif rows:
-            tables.append("<table>" + "".join("<tr>" + "".join(f"<td>{cell.strip().strip('*')}</td>" for cell in row)
-                                              + "</tr>" for row in rows) + "</table>")
-            rows = []
-    table = "".join(tables)
+    tables = results_tables(results)
     shown = []
     for name, result in results.get("models", {}).items():
         if result.get("per_class_f1"):
@@ -118,7 +142,7 @@ def _results_section(results_dir: Path, sink: fig.FigureSink, root: Path, scopeg
     if corner:
         shown.insert(0, corner)
     leak = results.get("leakage", {}).get("fold2")
-    return {"table": table, "figures": shown, "analysis": analysis,
+    return {"tables": tables, "figures": shown, "analysis": analysis,
             "shortcuts": results.get("shortcuts", {}).get("summary"),
             "leakage": (f"Leakage beside the results: {leak['groups']} duplicate groups ({leak['images']} images) span "
                         f"both folds of the 2-fold split.") if leak else None}
@@ -126,8 +150,9 @@ def _results_section(results_dir: Path, sink: fig.FigureSink, root: Path, scopeg
 
 def build_report(root: str | Path, out: str | Path = "report.html", *, results: str | Path | None = None,
                  progress=None) -> Path:
-    """Write the report and return its path. Figures go to a temp folder renamed into place with the report,
-    so a failed run leaves neither."""
+    """Write the report and return its path. Figures go to a staging folder renamed into place before the
+    report is written, so a failed run leaves neither; an earlier report's figures folder is replaced, nothing
+    else (:mod:`hyperkvasir.outputs`)."""
     release = Release(root)
     out = Path(out)
     if out.is_dir():
@@ -135,19 +160,15 @@ def build_report(root: str | Path, out: str | Path = "report.html", *, results: 
     if results is not None and not (Path(results) / "results.json").is_file():
         raise HyperKvasirError(f"{results}: no results.json; pass the --out folder of `hyperkvasir benchmark`")
     figures = out.parent / f"{out.stem}-figures"
-    staging = out.parent / f".{out.stem}-figures.{os.getpid()}.tmp"
-    try:
-        written = _write_report(release, out, staging, figures.name, results, progress)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if figures.exists():
-        shutil.rmtree(figures)
-    staging.rename(figures)
-    return written
+    reads = [release.root, *([results] if results is not None else [])]
+    with staged_folder(figures, "report", reads=reads) as staging:  # the figures appear whole, or not at all
+        html = _render_report(release, staging, figures.name, results, progress)
+    with atomic_write(out, "w") as handle:
+        handle.write(html)
+    return out
 
 
-def _write_report(release: Release, out: Path, staging: Path, figures_name: str, results, progress) -> Path:
+def _render_report(release: Release, staging: Path, figures_name: str, results, progress) -> str:
     sink = fig.FigureSink(staging)
     rows = build_index(release.root).to_pylist()
     report = audit(release.root)
@@ -214,13 +235,10 @@ def _write_report(release: Release, out: Path, staging: Path, figures_name: str,
              ("label conflicts", str(len(report.label_conflicts)))]
     environment = jinja2.Environment(loader=jinja2.PackageLoader("hyperkvasir", "report"),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]))
-    html = environment.get_template("template.html.j2").render(
+    return environment.get_template("template.html.j2").render(
         root=str(release.root), version=__version__, figures_dir=figures_name, findings=findings, cards=cards,
         sunburst=_sunburst(labeled), figures=uris, sections=sections, audit_summary=report.summary,
         results=_results_section(Path(results), sink, release.root, report.scopeguide_files) if results else None)
-    with atomic_write(out, "w") as handle:
-        handle.write(html)
-    return out
 
 
 def _segmented_sections(release: Release, rows: list[dict], sink: fig.FigureSink) -> list[tuple[str, str]]:

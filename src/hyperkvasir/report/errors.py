@@ -47,7 +47,8 @@ def _labelled(tile: Image.Image, text: str) -> Image.Image:
 
 
 def error_analysis(results_dir: Path, root: Path, sink: fig.FigureSink) -> list[tuple[str, str, str]]:
-    """(caption, "image" or "html", figure URI or HTML) sections; empty without a classification run."""
+    """(caption, "image" or "table", figure URI or ``{"header", "rows"}``) sections; empty without a
+    classification run."""
     from hyperkvasir.data.layout import Release
     from hyperkvasir.metrics.calibration import calibration, plot_reliability
 
@@ -89,13 +90,10 @@ def error_analysis(results_dir: Path, root: Path, sink: fig.FigureSink) -> list[
     plot_reliability(result, sink.folder / "reliability.png", name)
     sections.append((f"Calibration of {name} over its test folds: expected calibration error {result['ece']:.3f}",
                      "image", sink.png("reliability", (sink.folder / "reliability.png").read_bytes())))
-    table = "<table><tr><td>class</td><td>test images</td><td>mean confidence</td><td>accuracy</td></tr>"
-    for cls in CLASSES:
-        members = [r for r in rows if r["truth"] == cls.index]
-        if members:
-            table += (f"<tr><td>{cls.folder}</td><td>{len(members)}</td>"
-                      f"<td>{np.mean([r['probabilities'][r['predicted']] for r in members]):.3f}</td>"
-                      f"<td>{np.mean([r['truth'] == r['predicted'] for r in members]):.3f}</td></tr>")
-    sections.append(("Per-class calibration (confidence of the decision beside how often it is right)", "html",
-                     table + "</table>"))
+    per_class = [[cls.folder, str(len(members)),
+                  f"{np.mean([r['probabilities'][r['predicted']] for r in members]):.3f}",
+                  f"{np.mean([r['truth'] == r['predicted'] for r in members]):.3f}"]
+                 for cls in CLASSES if (members := [r for r in rows if r["truth"] == cls.index])]
+    sections.append(("Per-class calibration (confidence of the decision beside how often it is right)", "table",
+                     {"header": ["class", "test images", "mean confidence", "accuracy"], "rows": per_class}))
     return sections
