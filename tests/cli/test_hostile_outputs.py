@@ -254,3 +254,17 @@ def test_a_disk_too_small_for_the_image_cache_is_one_line_and_leaves_nothing(tin
     assert len(stderr.strip().splitlines()) == 1 and str(work) in stderr and "--work-dir" in stderr
     assert not list(work.rglob("*.tmp")) and not run.exists()
     assert left == []  # no worker outlives the command
+
+
+def test_checkpoints_are_staged_beside_the_run_not_in_the_system_temp_folder(tiny_twin, tmp_path: Path,
+                                                                            small_disk) -> None:
+    import sys
+
+    system_temp = small_disk("64k")  # a small system temp folder, as on many clusters; a checkpoint does not fit
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "hyperkvasir", "train", "classify", str(tiny_twin.root), "--model",
+                           "test_efficientnet", "--input-size", "32", "--epochs", "1", "--workers", "0",
+                           "--no-pretrained", "--out", str(run)], capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"TMPDIR": str(system_temp)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (run / "best.ckpt").is_file() and (run / "last.ckpt").is_file() and not list(run.glob(".*.tmp"))

@@ -4,6 +4,8 @@ early stopping, a rich per-batch progress bar, TensorBoard logs, exact resume an
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import signal
 import warnings
@@ -14,12 +16,14 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.engine.callbacks import EpochHistory, EpochSeeding
 from hyperkvasir.engine.runs import RunFolder, launched_world, load_checkpoint, seed_everything
-from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.errors import DataError, HyperKvasirError
 
 log = logging.getLogger(__name__)
 DDP_TIMEOUT = timedelta(hours=3)
@@ -53,6 +57,24 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
+class BesideTargetCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temp file beside their target and renamed: Lightning's own writer goes through
+    fsspec, whose temp file lives in the system temp folder (often small on clusters, and the move across file
+    systems is a copy, not atomic). A full disk is one line naming the file."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        try:
+            with atomic_write(path) as handle:
+                handle.write(buffer.getbuffer())
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DataError(f"{path}: the disk is full ({error.strerror}); free space there and rerun (--resume "
+                            f"continues from last.ckpt when the run folder holds one)") from None
+
+
 def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
     _quiet_lightning()
     gpu = torch.cuda.is_available() and options.device != "cpu"
@@ -78,7 +100,7 @@ def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
         logger=TensorBoardLogger(run, name="tensorboard", version=""), default_root_dir=run,
         limit_train_batches=options.max_steps_per_epoch or 1.0, use_distributed_sampler=False,
         num_sanity_val_steps=0, log_every_n_steps=1, enable_progress_bar=options.progress,
-        enable_model_summary=False)
+        enable_model_summary=False, plugins=[BesideTargetCheckpointIO()])
 
 
 def fit(build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]], folder: RunFolder,
