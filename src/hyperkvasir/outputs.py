@@ -124,6 +124,14 @@ def _swap_in(staging: Path, target: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def promote(staging: Path, target: Path, command: str, option: str, *, reads: Iterable[str | Path] = ()) -> None:
+    """Give a finished ``staging`` folder ``command``'s marker and put it in place of ``target`` (checked again:
+    another run may have put something there meanwhile)."""
+    mark(staging, command)
+    refuse_replacing(target, command, option, reads=reads)
+    _swap_in(staging, target)
+
+
 def _reraise_place_error(error: OSError, folder: Path, option: str) -> None:
     """Raise an error of the place written to (full disk, read-only, no permission) as one line naming
     ``folder``; re-raise anything else as it is."""
@@ -153,10 +161,8 @@ def staged_folder(target: str | Path, command: str, *, option: str = "--out", ov
         _reraise_place_error(error, target, option)
     try:
         yield staging
-        mark(staging, command)
         os.chmod(staging, 0o777 & ~_umask())  # a temp folder starts private; the output should not
-        refuse_replacing(target, command, option, reads=reads)  # what another run put there meanwhile
-        _swap_in(staging, target)
+        promote(staging, target, command, option, reads=reads)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
         _reraise_place_error(error, target, option)

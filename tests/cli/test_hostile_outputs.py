@@ -268,3 +268,25 @@ def test_checkpoints_are_staged_beside_the_run_not_in_the_system_temp_folder(tin
                           env=os.environ | {"TMPDIR": str(system_temp)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert (run / "best.ckpt").is_file() and (run / "last.ckpt").is_file() and not list(run.glob(".*.tmp"))
+
+
+def test_video_frames_rerun_with_a_new_size_keeps_no_old_frame(tiny_twin, tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "frames"
+    assert main(["video", "frames", str(tiny_twin.root), str(out), "--every", "5", "--size", "64"]) == 0
+    assert main(["video", "frames", str(tiny_twin.root), str(out), "--every", "10", "--size", "32"]) == 0
+    frames = sorted(out.rglob("*.jpg"))
+    assert frames and all(min(Image.open(p).size) == 32 for p in frames)
+    assert all(int(p.stem.rsplit("_", 1)[1]) % 10 == 0 for p in frames)
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+def test_video_frames_refuses_to_replace_a_folder_it_did_not_make(tiny_twin, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "frames"
+    stem = next(tiny_twin.root.glob("labeled-videos/**/*.avi")).stem
+    (out / stem).mkdir(parents=True)
+    (out / stem / "annotations.txt").write_text("mine")
+    assert main(["video", "frames", str(tiny_twin.root), str(out), "--every", "5", "--workers", "1"]) == 2
+    assert "nothing was deleted" in capsys.readouterr().err
+    assert (out / stem / "annotations.txt").read_text() == "mine"

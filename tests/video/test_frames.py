@@ -30,16 +30,20 @@ def test_resume_skips_finished_videos_and_existing_frames(tiny_twin, tmp_path: P
     out = tmp_path / "f"
     extract_frames(tiny_twin.root, out, every=4, workers=1)
     folders = sorted(p for p in out.iterdir() if p.is_dir())
-    # as after a kill inside the second video: no marker there, two of its frames missing
-    (folders[1] / MARKER).unlink()
-    frames = sorted(folders[1].glob("*.jpg"))
+    # as after a kill inside the second video: its frames still in the partial folder, no marker, two missing
+    partial = out / f".{folders[1].name}.partial"
+    folders[1].rename(partial)
+    (partial / MARKER).unlink()
+    (partial / ".params.json").write_text(json.dumps({"every": 4, "fps": None, "size": None}))
+    frames = sorted(partial.glob("*.jpg"))
     for path in frames[-2:]:
         path.unlink()
     kept = frames[0].stat().st_mtime_ns
     os.utime(frames[0], ns=(kept, kept))
     report = extract_frames(tiny_twin.root, out, every=4, workers=1)
     assert report.skipped_finished == 2 and report.frames == 3 * 5
-    assert sorted(folders[1].glob("*.jpg")) == frames and frames[0].stat().st_mtime_ns == kept
+    assert [p.name for p in sorted(folders[1].glob("*.jpg"))] == [p.name for p in frames]
+    assert (folders[1] / frames[0].name).stat().st_mtime_ns == kept and not partial.exists()
     assert not list(out.rglob("*.tmp"))
 
 

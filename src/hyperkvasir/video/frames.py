@@ -1,8 +1,10 @@
 """Extract JPEG frames from the labeled videos with PyAV: parallel over videos, resumable, never half-written.
 
-Frames are ``OUT/<video stem>/<video stem>_<frame index:06d>.jpg`` (index of the decoded frame, from 0). Each
-file is written to a temp name and renamed; a video is finished when its ``.done.json`` marker exists, so a
-killed run continues where it stopped (finished videos are skipped, existing frames are not rewritten).
+Frames are ``OUT/<video stem>/<video stem>_<frame index:06d>.jpg`` (index of the decoded frame, from 0). A
+video's frames are written into ``OUT/.<video stem>.partial/`` and renamed into place whole, so a folder holds the
+frames of one ``every``/``fps``/``size`` only (a rerun with others replaces it). A video is finished when its
+``.done.json`` marker exists, so a killed run continues where it stopped (finished videos are skipped, frames
+already in the partial folder are not rewritten).
 With ``size``, codecs that support it decode at a reduced resolution
 (FFmpeg's ``lowres``: 1/2, 1/4, 1/8) before the final scaling. ``OUT/frames.parquet`` lists every frame (video, frame index, time, path). A video that does not decode is
 reported by name and the others go on.
@@ -23,9 +25,11 @@ import simplejpeg
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.layout import Release
 from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.outputs import mark, promote, remove_folder
 from hyperkvasir.parallel import process_pool
 
 MARKER = ".done.json"
+COMMAND = "video frames"
 # A video is complete when at least this share of the frames its container declares decodes; fewer means a
 # truncated or damaged file, which is reported and never marked done.
 MIN_DECODED_SHARE = 0.98
@@ -40,12 +44,6 @@ class FramesReport:
     manifest: str = ""
 
 
-def _drop_if_empty(folder: Path, created: bool) -> None:
-    """Remove a frame folder this run created and left empty (nothing half-written stays behind)."""
-    if created and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-
-
 def _selected(index: int, every: int | None, fps: float | None, video_fps: float) -> bool:
     if every:
         return index % every == 0
@@ -55,21 +53,54 @@ def _selected(index: int, every: int | None, fps: float | None, video_fps: float
     return True
 
 
+def _finished(folder: Path, params: dict) -> list | None:
+    """The frames of a video already extracted into ``folder`` with ``params``, else None."""
+    marker = folder / MARKER
+    if not marker.is_file():
+        return None
+    done = json.loads(marker.read_text())
+    return [tuple(f) for f in done["frames"]] if done["params"] == params else None
+
+
+def _partial(out: Path, stem: str, params: dict) -> Path:
+    """The staging folder of one video's frames, kept across a killed run with the same ``params`` (its frames
+    are not rewritten) and cleared when they differ."""
+    partial = out / f".{stem}.partial"
+    recorded = partial / ".params.json"
+    if partial.is_dir() and (not recorded.is_file() or json.loads(recorded.read_text()) != params):
+        remove_folder(partial, COMMAND, "OUT")
+    partial.mkdir(parents=True, exist_ok=True)
+    mark(partial, COMMAND)
+    recorded.write_text(json.dumps(params))
+    return partial
+
+
 def _extract_one(job: tuple[str, str, int | None, float | None, int | None]) -> tuple[str, list, str | None, bool]:
     """(video, [(frame index, time s, relative path)], error, was already finished)."""
-    import av
-
     video, out, every, fps, size = job
     stem = Path(video).stem
-    folder = Path(out) / stem
     params = {"every": every, "fps": fps, "size": size}
-    marker = folder / MARKER
-    if marker.is_file():
-        done = json.loads(marker.read_text())
-        if done["params"] == params:
-            return video, [tuple(f) for f in done["frames"]], None, True
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    done = _finished(Path(out) / stem, params)
+    if done is not None:
+        return video, done, None, True
+    partial = _partial(Path(out), stem, params)
+    frames, error = _decode(video, partial, stem, every, fps, size)
+    if not frames:
+        remove_folder(partial, COMMAND, "OUT")
+        return video, frames, error, False
+    if error is None:
+        with atomic_write(partial / MARKER, "w") as handle:
+            json.dump({"params": params, "frames": frames}, handle)
+    (partial / ".params.json").unlink()
+    promote(partial, Path(out) / stem, COMMAND, "OUT")  # the frames of one size and step, never a mixture
+    return video, frames, error, False
+
+
+def _decode(video: str, folder: Path, stem: str, every: int | None, fps: float | None,
+            size: int | None) -> tuple[list, str | None]:
+    """Write the selected frames of ``video`` into ``folder`` (those already there are kept); (frames, error)."""
+    import av
+
     frames, decoded, declared = [], 0, 0
     try:
         with av.open(video) as container:
@@ -98,17 +129,13 @@ def _extract_one(job: tuple[str, str, int | None, float | None, int | None]) -> 
                         handle.write(data)
                 frames.append((index, round(index / rate, 4), f"{stem}/{name}"))
     except (av.error.FFmpegError, IndexError, OSError) as error:
-        _drop_if_empty(folder, created)
-        return video, frames, f"{type(error).__name__}: {error} (after {decoded} frames)", False
+        return frames, f"{type(error).__name__}: {error} (after {decoded} frames)"
     if not frames:
-        _drop_if_empty(folder, created)
-        return video, frames, "no frame decoded (empty or unreadable video)", False
+        return frames, "no frame decoded (empty or unreadable video)"
     if declared and decoded < MIN_DECODED_SHARE * declared:
-        return video, frames, (f"truncated: {decoded} of the {declared} frames its header declares decode; not "
-                               f"marked done (re-copy the file, then rerun)"), False
-    with atomic_write(marker, "w") as handle:
-        json.dump({"params": params, "frames": frames}, handle)
-    return video, frames, None, False
+        return frames, (f"truncated: {decoded} of the {declared} frames its header declares decode; not marked "
+                        f"done (re-copy the file, then rerun)")
+    return frames, None
 
 
 def extract_frames(root: str | Path, out: str | Path, *, every: int | None = None, fps: float | None = None,
