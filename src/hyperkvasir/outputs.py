@@ -132,14 +132,35 @@ def promote(staging: Path, target: Path, command: str, option: str, *, reads: It
     _swap_in(staging, target)
 
 
+@contextlib.contextmanager
+def exclusive(folder: Path, command: str, option: str) -> Iterator[None]:
+    """Hold ``folder`` (created if new) for one run of ``command`` at a time, by a lock file in it: two runs
+    writing the same folder would rename each other's work away."""
+    import filelock
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with filelock.FileLock(folder / ".hyperkvasir.lock", timeout=0):
+            yield
+    except filelock.Timeout:
+        raise HyperKvasirError(f"{option} {folder}: another `hyperkvasir {command}` is writing there; wait for it "
+                               f"to finish or choose another folder") from None
+
+
 def _reraise_place_error(error: OSError, folder: Path, option: str) -> None:
     """Raise an error of the place written to (full disk, read-only, no permission) as one line naming
     ``folder``; re-raise anything else as it is."""
     reason = _PLACE_ERRORS.get(error.errno)
     if reason is None:
         raise error
-    raise DataError(f"{option} {folder}: {reason} ({error.filename or folder}); nothing was kept, free space or "
+    raise DataError(f"{option} {folder}: {reason}; nothing was kept, free space or "
                     f"choose another folder") from None
+
+
+def _refuse_filled(target: Path, option: str, overwrite: bool) -> None:
+    if not overwrite and target.is_dir() and any(target.iterdir()):
+        raise HyperKvasirError(f"{option} {target}: exists and is not empty; pass --overwrite or choose another "
+                               f"folder")
 
 
 @contextlib.contextmanager
@@ -150,9 +171,7 @@ def staged_folder(target: str | Path, command: str, *, option: str = "--out", ov
     (the caller's ``--overwrite`` is named); ``reads`` are the release roots the command reads (they and their
     work dirs are never replaced)."""
     target, reads = Path(target), list(reads)
-    if not overwrite and target.is_dir() and any(target.iterdir()):
-        raise HyperKvasirError(f"{option} {target}: exists and is not empty; pass --overwrite or choose another "
-                               f"folder")
+    _refuse_filled(target, option, overwrite)
     refuse_replacing(target, command, option, reads=reads)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +181,7 @@ def staged_folder(target: str | Path, command: str, *, option: str = "--out", ov
     try:
         yield staging
         os.chmod(staging, 0o777 & ~_umask())  # a temp folder starts private; the output should not
+        _refuse_filled(target, option, overwrite)  # another run may have filled it meanwhile
         promote(staging, target, command, option, reads=reads)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)

@@ -290,3 +290,38 @@ def test_video_frames_refuses_to_replace_a_folder_it_did_not_make(tiny_twin, tmp
     assert main(["video", "frames", str(tiny_twin.root), str(out), "--every", "5", "--workers", "1"]) == 2
     assert "nothing was deleted" in capsys.readouterr().err
     assert (out / stem / "annotations.txt").read_text() == "mine"
+
+
+def test_two_video_frames_runs_into_one_folder_do_not_mix(tiny_twin, tmp_path: Path) -> None:
+    import sys
+
+    out = tmp_path / "frames"
+    command = [sys.executable, "-m", "hyperkvasir", "video", "frames", str(tiny_twin.root), str(out), "--workers", "1"]
+    runs = [subprocess.Popen(command + ["--every", str(every)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for every in (2, 3)]
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    assert sorted(code for code, _ in results) in ([0, 0], [0, 2]), results
+    assert all("another `hyperkvasir video frames` is writing there" in err for code, err in results if code == 2)
+    for folder in (p for p in out.iterdir() if p.is_dir()):
+        done = json.loads((folder / ".done.json").read_text())
+        assert len({f[0] for f in done["frames"]}) == len(list(folder.glob("*.jpg")))  # one run's frames only
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_concurrent_export_into_the_same_out_is_not_replaced_without_overwrite(tiny_twin, tmp_path: Path,
+                                                                               monkeypatch, capsys) -> None:
+    import hyperkvasir.export as exporting
+
+    out = tmp_path / "out"
+    real = exporting._EXPORTERS["imagefolder"]
+
+    def slow_while_another_finishes(*args, **kwargs):
+        summary = real(*args, **kwargs)
+        assert exporting.export("coco", tiny_twin.root, out)["format"] == "coco"  # the other run, finished first
+        return summary
+
+    monkeypatch.setitem(exporting._EXPORTERS, "imagefolder", slow_while_another_finishes)
+    assert main(["export", "imagefolder", str(tiny_twin.root), str(out)]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert (out / "polyps").is_dir() and not (out / "fold-0").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

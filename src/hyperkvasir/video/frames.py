@@ -25,7 +25,7 @@ import simplejpeg
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.layout import Release
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.outputs import mark, promote, remove_folder
+from hyperkvasir.outputs import exclusive, mark, promote, remove_folder
 from hyperkvasir.parallel import process_pool
 
 MARKER = ".done.json"
@@ -149,7 +149,12 @@ def extract_frames(root: str | Path, out: str | Path, *, every: int | None = Non
     release = Release(root)
     release.require("videos")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out, COMMAND, "OUT"):
+        return _extract_all(release, out, every, fps, size, workers, progress)
+
+
+def _extract_all(release: Release, out: Path, every: int | None, fps: float | None, size: int | None,
+                 workers: int | None, progress) -> FramesReport:
     videos = release.video_files()
     jobs = [(str(v), str(out), every, fps, size) for v in videos]
     workers = workers or os.cpu_count() or 1
