@@ -75,7 +75,7 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
         raise HyperKvasirError(f"no images (.jpg, .png, .bmp, .tif) in {', '.join(map(str, inputs))}; pass image "
                                f"files or folders of them, or a release root with --part")
     paths = all_paths[rank::world]
-    gradcam_names = output_names(all_paths, root)[rank::world] if gradcam_dir is not None else []
+    gradcam_names = output_names(all_paths, inputs, root)[rank::world] if gradcam_dir is not None else []
     loader = DataLoader(_Images(paths, config.input_size, config.mask_corners), batch_size=batch_size,
                         num_workers=workers, collate_fn=_collate)
     scored, probs = [], []

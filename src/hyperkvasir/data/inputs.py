@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from hyperkvasir.data.layout import VIDEO_SUFFIXES, Release
@@ -40,14 +39,12 @@ def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
     return list({path.absolute(): path for path in paths}.values()), None  # a file named twice is scored once
 
 
-def output_names(paths: list[Path], root: Path | None = None) -> list[str]:
-    """What each image's outputs are named after: its path without suffix below the release root, or below the
-    deepest folder holding every input, so two folders' ``img001.jpg`` never overwrite each other's outputs.
-    Two files that differ only in suffix (``x.jpg``, ``x.png``) are refused before any work."""
-    if not paths:
-        return []
-    base = root or Path(os.path.commonpath([p.absolute().parent for p in paths]))
-    names = [p.absolute().relative_to(base.absolute()).with_suffix("").as_posix() for p in paths]
+def output_names(paths: list[Path], inputs: list[str | Path], root: Path | None = None) -> list[str]:
+    """What each image's outputs are named after: its path without suffix below the release root or the input folder
+    it was found in (a file given by itself: its stem), so two sites' ``img001.jpg`` never overwrite each other's
+    outputs. Two images that would share a name (``x.jpg`` and ``x.png``) are refused before any work."""
+    folders = [root.absolute()] if root else [Path(i).absolute() for i in inputs if Path(i).is_dir()]
+    names = [_name_below(path.absolute(), folders) for path in paths]
     seen: dict[str, Path] = {}
     for name, path in zip(names, paths):
         if name in seen:
@@ -55,6 +52,13 @@ def output_names(paths: list[Path], root: Path | None = None) -> list[str]:
                                    f"path without suffix); rename one")
         seen[name] = path
     return names
+
+
+def _name_below(path: Path, folders: list[Path]) -> str:
+    """``path`` without suffix below the deepest of ``folders`` holding it, else its stem."""
+    holding = [folder for folder in folders if path.is_relative_to(folder)]
+    base = max(holding, key=lambda folder: len(folder.parts)) if holding else path.parent
+    return path.relative_to(base).with_suffix("").as_posix()
 
 
 def _holds_image_parts(folder: Path) -> bool:

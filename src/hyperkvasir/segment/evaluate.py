@@ -29,7 +29,7 @@ def _maps(folder: Path, role: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise HyperKvasirError(f"{folder}: {role} folder not found; check the path")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _MAP_SUFFIXES and p.is_file())
-    maps = dict(zip(output_names(files, folder), files))
+    maps = dict(zip(output_names(files, [folder]), files))
     if not maps:
         raise HyperKvasirError(f"{folder}: no {role} images ({', '.join(_MAP_SUFFIXES)}); pass the folder that "
                                f"holds the {role} maps")

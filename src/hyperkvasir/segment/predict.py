@@ -42,7 +42,7 @@ def predict_masks(checkpoint: str | Path, inputs: list[str | Path], out: str | P
     paths, root = resolve_inputs(inputs, part)
     if not paths:
         raise HyperKvasirError(f"no images found in {', '.join(map(str, inputs))}")
-    name_of = dict(zip(paths, output_names(paths, root)))  # site1/img001 and site2/img001 stay apart
+    name_of = dict(zip(paths, output_names(paths, inputs, root)))  # site1/img001 and site2/img001 stay apart
     out = Path(out)
     with staged_folder(out, "predict", reads=[root] if root else inputs) as staging:  # whole, or not at all
         boxes, failed = _write_predictions(module, paths, name_of, staging, progress)
