@@ -90,14 +90,14 @@ def refuse_replacing(folder: Path, command: str, option: str, *, reads: Iterable
     owner = made_by(owner or folder)
     if is_release_root(folder) and owner != command:
         raise HyperKvasirError(f"{option} {folder} is a release root; nothing was deleted, choose another folder")
-    nested = _nested_release_root(folder)
-    if nested is not None:
-        raise HyperKvasirError(f"{option} {folder} holds the release root or work dir {nested}; nothing was "
-                               f"deleted, choose another folder")
     if owner != command:
         made = f"was made by `hyperkvasir {owner}`" if owner else "holds files the toolkit did not create"
         raise HyperKvasirError(f"{option} {folder} {made} (no {MARKER} of `hyperkvasir {command}`); nothing was "
                                f"deleted, empty it yourself or choose another folder")
+    nested = _nested_release_root(folder)  # walked last: only a folder the command made is walked
+    if nested is not None:
+        raise HyperKvasirError(f"{option} {folder} holds the release root or work dir {nested}; nothing was "
+                               f"deleted, choose another folder")
 
 
 def remove_folder(folder: Path, command: str, option: str, *, owner: Path | None = None) -> None:

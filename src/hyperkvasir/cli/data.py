@@ -317,7 +317,8 @@ def export(
     out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to create (new or empty)."),
     scheme: str = typer.Option("official-2fold", help="Fold scheme for the labeled images."),
     copy: bool = typer.Option(False, "--copy", help="Copy files instead of hard/symbolic links."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty OUT."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in OUT (never a folder "
+                                                               "the toolkit did not make, a release or a work dir)."),
     seed: int = typer.Option(0, min=0),
 ) -> int:
     """Convert the release for other tools; written atomically (a temp folder, then a rename).
