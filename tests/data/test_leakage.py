@@ -135,6 +135,9 @@ def test_fold_indices_outside_the_scheme_are_refused(twin_copy: Path, tmp_path: 
     lines = csv_path.read_text().splitlines()
     lines[1:4] = [line.rsplit(";", 1)[0] + ";2" for line in lines[1:4]]
     csv_path.write_text("\n".join(lines) + "\n")
+    assert main(["validate", str(twin_copy), "--json"]) == 1
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert any(f["code"] == "split-fold-outside" and "line 2" in f["message"] for f in findings)
     assert main(["splits", str(twin_copy), "--out", str(tmp_path / "s.csv")]) == 1
     assert "split index 2" in capsys.readouterr().err and not (tmp_path / "s.csv").exists()
     run = tmp_path / "run"

@@ -122,3 +122,20 @@ def test_segmentation_dice_and_iou_carry_intervals_around_the_per_image_mean() -
     found = segmentation_metrics(pairs)
     for key in ("dice", "iou"):
         assert found[f"{key}_ci"][0] <= found[key] <= found[f"{key}_ci"][1] < 1.0
+
+
+def test_calibration_after_the_decision_rule_describes_the_decision() -> None:
+    from hyperkvasir.classify.decision import decide, decision_probabilities
+    from hyperkvasir.metrics.calibration import calibration
+
+    rng = np.random.default_rng(12)
+    truth = rng.integers(0, 3, 300)
+    probabilities = rng.dirichlet(np.ones(3), 300)
+    probabilities[np.arange(300), truth] += 0.5
+    probabilities /= probabilities.sum(1, keepdims=True)
+    offsets = np.asarray([0.0, 0.0, 2.5])  # the rule pushes many decisions to class 2
+    after = decision_probabilities(probabilities, offsets)
+    assert (decide(probabilities, offsets) == after.argmax(1)).all()
+    assert (decide(probabilities, offsets) != probabilities.argmax(1)).any()
+    assert calibration(after, truth, 3)["ece"] != calibration(probabilities, truth, 3)["ece"]
+    assert np.allclose(decision_probabilities(probabilities, None), probabilities)

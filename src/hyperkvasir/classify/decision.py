@@ -27,6 +27,16 @@ def decide(probabilities: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
     return (np.log(np.clip(probabilities, 1e-12, None)) + offsets).argmax(1)
 
 
+def decision_probabilities(probabilities: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
+    """The probabilities of the decision actually reported: softmax of log-probability plus offset (the
+    probabilities themselves without offsets), so calibration describes the rule that decides."""
+    if offsets is None:
+        return probabilities
+    shifted = np.log(np.clip(probabilities, 1e-12, None)) + offsets
+    shifted = np.exp(shifted - shifted.max(1, keepdims=True))
+    return shifted / shifted.sum(1, keepdims=True)
+
+
 def _macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
     return float(f1_score(labels, predictions, average="macro", zero_division=0))
 

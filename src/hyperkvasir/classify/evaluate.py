@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hyperkvasir.data.taxonomy import lookup
 from hyperkvasir.errors import DataError, HyperKvasirError, ReleaseFormatError, UnknownClassError
-from hyperkvasir.metrics.classification import classification_metrics
+from hyperkvasir.metrics.classification import scored_metrics
 
 
 def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -102,7 +102,7 @@ def evaluate_predictions(predictions: dict[str, int], truth: dict[str, int], sou
         raise DataError(f"{source}: {len(unknown)} predicted files are not in the truth "
                                f"(first: {', '.join(unknown[:5])}); check the file names and the fold")
     names = sorted(predictions)
-    return classification_metrics([truth[n] for n in names], [predictions[n] for n in names])
+    return scored_metrics([truth[n] for n in names], [predictions[n] for n in names])
 
 
 def truth_from_imagefolder(folder: str | Path) -> dict[Path, int]:
@@ -136,7 +136,7 @@ def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, out: str | P
     import numpy as np
     import pyarrow.parquet as pq
 
-    from hyperkvasir.classify.decision import decide
+    from hyperkvasir.classify.decision import decide, decision_probabilities
     from hyperkvasir.classify.predict import load_classifier, predict_images
     from hyperkvasir.data.imaging import atomic_write
     from hyperkvasir.data.taxonomy import CLASSES
@@ -163,8 +163,8 @@ def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, out: str | P
     probabilities = np.asarray([[row[c.folder] for c in CLASSES] for row in rows])
     true = [truth[Path(row["path"])] for row in rows]
     _, _, offsets = load_classifier(checkpoint, "cpu")
-    metrics = classification_metrics(true, decide(probabilities, offsets))
-    metrics |= {"calibration": calibration(probabilities, true, len(CLASSES)),
+    metrics = scored_metrics(true, decide(probabilities, offsets))
+    metrics |= {"calibration": calibration(decision_probabilities(probabilities, offsets), true, len(CLASSES)),
                 "decision_rule_applied": offsets is not None, "undecodable": summary["undecodable"],
                 "checkpoint": str(checkpoint), "images": str(images)}
     with atomic_write(out / "metrics.json", "w") as handle:

@@ -62,7 +62,7 @@ def benchmark(
     if refused:
         raise typer.BadParameter(f"{', '.join(refused)} does not apply to --task {task}; drop it",
                                  param_hint=refused[0])
-    names = [m.strip() for m in (models or "tf_efficientnet_lite0").split(",") if m.strip()]
+    names = [m.strip() for m in (models or _default_model(task, config_file)).split(",") if m.strip()]
     if not names:
         raise typer.BadParameter(f"{models!r} names no model; give one or more comma-separated names",
                                  param_hint="--models")
@@ -79,6 +79,8 @@ def benchmark(
         _log_to_stderr()
         results = run_video_benchmark(VideoConfig(root=str(root), model=names[0], select_on_train=select_on_train,
                                                   **options), out_dir)
+        if not results:  # another process of a distributed run: rank 0 reports
+            return 0
         print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())
         return 0
     if task == "segment":
@@ -93,6 +95,8 @@ def benchmark(
                                  scheme=scheme, model=names[0])
         _log_to_stderr()
         results = run_segmentation_benchmark(config, out_dir)
+        if not results:  # another process of a distributed run: rank 0 reports
+            return 0
         print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())
         return 0
     from hyperkvasir.classify.benchmark import run_benchmark
@@ -110,6 +114,21 @@ def benchmark(
     else:
         print((out_dir / "results.md").read_text())
     return 0
+
+
+def _default_model(task: str, config_file: Path | None) -> str:
+    """The model a recipe names, else the task's default: ``--config`` with a ``model:`` key trains that model."""
+    from hyperkvasir.classify.module import TrainConfig
+    from hyperkvasir.segment.module import SegmentConfig
+    from hyperkvasir.video.module import VideoConfig
+
+    kind = {"classify": TrainConfig, "segment": SegmentConfig, "video": VideoConfig}[task]
+    if config_file is not None:
+        from hyperkvasir.cli.common import resolve_recipe
+        from hyperkvasir.recipes import read_recipe
+
+        return read_recipe(resolve_recipe(config_file), kind).get("model", kind.model)
+    return kind.model
 
 
 def _check_model_names(task: str, names: list[str]) -> None:

@@ -72,7 +72,7 @@ def train_classify(
                            balanced=balanced, loss=loss, logit_tau=logit_tau, rare_below=rare_below,
                            decision_rule=decision_rule, tta=tta, mask_corners=mask_corners, weights=weights, weights_partial=weights_partial,
                            pretrained=pretrained, seed=seed, workers=workers, device=device, pseudo_labels=pseudo_labels,
-                           exclude_conflicts=exclude_conflicts, protocol=protocol)
+                           exclude_conflicts=exclude_conflicts, protocol=protocol, resume=resume)
     _log_to_stderr()
     metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
     if metrics:  # under torchrun, rank 0 reports

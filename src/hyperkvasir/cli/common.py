@@ -49,13 +49,31 @@ app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 
 
-def _config(kind, root: Path, config_file: Path | None, **overrides):
-    """A run config (TrainConfig or SegmentConfig): defaults, then a YAML recipe (type-checked), then the flags."""
+def _config(kind, root: Path, config_file: Path | None, *, resume: bool = False, **overrides):
+    """A run config (TrainConfig, SegmentConfig, VideoConfig): defaults — or, with ``resume``, the run's saved
+    config — then a YAML recipe (type-checked), then the flags. A resumed run thus differs from its saved config
+    only where the user asked, and the engine refuses such a difference by name."""
+    import dataclasses
+
     from hyperkvasir.recipes import read_recipe
 
     values = read_recipe(resolve_recipe(config_file), kind) if config_file is not None else {}
     values |= {k: v for k, v in overrides.items() if v is not None}
-    return kind(root=str(root), **values)
+    config = kind(root=str(root), **values)
+    if resume:
+        from hyperkvasir.engine.runs import RunFolder
+        from hyperkvasir.errors import HyperKvasirError
+        from hyperkvasir.provenance import differing_keys
+
+        known = {f.name for f in dataclasses.fields(kind)}
+        saved = {k: v for k, v in RunFolder(config.out).saved_config().items() if k in known}
+        differ = [key for key in differing_keys(saved, values) if key in values]
+        if differ:
+            shown = ", ".join(f"{key} {saved.get(key)!r} → {values[key]!r}" for key in differ)
+            raise HyperKvasirError(f"{config.out}: --resume continues the run as it was made, but {shown} differ "
+                                   f"from it; drop those options, or start a new run in another --out")
+        config = kind(**{**saved, **values, "root": str(root)})
+    return config
 
 _RECIPE_HELP = ("YAML recipe: a packaged name (demo, imbalanced-cpu, beat-the-paper, paper-densenet161, …) or a "
                 "path; flags override it.")

@@ -186,6 +186,12 @@ def _check_splits(found: _Collector, release: Release, labeled: list[dict]) -> N
             found.add("error", "split-malformed", rel, str(error), "restore the official file")
             continue
         listed = set()
+        outside = [row for row in rows if not 0 <= row.fold < k]
+        if outside:
+            found.add("error", "split-fold-outside", rel,
+                      f"{len(outside)} rows give a split index outside 0–{k - 1} (first: line {outside[0].line}, "
+                      f"{outside[0].file_name}: {outside[0].fold}); they would train in every direction and never "
+                      f"be tested", "restore the official file (`hyperkvasir download ROOT --parts splits`)")
         for row in rows:
             listed.add(row.file_name)
             disk = by_name.get(row.file_name)
