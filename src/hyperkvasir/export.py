@@ -48,11 +48,23 @@ def _place(source: Path, target: Path, copy: bool) -> str:
 
 def _inside(release: Release, path: Path) -> Path:
     """``path`` when it (through any link) is a file inside the release; a link leaving it is refused."""
-    resolved = path.resolve()
-    if not resolved.is_relative_to(release.root.resolve()):
-        raise DataError(f"{path}: a link to {resolved}, outside the release {release.root}; the export reads nothing "
-                        f"outside the tree (replace the link with the file, or remove it; `hyperkvasir validate`)")
+    if not release.inside(path):
+        raise DataError(f"{path}: a link to {path.resolve()}, outside the release {release.root}; the export reads "
+                        f"nothing outside the tree (replace the link with the file, or remove it; `hyperkvasir "
+                        f"validate`)")
     return path
+
+
+def _refuse_skipped(release: Release) -> None:
+    """An export is a copy of the release: one that silently lacks the files no listing holds (links leaving
+    the tree or pointing nowhere, entries that are not files) would pass for complete."""
+    skipped = release.skipped()
+    if skipped:
+        first = skipped[0]
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise DataError(f"{release.root / first.path}: {first.code}{f' to {first.target}' if first.target else ''}"
+                        f"{more}; the export would lack it, so nothing was exported: fix it (`hyperkvasir validate` "
+                        f"lists every one), then export again")
 
 
 def _labeled_folds(release: Release, scheme: str, seed: int) -> dict[int, list[tuple[Path, int]]]:
@@ -223,6 +235,7 @@ def export(fmt: str, root: str | Path, out: str | Path, *, scheme: str = "offici
     if fmt not in _EXPORTERS:
         raise HyperKvasirError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     release = Release(root)
+    _refuse_skipped(release)
     out = Path(out)
     extra = {"final": out} if fmt == "yolo" else {}
     with staged_folder(out, "export", option="OUT", overwrite=overwrite, reads=[release.root]) as staging:

@@ -93,9 +93,7 @@ def test_export_reads_nothing_outside_the_tree_through_a_link(twin_copy: Path, t
     out = tmp_path / "out"
     code = main(["export", fmt, str(twin_copy), str(out), *extra])
     err = capsys.readouterr().err
-    assert code in (0, 1)  # refused naming the link, or the link skipped by the listing
-    if code == 1:
-        assert victim.name in err and "outside" in err and not out.exists()
+    assert code == 1 and victim.name in err and str(secret) in err and not out.exists()
     for path in out.rglob("*") if out.exists() else []:
         if path.is_symlink():
             assert Path(os.readlink(path)).resolve() != secret.resolve()
@@ -104,6 +102,21 @@ def test_export_reads_nothing_outside_the_tree_through_a_link(twin_copy: Path, t
 
 
 # -------------------------------------------------------------------------------------- silent results
+def test_export_and_frames_name_what_a_listing_leaves_out(twin_copy: Path, tmp_path: Path, capsys) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    mask = next((twin_copy / "segmented-images" / "masks").glob("*.jpg"))
+    video = next(twin_copy.glob("labeled-videos/**/*.avi"))
+    for link in (mask, video):
+        shutil.move(link, outside / link.name)
+        link.symlink_to(outside / link.name)
+    assert main(["export", "coco", str(twin_copy), str(tmp_path / "coco")]) == 1  # not a COCO lacking a mask
+    assert "link-outside-tree" in capsys.readouterr().err and not (tmp_path / "coco").exists()
+    assert main(["video", "frames", str(twin_copy), str(tmp_path / "frames"), "--every", "10", "--json"]) == 1
+    failed = json.loads(capsys.readouterr().out)["failed"]
+    assert str(video.relative_to(twin_copy)) in failed and not (tmp_path / "frames" / video.stem).exists()
+
+
 def test_coco_and_yolo_refuse_a_mask_of_another_size(twin_copy: Path, tmp_path: Path, capsys) -> None:
     mask = next((twin_copy / "segmented-images" / "masks").glob("*.jpg"))
     pixels = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)

@@ -172,6 +172,9 @@ def _extract_all(release: Release, out: Path, every: int | None, fps: float | No
                 rows["frame_index"].append(index)
                 rows["time_s"].append(time_s)
                 rows["path"].append(path)
+    for entry in release.skipped():  # a video behind a link that leaves the tree or points nowhere is not read
+        if entry.path.startswith("labeled-videos/"):
+            report.failed[entry.path] = f"{entry.code} ({entry.target or 'not a file'}); not read"
     report.frames = len(rows["path"])
     report.manifest = str(out / "frames.parquet")
     with atomic_write(out / "frames.parquet") as handle:
