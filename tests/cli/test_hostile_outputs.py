@@ -138,6 +138,9 @@ def test_yolo_yaml_names_the_final_folder(tiny_twin, tmp_path: Path) -> None:
         spec = yaml.safe_load((out / name).read_text())
         assert Path(spec["path"]) == out.resolve()
         assert list((Path(spec["path"]) / spec["train"]).glob("*.jpg"))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # not the private mode of a temp folder
 
 
 # --------------------------------------------------------------------------- staged outputs and full disks
