@@ -50,7 +50,20 @@ def main(argv: list[str] | None = None) -> int:
         return fail(line, code)
     if result == INTERRUPTED:  # typer turns a Ctrl-C inside a command into this code, silently
         return fail("interrupted", INTERRUPTED)
+    _leave_together()
     return result if isinstance(result, int) else 0
+
+
+def _leave_together() -> None:
+    """Every process of a distributed run waits for the others before leaving (rank 0, which writes the
+    results, last): a process exiting while another still holds the gloo group can abort it."""
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _line(error: Exception) -> tuple[str, int, bool]:

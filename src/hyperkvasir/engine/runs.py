@@ -44,21 +44,38 @@ def pick_device(name: str) -> torch.device:
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cuda", local_rank())
     return torch.device("cpu")
 
 
 def distributed() -> tuple[int, int]:
-    """(rank, world size) for inference under torchrun, initialising the process group (NCCL on GPU, each rank
-    on its own device; gloo on CPU). Training gets the same from Lightning."""
+    """(rank, world size) for inference under torchrun or SLURM's ``srun`` (the rule training follows:
+    :func:`launched_world`), initialising the process group (NCCL on GPU, each rank on its own device; gloo on
+    CPU). Under ``srun`` without torchrun, Lightning's SLURM environment names the main node and port."""
     import torch.distributed as dist
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world()[0]
     if world > 1 and not dist.is_initialized():
         if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            torch.cuda.set_device(local_rank())
+        if "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
+            from lightning.fabric.plugins.environments import SLURMEnvironment
+
+            slurm = SLURMEnvironment(auto_requeue=False)
+            os.environ.setdefault("MASTER_ADDR", slurm.main_address)
+            os.environ.setdefault("MASTER_PORT", str(slurm.main_port))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", rank=global_rank(),
+                                world_size=world)
     return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def under_slurm_alone() -> bool:
+    """Launched by ``srun`` with several tasks and no torchrun: the SLURM variables name rank and world."""
+    return "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", 1)) > 1
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))
 
 
 def launched_world() -> tuple[int, int, int]:
@@ -67,7 +84,7 @@ def launched_world() -> tuple[int, int, int]:
         world = int(os.environ["WORLD_SIZE"])
         local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         return world, local, max(1, world // local)
-    if "SLURM_NTASKS" in os.environ and int(os.environ["SLURM_NTASKS"]) > 1:
+    if under_slurm_alone():
         world, nodes = int(os.environ["SLURM_NTASKS"]), int(os.environ.get("SLURM_NNODES", 1))
         return world, world // nodes, nodes
     return 1, 1, 1

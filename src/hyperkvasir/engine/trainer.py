@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.engine.callbacks import EpochHistory, EpochSeeding
-from hyperkvasir.engine.runs import RunFolder, launched_world, load_checkpoint, seed_everything
+from hyperkvasir.engine.runs import RunFolder, launched_world, load_checkpoint, seed_everything, under_slurm_alone
 from hyperkvasir.errors import DataError, HyperKvasirError
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,17 @@ def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
         logger=TensorBoardLogger(run, name="tensorboard", version=""), default_root_dir=run,
         limit_train_batches=options.max_steps_per_epoch or 1.0, use_distributed_sampler=False,
         num_sanity_val_steps=0, log_every_n_steps=1, enable_progress_bar=options.progress,
-        enable_model_summary=False, plugins=[BesideTargetCheckpointIO()])
+        enable_model_summary=False, plugins=[BesideTargetCheckpointIO(), *_cluster_environment()])
+
+
+def _cluster_environment() -> list:
+    """Lightning's SLURM environment when ``srun`` launched the tasks without torchrun (it would miss an
+    interactive job otherwise, and each task would train alone)."""
+    if not under_slurm_alone():
+        return []
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)]
 
 
 def fit(build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]], folder: RunFolder,
@@ -135,8 +145,8 @@ def fit(build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]], fo
         folder.discard(created)
         raise
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        # every rank leaves the group together before rank 0 tests alone: a rank exiting while another still
-        # holds the group can abort (gloo)
+        # every rank finishes training before rank 0 tests alone; the group stays up for the next fold or seed
+        # of a benchmark (a group destroyed and made again can read the old one's addresses) and is left by
+        # every rank together when the command ends (``cli.main``)
         torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
     return trainer, module, datamodule
