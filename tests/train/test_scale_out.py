@@ -68,3 +68,16 @@ def test_predict_under_srun_without_torchrun_shards_over_the_tasks(tiny_twin, tm
     two = sorted(pq.read_table(tmp_path / "srun.parquet").to_pylist(), key=lambda r: r["path"])
     one = sorted(pq.read_table(tmp_path / "one.parquet").to_pylist(), key=lambda r: r["path"])
     assert [r["path"] for r in two] == [r["path"] for r in one] and len(one) == tiny_twin.unlabeled
+
+
+def test_a_batch_of_unloadable_images_is_a_zero_step_through_every_parameter() -> None:
+    import torch
+
+    from hyperkvasir.classify.module import ClassifierModule, TrainConfig
+
+    module = ClassifierModule(TrainConfig(root=".", model="test_efficientnet", pretrained=False))
+    loss = module.training_step(None, 0)
+    assert loss is not None and float(loss) == 0.0
+    loss.backward()
+    assert all(p.grad is not None for p in module.parameters() if p.requires_grad), "DDP sees every parameter"
+    assert torch.equal(next(module.parameters()).grad, torch.zeros_like(next(module.parameters())))

@@ -294,10 +294,13 @@ def _provenance_lines(results: dict) -> list[str]:
     config = results["config"]
     weights = "; ".join(f"{name}: {', '.join(r.get('weights', []))}" for name, r in results["models"].items())
     random = any("random" in r.get("weights", []) for r in results["models"].values())
+    first = next(iter(results["models"].values()), {}).get("folds", [{}])[0].get("provenance", {})
+    batch = (f"per-device batch {config['batch_size']} × {first.get('world_size', 1)} processes = effective batch "
+             f"{first.get('effective_batch', config['batch_size'])} (the learning rate is not scaled with it)")
     return ["", f"Provenance: hyperkvasir {record.get('version')} ({record.get('git_revision') or 'installed'}), "
             f"tree key {str(record.get('tree_key'))[:12]}, config hash {record.get('config_hash')}; weights "
             f"loaded — {weights}" + (" (random start: not comparable with the paper's pre-trained rows)"
-                                     if random else "") + f"; per-device batch {config['batch_size']}; "
+                                     if random else "") + f"; {batch}; "
             f"conflicts {'excluded from training and validation' if config.get('exclude_conflicts') else 'kept'}."]
 
 

@@ -30,7 +30,7 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION, PROTOCOLS
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import RECIPES, normalise
-from hyperkvasir.engine import EngineOptions, RunFolder, fit
+from hyperkvasir.engine import EngineOptions, RunFolder, fit, zero_loss
 from hyperkvasir.engine.runs import check_device, load_checkpoint
 from hyperkvasir.errors import HyperKvasirError, require_choice, require_compatible, require_ranges
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix, scored_metrics
@@ -141,7 +141,7 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, index: int):
         if batch is None:  # every sample of the batch failed to load
-            return None
+            return zero_loss(self)
         images, targets, _, skipped = batch
         logits = self(images)
         if self.config.loss == "logit-adjusted":  # train on adjusted logits; predict with the raw ones

@@ -3,6 +3,6 @@ knowledge lives here; a task supplies a LightningModule and a LightningDataModul
 
 from hyperkvasir.engine.runs import RunFolder, distributed, pick_device, seed_everything
 from hyperkvasir.engine.sampling import EpochSampler
-from hyperkvasir.engine.trainer import EngineOptions, fit
+from hyperkvasir.engine.trainer import EngineOptions, fit, zero_loss
 
-__all__ = ["EngineOptions", "EpochSampler", "RunFolder", "distributed", "fit", "pick_device", "seed_everything"]
+__all__ = ["EngineOptions", "EpochSampler", "RunFolder", "distributed", "fit", "pick_device", "seed_everything", "zero_loss"]

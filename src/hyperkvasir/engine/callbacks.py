@@ -14,14 +14,15 @@ from hyperkvasir.engine.runs import seed_everything
 
 
 class EpochSeeding(L.Callback):
-    """Seed Python, NumPy and torch from (seed, epoch) and tell the datamodule the epoch, so augmentation and
-    dropout of epoch *e* are the same in an uninterrupted and a resumed run."""
+    """Seed Python, NumPy and torch from (seed, epoch, rank) and tell the datamodule the epoch, so dropout of
+    epoch *e* is the same in an uninterrupted and a resumed run and differs between the processes of a
+    distributed one (the sampler shares one sequence and each sample's augmentation is seeded by its index)."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        seed_everything(self.seed * 1000 + trainer.current_epoch)
+        seed_everything(self.seed * 1000 + trainer.current_epoch + 1_000_003 * trainer.global_rank)
         datamodule = trainer.datamodule
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(trainer.current_epoch)

@@ -75,6 +75,12 @@ class BesideTargetCheckpointIO(TorchCheckpointIO):
                             f"continues from last.ckpt when the run folder holds one)") from None
 
 
+def zero_loss(module: L.LightningModule) -> torch.Tensor:
+    """The loss of a batch whose every image failed to load: zero, but through every parameter, so the step is
+    like any other to DDP's gradient synchronisation and 16-bit loss scaling (a ``None`` step hangs DDP)."""
+    return sum(parameter.sum() for parameter in module.parameters() if parameter.requires_grad) * 0.0
+
+
 def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
     _quiet_lightning()
     gpu = torch.cuda.is_available() and options.device != "cpu"

@@ -21,7 +21,7 @@ from torch import nn
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.transforms import normalise
-from hyperkvasir.engine import EngineOptions, RunFolder, fit
+from hyperkvasir.engine import EngineOptions, RunFolder, fit, zero_loss
 from hyperkvasir.engine.runs import check_device, load_checkpoint
 from hyperkvasir.errors import DataError, HyperKvasirError, require_choice, require_ranges
 from hyperkvasir.models import MODELS, create_model
@@ -66,8 +66,8 @@ class FrameClassifierModule(L.LightningModule):
         self.seen, self.loss_sum = 0, 0.0
 
     def training_step(self, batch, index: int):
-        if batch is None:
-            return None
+        if batch is None:  # every sample of the batch failed to load
+            return zero_loss(self)
         images, targets, _, _ = batch
         loss = nn.functional.cross_entropy(self(images), targets)
         self.seen += len(targets)
