@@ -139,3 +139,15 @@ def test_calibration_after_the_decision_rule_describes_the_decision() -> None:
     assert (decide(probabilities, offsets) != probabilities.argmax(1)).any()
     assert calibration(after, truth, 3)["ece"] != calibration(probabilities, truth, 3)["ece"]
     assert np.allclose(decision_probabilities(probabilities, None), probabilities)
+
+
+def test_classwise_ece_is_zero_for_honest_probabilities_and_large_for_overconfident_ones() -> None:
+    from hyperkvasir.metrics.calibration import classwise_ece
+
+    rng = np.random.default_rng(13)
+    claimed = rng.uniform(0, 1, 20000)
+    truth = (rng.uniform(0, 1, 20000) < claimed).astype(int)  # class 1 occurs as often as claimed
+    honest = np.stack([1 - claimed, claimed], 1)
+    assert classwise_ece(honest, truth, [0, 1])[1] < 0.02
+    overconfident = np.stack([1 - (claimed > 0.5), (claimed > 0.5)], 1).astype(float)
+    assert classwise_ece(overconfident, truth, [0, 1])[1] > 0.2

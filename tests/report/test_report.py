@@ -43,7 +43,7 @@ def test_report_with_results(tiny_twin, tmp_path: Path) -> None:
     assert "of the heat falls in the lower-left corner region" in html
     assert "Shortcuts beside the results" in html and "sees only the lower-left corner" in html
     assert 'id="error-analysis"' in html and "Most confident mistakes" in html and "expected calibration error" in html
-    assert "Per-class calibration" in html and (tmp_path / "r-figures" / "reliability.png").is_file()
+    assert "Classwise calibration" in html and "classwise ECE" in html and (tmp_path / "r-figures" / "reliability.png").is_file()
     assert list((tmp_path / "r-figures").glob("confusion-[0-9]*-[0-9]*.png"))  # a confusion pair with its Grad-CAM
     if CHROMIUM:  # the error analysis is in the DOM a browser builds
         flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=5000",

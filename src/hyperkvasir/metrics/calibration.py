@@ -35,6 +35,24 @@ def calibration(probabilities: np.ndarray, labels: list[int] | np.ndarray, num_c
     return {"ece": ece, "bins": table}
 
 
+def classwise_ece(probabilities: np.ndarray, labels: list[int] | np.ndarray, classes: list[int]) -> dict[int, float]:
+    """Classwise expected calibration error (Kull et al., NeurIPS 2019) of each class in ``classes``: that
+    class's predicted probability over every image in :data:`BINS` equal-width bins, the count-weighted mean
+    |share of the class − mean probability| over bins. Unlike the top-label ECE it asks of every class's
+    probability what it claims."""
+    labels = np.asarray(labels)
+    edges = np.linspace(0, 1, BINS + 1)
+    out = {}
+    for cls in classes:
+        claimed, actual = probabilities[:, cls], (labels == cls).astype(np.float64)
+        bins = np.clip(np.digitize(claimed, edges[1:-1], right=True), 0, BINS - 1)
+        count = np.bincount(bins, minlength=BINS)
+        gap = np.abs(np.bincount(bins, weights=actual, minlength=BINS) - np.bincount(bins, weights=claimed,
+                                                                                     minlength=BINS))
+        out[int(cls)] = float(gap.sum() / max(count.sum(), 1))
+    return out
+
+
 def plot_reliability(result: dict, path: str | Path, title: str = "") -> None:
     """Accuracy per confidence bin against the diagonal of perfect calibration, as PNG."""
     import matplotlib

@@ -2,7 +2,7 @@
 
 For the first model of a benchmark, over its test folds: the most frequent confusions (true → predicted) with
 the misclassified test images and their Grad-CAM, the most confident mistakes, the least confident correct
-answers, and calibration (a reliability diagram, and per class the mean confidence beside the accuracy).
+answers, and calibration per fold of the decision reported (reliability diagram, top-label and classwise ECE).
 """
 
 from __future__ import annotations
@@ -46,11 +46,49 @@ def _labelled(tile: Image.Image, text: str) -> Image.Image:
     return tile
 
 
+def _calibration(runs: list[Path], rows: list[dict], name: str, sink: fig.FigureSink) -> list[tuple[str, str, str]]:
+    """Per fold (each fold model on its own test fold, never pooled), calibration of the decision reported — the
+    probabilities after the run's decision rule — as a reliability diagram of the first fold and the top-label
+    ECE of each, and the classwise ECE of every class averaged over folds."""
+    import json
+
+    from hyperkvasir.classify.decision import decision_probabilities
+    from hyperkvasir.metrics.calibration import calibration, classwise_ece, plot_reliability
+
+    eces, per_class, support, plotted = [], Counter(), Counter(), None
+    for run in runs:
+        members = [r for r in rows if r["run"] == run]
+        if not members:
+            continue
+        rule = json.loads((run / "metrics-test.json").read_text()).get("decision_rule") if (
+            run / "metrics-test.json").is_file() else None
+        probabilities = decision_probabilities(np.stack([r["probabilities"] for r in members]),
+                                               np.asarray(rule["offsets"]) if rule else None)
+        truths = [r["truth"] for r in members]
+        result = calibration(probabilities, truths, len(CLASSES))
+        eces.append(f"{run.name} {result['ece']:.3f}")
+        if plotted is None:
+            plot_reliability(result, sink.folder / "reliability.png", f"{name} {run.name}")
+            plotted = run.name
+        present = sorted(set(truths))
+        for cls, value in classwise_ece(probabilities, truths, present).items():
+            per_class[cls] += value
+            support[cls] += 1
+    if not eces:
+        return []
+    table = [[CLASSES[cls].folder, str(sum(r["truth"] == cls for r in rows)), f"{per_class[cls] / support[cls]:.3f}"]
+             for cls in sorted(per_class)]
+    return [(f"Calibration of {name}, per fold, of the decision reported (after its decision rule): top-label "
+             f"expected calibration error {', '.join(eces)}; reliability diagram of {plotted}", "image",
+             sink.png("reliability", (sink.folder / "reliability.png").read_bytes())),
+            ("Classwise calibration: per class, the classwise ECE (Kull et al. 2019) of its probability, averaged over "
+             "folds", "table", {"header": ["class", "test images", "classwise ECE"], "rows": table})]
+
+
 def error_analysis(results_dir: Path, root: Path, sink: fig.FigureSink) -> list[tuple[str, str, str]]:
     """(caption, "image" or "table", figure URI or ``{"header", "rows"}``) sections; empty without a
     classification run."""
     from hyperkvasir.data.layout import Release
-    from hyperkvasir.metrics.calibration import calibration, plot_reliability
 
     runs = sorted(p.parent for p in results_dir.glob("*/test-fold-*/predictions-test.csv"))
     runs = [r for r in runs if r.parent == runs[0].parent] if runs else []
@@ -84,16 +122,5 @@ def error_analysis(results_dir: Path, root: Path, sink: fig.FigureSink) -> list[
                      for r in chosen]
             sections.append((f"{title} ({name}; on each image: true > predicted class letter, confidence)", "image",
                              sink.image(title.lower().replace(" ", "-"), fig.grid([("", tiles)], label_width=4))))
-    probabilities = np.stack([r["probabilities"] for r in rows])
-    truths = [r["truth"] for r in rows]
-    result = calibration(probabilities, truths, len(CLASSES))
-    plot_reliability(result, sink.folder / "reliability.png", name)
-    sections.append((f"Calibration of {name} over its test folds: expected calibration error {result['ece']:.3f}",
-                     "image", sink.png("reliability", (sink.folder / "reliability.png").read_bytes())))
-    per_class = [[cls.folder, str(len(members)),
-                  f"{np.mean([r['probabilities'][r['predicted']] for r in members]):.3f}",
-                  f"{np.mean([r['truth'] == r['predicted'] for r in members]):.3f}"]
-                 for cls in CLASSES if (members := [r for r in rows if r["truth"] == cls.index])]
-    sections.append(("Per-class calibration (confidence of the decision beside how often it is right)", "table",
-                     {"header": ["class", "test images", "mean confidence", "accuracy"], "rows": per_class}))
+    sections += _calibration(runs, rows, name, sink)
     return sections
