@@ -135,3 +135,18 @@ def test_resume_with_other_options_and_a_second_training_into_a_held_folder_are_
         assert not (tmp_path / "held" / "config.json").exists()
     finally:
         holder.kill()
+
+
+def test_an_average_of_independently_trained_models_is_its_own_row(two_seed_benchmark: Path, tiny_twin,
+                                                                   tmp_path: Path) -> None:
+    from hyperkvasir.classify.benchmark import average_members
+
+    results = json.loads((two_seed_benchmark / "results.json").read_text())
+    member = results["models"][MODEL]
+    out = Path(shutil.copytree(two_seed_benchmark, tmp_path / "bench"))
+    base = TrainConfig(root=str(tiny_twin.root), **FAST)
+    averaged = average_members(tiny_twin.root, out, "avg-x-x", [member, member], base)
+    assert len(averaged["runs"]) == 4 and averaged["mean"]["macro_f1"] == pytest.approx(member["mean"]["macro_f1"])
+    assert (out / "avg-x-x" / "seed-1" / "test-fold-1" / "predictions-test.csv").is_file()
+    with pytest.raises(HyperKvasirError, match="--average"):
+        run_benchmark(tiny_twin.root, [MODEL], tmp_path / "other", base=base, average=[(MODEL, "resnet152")])

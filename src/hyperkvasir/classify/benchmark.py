@@ -15,7 +15,7 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import HyperKvasirError, require_range
-from hyperkvasir.metrics.classification import SUMMARY_KEYS, average_folds, classification_metrics
+from hyperkvasir.metrics.classification import SUMMARY_KEYS, average_folds, classification_metrics, scored_metrics
 from hyperkvasir.metrics.intervals import INTERVAL_KEYS, fold_average, percentile_interval, resampled
 from hyperkvasir.metrics.ordinal import ORDINAL_KEYS, resampled_ordinal, uc_positions
 from hyperkvasir.provenance import config_hash, differing_keys, git_revision, tree_key, version
@@ -49,17 +49,23 @@ def majority_baseline(root: Path, scheme: str, seed: int) -> dict:
 
 
 def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base: TrainConfig | None = None,
-                  seeds: int = 1, force: bool = False, progress=None) -> dict:
+                  seeds: int = 1, force: bool = False, average: list[tuple[str, ...]] = (), progress=None) -> dict:
     """Train and score every model on every fold of ``base.scheme``, once per seed (``base.seed``,
     ``base.seed + 1``, …); write results.json and results.md (rank 0) with 95 % intervals over the scored
     images. Under ``base.protocol == "dev"`` each fold scores its validation carve-out and no test image is
     opened. A rerun skips finished runs and continues an unfinished one from its last checkpoint, but only
     for the same config and tree (``benchmark.json``): anything else is refused unless ``force``, which starts
-    over. Every process of a distributed run takes part in every fold and seed; only rank 0 writes."""
+    over. Every process of a distributed run takes part in every fold and seed; only rank 0 writes. Each tuple of
+    ``average`` (models of ``models``) adds a row whose probabilities are the mean of those independently trained
+    models' on every (seed, fold): the paper's "Averaged ResNet-152 + DenseNet-161"."""
     root, out = Path(root), Path(out)
     base = base or TrainConfig(root=str(root))
     check_train_config(base)  # before the audit and before any fold's folder
     require_range("--seeds", seeds, 1, None)
+    unknown = [m for members in average for m in members if m not in models]
+    if unknown or any(len(members) < 2 for members in average):
+        raise HyperKvasirError(f"--average {'+'.join(next(iter(average)))}: each average names two or more of the "
+                               f"benchmarked models ({', '.join(models)}), joined by '+'")
     record = _claim(out, base, root, force)
     from hyperkvasir.data.audit import audit
 
@@ -89,6 +95,9 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
             results["models"][name] = summarise(root, out, runs, per_seed, base)
     if secondary:
         return {}
+    for members in average:
+        name = "avg-" + "-".join(members)
+        results["models"][name] = average_members(root, out, name, [results["models"][m] for m in members], base)
     results["majority_class"] = majority_baseline(root, base.scheme, base.seed)
     if base.protocol == "test":  # the probe trains on every fold's corners: never under the dev protocol
         from hyperkvasir.classify.shortcuts import shortcut_probes
@@ -99,6 +108,48 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
     with atomic_write(out / "results.md", "w") as handle:
         handle.write(results_markdown(results))
     return results
+
+
+def average_members(root: Path, out: Path, name: str, members: list[dict], base: TrainConfig) -> dict:
+    """A model whose class probabilities are the mean of independently trained ``members`` on each (seed, fold):
+    written as ``OUT/avg-A-B/…/predictions-*.csv`` and ``metrics-*.json``, summarised like a trained model."""
+    import csv
+
+    from hyperkvasir.classify.evaluate import truth_from_release
+
+    truth = truth_from_release(root)
+    scored = scored_part(base)
+    runs, per_seed = [], []
+    for seed in sorted({run["seed"] for run in members[0]["runs"]}):
+        folds = []
+        for run in (r for r in members[0]["runs"] if r["seed"] == seed):
+            sources = [out / next(r["run"] for r in m["runs"] if (r["seed"], r["fold"]) == (seed, run["fold"]))
+                       for m in members]
+            tables = [_probabilities(source / f"predictions-{scored}.csv") for source in sources]
+            files = sorted(tables[0])
+            mean = np.mean([[table[f] for f in files] for table in tables], axis=0)
+            target = out / name / Path(run["run"]).relative_to(Path(run["run"]).parts[0])
+            target.mkdir(parents=True, exist_ok=True)
+            with atomic_write(target / f"predictions-{scored}.csv", "w") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(["file-name", "label", *(c.folder for c in CLASSES)])
+                for file, row in zip(files, mean):
+                    writer.writerow([file, CLASSES[int(row.argmax())].folder, *(f"{p:.6f}" for p in row)])
+            metrics = scored_metrics([truth[f] for f in files], mean.argmax(1), seed=seed) | {
+                "protocol": base.protocol, "fold": run["fold"], "members": [str(s) for s in sources]}
+            with atomic_write(target / f"metrics-{scored}.json", "w") as handle:
+                json.dump(metrics, handle, indent=2)
+            folds.append(metrics)
+            runs.append({"seed": seed, "fold": run["fold"], "run": str(target.relative_to(out))})
+        per_seed.append(folds)
+    return summarise(root, out, runs, per_seed, base)
+
+
+def _probabilities(path: Path) -> dict[str, np.ndarray]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["file-name"]: np.asarray([float(row[c.folder]) for c in CLASSES]) for row in csv.DictReader(handle)}
 
 
 def run_folder(out: Path, model: str, position: int, seed: int, fold: int, protocol: str) -> Path:

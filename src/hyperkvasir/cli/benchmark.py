@@ -44,6 +44,9 @@ def benchmark(
                                             "with it)."),
     force: bool = typer.Option(False, "--force", help="Classify: start over in an --out made with another "
                                                       "config or tree (its runs are deleted)."),
+    average: str = typer.Option(None, help="Classify: rows averaging the probabilities of independently trained "
+                                           "models, e.g. resnet152+densenet161 (the paper's averaged ensemble); "
+                                           "comma-separated for several."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
     """Train on one fold, test on the other, both directions; averaged metrics beside the paper's Table 3.
@@ -54,9 +57,10 @@ def benchmark(
         raise typer.BadParameter(f"unknown task {task!r}; choose classify, segment or video", param_hint="--task")
     given = {"--config": config_file, "--scheme": scheme, "--optimizer": optimizer,
              "--exclude-conflicts": exclude_conflicts, "--select-on-train": select_on_train or None,
-             "--mask-corners": mask_corners, "--seeds": seeds, "--protocol": protocol, "--force": force or None}
+             "--mask-corners": mask_corners, "--seeds": seeds, "--protocol": protocol, "--force": force or None,
+             "--average": average}
     applies = {"classify": {"--config", "--scheme", "--optimizer", "--exclude-conflicts", "--mask-corners",
-                            "--seeds", "--protocol", "--force"},
+                            "--seeds", "--protocol", "--force", "--average"},
                "segment": {"--config", "--scheme"}, "video": {"--select-on-train"}}[task]
     refused = [flag for flag, value in given.items() if value is not None and flag not in applies]
     if refused:
@@ -105,7 +109,8 @@ def benchmark(
                          batch_size=batch_size, lr=lr, optimizer=optimizer, workers=workers, seed=seed, device=device,
                          exclude_conflicts=exclude_conflicts, mask_corners=mask_corners, protocol=protocol)
     _log_to_stderr()
-    results = run_benchmark(root, names, out_dir, base=base, seeds=seeds or 1, force=force,
+    averages = [tuple(m.strip() for m in group.split("+")) for group in (average or "").split(",") if group.strip()]
+    results = run_benchmark(root, names, out_dir, base=base, seeds=seeds or 1, force=force, average=averages,
                             progress=progress_bar("caching images"))
     if not results:  # another process of a distributed run: rank 0 reports
         return 0

@@ -34,8 +34,10 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("resnet50", ("resnet50",), "Pre-Trained ResNet-50", _HALF, _HALF),
     ModelSpec("resnet152", ("resnet152",), "Pre-Trained ResNet-152", _HALF, _HALF),
     ModelSpec("densenet161", ("densenet161",), "Pre-Trained DenseNet-161", _HALF, _HALF),
-    ModelSpec("resnet152+densenet161", ("resnet152", "densenet161"), "Averaged ResNet-152 + DenseNet-161",
-              _HALF, _HALF),
+    # trained jointly on the averaged logits: not the paper's row, which averages two independently trained models
+    # (``benchmark --models resnet152,densenet161 --average resnet152+densenet161``)
+    ModelSpec("resnet152+densenet161", ("resnet152", "densenet161"),
+              "ResNet-152 + DenseNet-161, trained jointly on averaged logits", _HALF, _HALF),
     ModelSpec("tf_efficientnet_lite0", ("tf_efficientnet_lite0",), None, _HALF, _HALF),
     ModelSpec("efficientnet_b0", ("efficientnet_b0",), None, *_IMAGENET),
     ModelSpec("convnext_tiny", ("convnext_tiny",), None, *_IMAGENET),
