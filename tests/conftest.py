@@ -122,3 +122,38 @@ def run_cli():
         return done
 
     return run
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """``mount(size)``: a tmpfs of ``size`` (e.g. "64k") under tmp_path, unmounted afterwards; skips where
+    mounting is not permitted (not root, or no CAP_SYS_ADMIN in a container)."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"disk-{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+@pytest.fixture(scope="session")
+def classify_checkpoint(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A classifier trained one epoch on the tiny twin (32 px, random start): for commands that need any
+    checkpoint."""
+    from hyperkvasir.classify.module import TrainConfig, train_classifier
+
+    run = tmp_path_factory.mktemp("ckpt") / "run"
+    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(run), model="test_efficientnet", epochs=1,
+                                 input_size=32, workers=0, pretrained=False))
+    return run / "best.ckpt"

@@ -274,13 +274,8 @@ def bad_files(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hyperkvasir.classify.module import TrainConfig, train_classifier
-
-    run = tmp_path_factory.mktemp("ckpt") / "run"
-    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(run), model="test_efficientnet", epochs=1,
-                                 input_size=32, workers=0, pretrained=False))
-    return run / "best.ckpt"
+def checkpoint(classify_checkpoint: Path) -> Path:
+    return classify_checkpoint
 
 
 def _listing(folder: Path) -> list[str]:

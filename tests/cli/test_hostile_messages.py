@@ -239,17 +239,11 @@ def test_a_command_killed_outright_leaves_no_worker_behind(twin_copy: Path) -> N
 
 # --- what the machine runs out of ------------------------------------------------------------------------------
 
-def test_a_full_disk_is_named_with_what_to_do(tiny_twin, tmp_path: Path, capsys) -> None:
-    small = tmp_path / "small"
-    small.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(small)], capture_output=True).returncode:
-        pytest.skip("mounting a small tmpfs needs root")
-    try:
-        assert main(["index", str(tiny_twin.root), "--out", str(small / "m.parquet")]) == 1
-        line = _error_line(capsys.readouterr().err)
-        assert "m.parquet: No space left on device; free space there" in line and "unexpected" not in line
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
+def test_a_full_disk_is_named_with_what_to_do(tiny_twin, small_disk, capsys) -> None:
+    small = small_disk("12k")
+    assert main(["index", str(tiny_twin.root), "--out", str(small / "m.parquet")]) == 1
+    line = _error_line(capsys.readouterr().err)
+    assert "m.parquet: No space left on device; free space there" in line and "unexpected" not in line
 
 
 def test_a_file_name_that_is_not_utf8_prints_on_a_strict_utf8_stream(tiny_twin, tmp_path: Path) -> None:

@@ -144,27 +144,6 @@ def test_yolo_yaml_names_the_final_folder(tiny_twin, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- staged outputs and full disks
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """``mount(size)``: a tmpfs of ``size`` (e.g. "64k") under tmp_path, unmounted afterwards; skips where
-    mounting is not permitted (not root, or no CAP_SYS_ADMIN in a container)."""
-    mounted: list[Path] = []
-
-    def mount(size: str) -> Path:
-        point = tmp_path / f"disk-{len(mounted)}"
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        subprocess.run(["umount", "-l", str(point)], check=False)
-
-
 @pytest.fixture(scope="module")
 def segment_checkpoint(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hyperkvasir.segment.module import SegmentConfig, train_segmenter
