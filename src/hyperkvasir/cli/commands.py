@@ -4,6 +4,7 @@ stages, then one module per task, then the benchmark and the demo."""
 from hyperkvasir.cli import data  # noqa: F401, I001  (registration order is the import order)
 from hyperkvasir.cli import classify, segment, video  # noqa: F401
 from hyperkvasir.cli import predict  # noqa: F401
+from hyperkvasir.cli import label  # noqa: F401
 from hyperkvasir.cli import benchmark  # noqa: F401
 from hyperkvasir.cli.common import app
 

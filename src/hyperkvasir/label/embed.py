@@ -34,6 +34,7 @@ class Embeddings:
     vectors: np.ndarray
     probabilities: np.ndarray | None
     undecodable: list[str]
+    parts: list[str]  # the part of each row
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def embed_parts(root: str | Path, *, parts: tuple[str, ...] = ("labeled",), chec
     probabilities = (np.concatenate([f.probabilities for f in found])
                      if all(f.probabilities is not None for f in found) else None)
     return Embeddings([p for f in found for p in f.paths], vectors, probabilities,
-                      [p for f in found for p in f.undecodable])
+                      [p for f in found for p in f.undecodable], [p for f in found for p in f.parts])
 
 
 def _encoder(checkpoint: str | Path | None, size: int | None, model: str) -> _Encoder:
@@ -118,14 +119,16 @@ def _part(root, folder: Path, encoder: _Encoder, manifest: list[dict], part: str
     with preparing(target):  # a second shell on the same tree waits, then reads
         if not target.is_file():
             _compute(Path(root), target, encoder, [p for p, _ in rows], workers, batch_size, device, progress)
-    return _read(target)
+    return _read(target, part)
 
 
-def _read(target: Path) -> Embeddings:
+def _read(target: Path, part: str) -> Embeddings:
     try:
         with np.load(target) as saved:
             probabilities = saved["probabilities"] if saved["probabilities"].size else None
-            return Embeddings(saved["paths"].tolist(), saved["vectors"], probabilities, saved["undecodable"].tolist())
+            paths = saved["paths"].tolist()
+            return Embeddings(paths, saved["vectors"], probabilities, saved["undecodable"].tolist(),
+                              [part] * len(paths))
     except (OSError, ValueError, KeyError) as error:
         raise DataError(f"{target}: unreadable embeddings ({type(error).__name__}); delete the file and embed "
                         f"again") from None
