@@ -6,7 +6,7 @@ The notebook face (``HyperKvasirClassification``, ``HyperKvasirSegmentation``, `
 
 from hyperkvasir.data.taxonomy import CLASSES, ClassInfo, lookup
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 _API = ("HyperKvasirClassification", "HyperKvasirSegmentation", "HyperKvasirVideoFrames", "load_model")
 __all__ = ["CLASSES", "ClassInfo", "lookup", "__version__", *_API]
 

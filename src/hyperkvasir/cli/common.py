@@ -17,8 +17,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    """``--version`` answers before any command runs (an eager option)."""
+    if asked:
+        from hyperkvasir import __version__
+
+        typer.echo(f"hyperkvasir {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _work_dir_option(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the toolkit's version and exit."),
     work_dir: Path = typer.Option(None, "--work-dir", help="Where manifests, caches and audit tables go (default "
                                                            "ROOT/.hyperkvasir, or $HYPERKVASIR_HOME/<tree>): the "
                                                            "release tree is then never written to."),
