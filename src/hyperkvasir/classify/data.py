@@ -40,6 +40,7 @@ class LabeledImages(Dataset):
         train: bool = False, cache: SquareCache | None = None,
         seed: int = 0, manifest: list[dict] | None = None, download: bool = False,
         extra: list[tuple[str, int]] = (), rare_below: int = 0, mask_corners: bool = False,
+        relabel: dict[str, int] | None = None,
     ) -> None:
         self.root = ensure_parts(root, ("labeled",), download_missing=download).root
         rows = manifest if manifest is not None else build_index(self.root).to_pylist()
@@ -54,7 +55,8 @@ class LabeledImages(Dataset):
             log.warning("skipping %s: it does not decode", name)
         self.paths = [r["path"] for r in usable]
         self.names = [Path(r["path"]).name for r in usable]
-        self.labels = [lookup(r["class"]).index for r in usable]
+        relabel = relabel or {}  # reviewed labels (reviews.csv) over the released ones, by file name
+        self.labels = [relabel.get(name, lookup(r["class"]).index) for name, r in zip(self.names, usable)]
         for relpath, label in extra:  # pseudo-labelled images (e.g. from unlabeled-images/), read directly
             self.paths.append(relpath)
             self.names.append(Path(relpath).name)
@@ -128,6 +130,7 @@ class ClassifyData(L.LightningDataModule):
         self.batch_size = config.batch_size
         self.excluded: dict[str, int] = {}
         self.pseudo_report: dict = {}
+        self.reviews_report: dict | None = None
 
     def prepare_data(self) -> None:
         manifest = build_index(self.config.root).to_pylist()
@@ -155,12 +158,17 @@ class ClassifyData(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         from hyperkvasir.classify.pseudo_labels import usable_pseudo_labels
+        from hyperkvasir.data.reviews import apply_reviews
         from hyperkvasir.data.splits import drop_label_conflicts
 
         config, root = self.config, Path(self.config.root)
         manifest = build_index(root).to_pylist()
         subsets = {part: list(names) for part, names in self.fold_subsets.items()}
         self.excluded = drop_label_conflicts(root, subsets) if config.exclude_conflicts else {}
+        relabels: dict[str, dict[str, int]] = {}
+        if config.reviews:
+            relabels, self.reviews_report = apply_reviews(config.reviews, root, subsets, manifest,
+                                                          on_test=config.reviews_on_test)
         extra, self.pseudo_report = (usable_pseudo_labels(config.pseudo_labels, root, scheme=config.scheme,
                                                           fold=config.fold, seed=config.seed,
                                                           val_fraction=config.val_fraction,
@@ -169,9 +177,10 @@ class ClassifyData(L.LightningDataModule):
         common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest,
                       mask_corners=config.mask_corners, cached=self._cached_names())
         self.train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed,
-                                      extra=extra, rare_below=config.rare_below, **common)
-        self.val_set = open_labeled(root, subsets["val"], **common)
-        self.test_set = open_labeled(root, subsets["test"], **common)
+                                      extra=extra, rare_below=config.rare_below, relabel=relabels.get("train"),
+                                      **common)
+        self.val_set = open_labeled(root, subsets["val"], relabel=relabels.get("val"), **common)
+        self.test_set = open_labeled(root, subsets["test"], relabel=relabels.get("test"), **common)
         if not len(self.train_set) or not len(self.val_set):
             raise DataError(f"{root}: fold {config.fold} leaves {len(self.train_set)} training and "
                             f"{len(self.val_set)} validation images; the tree is too small for this split")

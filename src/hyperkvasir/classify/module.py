@@ -80,6 +80,8 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0 = whole epoch; tests use a few steps
     pseudo_labels: str | None = None  # CSV path,label (from `hyperkvasir predict` + pseudo-labels) added to training
     exclude_conflicts: bool = False  # leave out images whose duplicates carry another class (audit label conflicts)
+    reviews: str | None = None  # reviews.csv of `hyperkvasir review`: applied to training and validation labels
+    reviews_on_test: bool = False  # apply the reviews to the test labels too (the metrics then say so)
     protocol: str = "test"  # test | dev (score the validation carve-out; select on a second carve-out)
     extra: dict = field(default_factory=dict)
 
@@ -207,6 +209,13 @@ def check_train_config(config: TrainConfig) -> None:
     require_choice("optimizer", config.optimizer, OPTIMIZERS)
     require_choice("schedule", config.schedule, SCHEDULES)
     require_choice("protocol", config.protocol, PROTOCOLS)
+    if config.reviews_on_test and not config.reviews:
+        raise HyperKvasirError("--reviews-on-test applies the --reviews file to the test labels; give --reviews FILE "
+                               "or drop it")
+    if config.reviews:
+        from hyperkvasir.data.reviews import read_reviews
+
+        read_reviews(config.reviews)  # a missing or malformed file stops the run before any folder is made
 
 
 def load_classifier_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ClassifierModule, dict]:
@@ -291,10 +300,11 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
         "weights_from": checkpoint.get("weights_from"), "skipped_images": sum(r["skipped_images"] for r in history),
         "model": config.model, "fold": config.fold, "scheme": config.scheme,
         "excluded_label_conflicts": data.excluded, "pseudo_labels": data.pseudo_report,
+        "test_labels": "reviewed (--reviews-on-test)" if config.reviews and config.reviews_on_test else "as released",
         "world_size": trainer.world_size,
         "provenance": provenance(dataclasses.asdict(config), root=config.root,
                                  weights_from=checkpoint.get("weights_from"), world_size=trainer.world_size,
-                                 per_device_batch=config.batch_size)}
+                                 per_device_batch=config.batch_size) | {"reviews": data.reviews_report}}
     with atomic_write(folder.path / f"metrics-{scored}.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
     plot_confusion_matrix(metrics, folder.path / f"confusion-{scored}.png",

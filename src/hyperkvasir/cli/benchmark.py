@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from hyperkvasir.cli.classify import _train_config
+from hyperkvasir.cli.classify import _REVIEWS_HELP, _REVIEWS_ON_TEST_HELP, _train_config
 from hyperkvasir.cli.common import _RECIPE_HELP, _log_to_stderr, _packaged_recipe, app
 from hyperkvasir.cli.console import out, progress_bar
 from hyperkvasir.cli.data import _synthesise
@@ -47,6 +47,8 @@ def benchmark(
     average: str = typer.Option(None, help="Classify: rows averaging the probabilities of independently trained "
                                            "models, e.g. resnet152+densenet161 (the paper's averaged ensemble); "
                                            "comma-separated for several."),
+    reviews: Path = typer.Option(None, help="Classify: " + _REVIEWS_HELP),
+    reviews_on_test: bool = typer.Option(None, "--reviews-on-test", help="Classify: " + _REVIEWS_ON_TEST_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
     """Train on one fold, test on the other, both directions; averaged metrics beside the paper's Table 3.
@@ -58,9 +60,9 @@ def benchmark(
     given = {"--config": config_file, "--scheme": scheme, "--optimizer": optimizer,
              "--exclude-conflicts": exclude_conflicts, "--select-on-train": select_on_train or None,
              "--mask-corners": mask_corners, "--seeds": seeds, "--protocol": protocol, "--force": force or None,
-             "--average": average}
+             "--average": average, "--reviews": reviews, "--reviews-on-test": reviews_on_test}
     applies = {"classify": {"--config", "--scheme", "--optimizer", "--exclude-conflicts", "--mask-corners",
-                            "--seeds", "--protocol", "--force", "--average"},
+                            "--seeds", "--protocol", "--force", "--average", "--reviews", "--reviews-on-test"},
                "segment": {"--config", "--scheme"}, "video": {"--select-on-train"}}[task]
     refused = [flag for flag, value in given.items() if value is not None and flag not in applies]
     if refused:
@@ -107,7 +109,8 @@ def benchmark(
 
     base = _train_config(root, config_file, scheme=scheme, epochs=epochs, input_size=input_size,
                          batch_size=batch_size, lr=lr, optimizer=optimizer, workers=workers, seed=seed, device=device,
-                         exclude_conflicts=exclude_conflicts, mask_corners=mask_corners, protocol=protocol)
+                         exclude_conflicts=exclude_conflicts, mask_corners=mask_corners, protocol=protocol,
+                         reviews=str(reviews) if reviews else None, reviews_on_test=reviews_on_test)
     _log_to_stderr()
     averages = [tuple(m.strip() for m in group.split("+")) for group in (average or "").split(",") if group.strip()]
     results = run_benchmark(root, names, out_dir, base=base, seeds=seeds or 1, force=force, average=averages,

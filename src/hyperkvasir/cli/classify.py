@@ -12,6 +12,11 @@ from hyperkvasir.cli.common import _RECIPE_HELP, _config, _log_to_stderr, app, e
 from hyperkvasir.cli.console import out, progress_bar
 
 
+_REVIEWS_HELP = ("reviews.csv of `hyperkvasir review`: its relabels and exclusions apply to training and validation "
+                 "(test labels stay as released); recorded in the metrics' provenance.")
+_REVIEWS_ON_TEST_HELP = "Apply --reviews to the test labels too (the metrics then say so)."
+
+
 def _train_config(root: Path, config_file: Path | None, **overrides):
     from hyperkvasir.classify.module import TrainConfig
 
@@ -56,6 +61,8 @@ def train_classify(
                                            help="Leave out images the audit finds under two classes."),
     protocol: str = typer.Option(None, help="test (score the test fold) | dev (score the validation carve-out, "
                                             "select on a second one: the test fold is never opened)."),
+    reviews: Path = typer.Option(None, help=_REVIEWS_HELP),
+    reviews_on_test: bool = typer.Option(None, "--reviews-on-test", help=_REVIEWS_ON_TEST_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
@@ -72,7 +79,8 @@ def train_classify(
                            balanced=balanced, loss=loss, logit_tau=logit_tau, rare_below=rare_below,
                            decision_rule=decision_rule, tta=tta, mask_corners=mask_corners, weights=weights, weights_partial=weights_partial,
                            pretrained=pretrained, seed=seed, workers=workers, device=device, pseudo_labels=pseudo_labels,
-                           exclude_conflicts=exclude_conflicts, protocol=protocol, resume=resume)
+                           exclude_conflicts=exclude_conflicts, protocol=protocol,
+                           reviews=str(reviews) if reviews else None, reviews_on_test=reviews_on_test, resume=resume)
     _log_to_stderr()
     metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
     if metrics:  # under torchrun, rank 0 reports

@@ -6,6 +6,7 @@ from hyperkvasir.cli import classify, segment, video  # noqa: F401
 from hyperkvasir.cli import predict  # noqa: F401
 from hyperkvasir.cli import label  # noqa: F401
 from hyperkvasir.cli import benchmark  # noqa: F401
+from hyperkvasir.cli import review  # noqa: F401
 from hyperkvasir.cli.common import app
 
 __all__ = ["app"]
