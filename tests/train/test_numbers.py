@@ -104,7 +104,8 @@ def test_the_dev_protocol_never_opens_a_test_image(tiny_twin, tmp_path: Path, mo
     scored = {line.split(",")[0] for line in (tmp_path / "run" / "predictions-dev.csv").read_text().splitlines()[1:]}
     assert scored and not scored & test_fold and metrics["n"] == len(scored)
     monkeypatch.undo()
-    results = run_benchmark(root, [MODEL], tmp_path / "dev", base=TrainConfig(root=str(root), **FAST | {"protocol": "dev"}))
+    dev = TrainConfig(root=str(root), **FAST | {"protocol": "dev"})
+    results = run_benchmark(root, [MODEL], tmp_path / "dev", base=dev)
     assert results["protocol"] == "dev" and not list((tmp_path / "dev").rglob("*-test.*"))
     assert "dev: scored on the validation carve-out" in (tmp_path / "dev" / "results.md").read_text()
     assert main(["compare", str(tmp_path / "dev"), str(tmp_path / "dev")]) == 0

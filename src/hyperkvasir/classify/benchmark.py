@@ -290,7 +290,8 @@ def results_markdown(results: dict) -> str:
     config = results["config"]
     scored = ("dev: scored on the validation carve-out of the training folds, selected on a second carve-out, "
               "test fold never opened") if dev else "test fold scored once, selected on the validation carve-out"
-    ours = f"this tree, {config['input_size']} px, {config['epochs']} epochs, {results.get('seeds', 1)} seed(s); {scored}"
+    ours = (f"this tree, {config['input_size']} px, {config['epochs']} epochs, {results.get('seeds', 1)} seed(s); "
+            f"{scored}")
     for name, result in results["models"].items():
         lines.append(f"| **{name}** | {ours} | {with_interval(result['mean'])} |")
     lines.append(f"| Majority class | this tree, test fold | {fmt(results['majority_class'][k] for k in _COLUMNS)} |")
