@@ -7,6 +7,8 @@ Predictions are a Parquet table: ``path`` (relative to the release root for a pa
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +23,10 @@ from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
 from hyperkvasir.data.inputs import output_names, resolve_inputs
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
-from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.engine.runs import distributed, pick_device
+from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.models import MODELS
+from hyperkvasir.outputs import refuse_replacing, staged_folder
 
 
 class _Images(Dataset):
@@ -64,57 +67,96 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
                    batch_size: int = 64, workers: int = 2, device: str = "auto", progress=None,
                    gradcam_dir: str | Path | None = None, tta: bool = False) -> dict:
     """Write the predictions Parquet (and, with ``gradcam_dir``, a Grad-CAM overlay PNG per image, at the image's
-    path below the inputs' folder); returns counts (images scored, skipped as undecodable). ``label`` applies the checkpoint's decision rule when it
-    has one; ``tta`` averages the probabilities over flips."""
+    path below the inputs' folder; the folder appears whole or not at all); returns counts (images scored, skipped
+    as undecodable). ``label`` applies the checkpoint's decision rule when it has one; ``tta`` averages the
+    probabilities over flips."""
     rank, world = distributed()  # under torchrun each process scores every world-th image
     torch_device = pick_device(device)
     model, config, offsets = load_classifier(checkpoint, torch_device)
-    spec = MODELS[config.model]
     all_paths, root = resolve_inputs(inputs, part)
     if not all_paths:
         raise HyperKvasirError(f"no images (.jpg, .png, .bmp, .tif) in {', '.join(map(str, inputs))}; pass image "
                                f"files or folders of them, or a release root with --part")
     paths = all_paths[rank::world]
-    gradcam_names = output_names(all_paths, inputs, root)[rank::world] if gradcam_dir is not None else []
-    loader = DataLoader(_Images(paths, config.input_size, config.mask_corners), batch_size=batch_size,
-                        num_workers=workers, collate_fn=_collate)
-    scored, probs = [], []
-    batches = progress(loader, len(loader)) if progress else loader
-    for batch in batches:
-        if batch is None:
-            continue
-        raw, indices = batch
-        images = normalise(raw.to(torch_device), spec.mean, spec.std)
-        with torch.no_grad(), torch.autocast(torch_device.type, enabled=torch_device.type == "cuda"):
-            batch_probs = flip_averaged(model, images) if tta else torch.softmax(model(images).float(), 1)
-        if gradcam_dir is not None:
-            _write_gradcams(model, images, raw, [gradcam_names[i] for i in indices], Path(gradcam_dir))
-        probs.append(batch_probs.float().cpu().numpy())
-        scored += indices
-    matrix = np.concatenate(probs) if probs else np.zeros((0, len(CLASSES)), np.float32)
-    failed = [str(paths[i]) for i in sorted(set(range(len(paths))) - set(scored))]
-    if world == 1 and not scored:
-        raise DataError(f"none of the {len(paths)} inputs decodes as an image (first: {failed[0]}); nothing "
-                        f"written — check the files or the folder")
-    names = [str(paths[i].relative_to(root)) if root else str(paths[i]) for i in scored]
-    columns = {"path": names, "label": [CLASSES[int(i)].folder for i in decide(matrix, offsets)]}
-    columns |= {c.folder: matrix[:, c.index].astype(np.float32) for c in CLASSES}
-    table = pa.table(columns)
-    if world > 1:
-        import torch.distributed as dist
-
-        shards: list = [None] * world
-        dist.all_gather_object(shards, table)
-        # every rank leaves the group together: a rank exiting while another still holds it can abort (gloo)
-        dist.barrier()
-        dist.destroy_process_group()
-        if rank != 0:
-            return {"images": 0, "skipped": 0, "out": str(out), "rank": rank}
-        table = pa.concat_tables(shards)
+    with _shared_staging(gradcam_dir, rank, world, reads=[root] if root else inputs) as gradcams:
+        names = output_names(all_paths, inputs, root)[rank::world] if gradcams else []
+        scored, matrix = _score(model, MODELS[config.model], paths, config, torch_device, batch_size=batch_size,
+                                workers=workers, tta=tta, progress=progress, gradcams=gradcams, names=names)
+        failed = [str(paths[i]) for i in sorted(set(range(len(paths))) - set(scored))]
+        if world == 1 and not scored:
+            raise DataError(f"none of the {len(paths)} inputs decodes as an image (first: {failed[0]}); nothing "
+                            f"written — check the files or the folder")
+        relative = [str(paths[i].relative_to(root)) if root else str(paths[i]) for i in scored]
+        columns = {"path": relative, "label": [CLASSES[int(i)].folder for i in decide(matrix, offsets)]}
+        columns |= {c.folder: matrix[:, c.index].astype(np.float32) for c in CLASSES}
+        table = _gathered(pa.table(columns), rank, world)  # every rank's overlays are written once this returns
+    if rank != 0:
+        return {"images": 0, "skipped": 0, "out": str(out), "rank": rank}
     with atomic_write(out) as handle:
         pq.write_table(table, handle)
     return {"images": table.num_rows, "skipped": len(all_paths) - table.num_rows, "out": str(out),
             "undecodable": failed}
+
+
+def _score(model, spec, paths: list[Path], config, device: torch.device, *, batch_size: int, workers: int, tta: bool,
+           progress, gradcams: Path | None, names: list[str]) -> tuple[list[int], np.ndarray]:
+    """(indices of the decoded ``paths``, their class probabilities); with ``gradcams``, each one's overlay is
+    written there as ``<name>.png``."""
+    loader = DataLoader(_Images(paths, config.input_size, config.mask_corners), batch_size=batch_size,
+                        num_workers=workers, collate_fn=_collate)
+    scored, probs = [], []
+    for batch in progress(loader, len(loader)) if progress else loader:
+        if batch is None:
+            continue
+        raw, indices = batch
+        images = normalise(raw.to(device), spec.mean, spec.std)
+        with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
+            batch_probs = flip_averaged(model, images) if tta else torch.softmax(model(images).float(), 1)
+        if gradcams is not None:
+            _write_gradcams(model, images, raw, [names[i] for i in indices], gradcams)
+        probs.append(batch_probs.float().cpu().numpy())
+        scored += indices
+    return scored, np.concatenate(probs) if probs else np.zeros((0, len(CLASSES)), np.float32)
+
+
+@contextlib.contextmanager
+def _shared_staging(target: str | Path | None, rank: int, world: int, *, reads: list) -> Iterator[Path | None]:
+    """The Grad-CAM folder's staging folder, the same one for every rank (rank 0 makes it and shares its path on
+    the common file system), renamed into place whole by rank 0 once every rank's overlays are written; None
+    without ``target``."""
+    if target is None:
+        yield None
+    elif rank == 0:
+        with staged_folder(target, "predict", option="--gradcam", reads=reads) as staging:
+            yield _from_rank_zero(staging, world)
+    else:
+        refuse_replacing(Path(target), "predict", "--gradcam", reads=reads)  # as rank 0 does: all stop together
+        yield _from_rank_zero(None, world)
+
+
+def _from_rank_zero(value, world: int):
+    """Rank 0's ``value`` on every rank."""
+    if world == 1:
+        return value
+    import torch.distributed as dist
+
+    shared = [value]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]
+
+
+def _gathered(table: pa.Table, rank: int, world: int) -> pa.Table:
+    """Every rank's rows on rank 0 (the others get their own back); the process group ends here, for all ranks
+    together: a rank exiting while another still holds it can abort (gloo)."""
+    if world == 1:
+        return table
+    import torch.distributed as dist
+
+    shards: list = [None] * world
+    dist.all_gather_object(shards, table)
+    dist.barrier()
+    dist.destroy_process_group()
+    return pa.concat_tables(shards) if rank == 0 else table
 
 
 def _write_gradcams(model, images: torch.Tensor, raw: torch.Tensor, names: list[str], folder: Path) -> None:
@@ -123,7 +165,6 @@ def _write_gradcams(model, images: torch.Tensor, raw: torch.Tensor, names: list[
     from hyperkvasir.classify.gradcam import grad_cam, overlay
 
     heat = grad_cam(model, images.float())
-    folder.mkdir(parents=True, exist_ok=True)
     for image, cam, name in zip(raw.permute(0, 2, 3, 1).numpy(), heat, names):
         ok, encoded = cv2.imencode(".png", overlay(image, cam)[..., ::-1])
         with atomic_write(folder / f"{name}.png") as handle:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
+from hyperkvasir.data.layout import escaped
+
 _CONTROLS = {code: repr(chr(code))[1:-1] for code in (*range(32), 127) if chr(code) not in "\n\t"}
 
 
@@ -27,7 +29,7 @@ class _PlainConsole(Console):
 def visible(text: str) -> str:
     """``text`` with control characters escaped (``\\x1b``) and the undecodable bytes of a file name shown as
     ``\\xff`` (Python carries them as lone surrogates, which no UTF-8 stream accepts)."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_CONTROLS)
+    return escaped(text).translate(_CONTROLS)
 
 
 out = _PlainConsole()

@@ -142,9 +142,10 @@ def index(
     for part in table.column("part").to_pylist():
         parts[part] = parts.get(part, 0) + 1
     bad = [p for p, ok in zip(table.column("path").to_pylist(), table.column("decodes").to_pylist()) if not ok]
+    left_out = [entry for entry in meta.get("hyperkvasir.skipped", "").split("\n") if entry]
     summary = {"manifest": str(out_file or manifest_path(root)), "rows": table.num_rows, "parts": parts,
                "read": int(meta["hyperkvasir.read"]), "reused": int(meta["hyperkvasir.reused"]),
-               "unreadable": bad, "seconds": round(time.perf_counter() - started, 2)}
+               "unreadable": bad, "left_out": left_out, "seconds": round(time.perf_counter() - started, 2)}
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
@@ -155,6 +156,8 @@ def index(
                       f"`hyperkvasir validate` names what is wrong)", soft_wrap=True)
         for problem in filter(None, meta.get("hyperkvasir.problems", "").split("\n")):
             out.print(Text("  skipped:", style="yellow"), f"{problem} (run `hyperkvasir validate`)")
+        for entry in left_out:
+            out.print(Text("  left out:", style="yellow"), f"{entry} (`hyperkvasir validate` says what to do)")
     return 0
 
 

@@ -76,13 +76,9 @@ def predict(
                 summary["undecodable"], as_json)
         return 0
     if task == "video":
-        from hyperkvasir.data.inputs import video_inputs
         from hyperkvasir.video.predict import predict_videos
 
-        videos = video_inputs(inputs)
-        if not videos:
-            raise typer.BadParameter(f"no video file (.avi, .mpg, .mp4) in {', '.join(inputs)}", param_hint="INPUT")
-        summary = predict_videos(checkpoint, videos, out_path, every=every or 5, device=device,
+        summary = predict_videos(checkpoint, inputs, out_path, every=every or 5, device=device,
                                  progress=progress_bar("videos"))
         _report(summary, f"{summary['frames']:,} frames of {summary['videos']} videos scored → {out_path}",
                 list(summary["failed"]), as_json)

@@ -82,12 +82,30 @@ def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return np.asarray(Image.fromarray(pixels).transpose(_TRANSPOSE[orientation]))
 
 
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened image as the decoder returns it: EXIF orientations 5–8 turn it a quarter."""
+    return _turned(image.size, _orientation(image))
+
+
+def _turned(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def jpeg_header_size(path: str | Path, data: bytes) -> tuple[int, int] | None:
+    """(width, height) of JPEG bytes as :func:`decode_rgb` returns them (EXIF orientation applied), from the header
+    alone (a few µs, no pixels), or None when libjpeg-turbo cannot read the header (Pillow then decides)."""
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        return _turned((width, height), _jpeg_orientation(path, data))
+    except (ValueError, ImageDecodeError):  # an unusual but valid stream (e.g. odd subsampling) or a broken one
+        return None
+
+
 def header_size(path: str | Path) -> tuple[int, int]:
     """(width, height) as decoded (EXIF orientation applied) from the file header alone; no pixel is decoded."""
     try:
         with open_image(path) as image:
-            width, height = image.size
-            return (height, width) if _orientation(image) in (5, 6, 7, 8) else (width, height)
+            return upright_size(image)
     except ImageDecodeError as error:
         raise ImageDecodeError(f"{path}: cannot read image header ({str(error).removeprefix(f'{path}: ')})") \
             from None

@@ -17,16 +17,22 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import numpy as np
 import filelock
 import pyarrow as pa
 import pyarrow.parquet as pq
-import simplejpeg
 from PIL import Image
 
-from hyperkvasir.data.imaging import atomic_write, binarise_mask, decode_mask, is_jpeg_bytes
+from hyperkvasir.data.imaging import (
+    atomic_write,
+    binarise_mask,
+    decode_mask,
+    is_jpeg_bytes,
+    jpeg_header_size,
+    upright_size,
+)
 from hyperkvasir.data.layout import (
     Release,
+    Skipped,
     read_bounding_boxes,
     read_split_csv,
     read_video_labels,
@@ -129,15 +135,6 @@ def _jpeg_structure_error(data: bytes) -> str | None:
     return None
 
 
-def _jpeg_header(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from libjpeg-turbo's header read (a few µs, no pixels), or None when it cannot tell."""
-    try:
-        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-    except ValueError:  # an unusual but valid stream (e.g. odd subsampling) or a broken one: Pillow decides
-        return None
-    return width, height
-
-
 def _read_image(path: str, kind: str) -> dict:
     """Content columns of one image or mask; a mask is decoded to measure its polyp area."""
     row: dict = {"error": None, "decodes": False}
@@ -149,14 +146,15 @@ def _read_image(path: str, kind: str) -> dict:
     row |= {"sha256": hashlib.sha256(data).hexdigest()}
     if not data:
         return row | {"error": "empty file (0 bytes)"}
-    header = _jpeg_header(data) if kind == "image" and is_jpeg_bytes(data) else None
+    header = jpeg_header_size(path, data) if kind == "image" and is_jpeg_bytes(data) else None
     if header is not None:  # the common case, at disk speed
         row |= {"width": header[0], "height": header[1], "format": "JPEG"}
         problem = _jpeg_structure_error(data)
     else:
         try:
             with Image.open(io.BytesIO(data)) as image:
-                row |= {"width": image.width, "height": image.height, "format": image.format}
+                width, height = upright_size(image)  # as the decoder turns it, so sizes agree with the pixels
+                row |= {"width": width, "height": height, "format": image.format}
                 problem = _jpeg_structure_error(data) if image.format == "JPEG" else None
                 if problem is None and kind == "mask":
                     row["mask_area"] = float(binarise_mask(decode_mask(path)).mean())
@@ -199,12 +197,15 @@ def _content_job(job: tuple[str, str, str]) -> dict:
 
 
 _LISTINGS = (("labeled", "image", "labeled"), ("segmented", "image", "segmented-images"),
-             ("segmented", "mask", "segmented-masks"), ("unlabeled", "image", "unlabeled"), ("videos", "video", "videos"))
+             ("segmented", "mask", "segmented-masks"), ("unlabeled", "image", "unlabeled"),
+             ("videos", "video", "videos"))
 
 
-def _scan_all(release: Release) -> dict[str, tuple[str, str, os.stat_result]]:
-    """path → (part, kind, stat) of every file of every part present (one ``scandir`` walk, no reads)."""
-    return {rel: (part, kind, stat) for part, kind, listing in _LISTINGS for rel, stat in release.scan(listing)}
+def _scan_all(release: Release, skipped: list[Skipped]) -> dict[str, tuple[str, str, os.stat_result]]:
+    """path → (part, kind, stat) of every file of every part present (one ``scandir`` walk, no reads); what the
+    listings leave out (links leaving the tree, names that are no UTF-8, …) goes to ``skipped``."""
+    return {rel: (part, kind, stat) for part, kind, listing in _LISTINGS
+            for rel, stat in release.scan(listing, skipped)}
 
 
 def _path_rows(files: dict[str, tuple[str, str, os.stat_result]]) -> list[dict]:
@@ -279,12 +280,15 @@ def preparing(target: Path) -> filelock.FileLock:
 
 
 def _build_index(release: Release, target: Path, workers: int | None, progress) -> pa.Table:
-    files = _scan_all(release)
+    skipped: list[Skipped] = []
+    files = _scan_all(release, skipped)
+    left_out = "\n".join(f"{entry.path} ({entry.code})" for entry in sorted(set(skipped), key=lambda e: e.path))
     sources = _source_signature(release)
     previous = _previous_table(target)
     if previous is not None and _unchanged(previous, files, sources):
         return previous.replace_schema_metadata(previous.schema.metadata | {
-            b"hyperkvasir.read": b"0", b"hyperkvasir.reused": str(previous.num_rows).encode()})
+            b"hyperkvasir.read": b"0", b"hyperkvasir.reused": str(previous.num_rows).encode(),
+            b"hyperkvasir.skipped": left_out.encode()})
     old_rows = {row["path"]: row for row in previous.to_pylist()} if previous is not None else {}
     rows = _path_rows(files)
     jobs, reused = [], 0
@@ -302,7 +306,7 @@ def _build_index(release: Release, target: Path, workers: int | None, progress) 
     problems = _join_release_files(release, rows)
     table = pa.Table.from_pylist(rows, schema=SCHEMA).replace_schema_metadata({
         "hyperkvasir.reused": str(reused), "hyperkvasir.read": str(len(jobs)),
-        "hyperkvasir.problems": "\n".join(problems), "hyperkvasir.sources": sources,
+        "hyperkvasir.problems": "\n".join(problems), "hyperkvasir.sources": sources, "hyperkvasir.skipped": left_out,
     })
     with atomic_write(target) as handle:
         pq.write_table(table, handle)

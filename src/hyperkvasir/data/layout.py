@@ -495,8 +495,9 @@ class Release:
 
 @dataclass(frozen=True)
 class Skipped:
-    """An entry no listing holds, and why: ``broken-link`` (points nowhere or loops), ``link-outside-tree`` or
-    ``not-a-file`` (a pipe, socket or device under an image's name)."""
+    """An entry no listing holds, and why: ``broken-link`` (points nowhere or loops), ``link-outside-tree``,
+    ``not-a-file`` (a pipe, socket or device under an image's name) or ``undecodable-name`` (a name that is no
+    UTF-8; ``path`` shows its bytes escaped)."""
 
     code: str
     path: str  # relative to the release root
@@ -510,6 +511,12 @@ _RELEASE_ENTRIES = (
     "labeled-videos", "official_splits", "splits",
     *(f"{folder}/{name}" for folder in ("official_splits", "splits") for name in SPLIT_FILES.values()),
 )
+
+
+def escaped(name: str) -> str:
+    """``name`` with the bytes of a file name that are no UTF-8 written as ``\\xff`` (Python carries them as lone
+    surrogates, which no UTF-8 writer — Parquet, JSON, a terminal — accepts)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def within(path: str, tree: str) -> bool:
@@ -535,6 +542,9 @@ def _scan(base: str, prefix: str, depth: int | None, suffixes: frozenset[str], t
                 continue
             descend = depth != 1 and stat.S_ISDIR(info.st_mode)
             if not (descend or wanted):
+                continue
+            if escaped(name) != name:  # bytes that are no UTF-8: no manifest, CSV or label can hold the name
+                skipped.append(Skipped("undecodable-name", escaped(rel), ""))
                 continue
             real = os.path.realpath(entry.path) if entry.is_symlink() or descend else ""
             if entry.is_symlink() and not within(real, tree):

@@ -98,6 +98,8 @@ _SKIPPED = {
     "link-outside-tree": lambda e: ("link-outside-tree", e.path, f"a link to {e.target}, outside the tree: nothing "
                                     "is read through it", "copy what it points at into the tree, or remove the link"),
     "not-a-file": lambda e: ("not-a-file", e.path, "a pipe, socket or device, not a file", "replace it with the file"),
+    "undecodable-name": lambda e: ("undecodable-name", e.path, "a name whose bytes are no UTF-8 (shown as \\xNN): "
+                                   "it is left out of every listing", "rename it (e.g. `convmv -f latin1 -t utf8`)"),
 }
 
 

@@ -3,7 +3,8 @@
 ``make_synthetic_release(root, seed=…, scale=…)`` returns a :class:`SynthInfo` holding the expected answers
 (per-class counts, folds, segmented stems, planted faults) so that tests, the demo and the benchmarks check
 the toolkit against known truth. Same seed → byte-identical tree: every file is rendered from its own seeded
-generator and written in a fixed order.
+generator and written in a fixed order. The tree is written into a staging folder beside ``root`` and renamed into
+place whole, so an error or Ctrl-C midway leaves no half-written twin.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ from hyperkvasir.data.taxonomy import (
     ClassInfo,
     lookup,
 )
+from hyperkvasir.outputs import staged_folder
 from hyperkvasir.parallel import process_pool
 from hyperkvasir.synth.render import (
     finish_frame,
+    pick_corner,
     pick_resolution,
     polygon_mask,
-    pick_corner,
     render_frame,
 )
 from hyperkvasir.synth.video import VIDEO_CLASSES, write_video
@@ -179,13 +181,22 @@ def make_synthetic_release(
     root: str | Path, *, seed: int = 0, scale: str = "tiny", faults: bool = False, workers: int = 1,
     parts: tuple[str, ...] = ("labeled", "segmented", "unlabeled", "videos"), videos: int | None = None,
 ) -> SynthInfo:
-    """Write a twin of the release under ``root`` (which must not exist or be empty)."""
+    """Write a twin of the release under ``root`` (which must not exist or be empty), whole or not at all."""
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root}: folder exists and is not empty; choose a new folder")
     spec = scale_spec(scale)
     if videos is not None:  # more clips than the scale has, e.g. for video-level splits
         spec = dataclasses.replace(spec, videos=videos)
+    with staged_folder(root, "synth", option="OUT", overwrite=False) as staging:
+        info = _write_tree(staging, seed, scale, spec, faults, workers, parts)
+    info.root = root
+    return info
+
+
+def _write_tree(root: Path, seed: int, scale: str, spec: ScaleSpec, faults: bool, workers: int,
+                parts: tuple[str, ...]) -> SynthInfo:
+    """Every part of the twin written under ``root`` (a staging folder), with the expected answers."""
     names = random.Random(seed)
     info = SynthInfo(root, seed, scale, {}, {}, {}, (), {}, 0, (), {}, {})
 

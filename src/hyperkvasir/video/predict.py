@@ -3,7 +3,9 @@
 ``OUT/frames.parquet`` holds one row per scored frame (every ``every``-th): video, frame index, time, the top
 finding and one probability column per video class. ``OUT/timeline.csv`` gives, per video and second, the
 finding with the highest probability after averaging the frames of that second and smoothing over
-:data:`SMOOTHING_SECONDS`; ``OUT/<video>-strip.png`` draws that timeline as coloured blocks with a legend.
+:data:`SMOOTHING_SECONDS`; ``OUT/<video>-strip.png`` draws that timeline as coloured blocks with a legend. A video
+is named by its path below the input folder it was found in (``site1/case.avi``), so two folders' ``case.avi`` keep
+their own rows and strips; OUT is staged and appears whole, or not at all.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import pyarrow.parquet as pq
 import torch
 
 from hyperkvasir.data.imaging import atomic_write, centre_square
+from hyperkvasir.data.inputs import output_names, video_inputs
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.engine.runs import pick_device
-from hyperkvasir.errors import DataError
+from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.outputs import staged_folder
 from hyperkvasir.video.module import load_video_checkpoint
 
 SMOOTHING_SECONDS = 3  # a centred moving average over this many seconds steadies the timeline
@@ -69,10 +73,22 @@ def _strip(video: str, timeline: list[tuple[int, str, float]], path: Path) -> No
 
 
 @torch.no_grad()
-def predict_videos(checkpoint: str | Path, videos: list[Path], out: str | Path, *, every: int = 5,
+def predict_videos(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, every: int = 5,
                    device: str = "auto", progress=None) -> dict:
+    """Score the video files among ``inputs`` (folders searched) and write OUT's frames, timeline and strips."""
+    videos = video_inputs(inputs)
+    if not videos:
+        raise HyperKvasirError(f"no video file (.avi, .mpg, .mp4) in {', '.join(map(str, inputs))}")
     module, _ = load_video_checkpoint(checkpoint, pick_device(device))
-    out = Path(out)
+    with staged_folder(out, "predict", reads=inputs) as staging:
+        summary = _score_videos(module, dict(zip(videos, output_names(videos, inputs))), staging, every, progress)
+    return summary | {"out": str(out)}
+
+
+def _score_videos(module, name_of: dict[Path, str], out: Path, every: int, progress) -> dict:
+    """Write every decodable video's rows, timeline and ``<name>-strip.png`` into ``out``; rows and timeline name a
+    video ``<name><suffix>`` (``name_of`` gives names without suffix, as for images)."""
+    videos = list(name_of)
     rows: dict[str, list] = {"video": [], "frame_index": [], "time_s": [], "label": []}
     probabilities, timelines, failed = [], {}, {}
     for video in progress(videos, len(videos)) if progress else videos:
@@ -93,14 +109,14 @@ def predict_videos(checkpoint: str | Path, videos: list[Path], out: str | Path, 
         if not probs:
             failed[str(video)] = "no frame decoded"
             continue
-        matrix = np.concatenate(probs)
-        rows["video"] += [video.name] * len(indices)
+        matrix, name = np.concatenate(probs), f"{name_of[video]}{video.suffix}"
+        rows["video"] += [name] * len(indices)
         rows["frame_index"] += indices
         rows["time_s"] += [round(t, 3) for t in times]
         rows["label"] += [VIDEO_CLASS_NAMES[int(i)] for i in matrix.argmax(1)]
         probabilities.append(matrix)
-        timelines[video.name] = _timeline(np.asarray(times), matrix)
-        _strip(video.name, timelines[video.name], out / f"{video.stem}-strip.png")
+        timelines[name] = _timeline(np.asarray(times), matrix)
+        _strip(name, timelines[name], out / f"{name_of[video]}-strip.png")
     if not probabilities:
         raise DataError(f"none of the {len(videos)} videos decodes (first: {next(iter(failed))}); nothing written")
     matrix = np.concatenate(probabilities)
@@ -112,4 +128,4 @@ def predict_videos(checkpoint: str | Path, videos: list[Path], out: str | Path, 
         writer.writerow(["video", "second", "finding", "probability"])
         for video, timeline in timelines.items():
             writer.writerows((video, s, f, f"{p:.4f}") for s, f, p in timeline)
-    return {"videos": len(timelines), "frames": table.num_rows, "out": str(out), "failed": failed}
+    return {"videos": len(timelines), "frames": table.num_rows, "failed": failed}
