@@ -17,6 +17,7 @@ import pytest
 
 from hyperkvasir.cli import main
 from hyperkvasir.data.reviews import REVIEW_COLUMNS, append_review, read_reviews, review_row
+from hyperkvasir.errors import DataError
 
 fastapi = pytest.importorskip("fastapi", reason="the review extra is not installed (pip install hyperkvasir[review])")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -191,11 +192,11 @@ def _reviews(root: Path, path: Path, names: dict[str, str], decision: str = "rel
         append_review(path, review_row(rows[name]["path"], rows[name]["class"], decision, new, "alice"))
 
 
-def _data(root: Path, reviews: Path | None, on_test: bool = False):
+def _data(root: Path, reviews: Path | None, on_test: bool = False, sha256: str | None = None):
     from hyperkvasir.classify.data import ClassifyData
     from hyperkvasir.classify.module import TrainConfig
 
-    data = ClassifyData(TrainConfig(root=str(root), cache=False, workers=0, input_size=32,
+    data = ClassifyData(TrainConfig(root=str(root), cache=False, workers=0, input_size=32, reviews_sha256=sha256,
                                     reviews=str(reviews) if reviews else None, reviews_on_test=on_test))
     data.setup()
     return data
@@ -325,3 +326,31 @@ def test_browser_relabels_with_the_keyboard(tiny_twin, tmp_path: Path) -> None:
     rows = _rows(work / "reviews.csv")
     assert [(r["file"], r["new"], r["decision"], r["reviewer"]) for r in rows] == [(shown, "polyps", "relabel",
                                                                                     "carol")]
+
+
+def test_a_reviews_file_changed_after_the_run_began_is_refused(tiny_twin, tmp_path: Path, capsys) -> None:
+    """A resumed run (or a benchmark's next fold) must not train on other decisions than the run began with."""
+    from hyperkvasir.data.taxonomy import lookup
+
+    names = _not_polyps(tiny_twin.root, _fold_files(tiny_twin.root), lookup("polyps").index)
+    reviews = tmp_path / "reviews.csv"
+    _reviews(tiny_twin.root, reviews, {"train": names["train"]})
+    run = tmp_path / "run"
+    argv = ["train", "classify", str(tiny_twin.root), "--out", str(run), "--model", "test_efficientnet",
+            "--input-size", "32", "--epochs", "1", "--workers", "0", "--no-pretrained", "--reviews", str(reviews)]
+    assert main(argv) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["reviews"] == str(reviews.resolve()) and len(config["reviews_sha256"]) == 64
+    _reviews(tiny_twin.root, reviews, {"val": names["val"]})
+    assert main(argv + ["--resume"]) == 2
+    assert "reviews_sha256" in capsys.readouterr().err
+    with pytest.raises(DataError, match="changed since this run started"):  # the library, without the CLI
+        _data(tiny_twin.root, reviews, sha256=config["reviews_sha256"])
+
+
+def test_reviews_saved_by_a_spreadsheet_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.csv"
+    path.write_text("\ufefffile,old,new,decision,time,reviewer\n"
+                    "\"a,b.jpg\",polyps,cecum,relabel,t,\"o'neil, \"\"x\"\"\"\n", encoding="utf-8")
+    (review,) = read_reviews(path)
+    assert (review.file, review.new, review.reviewer) == ("a,b.jpg", "cecum", "o'neil, \"x\"")

@@ -168,7 +168,7 @@ class ClassifyData(L.LightningDataModule):
         relabels: dict[str, dict[str, int]] = {}
         if config.reviews:
             relabels, self.reviews_report = apply_reviews(config.reviews, root, subsets, manifest,
-                                                          on_test=config.reviews_on_test)
+                                                          on_test=config.reviews_on_test, sha256=config.reviews_sha256)
         extra, self.pseudo_report = (usable_pseudo_labels(config.pseudo_labels, root, scheme=config.scheme,
                                                           fold=config.fold, seed=config.seed,
                                                           val_fraction=config.val_fraction,

@@ -82,6 +82,7 @@ class TrainConfig:
     exclude_conflicts: bool = False  # leave out images whose duplicates carry another class (audit label conflicts)
     reviews: str | None = None  # reviews.csv of `hyperkvasir review`: applied to training and validation labels
     reviews_on_test: bool = False  # apply the reviews to the test labels too (the metrics then say so)
+    reviews_sha256: str | None = None  # the reviews file's content when the run began: a changed file is refused
     protocol: str = "test"  # test | dev (score the validation carve-out; select on a second carve-out)
     extra: dict = field(default_factory=dict)
 

@@ -11,7 +11,6 @@ from rich.text import Text
 from hyperkvasir.cli.common import _RECIPE_HELP, _config, _log_to_stderr, app, evaluate_app, train_app
 from hyperkvasir.cli.console import out, progress_bar
 
-
 _REVIEWS_HELP = ("reviews.csv of `hyperkvasir review`: its relabels and exclusions apply to training and validation "
                  "(test labels stay as released); recorded in the metrics' provenance.")
 _REVIEWS_ON_TEST_HELP = "Apply --reviews to the test labels too (the metrics then say so)."
@@ -20,7 +19,17 @@ _REVIEWS_ON_TEST_HELP = "Apply --reviews to the test labels too (the metrics the
 def _train_config(root: Path, config_file: Path | None, **overrides):
     from hyperkvasir.classify.module import TrainConfig
 
-    return _config(TrainConfig, root, config_file, **overrides)
+    return _config(TrainConfig, root, config_file, **(overrides | _reviews_pin(overrides.get("reviews"))))
+
+
+def _reviews_pin(reviews: str | None) -> dict:
+    """The reviews file by absolute path and content hash, so a resumed run, or a benchmark rerun in the same
+    --out, never mixes decisions made before and after the file changed (the config differs, and is refused)."""
+    if not reviews or not Path(reviews).is_file():
+        return {}  # the run's own checks name what is wrong
+    from hyperkvasir.data.imaging import sha256_file
+
+    return {"reviews": str(Path(reviews).resolve()), "reviews_sha256": sha256_file(reviews)}
 
 
 @train_app.command("classify")

@@ -84,7 +84,7 @@ def read_reviews(path: str | Path) -> list[Review]:
     """Every row of a reviews file, checked: the columns, a known decision, a class for relabel."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a file saved again by a spreadsheet starts with a BOM
     except FileNotFoundError:
         raise HyperKvasirError(f"{path}: no such reviews file; `hyperkvasir review ROOT` writes one in the work "
                                "dir") from None
@@ -127,16 +127,21 @@ def decided(reviews: list[Review]) -> dict[str, Review]:
 
 
 def apply_reviews(path: str | Path, root: str | Path, subsets: dict[str, list[str]], manifest: list[dict], *,
-                  on_test: bool = False) -> tuple[dict[str, dict[str, int]], dict]:
+                  on_test: bool = False, sha256: str | None = None) -> tuple[dict[str, dict[str, int]], dict]:
     """Apply a reviews file to a fold's ``subsets`` (file names; excluded names are removed in place): the
     relabels of each part (name → class index) and the record of what was applied, for the run's provenance.
 
     Only ``train`` and ``val`` change unless ``on_test``. A decision made on another label than the tree's (the
     tree changed since the review) or on a file the tree lacks stops the run: applied blindly, it would train on
-    a label nobody chose."""
+    a label nobody chose; so does a file whose content is no longer ``sha256`` (the hash the run was started with:
+    a resumed run or a benchmark's next fold would otherwise train on other decisions than its first)."""
     from hyperkvasir.data.imaging import sha256_file
 
     path = Path(path)
+    digest = sha256_file(path)
+    if sha256 is not None and digest != sha256:
+        raise DataError(f"{path}: the reviews file changed since this run started (SHA-256 {digest[:12]}…, was "
+                        f"{sha256[:12]}…); restore it, or start a new run (--out elsewhere, or benchmark --force)")
     reviews = read_reviews(path)
     rows = {r["path"]: r for r in manifest}
     parts = (*APPLIED_PARTS, "test") if on_test else APPLIED_PARTS
@@ -162,7 +167,7 @@ def apply_reviews(path: str | Path, root: str | Path, subsets: dict[str, list[st
             relabels[part][name] = lookup(review.new).index
         elif review.decision == "exclude":
             subsets[part].remove(name)
-    record = {"file": str(path), "sha256": sha256_file(path), "rows": len(reviews), "on_test": on_test,
+    record = {"file": str(path), "sha256": digest, "rows": len(reviews), "on_test": on_test,
               "test_labels": "reviewed" if on_test else "as released",
               **{DECIDING[decision]: count for decision, count in counts.items()},
               "not_labeled": not_labeled}
