@@ -126,7 +126,8 @@ def export_coco(release: Release, out: Path, *, scheme: str, seed: int, copy: bo
             rle = mask_utils.encode(np.asfortranarray(region.astype(np.uint8)))
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
                                 "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()},
-                                "area": float(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)]})
+                                "area": float(mask_utils.area(rle)),
+                                "bbox": [float(v) for v in mask_utils.toBbox(rle)]})
     _write_json(out / "polyps" / "annotations.json", {
         "info": {"description": "HyperKvasir segmented polyps (Borgli et al. 2020, CC BY 4.0)"},
         "images": coco_images, "annotations": annotations, "categories": [{"id": 1, "name": "polyp"}],
@@ -191,7 +192,8 @@ def export_hf(release: Release, out: Path, *, scheme: str, seed: int, copy: bool
     splits = {}
     for fold, items in _labeled_folds(release, scheme, seed).items():
         splits[f"fold_{fold}"] = datasets.Dataset.from_dict(
-            {"image": [str(p) for p, _ in items], "label": [i for _, i in items], "file_name": [p.name for p, _ in items]},
+            {"image": [str(p) for p, _ in items], "label": [i for _, i in items],
+             "file_name": [p.name for p, _ in items]},
             features=features)
     datasets.DatasetDict(splits).save_to_disk(str(out))
     return {name: len(split) for name, split in splits.items()}

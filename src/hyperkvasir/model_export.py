@@ -84,7 +84,8 @@ def _write_checked(model: Deployable, fmt: str, probe: torch.Tensor, reference: 
         try:
             import onnxruntime
         except ImportError:
-            raise HyperKvasirError("ONNX export needs onnx and onnxruntime: pip install 'hyperkvasir[export]'") from None
+            raise HyperKvasirError("ONNX export needs onnx and onnxruntime: "
+                                   "pip install 'hyperkvasir[export]'") from None
         target = folder / "model.onnx"
         torch.onnx.export(model, (probe[:1],), buffer, dynamo=False, input_names=["pixels"],
                           output_names=["probabilities"], dynamic_axes={"pixels": {0: "batch"}}, opset_version=17)

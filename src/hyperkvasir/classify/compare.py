@@ -16,7 +16,6 @@ import numpy as np
 from hyperkvasir.classify.evaluate import read_predictions, truth_from_release
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import DataError, HyperKvasirError
-from hyperkvasir.metrics.ordinal import ORDINAL_KEYS, ordinal_point, resampled_ordinal
 from hyperkvasir.metrics.intervals import (
     RESAMPLES,
     fold_average,
@@ -24,6 +23,7 @@ from hyperkvasir.metrics.intervals import (
     paired_difference,
     resampled,
 )
+from hyperkvasir.metrics.ordinal import ORDINAL_KEYS, ordinal_point, resampled_ordinal
 
 # The headline metrics compared (higher is better), then the UC ordinal metrics (uc_mae: lower is better).
 COMPARED = ("macro_f1", "micro_f1", "mcc", "accuracy", "macro_precision", "macro_recall")

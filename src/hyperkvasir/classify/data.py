@@ -15,17 +15,17 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import lightning as L
+import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from hyperkvasir.data.download import ensure_parts
 from hyperkvasir.data.imaging import ImageDecodeError, load_square
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.taxonomy import lookup
+from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.datasets.cache import SquareCache, open_cache
 from hyperkvasir.datasets.transforms import classification_transform
-from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.engine.sampling import EpochSampler
 from hyperkvasir.errors import DataError, HyperKvasirError
 

@@ -140,10 +140,9 @@ def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, out: str | P
     from hyperkvasir.classify.predict import load_classifier, predict_images
     from hyperkvasir.data.imaging import atomic_write
     from hyperkvasir.data.taxonomy import CLASSES
+    from hyperkvasir.engine.runs import checkpoint_task
     from hyperkvasir.metrics.calibration import calibration, plot_reliability
     from hyperkvasir.metrics.classification import plot_confusion_matrix
-
-    from hyperkvasir.engine.runs import checkpoint_task
 
     checkpoint_task(checkpoint)  # a file that is no checkpoint is refused before the folder is read
     if labels is not None:

@@ -61,7 +61,7 @@ class TrainConfig:
     recipe: str = "paper"  # paper | modern
     balanced: bool = False  # class-balanced sampling for the rare classes
     label_smoothing: float = 0.0
-    loss: str = "ce"  # ce | logit-adjusted (Menon et al. 2021: CE of logits + tau · log prior; tau 1 = balanced softmax)
+    loss: str = "ce"  # ce | logit-adjusted (Menon et al. 2021: CE of logits + tau·log prior; tau 1 = balanced softmax)
     # | uc-ordinal (CE plus the class-distance-weighted term over the UC grades, classify/losses.py)
     logit_tau: float = 1.0
     rare_below: int = 0  # classes with fewer training images get the strong label-safe augmentation (0 = off)

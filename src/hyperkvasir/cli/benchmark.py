@@ -182,7 +182,8 @@ def demo(
     summary = _synthesise(root, seed, "small", False, 2)
     out.print(f"demo twin: {summary['root']} ({summary['labeled']} labeled images, {summary['segmented']} masks)")
     for command in (["index", str(root)], ["validate", str(root)], ["audit", str(root)],
-                    ["benchmark", str(root), "--config", str(_packaged_recipe("demo")), "--out", str(out_dir / "benchmark")],
+                    ["benchmark", str(root), "--config", str(_packaged_recipe("demo")),
+                     "--out", str(out_dir / "benchmark")],
                     ["benchmark", str(root), "--task", "segment", "--config", str(_packaged_recipe("demo-segment")),
                      "--out", str(out_dir / "segmentation")],
                     ["video", "frames", str(root), str(out_dir / "frames"), "--every", "10", "--size", "128"],

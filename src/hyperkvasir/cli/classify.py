@@ -42,7 +42,8 @@ def train_classify(
     config_file: Path = typer.Option(None, "--config", help=_RECIPE_HELP),
     scheme: str = typer.Option(None, help="official-2fold | official-5fold | grouped-2fold."),
     epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
-    optimizer: str = typer.Option(None, help="sgd | adamw."), schedule: str = typer.Option(None, help="cosine | plateau."),
+    optimizer: str = typer.Option(None, help="sgd | adamw."),
+    schedule: str = typer.Option(None, help="cosine | plateau."),
     patience: int = typer.Option(None, help="Early stopping patience in epochs (0 = off)."),
     input_size: int = typer.Option(None),
     recipe: str = typer.Option(None, help="paper | modern | rare (strong, label-safe) augmentation."),
@@ -86,8 +87,9 @@ def train_classify(
                            scheme=scheme, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                            schedule=schedule, patience=patience, input_size=input_size, recipe=recipe,
                            balanced=balanced, loss=loss, logit_tau=logit_tau, rare_below=rare_below,
-                           decision_rule=decision_rule, tta=tta, mask_corners=mask_corners, weights=weights, weights_partial=weights_partial,
-                           pretrained=pretrained, seed=seed, workers=workers, device=device, pseudo_labels=pseudo_labels,
+                           decision_rule=decision_rule, tta=tta, mask_corners=mask_corners, weights=weights,
+                           weights_partial=weights_partial, pretrained=pretrained, seed=seed, workers=workers,
+                           device=device, pseudo_labels=pseudo_labels,
                            exclude_conflicts=exclude_conflicts, protocol=protocol,
                            reviews=str(reviews) if reviews else None, reviews_on_test=reviews_on_test, resume=resume)
     _log_to_stderr()
@@ -103,9 +105,13 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(metrics, indent=2))
         return
-    out.print("  ".join(f"{key} {metrics[key]:.3f}" + (f" [{metrics[key + '_ci'][0]:.3f}, "
-                                                       f"{metrics[key + '_ci'][1]:.3f}]" if key + "_ci" in metrics else "")
-                        for key in SUMMARY_KEYS) + f"  (n = {metrics['n']}; 95 % bootstrap intervals)")
+    out.print("  ".join(f"{key} {metrics[key]:.3f}" + _interval(metrics.get(key + "_ci")) for key in SUMMARY_KEYS)
+              + f"  (n = {metrics['n']}; 95 % bootstrap intervals)")
+
+
+def _interval(bounds: list[float] | None) -> str:
+    """The interval printed beside a metric that has one; nothing beside one that has none."""
+    return f" [{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else ""
 
 
 @evaluate_app.command("classify")

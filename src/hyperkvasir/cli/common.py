@@ -8,7 +8,6 @@ import typer
 
 from hyperkvasir.cli.console import err
 
-
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,

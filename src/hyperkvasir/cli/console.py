@@ -2,7 +2,8 @@
 
 A printed string is shown as it is: no markup (``HK [old]/x`` keeps its brackets), no emoji codes (``:cat:.jpg``
 stays a name), control characters and bytes that are not UTF-8 made visible (a file name cannot restyle the
-terminal or stop the output) and no hard wrapping (a long path stays on its line). The toolkit's own colours come as ``Text`` pieces printed beside the values:
+terminal or stop the output) and no hard wrapping (a long path stays on its line). The toolkit's own colours come
+as ``Text`` pieces printed beside the values:
 ``out.print(Text("unreadable:", style="yellow"), path)``.
 """
 

@@ -81,6 +81,8 @@ def download(
 
     Example: hyperkvasir download /data/hyper-kvasir --parts labeled,segmented,splits
     """
+    import urllib.parse
+
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -89,8 +91,6 @@ def download(
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
-
-    import urllib.parse
 
     from hyperkvasir.data.download import PARTS, download as run_download
     from hyperkvasir.errors import HyperKvasirError, require_output
@@ -239,7 +239,8 @@ def audit(
 @app.command()
 def splits(
     root: Path = typer.Argument(..., help="Release root."),
-    scheme: str = typer.Option("official-2fold", help="official-2fold | official-5fold | grouped-2fold | segmentation | kvasir-seg-official."),
+    scheme: str = typer.Option("official-2fold", help="official-2fold | official-5fold | grouped-2fold | "
+                                                       "segmentation | kvasir-seg-official."),
     out_file: Path = typer.Option(None, "--out", help="CSV to write (official format + a validation column)."),
     validation: float = typer.Option(None, help="Share of each fold carved out for model selection (default "
                                                 "0.1)."),

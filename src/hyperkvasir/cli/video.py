@@ -28,9 +28,8 @@ def video_frames(
     """
     from dataclasses import asdict
 
-    from hyperkvasir.video.frames import extract_frames
-
     from hyperkvasir.errors import require_output, require_ranges
+    from hyperkvasir.video.frames import extract_frames
 
     require_ranges(("--every", every, 1, None), ("--fps", fps, 0.001, None), ("--size", size, 16, 8192))
     require_output(out_dir, folder=True, option="OUT")

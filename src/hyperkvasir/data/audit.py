@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import preparing, work_dir
@@ -38,8 +40,6 @@ from hyperkvasir.data.pixels import (
 )
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.parallel import process_pool
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 # pHash distance (of 64 bits) up to which a pair is a near-duplicate candidate. On real frames, re-encoded or
 # resized copies sit 0–2 bits apart and consecutive captures of one scene 4–12 (a colitis frame filed under two

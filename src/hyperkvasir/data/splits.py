@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import csv
 import random
-from importlib import resources
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -339,7 +339,8 @@ def segmentation_scheme_split(root: str | Path, scheme: str, *, fraction: float 
     if scheme == "segmentation":
         return segmentation_split(root, seed=seed)
     if scheme != "kvasir-seg-official":
-        raise HyperKvasirError(f"unknown segmentation scheme {scheme!r}; choose one of {', '.join(SEGMENTATION_SCHEMES)}")
+        raise HyperKvasirError(f"unknown segmentation scheme {scheme!r}; "
+                               f"choose one of {', '.join(SEGMENTATION_SCHEMES)}")
     official = kvasir_seg_official_split(root)
     buckets = _segmented_buckets(Release(root).root, list(official.train))
     keys = sorted(buckets)

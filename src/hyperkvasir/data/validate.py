@@ -141,7 +141,8 @@ def _check_files(found: _Collector, labeled: list[dict], report: AuditReport) ->
         by_name[Path(row["path"]).name].append(row["class"])
     for name, classes in sorted(by_name.items()):
         if len(set(classes)) > 1:
-            found.add("error", "file-in-two-classes", name, f"the same file name is in {', '.join(sorted(set(classes)))}",
+            found.add("error", "file-in-two-classes", name,
+                      f"the same file name is in {', '.join(sorted(set(classes)))}",
                       "keep it in the class the split CSV names")
 
 

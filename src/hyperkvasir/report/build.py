@@ -13,7 +13,6 @@ from pathlib import Path
 import jinja2
 
 from hyperkvasir import __version__
-from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.data.audit import audit
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import build_index
@@ -26,6 +25,7 @@ from hyperkvasir.data.layout import (
 from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.data.validate import validate
+from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.outputs import staged_folder
 from hyperkvasir.report import figures as fig
 

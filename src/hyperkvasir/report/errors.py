@@ -113,9 +113,9 @@ def error_analysis(results_dir: Path, root: Path, sink: fig.FigureSink) -> list[
         caption = f"{CLASSES[truth].folder} taken for {CLASSES[predicted].folder}: {count} test images ({name})"
         sections.append((caption, "image", sink.image(f"confusion-{truth}-{predicted}", fig.grid(
             [("images", images), ("Grad-CAM", cams)]))))
+    right = (r for r in rows if r["truth"] == r["predicted"])
     for title, chosen in (("Most confident mistakes", sorted(wrong, key=lambda r: -r["confidence"])[:SHOWN]),
-                          ("Least confident correct answers", sorted(
-                              (r for r in rows if r["truth"] == r["predicted"]), key=lambda r: r["confidence"])[:SHOWN])):
+                          ("Least confident correct answers", sorted(right, key=lambda r: r["confidence"])[:SHOWN])):
         if chosen:
             tiles = [_labelled(fig.thumbnail(paths[r["file-name"]]),
                                f"{CLASSES[r['truth']].letter}>{CLASSES[r['predicted']].letter} {r['confidence']:.2f}")

@@ -12,8 +12,8 @@ from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
 
 
-
-def boxes_from_mask(probability: np.ndarray, threshold: float = PROBABILITY_THRESHOLD) -> list[tuple[list[float], float]]:
+def boxes_from_mask(probability: np.ndarray,
+                    threshold: float = PROBABILITY_THRESHOLD) -> list[tuple[list[float], float]]:
     """([xmin, ymin, xmax, ymax], score) per connected component of ``probability > threshold``.
 
     The score is the component's mean probability, so detections can be ranked for mAP.

@@ -2,8 +2,9 @@
 the stem, with subfolders when the maps sit in several, as ``predict`` writes them).
 
 Predictions of any size are resized (bilinear) to their truth; truths are read by the one mask reader (0/1 maps
-scaled up; mid-grey, all-white or inverted files refused) and binarised ``>= 128``. Metrics: :mod:`hyperkvasir.metrics.segmentation`;
-with ``bounding-boxes.json``, boxes derived from the predictions are scored with COCO mAP as well.
+scaled up; mid-grey, all-white or inverted files refused) and binarised ``>= 128``. Metrics:
+:mod:`hyperkvasir.metrics.segmentation`; with ``bounding-boxes.json``, boxes derived from the predictions are scored
+with COCO mAP as well.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 Polygon = list[tuple[float, float]]
 
@@ -328,7 +328,7 @@ def _cue_hemorrhoids(c: Canvas) -> None:
     for _ in range(int(c.rng.integers(1, 4))):
         x, y, r = c.rng.uniform(0.2, c.w / c.h - 0.2), c.rng.uniform(0.2, 0.8), c.rng.uniform(0.07, 0.13)
         outline = c.blob(x, y, r)
-        c.paint(0.75 * c.layer(lambda d: d.polygon(outline, fill=255), blur=1.5), (120, 60, 120))
+        c.paint(0.75 * c.layer(lambda d, outline=outline: d.polygon(outline, fill=255), blur=1.5), (120, 60, 120))
 
 
 def _cue_retroflex_stomach(c: Canvas) -> None:

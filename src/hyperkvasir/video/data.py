@@ -11,10 +11,10 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from hyperkvasir.data.imaging import ImageDecodeError, load_square

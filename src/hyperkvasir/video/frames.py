@@ -6,8 +6,8 @@ frames of one ``every``/``fps``/``size`` only (a rerun with others replaces it).
 ``.done.json`` marker exists, so a killed run continues where it stopped (finished videos are skipped, frames
 already in the partial folder are not rewritten).
 With ``size``, codecs that support it decode at a reduced resolution
-(FFmpeg's ``lowres``: 1/2, 1/4, 1/8) before the final scaling. ``OUT/frames.parquet`` lists every frame (video, frame index, time, path). A video that does not decode is
-reported by name and the others go on.
+(FFmpeg's ``lowres``: 1/2, 1/4, 1/8) before the final scaling. ``OUT/frames.parquet`` lists every frame (video,
+frame index, time, path). A video that does not decode is reported by name and the others go on.
 """
 
 from __future__ import annotations

@@ -156,7 +156,8 @@ def train_video(config: VideoConfig, *, resume: bool = False, progress: bool = F
     best, checkpoint = load_video_checkpoint(folder.best, module.device)
     results = {"config": dataclasses.asdict(config), "weights_from": checkpoint.get("weights_from"),
                "best_epoch": checkpoint["epoch"], "frames": data.extracted.frames if data.extracted else None,
-               "failed_videos": data.extracted.failed if data.extracted else {}, "split": {k: len(v) for k, v in split.items()},
+               "failed_videos": data.extracted.failed if data.extracted else {},
+               "split": {k: len(v) for k, v in split.items()},
                "validation_from": "val videos" if split["val"] else "train videos (no val video in this tree)",
                "test": video_level_metrics(frame_probabilities(best, data.evaluation_loader(data.test_set)),
                                            data.labels)}
