@@ -117,7 +117,8 @@ def export_coco(release: Release, out: Path, *, scheme: str, seed: int, copy: bo
     from pycocotools import mask as mask_utils
 
     images, masks, boxes = _segmented(release)
-    coco_images, annotations = [], []
+    coco_images: list[dict] = []
+    annotations: list[dict] = []
     for image_id, path in enumerate(images, start=1):
         width, height = header_size(path)
         _place(path, out / "polyps" / "images" / path.name, copy)

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from typing import Literal
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -28,7 +29,7 @@ class _Pool(ProcessPoolExecutor):
     def __init__(self, workers: int) -> None:
         super().__init__(workers, initializer=_start_worker)
 
-    def __exit__(self, exc_type, exc, traceback) -> bool:
+    def __exit__(self, exc_type, exc, traceback) -> Literal[False]:  # never swallows the exception
         if exc_type is None or issubclass(exc_type, Exception):
             self.shutdown(wait=True, cancel_futures=exc_type is not None)
             return False

@@ -138,7 +138,7 @@ def tract_of_organ(organ: str) -> Tract:
     if key in ORGAN_TO_TRACT:
         return ORGAN_TO_TRACT[key]
     if key in TRACTS:
-        return key  # type: ignore[return-value]
+        return key
     raise UnknownClassError(f"unknown organ {organ!r}; expected one of 'Lower GI', 'Upper GI'")
 
 

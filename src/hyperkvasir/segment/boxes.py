@@ -40,7 +40,8 @@ def box_map(truth: dict[str, list[list[float]]], detections: dict[str, list[tupl
 
     names = sorted(truth)
     images = [{"id": i, "width": sizes[n][0], "height": sizes[n][1], "file_name": n} for i, n in enumerate(names)]
-    annotations, results = [], []
+    annotations: list[dict] = []
+    results: list[dict] = []
     for image_id, name in enumerate(names):
         for box in truth[name]:
             w, h = box[2] - box[0] + 1, box[3] - box[1] + 1
