@@ -113,8 +113,8 @@ def benchmark(
                          reviews=str(reviews) if reviews else None, reviews_on_test=reviews_on_test)
     _log_to_stderr()
     averages = [tuple(m.strip() for m in group.split("+")) for group in (average or "").split(",") if group.strip()]
-    results = run_benchmark(root, names, out_dir, base=base, seeds=1 if seeds is None else seeds, force=force, average=averages,
-                            progress=progress_bar("caching images"))
+    results = run_benchmark(root, names, out_dir, base=base, seeds=1 if seeds is None else seeds, force=force,
+                            average=averages, progress=progress_bar("caching images"))
     if not results:  # another process of a distributed run: rank 0 reports
         return 0
     if as_json:
