@@ -129,6 +129,7 @@ class ReviewSession:
         self.root, self.items, self.reviews, self.reviewer = root, items, reviews, reviewer
         self.release = Release(root)
         self.classes = {r["path"]: r["class"] for r in manifest if r["kind"] == "image"}
+        self.parts = {r["path"]: r["part"] for r in manifest if r["kind"] == "image"}
         self.probabilities = probabilities or {}
         self.position = {item.file: i for i, item in enumerate(items)}
         self.decisions = {file: review.decision for file, review in decided(self._read()).items()}
@@ -176,7 +177,8 @@ class ReviewSession:
         """Images beside the reviewed one with their class (None while they are still being found)."""
         if found is None:
             return None
-        return [{"file": path, "class": self.classes.get(path), "distance": distance} for path, distance in found]
+        return [{"file": path, "class": self.classes.get(path), "part": self.parts.get(path), "distance": distance}
+                for path, distance in found]
 
     def decide(self, file: str, decision: str, new: str | None) -> dict:
         """Append the decision on ``file`` (an image of the queue) to the reviews file."""
@@ -239,6 +241,7 @@ def create_app(session: ReviewSession, port: int):
 def bind(port: int) -> socket.socket:
     """A listening socket on 127.0.0.1 (port 0: any free one), or one line saying the port is taken."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart right after a stop; never two listeners
     try:
         sock.bind((HOST, port))
     except OSError as error:

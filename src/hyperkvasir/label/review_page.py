@@ -9,16 +9,16 @@ import json
 _STYLE = """
 body{margin:0;font:15px system-ui,sans-serif;background:#111;color:#eee;display:flex;height:100vh}
 main{flex:1;display:flex;align-items:center;justify-content:center;min-width:0}
-main img{max-width:100%;max-height:100vh;object-fit:contain}
-aside{width:420px;overflow:auto;padding:14px;background:#1c1c1c;border-left:1px solid #333}
-h1{font-size:16px;margin:0 0 8px}.muted{color:#999}.file{word-break:break-all;font-family:monospace;font-size:12px}
+main img{width:100%;height:100vh;object-fit:contain}  /* large, upscaled when small */
+aside{width:440px;overflow:auto;padding:14px;background:#1c1c1c;border-left:1px solid #333}
+h1{font-size:15px;margin:10px 0 4px}.muted{color:#999}.file{word-break:break-all;font-family:monospace;font-size:12px}
 .label{font-size:20px;margin:6px 0}.bar{height:8px;background:#3a7bd5;border-radius:2px}
 .row{display:flex;gap:8px;align-items:center;margin:2px 0}.row span{flex:none;width:190px;font-size:13px}
-.thumbs{display:flex;flex-wrap:wrap;gap:6px}.thumbs figure{margin:0;width:120px;font-size:11px}
-.thumbs img{width:120px;height:100px;object-fit:cover;display:block}
-#picker{display:grid;grid-template-columns:1fr 1fr;gap:3px;margin-top:6px}
-#picker button{background:#2a2a2a;color:#eee;border:1px solid #444;text-align:left;font-size:12px;padding:3px;
-  cursor:pointer}
+.thumbs{display:flex;flex-wrap:wrap;gap:6px}.thumbs figure{margin:0;width:104px;font-size:11px;overflow-wrap:anywhere}
+.thumbs img{width:104px;height:88px;object-fit:cover;display:block}
+#picker{display:grid;grid-template-columns:1fr 1fr 1fr;gap:3px;margin-top:6px}
+#picker button{background:#2a2a2a;color:#eee;border:1px solid #444;text-align:left;font-size:11px;padding:2px;
+  cursor:pointer;overflow:hidden;white-space:nowrap;text-overflow:ellipsis}
 #picker.active button{border-color:#e0a030}#status{min-height:20px;color:#8fd18f}.error{color:#ff8080!important}
 kbd{background:#333;border-radius:3px;padding:0 4px}
 """
@@ -38,7 +38,7 @@ function thumbs(box, found, waiting) {
     const fig = document.createElement('figure'), img = document.createElement('img');
     const cap = document.createElement('figcaption');
     img.src = imageUrl(f.file); img.alt = f.file; img.title = f.file;
-    cap.textContent = (f.class ? letter(f.class) : 'unlabeled')
+    cap.textContent = (f.class ? letter(f.class) : f.part || 'unlabeled')
       + (f.distance != null ? ' · ' + f.distance.toFixed(3) : '');
     fig.append(img, cap); box.append(fig);
   }
@@ -72,7 +72,7 @@ function render(data) {
 async function load(i) {
   const response = await fetch('/api/item/' + i);
   if (!response.ok) { say((await response.json()).detail, true); return; }
-  index = i; render(await response.json());
+  index = i; history.replaceState(null, '', '#' + i); render(await response.json());
 }
 function move(step) { const next = index + step; if (item && next >= 0 && next < item.total) load(next); }
 function setRelabel(on) {
@@ -105,7 +105,7 @@ for (const c of CLASSES) {
   const button = document.createElement('button'); button.textContent = c.letter + ' ' + c.class;
   button.onclick = () => decide('relabel', c.class); $('picker').append(button);
 }
-load(0);
+load(Math.max(0, parseInt(location.hash.slice(1)) || 0));  // #N: the N-th image of the queue, kept on reload
 """
 
 
