@@ -47,6 +47,11 @@ def test_metadata_states_ranges_and_the_constraints_pin_inside_them() -> None:
         assert requirement.specifier.contains(pins[requirement.name]), f"constraints.txt leaves {requirement}"
 
 
+def test_the_changelog_has_a_section_for_this_version() -> None:
+    """Keep a Changelog: a version raised without its section is a release nobody can read about."""
+    assert f"## [{hyperkvasir.__version__}] - " in (ROOT / "CHANGELOG.md").read_text()
+
+
 @pytest.mark.packaging
 def test_the_wheel_runs_the_main_commands_from_another_folder(tmp_path: Path) -> None:
     """Build sdist and wheel, install the wheel into a fresh venv outside the repository (the heavy libraries come
@@ -100,12 +105,13 @@ def run_python(venv: Path, code: str) -> str:
 
 
 def _build(tmp_path: Path) -> Path:
-    """sdist, then the wheel from the sdist (what ``python -m build`` does), from a copy of the checkout so the
-    build writes nothing into the repository; returns the folder holding both."""
+    """sdist, then the wheel from the sdist (what ``python -m build`` does), from a copy of what the sdist is made
+    of, so the build writes nothing into the repository and no stray file of the checkout slips in; returns the
+    folder holding both."""
     source = tmp_path / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
-        "hyperkvasir-demo", "site"))
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, source / name)
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(source)],
                    capture_output=True, text=True, check=True, timeout=600)
