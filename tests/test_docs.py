@@ -49,6 +49,12 @@ def test_every_documented_command_exists_with_its_options(page: Path) -> None:
     assert not wrong, wrong
 
 
+def test_the_readme_links_lead_to_files() -> None:
+    """The README is the front page outside the site (mkdocs checks the site's own links)."""
+    links = re.findall(r"\]\((?!https?:|#)([^)#\s]+)", (ROOT / "README.md").read_text())
+    assert links and not [link for link in links if not (ROOT / link).exists()]
+
+
 def test_the_tour_runs_on_a_tiny_twin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """Each line of docs/tour.md, in order, in one empty folder, through the real CLI."""
     monkeypatch.chdir(tmp_path)
