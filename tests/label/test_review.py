@@ -119,6 +119,50 @@ def test_queue_csv_names_images_of_the_tree(twin_copy: Path, work: Path, tmp_pat
     assert second["given"] is None and client.get("/api/item/2").status_code == 404
 
 
+def test_a_to_label_csv_is_a_queue(twin_copy: Path, work: Path, tmp_path: Path) -> None:
+    from hyperkvasir.data.index import build_index
+    from hyperkvasir.label.queue import FIELDS
+
+    unlabeled = next(r["path"] for r in build_index(twin_copy).to_pylist() if r["part"] == "unlabeled")
+    queue = tmp_path / "to-label.csv"
+    row = {"rank": 1, "file": unlabeled, "predicted": "polyps", "probability": 0.4, "uncertainty": 0.7}
+    queue.write_text(",".join(FIELDS) + "\n" + ",".join(str(row.get(f, "")) for f in FIELDS) + "\n")
+    client, _ = _client(twin_copy, queue=queue)
+    item = client.get("/api/item/0").json()
+    assert (item["file"], item["given"], item["suggested"], item["score"]) == (unlabeled, None, "polyps", 0.7)
+    assert client.post("/api/decide", json={"file": unlabeled, "decision": "relabel", "new": "polyp"}).is_success
+    assert _rows(work / "reviews.csv")[0]["new"] == "polyps"  # any of a class's names, stored as its folder name
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-fold test-protocol benchmark of the tiny twin (32 px, one epoch): every labeled image scored out of
+    fold."""
+    from hyperkvasir.classify.benchmark import run_benchmark
+    from hyperkvasir.classify.module import TrainConfig
+
+    out = tmp_path_factory.mktemp("bench") / "bench"
+    base = TrainConfig(root=str(tiny_twin.root), model="test_efficientnet", epochs=1, input_size=32, batch_size=8,
+                       workers=0, pretrained=False)
+    run_benchmark(tiny_twin.root, ["test_efficientnet"], out, base=base)
+    return out
+
+
+def test_results_give_the_label_issues_and_the_model_top_classes(tiny_twin, tiny_bench: Path, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    from hyperkvasir.data.index import WORK_DIR_VARIABLE
+    from hyperkvasir.label.issues import label_issues
+
+    monkeypatch.setenv(WORK_DIR_VARIABLE, str(tmp_path / "work"))
+    session = open_session(tiny_twin.root, queue=None, results=tiny_bench, reviewer="alice", neighbours=0)
+    issues = label_issues(tiny_twin.root, tiny_bench)
+    assert [item.file for item in session.items] == [row["file"] for row in issues]
+    shown = TestClient(create_app(session, 0)).get("/api/item/0").json()
+    assert shown["suggested"] == issues[0]["suggested"] and len(shown["top"]) == 5
+    probabilities = [t["probability"] for t in shown["top"]]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-6
+
+
 @pytest.mark.parametrize("content, code, text", [
     ("file,score\nlabeled-images/none.jpg,1\n", 1, "no image of this tree"),
     ("name,score\nx.jpg,1\n", 1, "no 'file' column"),

@@ -55,9 +55,10 @@ def labeled_queue(manifest: list[dict]) -> list[Item]:
 
 
 def csv_queue(path: Path, manifest: list[dict]) -> list[Item]:
-    """A queue from a label-issues or to-label CSV (``file`` and optionally ``given``, ``suggested``, ``score``,
-    ``reason``); ``file`` is a path relative to the root or a labeled image's file name. The given label is the
-    tree's own, whatever the CSV says: the reviewer decides on what the release says."""
+    """A queue from a label-issues CSV (``file`` and optionally ``given``, ``suggested``, ``score``, ``reason``) or a
+    to-label CSV (``file``, ``predicted``, ``uncertainty``); ``file`` is a path relative to the root or a labeled
+    image's file name. The given label is the tree's own, whatever the CSV says: the reviewer decides on what the
+    release says."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
@@ -79,9 +80,10 @@ def csv_queue(path: Path, manifest: list[dict]) -> list[Item]:
         if found is None:
             raise DataError(f"{path}:{line}: {row['file']!r} is no image of this tree; give paths relative to ROOT "
                             f"(e.g. labeled-images/…/x.jpg) from a queue made for it")
+        suggested, score = row.get("suggested") or row.get("predicted"), row.get("score") or row.get("uncertainty")
+        reason = (row.get("reason") or ("to label" if "uncertainty" in row else "")).strip()
         items.append(Item(found["path"], lookup(found["class"]).folder if found["part"] == "labeled" else None,
-                          _class_or_none(path, line, row.get("suggested")), _score(path, line, row.get("score")),
-                          (row.get("reason") or "").strip()))
+                          _class_or_none(path, line, suggested), _score(path, line, score), reason))
     return items
 
 
