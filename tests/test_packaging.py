@@ -100,8 +100,14 @@ def test_the_wheel_carries_every_data_file_of_the_package(tmp_path: Path) -> Non
 
 
 def run_python(venv: Path, code: str) -> str:
-    return subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True,
-                          cwd=venv).stdout.strip()
+    return _run([str(venv / "bin" / "python"), "-c", code], cwd=venv)
+
+
+def _run(args: list[str], cwd: Path | None = None) -> str:
+    """A build or install step; a failure shows the step's own error (a full disk, a missing tool)."""
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{' '.join(args[:4])} …: {(done.stderr or done.stdout)[-2000:]}"
+    return done.stdout.strip()
 
 
 def _build(tmp_path: Path) -> Path:
@@ -113,8 +119,7 @@ def _build(tmp_path: Path) -> Path:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source / name)
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(source)],
-                   capture_output=True, text=True, check=True, timeout=600)
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(source)])
     assert len(list(dist.glob("*.tar.gz"))) == 1
     return dist
 
@@ -122,12 +127,10 @@ def _build(tmp_path: Path) -> Path:
 def _install_wheel(dist: Path, venv: Path) -> Path:
     """A fresh venv that sees this venv's libraries through a .pth line (a path only: the .pth files there, such
     as the editable checkout's, are not run) and gets the package from the wheel alone."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path("
-                                "'purelib'))"], capture_output=True, text=True, check=True).stdout.strip())
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    site = Path(run_python(venv, "import sysconfig; print(sysconfig.get_path('purelib'))"))
     (site / "libraries.pth").write_text(sysconfig.get_path("purelib") + "\n")
     wheel = next(dist.glob("*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet",
-                    "--no-deps", "--ignore-installed", "--no-index", str(wheel)],
-                   capture_output=True, text=True, check=True, timeout=600)
+    _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-deps",
+          "--ignore-installed", "--no-index", str(wheel)])
     return venv
