@@ -103,6 +103,12 @@ def test_requests_for_another_host_are_refused(twin_copy: Path, work: Path) -> N
     assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page  # nothing from the net
 
 
+def test_the_page_shows_names_as_text(twin_copy: Path, work: Path) -> None:
+    session = open_session(twin_copy, queue=None, results=None, reviewer="<script>alert(1)</script>", neighbours=0)
+    page = TestClient(create_app(session, 0)).get("/").text
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
 def test_queue_csv_names_images_of_the_tree(twin_copy: Path, work: Path, tmp_path: Path) -> None:
     from hyperkvasir.data.index import build_index
 
