@@ -14,7 +14,7 @@ export HYPERKVASIR_SHARED ?= $(abspath ../shared/data)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip setuptools
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,export,label,docs,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,export,label,review,docs,dev]'
 	touch $(STAMP)
 
 test: $(STAMP)
