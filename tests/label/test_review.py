@@ -228,6 +228,31 @@ def test_a_full_disk_leaves_no_half_row(small_disk) -> None:
     assert rows[0].file == "labeled-images/a.jpg" and path.read_text().endswith("\n")
 
 
+def test_a_decision_that_cannot_be_saved_says_so(twin_copy: Path, small_disk, monkeypatch) -> None:
+    from hyperkvasir.data.index import WORK_DIR_VARIABLE
+
+    disk = small_disk("64k")
+    monkeypatch.setenv(WORK_DIR_VARIABLE, str(disk))
+    client, session = _client(twin_copy)
+    _fill(disk)
+    answer = client.post("/api/decide", json={"file": session.items[0].file, "decision": "keep"})
+    assert answer.status_code == 507 and "not saved" in answer.json()["detail"]
+    assert read_reviews(disk / "reviews.csv") == []  # created empty: no half row, and the app starts again
+    assert open_session(twin_copy, queue=None, results=None, reviewer="alice", neighbours=0).decisions == {}
+
+
+def _fill(disk: Path) -> None:
+    """Fill a small disk to the last byte."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 # ---------------------------------------------------------------------------------- --reviews in training
 def _fold_files(root: Path) -> dict[str, list[str]]:
     from hyperkvasir.classify.data import ClassifyData

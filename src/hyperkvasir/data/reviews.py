@@ -92,6 +92,8 @@ def read_reviews(path: str | Path) -> list[Review]:
         raise HyperKvasirError(f"{path} is a folder; give the reviews.csv file") from None
     except UnicodeDecodeError:
         raise ReleaseFormatError(path, "not a UTF-8 CSV; give a reviews.csv written by `hyperkvasir review`") from None
+    if not text:  # created, but its first row never made it to the disk (full): no decision yet
+        return []
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in ("file", "old", "new", "decision") if c not in (reader.fieldnames or ())]
     if missing:

@@ -229,6 +229,10 @@ def create_app(session: ReviewSession, port: int):
             return session.decide(body.file, body.decision, body.new)
         except HyperKvasirError as error:
             raise HTTPException(400, str(error)) from None
+        except OSError as error:  # a full disk, a work dir gone read-only: the reviewer must know it was not saved
+            log.error("%s: %s", session.reviews, error.strerror)
+            raise HTTPException(507, f"not saved: {session.reviews}: {error.strerror}; free space or fix the "
+                                     f"permissions there, then decide again") from None
 
     @app.get("/image")
     def image(path: str) -> FileResponse:
