@@ -121,7 +121,8 @@ def label_issues_command(
                   f"out of fold){f' → {out_file}' if out_file else ''}")
         for row in rows[:top]:
             steps = f" ({row['grade_steps']} grade steps)" if row["grade_steps"] is not None else ""
-            out.print(f"{row['score']:.3f}  {row['file']}  {row['given']} → {row['suggested']}{steps}  "
+            score = "  –  " if row["score"] is None else f"{row['score']:.3f}"
+            out.print(f"{score}  {row['file']}  {row['given']} → {row['suggested']}{steps}  "
                       f"[{row['reason']}]")
     if scored.unscored:
         err.print(Text("warning:", style="yellow"), f"{len(scored.unscored)} labeled images have no out-of-fold "

@@ -140,17 +140,21 @@ def rank_issues(root: str | Path, scored: OutOfFold) -> list[dict]:
     for file, other, reason in _audit_findings(report):
         at = position.get(file)
         given = lookup(Path(file).parent.name).index
-        row = rows.setdefault(file, _row(file, given, other, doubt[at] if at is not None else 1.0, reason))
+        row = rows.setdefault(file, _row(file, given, other, doubt[at] if at is not None else None, reason))
         if reason not in row["reason"]:
             row["reason"] += f"; {reason}"
-    return sorted(rows.values(), key=lambda r: (-r["score"], r["file"]))
+    # an audit finding no fold model scored (added after the benchmark) has no score: it comes last
+    return sorted(rows.values(), key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["file"]))
 
 
 def _confident_learning(given: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(doubt per image, cleanlab's issue flags, suggested class index) over the classes present in ``given``:
     cleanlab wants every class it is shown to have examples."""
-    from cleanlab.filter import find_label_issues
-    from cleanlab.rank import get_label_quality_scores
+    try:
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+    except ImportError:
+        raise HyperKvasirError("label-issues needs cleanlab: pip install 'hyperkvasir[label]'") from None
 
     present = np.unique(given)
     if len(present) < 2:
@@ -183,10 +187,10 @@ def _audit_findings(report) -> list[tuple[str, int, str]]:
     return findings
 
 
-def _row(file: str, given: int, suggested: int, score: float, reason: str) -> dict:
+def _row(file: str, given: int, suggested: int, score: float | None, reason: str) -> dict:
     from hyperkvasir.metrics.ordinal import UC_SCALE
 
     steps = (abs(UC_SCALE.index(int(given)) - UC_SCALE.index(int(suggested)))
              if int(given) in UC_SCALE and int(suggested) in UC_SCALE else None)
     return {"file": file, "given": CLASSES[int(given)].folder, "suggested": CLASSES[int(suggested)].folder,
-            "score": round(float(score), 6), "reason": reason, "grade_steps": steps}
+            "score": None if score is None else round(float(score), 6), "reason": reason, "grade_steps": steps}

@@ -47,7 +47,10 @@ def relative_query(root: str | Path, query: str) -> str:
             raise HyperKvasirError(f"--query {query}: not a file of the tree {root}; give a path relative to ROOT "
                                    f"(e.g. labeled-images/…/x.jpg) or below it")
         return Path(os.path.relpath(real, tree)).as_posix()
-    return path.as_posix()
+    inside = os.path.normpath(path)
+    if inside == ".." or inside.startswith(f"..{os.sep}"):
+        raise HyperKvasirError(f"--query {query}: not a file of the tree {root}; give a path relative to ROOT")
+    return Path(inside).as_posix()
 
 
 def similar(root: str | Path, queries: list[str], k: int, *, parts: tuple[str, ...] = ("labeled",),
