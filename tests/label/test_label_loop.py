@@ -130,7 +130,8 @@ def test_similar_finds_the_labeled_copy_of_a_segmented_polyp(tiny_twin, classify
 def test_similar_never_returns_the_query_itself(tiny_twin, classify_checkpoint: Path) -> None:
     from hyperkvasir.label.neighbours import similar
 
-    query = sorted(p.relative_to(tiny_twin.root).as_posix() for p in (tiny_twin.root / "labeled-images").rglob("*.jpg"))[0]
+    labeled = (tiny_twin.root / "labeled-images").rglob("*.jpg")
+    query = sorted(p.relative_to(tiny_twin.root).as_posix() for p in labeled)[0]
     found = similar(tiny_twin.root, [str(tiny_twin.root / query)], 4, checkpoint=classify_checkpoint)
     assert list(found) == [query] and len(found[query]) == 4 and query not in {f for f, _ in found[query]}
 
