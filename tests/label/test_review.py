@@ -425,6 +425,15 @@ def test_a_reviews_file_changed_after_the_run_began_is_refused(tiny_twin, tmp_pa
         _data(tiny_twin.root, reviews, sha256=config["reviews_sha256"])
 
 
+def test_a_row_cut_short_by_a_killed_writer_is_not_glued_to_the_next(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.csv"
+    append_review(path, review_row("labeled-images/a.jpg", "polyps", "keep", None, "alice"))
+    with path.open("a") as handle:
+        handle.write("labeled-images/b.jpg,pol")  # the process was killed here
+    append_review(path, review_row("labeled-images/c.jpg", "polyps", "exclude", None, "alice"))
+    assert [r.file for r in read_reviews(path)] == ["labeled-images/a.jpg", "labeled-images/c.jpg"]
+
+
 def test_reviews_saved_by_a_spreadsheet_are_read(tmp_path: Path) -> None:
     path = tmp_path / "reviews.csv"
     path.write_text("\ufefffile,old,new,decision,time,reviewer\n"

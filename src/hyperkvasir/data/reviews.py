@@ -61,10 +61,10 @@ def append_review(path: Path, review: Review) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(fd).st_size
+        size = _whole_rows(fd)
         if size == 0:
             writer.writerow(REVIEW_COLUMNS)
         writer.writerow([getattr(review, column) for column in REVIEW_COLUMNS])
@@ -78,6 +78,16 @@ def append_review(path: Path, review: Review) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def _whole_rows(fd: int) -> int:
+    """The size of the file's whole rows, a row cut short by a killed writer cut off (it was never acknowledged;
+    left, the next row would be glued to it)."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        size = os.pread(fd, size, 0).rfind(b"\n") + 1
+        os.ftruncate(fd, size)
+    return size
 
 
 def read_reviews(path: str | Path) -> list[Review]:
