@@ -197,6 +197,7 @@ def test_cli_refuses_a_taken_port_and_other_hosts(twin_copy: Path, work: Path, c
     assert main(["review", str(twin_copy), "--host", "0.0.0.0"]) == 2
     assert "--host" in capsys.readouterr().err
     assert main(["review", str(twin_copy), "--port", "70000"]) == 2
+    assert main(["benchmark", str(twin_copy), "--task", "segment", "--reviews", "reviews.csv"]) == 2  # classify only
     assert main(["review", str(twin_copy), "--reviewer", "eve\nfile,old", "--port", "0"]) == 2  # one row per line
     assert "--reviewer" in capsys.readouterr().err
 

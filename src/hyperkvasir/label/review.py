@@ -139,7 +139,6 @@ class ReviewSession:
         self.neighbours: dict[str, list[tuple[str, float]]] | None = None if neighbours else {}
         self.neighbours_off = not neighbours
         self.context_error = ""
-        self.lock = threading.Lock()
         self.context = threading.Thread(target=self._find_context, args=(neighbours,), daemon=True)
 
     def _read(self) -> list:
@@ -187,10 +186,9 @@ class ReviewSession:
         if file not in self.position:
             raise HyperKvasirError(f"{file} is not in the review queue")
         review = review_row(file, self.items[self.position[file]].given, decision, new, self.reviewer)
-        with self.lock:
-            append_review(self.reviews, review)
-            if decision != "skip":
-                self.decisions[file] = decision
+        append_review(self.reviews, review)  # under the file's own lock: tabs and other apps may write too
+        if decision != "skip":
+            self.decisions[file] = decision
         return {column: getattr(review, column) for column in REVIEW_COLUMNS}
 
     def image(self, path: str) -> Path | None:
