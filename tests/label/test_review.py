@@ -202,6 +202,12 @@ def test_cli_refuses_a_taken_port_and_other_hosts(twin_copy: Path, work: Path, c
     assert "--reviewer" in capsys.readouterr().err
 
 
+def test_without_the_review_extra_the_command_names_it(twin_copy: Path, work: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if `pip install 'hyperkvasir[review]'` was not run
+    assert main(["review", str(twin_copy), "--port", "0"]) == 2
+    assert "pip install 'hyperkvasir[review]'" in capsys.readouterr().err
+
+
 def test_concurrent_appends_never_interleave(tmp_path: Path) -> None:
     path = tmp_path / "reviews.csv"
 

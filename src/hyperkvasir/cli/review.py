@@ -29,8 +29,9 @@ def review(
     Example: hyperkvasir review /data/hyper-kvasir --results benchmark --reviewer alice --port 8765
     """
     from hyperkvasir.errors import HyperKvasirError, require_range
-    from hyperkvasir.label.review import bind, open_session, serve
+    from hyperkvasir.label.review import bind, open_session, require_app_libraries, serve
 
+    require_app_libraries()
     require_range("--port", port, 0, 65535)
     require_range("--neighbours", neighbours, 0, 100)
     name = (reviewer if reviewer is not None else _login()).strip()

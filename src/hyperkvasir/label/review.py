@@ -256,6 +256,15 @@ def bind(port: int) -> socket.socket:
     return sock
 
 
+def require_app_libraries() -> None:
+    """The app's libraries are an optional extra: one line naming it when they are missing."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        raise HyperKvasirError(f"review needs {error.name}: pip install 'hyperkvasir[review]'") from None
+
+
 def serve(session: ReviewSession, sock: socket.socket, announce) -> None:
     """Serve until stopped (Ctrl-C); ``announce(url)`` once the socket is listening."""
     import uvicorn
