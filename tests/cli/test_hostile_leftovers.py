@@ -151,3 +151,46 @@ def test_gradcam_under_two_processes_is_renamed_whole_with_every_rank_s_overlays
     assert written == sorted(p.stem for p in images.glob("*.jpg"))
     assert (tmp_path / "cam" / ".hyperkvasir-output.json").is_file() and _litter(tmp_path, "cam") == []
     assert np.isfinite(pq.read_table(tmp_path / "p.parquet").column("polyps").to_numpy()).all()
+
+
+# ------------------------------------------------------------------------------------------- the sweep
+def test_resume_of_a_run_whose_config_json_is_damaged_names_the_file(classifier: Path, tiny_twin, tmp_path: Path,
+                                                                      capsys) -> None:
+    run = Path(shutil.copytree(classifier.parent, tmp_path / "run"))
+    (run / "config.json").write_text('{"model": ')
+    assert main(["train", "classify", str(tiny_twin.root), "--resume", "--out", str(run)]) == 1
+    assert f"{run / 'config.json'}: damaged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change", [{"future_option": 3}, {"model": "resnet9000"}])
+def test_a_checkpoint_from_a_newer_toolkit_is_refused_by_name(classifier: Path, tiny_twin, tmp_path: Path, change,
+                                                              capsys) -> None:
+    import torch
+
+    checkpoint = torch.load(classifier, weights_only=True)
+    checkpoint["hyper_parameters"]["config"] |= change
+    torch.save(checkpoint, tmp_path / "newer.ckpt")
+    assert main(["predict", str(tmp_path / "newer.ckpt"), str(tiny_twin.root / "unlabeled-images" / "images"),
+                 "--out", str(tmp_path / "p.parquet"), "--workers", "0"]) == 2
+    assert "unknown to hyperkvasir" in capsys.readouterr().err and not (tmp_path / "p.parquet").exists()
+
+
+def test_predict_scores_an_image_whose_name_is_no_utf8_and_names_it_escaped(classifier: Path, tiny_twin,
+                                                                           tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    source = next((tiny_twin.root / "unlabeled-images" / "images").glob("*.jpg"))
+    shutil.copyfile(source, os.path.join(os.fsencode(tmp_path / "images"), b"scan\xff.jpg"))
+    assert main(["predict", str(classifier), str(tmp_path / "images"), "--out", str(tmp_path / "p.parquet"),
+                 "--workers", "0", "--gradcam", str(tmp_path / "cam")]) == 0
+    assert pq.read_table(tmp_path / "p.parquet").column("path").to_pylist() == \
+        [str(tmp_path / "images" / "scan\\xff.jpg")]
+    assert sorted(os.listdir(os.fsencode(tmp_path / "cam"))) == [b".hyperkvasir-output.json", b"scan\xff.png"]
+
+
+def test_video_predict_names_a_video_whose_name_is_no_utf8_escaped(video_checkpoint, tmp_path: Path) -> None:
+    checkpoint, videos = video_checkpoint
+    (tmp_path / "videos").mkdir()
+    shutil.copyfile(videos[0], os.path.join(os.fsencode(tmp_path / "videos"), b"case\xff.avi"))
+    assert main(["predict", str(checkpoint), str(tmp_path / "videos"), "--out", str(tmp_path / "out")]) == 0
+    assert {row["video"] for row in pq.read_table(tmp_path / "out" / "frames.parquet").to_pylist()} == \
+        {"case\\xff.avi"}

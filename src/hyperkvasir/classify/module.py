@@ -31,7 +31,7 @@ from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION, PROTOCOLS
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import RECIPES, normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, zero_loss
-from hyperkvasir.engine.runs import check_device, load_checkpoint
+from hyperkvasir.engine.runs import check_device, checkpoint_config, load_checkpoint
 from hyperkvasir.errors import HyperKvasirError, require_choice, require_compatible, require_ranges
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix, scored_metrics
 from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
@@ -222,7 +222,7 @@ def check_train_config(config: TrainConfig) -> None:
 def load_classifier_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[ClassifierModule, dict]:
     """(module in eval mode, the checkpoint dict) of a ``best.ckpt``/``last.ckpt`` of ``train classify``."""
     checkpoint = load_checkpoint(path, "classify", device)
-    module = ClassifierModule(TrainConfig(**checkpoint["hyper_parameters"]["config"]), pretrained_weights=False)
+    module = ClassifierModule(checkpoint_config(checkpoint, path, TrainConfig, MODELS), pretrained_weights=False)
     module.load_state_dict(checkpoint["state_dict"])
     return module.to(device).eval(), checkpoint
 

@@ -1,8 +1,9 @@
 """Batched inference of a trained classifier over images (the unlabeled part, a folder, files); its predictions
 of the unlabeled part feed pseudo-labels (``classify/pseudo_labels.py``).
 
-Predictions are a Parquet table: ``path`` (relative to the release root for a part, absolute otherwise),
-``label`` (folder class name) and one probability column per class in taxonomy order.
+Predictions are a Parquet table: ``path`` (relative to the release root for a part, as given otherwise; bytes of a
+name that are no UTF-8 written as ``\\xff``), ``label`` (folder class name) and one probability column per class
+in taxonomy order.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hyperkvasir.classify.decision import decide
 from hyperkvasir.classify.module import flip_averaged
 from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
 from hyperkvasir.data.inputs import output_names, resolve_inputs
+from hyperkvasir.data.layout import escaped
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine.runs import distributed, pick_device
@@ -86,7 +88,7 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
         if world == 1 and not scored:
             raise DataError(f"none of the {len(paths)} inputs decodes as an image (first: {failed[0]}); nothing "
                             f"written — check the files or the folder")
-        relative = [str(paths[i].relative_to(root)) if root else str(paths[i]) for i in scored]
+        relative = [escaped(str(paths[i].relative_to(root) if root else paths[i])) for i in scored]
         columns = {"path": relative, "label": [CLASSES[int(i)].folder for i in decide(matrix, offsets)]}
         columns |= {c.folder: matrix[:, c.index].astype(np.float32) for c in CLASSES}
         table = _gathered(pa.table(columns), rank, world)  # every rank's overlays are written once this returns

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from hyperkvasir.data.imaging import atomic_write
-from hyperkvasir.errors import HyperKvasirError, require_output
+from hyperkvasir.errors import DataError, HyperKvasirError, require_output
 
 
 def seed_everything(seed: int) -> None:
@@ -117,6 +117,23 @@ def load_checkpoint(path: str | Path, task: str | None = None, device: torch.dev
     return checkpoint
 
 
+def checkpoint_config(checkpoint: dict, path: str | Path, config_type: type, models) -> object:
+    """The run config a checkpoint of :func:`load_checkpoint` carries, as ``config_type``. An option this version
+    does not know, or a model outside ``models`` (the task's registry), means a newer toolkit wrote it: refused by
+    name rather than guessed at."""
+    from hyperkvasir import __version__
+
+    config = checkpoint["hyper_parameters"].get("config")
+    known = {field.name for field in dataclasses.fields(config_type)}
+    unknown = sorted(set(config) - known) if isinstance(config, dict) else ["(no config recorded)"]
+    if not unknown and config.get("model") not in models:
+        unknown = [f"model {config.get('model')!r}"]
+    if unknown:
+        raise HyperKvasirError(f"{path}: {', '.join(map(str, unknown))} unknown to hyperkvasir {__version__} (a "
+                               f"newer version wrote this checkpoint?); upgrade hyperkvasir to load it")
+    return config_type(**config)
+
+
 def checkpoint_task(path: str | Path) -> str:
     """The ``task`` a toolkit checkpoint was trained for (its weights are mapped, not read: the caller loads them
     once afterwards)."""
@@ -173,7 +190,14 @@ class RunFolder:
         if not config.is_file():
             raise HyperKvasirError(f"{self.path}: no run to resume here (no config.json); drop --resume or pick "
                                    f"the run folder with --out")
-        return json.loads(config.read_text())
+        try:
+            saved = json.loads(config.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            saved = None
+        if not isinstance(saved, dict):
+            raise DataError(f"{config}: damaged (not a JSON object of the run's options), so the run cannot be "
+                            f"continued as it was made; restore the file or start a new run in another --out")
+        return saved
 
     def lock(self) -> None:
         """Hold the run folder for this process until it exits or trains there again: a second training started

@@ -25,7 +25,7 @@ from hyperkvasir.data.layout import Release
 from hyperkvasir.data.splits import segmentation_scheme_split
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, EpochSampler, RunFolder, fit
-from hyperkvasir.engine.runs import check_device, load_checkpoint
+from hyperkvasir.engine.runs import check_device, checkpoint_config, load_checkpoint
 from hyperkvasir.errors import DataError, require_choice, require_compatible, require_ranges
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
 from hyperkvasir.segment.data import SegmentedPolyps, collate_segmentation
@@ -152,7 +152,7 @@ def load_segmentation_checkpoint(path: str | Path,
                                  device: torch.device | str = "cpu") -> tuple[SegmentationModule, dict]:
     """(module in eval mode, the checkpoint dict) of a checkpoint of ``train segment``, loaded safely."""
     checkpoint = load_checkpoint(path, "segment", device)
-    module = SegmentationModule(SegmentConfig(**checkpoint["hyper_parameters"]["config"]), pretrained_weights=False)
+    module = SegmentationModule(checkpoint_config(checkpoint, path, SegmentConfig, ENCODERS), pretrained_weights=False)
     module.load_state_dict(checkpoint["state_dict"])
     return module.to(device).eval(), checkpoint
 

@@ -22,7 +22,7 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, zero_loss
-from hyperkvasir.engine.runs import check_device, load_checkpoint
+from hyperkvasir.engine.runs import check_device, checkpoint_config, load_checkpoint
 from hyperkvasir.errors import DataError, HyperKvasirError, require_choice, require_ranges
 from hyperkvasir.models import MODELS, create_model
 from hyperkvasir.video.data import VideoData, video_split
@@ -119,7 +119,7 @@ def frame_probabilities(module: FrameClassifierModule, loader) -> dict[str, list
 def load_video_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[FrameClassifierModule, dict]:
     """(module in eval mode, the checkpoint dict) of a checkpoint of ``train video``, loaded safely."""
     checkpoint = load_checkpoint(path, "video", device)
-    module = FrameClassifierModule(VideoConfig(**checkpoint["hyper_parameters"]["config"]), pretrained_weights=False)
+    module = FrameClassifierModule(checkpoint_config(checkpoint, path, VideoConfig, MODELS), pretrained_weights=False)
     module.load_state_dict(checkpoint["state_dict"])
     return module.to(device).eval(), checkpoint
 

@@ -20,6 +20,7 @@ import torch
 
 from hyperkvasir.data.imaging import atomic_write, centre_square
 from hyperkvasir.data.inputs import output_names, video_inputs
+from hyperkvasir.data.layout import escaped
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.engine.runs import pick_device
 from hyperkvasir.errors import DataError, HyperKvasirError
@@ -109,7 +110,7 @@ def _score_videos(module, name_of: dict[Path, str], out: Path, every: int, progr
         if not probs:
             failed[str(video)] = "no frame decoded"
             continue
-        matrix, name = np.concatenate(probs), f"{name_of[video]}{video.suffix}"
+        matrix, name = np.concatenate(probs), escaped(f"{name_of[video]}{video.suffix}")  # Parquet holds UTF-8 only
         rows["video"] += [name] * len(indices)
         rows["frame_index"] += indices
         rows["time_s"] += [round(t, 3) for t in times]
