@@ -3,6 +3,7 @@ each with the hostile inputs a user will give them."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import shutil
@@ -288,3 +289,49 @@ def test_to_label_refuses_a_checkpoint_of_another_task_and_a_file_as_out(tiny_tw
     assert main(["to-label", str(tiny_twin.root), "--checkpoint", str(classify_checkpoint), "--budget", "2",
                  "--out", str(tmp_path / "file")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ hostile sweep
+def test_an_unreadable_embedding_cache_is_computed_again(twin_copy: Path, classify_checkpoint: Path) -> None:
+    from hyperkvasir.label.embed import embeddings
+
+    paths, vectors = embeddings(twin_copy, checkpoint=classify_checkpoint)
+    (cache,) = [p for p in (twin_copy / ".hyperkvasir" / "embeddings").glob("*.npz") if not p.name.startswith(".")]
+    cache.write_bytes(cache.read_bytes()[:100])  # a torn copy, a disk error
+    again, recomputed = embeddings(twin_copy, checkpoint=classify_checkpoint)
+    assert again == paths and np.allclose(recomputed, vectors, atol=1e-5)
+
+
+def test_label_issues_reads_no_run_outside_the_results_folder(tiny_twin, tiny_bench: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    bench = Path(shutil.copytree(tiny_bench, tmp_path / "bench"))
+    outside = Path(shutil.copytree(bench / "test_efficientnet" / "test-fold-0", tmp_path / "elsewhere"))
+    results = json.loads((bench / "results.json").read_text())
+    results["models"]["test_efficientnet"]["runs"][0]["run"] = f"../{outside.name}"
+    (bench / "results.json").write_text(json.dumps(results))
+    assert main(["label-issues", str(tiny_twin.root), "--results", str(bench)]) == 1
+    assert "run {'seed'" in capsys.readouterr().err
+
+
+def test_label_issues_refuses_a_file_listed_twice(tiny_twin, tiny_bench: Path, tmp_path: Path, capsys) -> None:
+    bench = Path(shutil.copytree(tiny_bench, tmp_path / "bench"))
+    predictions = bench / "test_efficientnet" / "test-fold-0" / "predictions-test.csv"
+    lines = predictions.read_text().splitlines()
+    predictions.write_text("\n".join([*lines, lines[1]]) + "\n")
+    assert main(["label-issues", str(tiny_twin.root), "--results", str(bench)]) == 1
+    assert f"{predictions}:{len(lines) + 1}: " in capsys.readouterr().err
+
+
+def test_to_label_on_a_full_disk_leaves_no_part_of_the_queue(tiny_twin, classify_checkpoint: Path, small_disk,
+                                                             capsys) -> None:
+    disk = small_disk("64k")
+    out = disk / "queue"
+    out.mkdir()
+    with open(disk / "filler", "wb", buffering=0) as handle:
+        with contextlib.suppress(OSError):
+            while True:
+                handle.write(b"\0" * 4096)
+    assert main(["to-label", str(tiny_twin.root), "--checkpoint", str(classify_checkpoint), "--budget", "3",
+                 "--out", str(out)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(out.iterdir()) == []

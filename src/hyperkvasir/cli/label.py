@@ -135,8 +135,10 @@ def to_label_command(
     root: Path = typer.Argument(..., help="Release root (only read)."),
     checkpoint: Path = typer.Option(..., help="best.ckpt of `hyperkvasir train classify`."),
     budget: int = typer.Option(..., help="How many unlabeled images to choose."),
-    out_dir: Path = typer.Option(..., "--out", help="Folder for to-label.csv, label-studio.json and "
-                                                    "label-studio.xml."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for to-label.csv, label-studio.json (tasks: images as "
+                                                    "/data/local-files/?d=PATH below ROOT: run Label Studio with "
+                                                    "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=ROOT) and "
+                                                    "label-studio.xml (the labeling interface)."),
     classes: str = typer.Option(None, help="Aim at these classes (comma-separated, any naming), e.g. rare ones."),
     workers: int = typer.Option(0, help="Data-loading processes."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary and rows as JSON."),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class _Encoder:
     checkpoint: str | None
 
     def key(self, rows: list[tuple[str, str]]) -> str:
-        digest = hashlib.sha256(json.dumps([self.model, self.weights, self.size, self.mask_corners]).encode())
+        digest = hashlib.sha256(json.dumps([self.model, self.weights, self.size, self.mask_corners, CHUNK]).encode())
         digest.update(json.dumps(rows).encode())
         return digest.hexdigest()[:24]
 
@@ -117,21 +118,24 @@ def _part(root, folder: Path, encoder: _Encoder, manifest: list[dict], part: str
         raise DataError(f"{root}: the {part} part holds no images; embed a part the tree has")
     target = folder / f"{encoder.key(rows)}.npz"
     with preparing(target):  # a second shell on the same tree waits, then reads
-        if not target.is_file():
+        found = _read(target, part)
+        if found is None:  # absent, or unreadable (never trusted): computed again
             _compute(Path(root), target, encoder, [p for p, _ in rows], workers, batch_size, device, progress)
-    return _read(target, part)
+            found = _read(target, part)
+    if found is None:
+        raise DataError(f"{target}: the embeddings just written do not read back; check the disk of the work dir")
+    return found
 
 
-def _read(target: Path, part: str) -> Embeddings:
+def _read(target: Path, part: str) -> Embeddings | None:
     try:
         with np.load(target) as saved:
             probabilities = saved["probabilities"] if saved["probabilities"].size else None
             paths = saved["paths"].tolist()
             return Embeddings(paths, saved["vectors"], probabilities, saved["undecodable"].tolist(),
                               [part] * len(paths))
-    except (OSError, ValueError, KeyError) as error:
-        raise DataError(f"{target}: unreadable embeddings ({type(error).__name__}); delete the file and embed "
-                        f"again") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 def _chunk_path(target: Path, index: int) -> Path:

@@ -66,7 +66,7 @@ def out_of_fold(root: str | Path, results_dir: str | Path) -> OutOfFold:
     sums: dict[str, np.ndarray] = {}
     counts: Counter = Counter()
     for run in results["models"][model].get("runs", []):
-        for name, probabilities in read_probabilities(results_dir / run["run"] / "predictions-test.csv").items():
+        for name, probabilities in read_probabilities(_run_folder(results_dir, run) / "predictions-test.csv").items():
             sums[name] = sums.get(name, 0) + probabilities
             counts[name] += 1
     release = Release(root)
@@ -100,6 +100,18 @@ def _results(results_dir: Path) -> dict:
     return results
 
 
+def _run_folder(results_dir: Path, run: dict) -> Path:
+    """A run folder results.json names, refused unless it lies inside the results folder (links resolved)."""
+    import os
+
+    folder = results_dir / str(run.get("run", "")) if isinstance(run, dict) else results_dir
+    real, inside = os.path.realpath(folder), os.path.realpath(results_dir)
+    if real == inside or os.path.commonpath([real, inside]) != inside:
+        raise ReleaseFormatError(results_dir / "results.json", f"run {run!r} is not a folder inside {results_dir}; "
+                                                                f"rerun the benchmark")
+    return folder
+
+
 def read_probabilities(path: Path) -> dict[str, np.ndarray]:
     """File name → the 23 class probabilities of a predictions CSV (``file-name,label,<class>…``); a missing
     file, column or a value that is no probability is refused with the file and line."""
@@ -123,7 +135,10 @@ def read_probabilities(path: Path) -> dict[str, np.ndarray]:
             values = np.asarray([np.nan])
         if not np.isfinite(values).all() or (values < 0).any() or (values > 1).any():
             raise ReleaseFormatError(path, "a probability that is not a number in [0, 1]", number)
-        found[row[header.index("file-name")]] = values
+        name = row[header.index("file-name")]
+        if name in found:
+            raise ReleaseFormatError(path, f"{name} is listed twice; one row per image", number)
+        found[name] = values
     return found
 
 

@@ -10,23 +10,28 @@ calibrated on the tree's own duplicates (the audit's confirmed pairs, measured i
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import urllib.parse
 from pathlib import Path
 
 import numpy as np
 
 from hyperkvasir.data.taxonomy import CLASSES, lookup
-from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.errors import DataError
 
 IDENTICAL = 1e-6  # the duplicate distance without enough pairs to calibrate on: only identical embeddings
 DUPLICATE_QUANTILE = 0.9  # share of the tree's confirmed duplicate pairs that fall under the calibrated distance
 MIN_PAIRS = 5  # confirmed pairs needed to calibrate
 POOL = 20  # k-center greedy runs over the POOL × budget most uncertain images (the others rarely win a step)
 FIELDS = ("rank", "file", "predicted", "probability", "uncertainty", "nearest_labeled", "distance")
-LOCAL_FILES = "/data/local-files/?d="  # Label Studio's local-file storage (documented in docs/labeling.md)
+# Label Studio serves local files under this URL, relative to its document root: start it with
+# LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=ROOT, add a local-files
+# storage at ROOT, then import label-studio.json into a project set up with label-studio.xml
+LOCAL_FILES = "/data/local-files/?d="
 
 
 def to_label(root: str | Path, checkpoint: str | Path, budget: int, *, classes: list[str] | None = None,
@@ -146,7 +151,9 @@ def label_studio_config() -> str:
 
 
 def write_queue(out: str | Path, summary: dict, model_version: str) -> list[Path]:
-    """``OUT/to-label.csv``, ``OUT/label-studio.json`` and ``OUT/label-studio.xml``, each staged and renamed."""
+    """``OUT/to-label.csv``, ``OUT/label-studio.json`` and ``OUT/label-studio.xml``: all three are written and
+    flushed to temp files first and renamed only then, so a full disk leaves the previous set (or none), never a
+    mix."""
     from hyperkvasir.data.imaging import atomic_write
 
     table = io.StringIO()
@@ -156,13 +163,10 @@ def write_queue(out: str | Path, summary: dict, model_version: str) -> list[Path
     contents = {"to-label.csv": table.getvalue(),
                 "label-studio.json": json.dumps(label_studio_tasks(summary["rows"], model_version), indent=2),
                 "label-studio.xml": label_studio_config()}
-    written = []
-    for name, text in contents.items():
-        try:
-            with atomic_write(Path(out) / name, "w") as handle:
-                handle.write(text)
-        except OSError as error:
-            raise HyperKvasirError(f"--out {out}: cannot write {name} ({error.strerror or error}); free space or "
-                                   f"choose another folder") from None
-        written.append(Path(out) / name)
-    return written
+    with contextlib.ExitStack() as staged:
+        for name, text in contents.items():
+            handle = staged.enter_context(atomic_write(Path(out) / name, "w"))
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())  # a full disk fails here, before any file is renamed
+    return [Path(out) / name for name in contents]
