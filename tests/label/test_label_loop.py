@@ -92,7 +92,7 @@ def test_embed_names_undecodable_images_and_embeds_the_rest(twin_copy: Path, cla
 
 def test_embed_with_the_offline_imagenet_backbone(tiny_twin, tmp_path: Path, capsys) -> None:
     assert main(["--work-dir", str(tmp_path / "work"), "embed", str(tiny_twin.root), "--part", "segmented",
-                 "--size", "64", "--json"]) == 0
+                 "--part", "segmented", "--size", "64", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["images"] == len(tiny_twin.segmented) and summary["dimensions"] == 1280
 

@@ -70,6 +70,7 @@ def embed_parts(root: str | Path, *, parts: tuple[str, ...] = ("labeled",), chec
     the order given; each part is computed once per key and then read from the work dir."""
     from hyperkvasir.data.index import build_index, require_work_dir
 
+    parts = tuple(dict.fromkeys(parts))  # a part named twice is embedded and returned once
     unknown = [p for p in parts if p not in PARTS]
     if unknown or not parts:
         raise HyperKvasirError(f"--part {', '.join(unknown) or '(none)'}: choose from {', '.join(PARTS)}")
