@@ -335,3 +335,15 @@ def test_to_label_on_a_full_disk_leaves_no_part_of_the_queue(tiny_twin, classify
                  "--out", str(out)]) == 1
     assert "No space left on device" in capsys.readouterr().err
     assert list(out.iterdir()) == []
+
+
+def test_embed_under_torchrun_shares_the_chunks_and_equals_one_process(twin_copy: Path, classify_checkpoint: Path,
+                                                                       run_cli) -> None:
+    from hyperkvasir.label.embed import embeddings
+
+    run_cli(["embed", twin_copy, "--checkpoint", classify_checkpoint, "--part", "labeled", "--part", "unlabeled"],
+            processes=2)
+    paths, vectors = embeddings(twin_copy, parts=("labeled", "unlabeled"), checkpoint=classify_checkpoint)
+    shutil.rmtree(twin_copy / ".hyperkvasir" / "embeddings")
+    alone_paths, alone = embeddings(twin_copy, parts=("labeled", "unlabeled"), checkpoint=classify_checkpoint)
+    assert paths == alone_paths and np.allclose(vectors, alone, atol=1e-5)

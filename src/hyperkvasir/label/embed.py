@@ -10,6 +10,7 @@ torchrun each process embeds every world-th chunk and rank 0 joins them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import zipfile
@@ -113,12 +114,15 @@ def _encoder(checkpoint: str | Path | None, size: int | None, model: str) -> _En
 def _part(root, folder: Path, encoder: _Encoder, manifest: list[dict], part: str, workers: int, batch_size: int,
           device: str, progress) -> Embeddings:
     from hyperkvasir.data.index import preparing
+    from hyperkvasir.engine.runs import launched_world
 
     rows = sorted((r["path"], r["sha256"] or "") for r in manifest if r["part"] == part and r["kind"] == "image")
     if not rows:
         raise DataError(f"{root}: the {part} part holds no images; embed a part the tree has")
     target = folder / f"{encoder.key(rows)}.npz"
-    with preparing(target):  # a second shell on the same tree waits, then reads
+    # a second shell on the same tree waits, then reads; the ranks of one torchrun share the work (no lock, which
+    # one rank would hold while it waits for the others)
+    with preparing(target) if launched_world()[0] == 1 else contextlib.nullcontext():
         found = _read(target, part)
         if found is None:  # absent, or unreadable (never trusted): computed again
             _compute(Path(root), target, encoder, [p for p, _ in rows], workers, batch_size, device, progress)
