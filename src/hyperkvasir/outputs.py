@@ -163,6 +163,14 @@ def _refuse_filled(target: Path, option: str, overwrite: bool) -> None:
                                f"folder")
 
 
+def _release_part_above(target: Path) -> Path | None:
+    """The release folder (``labeled-images/`` …, ``.hyperkvasir/``) that ``target`` would lie inside, if any."""
+    for folder in target.resolve().parents:
+        if folder.name in RELEASE_ENTRIES and is_release_root(folder.parent):
+            return folder
+    return None
+
+
 @contextlib.contextmanager
 def staged_folder(target: str | Path, command: str, *, option: str = "--out", overwrite: bool = True,
                   reads: Iterable[str | Path] = ()) -> Iterator[Path]:
@@ -173,6 +181,11 @@ def staged_folder(target: str | Path, command: str, *, option: str = "--out", ov
     target, reads = Path(target), list(reads)
     _refuse_filled(target, option, overwrite)
     refuse_replacing(target, command, option, reads=reads)
+    part = _release_part_above(target)
+    if part is not None:  # a new (or empty) folder there: nothing to replace, but still no place for an output
+        raise HyperKvasirError(f"{option} {target} lies inside {part}, a folder of the release; outputs never go "
+                               f"into the release's own folders (the index would take them for release files) — "
+                               f"choose a folder outside them")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))

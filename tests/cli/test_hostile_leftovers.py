@@ -194,3 +194,11 @@ def test_video_predict_names_a_video_whose_name_is_no_utf8_escaped(video_checkpo
     assert main(["predict", str(checkpoint), str(tmp_path / "videos"), "--out", str(tmp_path / "out")]) == 0
     assert {row["video"] for row in pq.read_table(tmp_path / "out" / "frames.parquet").to_pylist()} == \
         {"case\\xff.avi"}
+
+
+def test_an_output_folder_inside_the_release_s_own_folders_is_refused(twin_copy: Path, classify_checkpoint: Path,
+                                                                      capsys) -> None:
+    cams = twin_copy / "labeled-images" / "cams"
+    assert main(["predict", str(classify_checkpoint), str(twin_copy / "unlabeled-images" / "images"), "--out",
+                 str(twin_copy.parent / "p.parquet"), "--workers", "0", "--gradcam", str(cams)]) == 2
+    assert "a folder of the release" in capsys.readouterr().err and not cams.exists()

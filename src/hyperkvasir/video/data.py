@@ -21,7 +21,7 @@ from hyperkvasir.data.imaging import ImageDecodeError, load_square
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.engine.sampling import EpochSampler
-from hyperkvasir.errors import HyperKvasirError
+from hyperkvasir.errors import DataError, HyperKvasirError
 
 
 def video_labels(root: str | Path) -> dict[str, int]:
@@ -142,6 +142,10 @@ class VideoData(L.LightningDataModule):
 
         self.labels = video_labels(self.root)
         self.split = video_split(self.root, seed=self.seed)
+        if not self.split["train"] or not self.split["test"]:
+            raise DataError(f"{self.root}: the video split leaves {len(self.split['train'])} training and "
+                            f"{len(self.split['test'])} test videos; at least one of each is needed (a class needs "
+                            f"two videos to reach the test part)")
         self.train_set = VideoFrames(self.frames_dir, self.labels, self.split["train"], size=self.size,
                                      transform=classification_transform("paper", self.size, True), seed=self.seed)
         self.val_set = VideoFrames(self.frames_dir, self.labels, self.split["val"] or self.split["train"],
