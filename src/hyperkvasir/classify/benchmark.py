@@ -353,7 +353,10 @@ def _provenance_lines(results: dict) -> list[str]:
             f"tree key {str(record.get('tree_key'))[:12]}, config hash {record.get('config_hash')}; weights "
             f"loaded — {weights}" + (" (random start: not comparable with the paper's pre-trained rows)"
                                      if random else "") + f"; {batch}; "
-            f"conflicts {'excluded from training and validation' if config.get('exclude_conflicts') else 'kept'}."]
+            f"conflicts {'excluded from training and validation' if config.get('exclude_conflicts') else 'kept'}"
+            + (f"; reviewed labels ({config['reviews']}) applied to training and validation"
+               + (" AND to the test labels (--reviews-on-test: not the released truth)" if config.get("reviews_on_test")
+                  else "") if config.get("reviews") else "") + "."]
 
 
 def _per_class_table(results: dict) -> list[str]:
