@@ -186,11 +186,13 @@ def test_label_issues_merges_a_duplicate_filed_under_another_class(twin_copy: Pa
     shutil.copyfile(polyp, cecum / "0000copy-of-a-polyp.jpg")
     assert main(["label-issues", str(twin_copy), "--results", str(tiny_bench), "--json"]) == 0
     captured = capsys.readouterr()
-    rows = {r["file"]: r for r in json.loads(captured.out)}
+    ranked = json.loads(captured.out)
+    rows = {r["file"]: r for r in ranked}
     copy = (cecum / "0000copy-of-a-polyp.jpg").relative_to(twin_copy).as_posix()
     assert rows[copy]["suggested"] == "polyps" and "duplicate filed as polyps" in rows[copy]["reason"]
-    assert rows[copy]["score"] is None  # no fold model scored it: listed, unscored, last
+    assert rows[copy]["score"] is None  # no fold model scored it: listed, unscored
     original = polyp.relative_to(twin_copy).as_posix()
+    assert [r["file"] for r in ranked[:2]] == [original, copy]  # the audit's certain evidence first
     assert rows[original]["suggested"] == "cecum" and "duplicate filed as cecum" in rows[original]["reason"]
     assert "1 labeled images have no out-of-fold probability" in captured.err
 

@@ -7,7 +7,8 @@ Evidence of two kinds, merged per image:
   learning (cleanlab: ``find_label_issues`` flags, ``get_label_quality_scores`` ranks; the score is one minus the
   label's self-confidence);
 * the audit's: labeled duplicates filed under different classes (``label_conflicts``), and labeled copies of
-  segmented images (every segmented image is a polyp) filed under another class.
+  segmented images (every segmented image is a polyp) filed under another class. These come first: the pixels
+  themselves say that a label is wrong (for a conflict: one of the two).
 
 The suggested class is the most probable class other than the given one (for an audit finding: the class of its
 duplicate). For two ulcerative-colitis grades, ``grade_steps`` is their distance on the ordinal scale
@@ -152,14 +153,18 @@ def rank_issues(root: str | Path, scored: OutOfFold) -> list[dict]:
     for i in np.flatnonzero(flagged):
         rows[scored.files[i]] = _row(scored.files[i], scored.given[i], suggested[i], doubt[i], "confident learning")
     report = audit(root)
-    for file, other, reason in _audit_findings(report):
+    findings = _audit_findings(report)
+    for file, other, reason in findings:
         at = position.get(file)
         given = lookup(Path(file).parent.name).index
         row = rows.setdefault(file, _row(file, given, other, doubt[at] if at is not None else None, reason))
         if reason not in row["reason"]:
             row["reason"] += f"; {reason}"
-    # an audit finding no fold model scored (added after the benchmark) has no score: it comes last
-    return sorted(rows.values(), key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["file"]))
+    # the audit's findings first (a duplicate under another class is certain evidence), each group by the model's
+    # doubt; a finding no fold model scored (added after the benchmark) has no score and ends its group
+    audited = {file for file, _, _ in findings}
+    return sorted(rows.values(), key=lambda r: (r["file"] not in audited, r["score"] is None, -(r["score"] or 0.0),
+                                                r["file"]))
 
 
 def _confident_learning(given: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
