@@ -159,7 +159,7 @@ def test_similar_on_real_kvasir_seg_finds_the_labeled_copies(real_tree: Path, re
     assert copies, "the real sample holds Kvasir-SEG originals that are copies of labeled polyps"
     queries = sorted(copies)[:5]
     assert main(["--work-dir", str(tmp_path / "w"), "similar", str(real_tree), "--query", *queries, "-k", "5",
-                 "--json"]) == 0
+                 "--size", "96", "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert all(copies[q] & {n["file"] for n in found[q]} for q in queries)
 

@@ -68,6 +68,7 @@ def similar(
     k: int = typer.Option(5, "-k", help="Neighbours per query."),
     part: list[str] = typer.Option(["labeled"], "--part", help=f"Where to search: {_PARTS_HELP}"),
     checkpoint: Path = typer.Option(None, help=_CHECKPOINT_HELP),
+    size: int = typer.Option(None, help="Input size without --checkpoint (default 224)."),
     workers: int = typer.Option(0, help="Data-loading processes."),
     as_json: bool = typer.Option(False, "--json", help="Print {query: [{file, distance}, …]} on stdout."),
 ) -> int:
@@ -79,8 +80,8 @@ def similar(
     from hyperkvasir.label.neighbours import similar as find_similar
 
     require_range("--workers", workers, 0, None)
-    found = find_similar(root, [*query, *(more or [])], k, parts=tuple(part), checkpoint=checkpoint, workers=workers,
-                         progress=progress_bar("chunks"))
+    found = find_similar(root, [*query, *(more or [])], k, parts=tuple(part), checkpoint=checkpoint, size=size,
+                         workers=workers, progress=progress_bar("chunks"))
     if as_json:
         print(json.dumps({q: [{"file": f, "distance": d} for f, d in near] for q, near in found.items()}, indent=2))
         return 0
