@@ -16,20 +16,6 @@ import torch
 from hyperkvasir.cli import main
 
 
-@pytest.fixture(scope="module")
-def tiny_bench(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-fold test-protocol benchmark of the tiny twin (32 px, one epoch): every labeled image scored out of
-    fold."""
-    from hyperkvasir.classify.benchmark import run_benchmark
-    from hyperkvasir.classify.module import TrainConfig
-
-    out = tmp_path_factory.mktemp("bench") / "bench"
-    base = TrainConfig(root=str(tiny_twin.root), model="test_efficientnet", epochs=1, input_size=32, batch_size=8,
-                       workers=0, pretrained=False)
-    run_benchmark(tiny_twin.root, ["test_efficientnet"], out, base=base)
-    return out
-
-
 @pytest.fixture
 def segment_checkpoint(tmp_path: Path) -> Path:
     """A checkpoint the toolkit recognises as one of the segmentation task."""

@@ -140,20 +140,6 @@ def test_a_to_label_csv_is_a_queue(twin_copy: Path, work: Path, tmp_path: Path) 
     assert _rows(work / "reviews.csv")[0]["new"] == "polyps"  # any of a class's names, stored as its folder name
 
 
-@pytest.fixture(scope="module")
-def tiny_bench(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-fold test-protocol benchmark of the tiny twin (32 px, one epoch): every labeled image scored out of
-    fold."""
-    from hyperkvasir.classify.benchmark import run_benchmark
-    from hyperkvasir.classify.module import TrainConfig
-
-    out = tmp_path_factory.mktemp("bench") / "bench"
-    base = TrainConfig(root=str(tiny_twin.root), model="test_efficientnet", epochs=1, input_size=32, batch_size=8,
-                       workers=0, pretrained=False)
-    run_benchmark(tiny_twin.root, ["test_efficientnet"], out, base=base)
-    return out
-
-
 def test_results_give_the_label_issues_and_the_model_top_classes(tiny_twin, tiny_bench: Path, tmp_path: Path,
                                                                  monkeypatch) -> None:
     from hyperkvasir.data.index import WORK_DIR_VARIABLE
