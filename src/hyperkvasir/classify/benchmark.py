@@ -14,7 +14,7 @@ from hyperkvasir.classify.module import TrainConfig, check_train_config, scored_
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES
-from hyperkvasir.errors import HyperKvasirError, require_range
+from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError, require_range
 from hyperkvasir.metrics.classification import SUMMARY_KEYS, average_folds, classification_metrics, scored_metrics
 from hyperkvasir.metrics.intervals import INTERVAL_KEYS, fold_average, percentile_interval, resampled
 from hyperkvasir.metrics.ordinal import ORDINAL_KEYS, resampled_ordinal, uc_positions
@@ -115,7 +115,7 @@ def average_members(root: Path, out: Path, name: str, members: list[dict], base:
     written as ``OUT/avg-A-B/…/predictions-*.csv`` and ``metrics-*.json``, summarised like a trained model."""
     import csv
 
-    from hyperkvasir.classify.evaluate import truth_from_release
+    from hyperkvasir.classify.evaluate import read_probabilities, truth_from_release
 
     truth = truth_from_release(root)
     scored = scored_part(base)
@@ -125,7 +125,7 @@ def average_members(root: Path, out: Path, name: str, members: list[dict], base:
         for run in (r for r in members[0]["runs"] if r["seed"] == seed):
             sources = [out / next(r["run"] for r in m["runs"] if (r["seed"], r["fold"]) == (seed, run["fold"]))
                        for m in members]
-            tables = [_probabilities(source / f"predictions-{scored}.csv") for source in sources]
+            tables = [read_probabilities(source / f"predictions-{scored}.csv") for source in sources]
             files = sorted(tables[0])
             mean = np.mean([[table[f] for f in files] for table in tables], axis=0)
             target = out / name / Path(run["run"]).relative_to(Path(run["run"]).parts[0])
@@ -145,11 +145,32 @@ def average_members(root: Path, out: Path, name: str, members: list[dict], base:
     return summarise(root, out, runs, per_seed, base)
 
 
-def _probabilities(path: Path) -> dict[str, np.ndarray]:
-    import csv
+def read_results(results_dir: Path) -> dict:
+    """A finished benchmark's ``results.json``, refused in one line when absent, unreadable, not a benchmark's,
+    or written before runs were listed."""
+    path = results_dir / "results.json"
+    if not path.is_file():
+        raise HyperKvasirError(f"--results {results_dir}: no results.json there; pass the --out folder of a finished "
+                               f"`hyperkvasir benchmark`")
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        results = None
+    if not isinstance(results, dict) or not isinstance(results.get("models"), dict):
+        raise ReleaseFormatError(path, "not a benchmark's results.json; rerun the benchmark")
+    return results
 
-    with open(path, newline="", encoding="utf-8") as handle:
-        return {row["file-name"]: np.asarray([float(row[c.folder]) for c in CLASSES]) for row in csv.DictReader(handle)}
+
+def run_folder_of(results_dir: Path, run: dict) -> Path:
+    """A run folder results.json names, refused unless it lies inside the results folder (links resolved)."""
+    import os
+
+    folder = results_dir / str(run.get("run", "")) if isinstance(run, dict) else results_dir
+    real, inside = os.path.realpath(folder), os.path.realpath(results_dir)
+    if real == inside or os.path.commonpath([real, inside]) != inside:
+        raise ReleaseFormatError(results_dir / "results.json", f"run {run!r} is not a folder inside {results_dir}; "
+                                                                f"rerun the benchmark")
+    return folder
 
 
 def run_folder(out: Path, model: str, position: int, seed: int, fold: int, protocol: str) -> Path:

@@ -8,11 +8,11 @@ reports it, and the difference B − A gets a 95 % interval and the share of res
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from hyperkvasir.classify.benchmark import read_results, run_folder_of
 from hyperkvasir.classify.evaluate import read_predictions, truth_from_release
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import DataError, HyperKvasirError
@@ -27,20 +27,6 @@ from hyperkvasir.metrics.ordinal import ORDINAL_KEYS, ordinal_point, resampled_o
 
 # The headline metrics compared (higher is better), then the UC ordinal metrics (uc_mae: lower is better).
 COMPARED = ("macro_f1", "micro_f1", "mcc", "accuracy", "macro_precision", "macro_recall")
-
-
-def read_results(folder: str | Path) -> dict:
-    path = Path(folder) / "results.json"
-    try:
-        results = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise HyperKvasirError(f"{folder}: no results.json; pass a folder written by `hyperkvasir benchmark`") \
-            from None
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: not readable JSON ({error}); run the benchmark again") from None
-    if "runs" not in next(iter(results.get("models", {}).values()), {}):
-        raise DataError(f"{path}: written by an older toolkit without the per-run list; run the benchmark again")
-    return results
 
 
 def _model(results: dict, name: str | None, folder: Path) -> str:
@@ -70,7 +56,7 @@ def _runs(results: dict, model: str, folder: Path) -> dict[tuple[int, int], Path
     out = {}
     seeds = sorted({run["seed"] for run in results["models"][model]["runs"]})
     for run in results["models"][model]["runs"]:
-        path = folder / run["run"] / name
+        path = run_folder_of(folder, run) / name
         if not path.is_file():
             raise DataError(f"{path}: missing; the benchmark in {folder} did not finish — rerun it")
         out[(seeds.index(run["seed"]), run["fold"])] = path
@@ -83,6 +69,10 @@ def compare_benchmarks(folder_a: str | Path, folder_b: str | Path, *, model_a: s
     was paired (folders, models, protocol, runs, images)."""
     folders = (Path(folder_a), Path(folder_b))
     a, b = (read_results(f) for f in folders)
+    for folder, results in zip(folders, (a, b)):
+        if "runs" not in next(iter(results["models"].values()), {}):
+            raise DataError(f"{folder / 'results.json'}: written by an older toolkit without the per-run list; run "
+                            f"the benchmark again")
     _same_ground(a, b, folders)
     names = (_model(a, model_a, folders[0]), _model(b, model_b, folders[1]))
     runs = (_runs(a, names[0], folders[0]), _runs(b, names[1], folders[1]))

@@ -11,7 +11,9 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-from hyperkvasir.data.taxonomy import lookup
+import numpy as np
+
+from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.errors import DataError, HyperKvasirError, ReleaseFormatError, UnknownClassError
 from hyperkvasir.metrics.classification import scored_metrics
 
@@ -69,6 +71,34 @@ def _safe_lookup(name: str):
         return lookup(name)
     except HyperKvasirError:
         return None
+
+
+def read_probabilities(path: Path) -> dict[str, np.ndarray]:
+    """File name → the 23 class probabilities of a predictions CSV (``file-name,label,<class>…``); a missing
+    file, column or a value that is no probability is refused with the file and line."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing predictions of a benchmark run; finish the benchmark (rerun it: it "
+                        f"resumes) or pass another --results")
+    header, body = _rows(path)
+    columns = [c.folder for c in CLASSES]
+    absent = [c for c in ("file-name", *columns) if c not in header]
+    if absent:
+        raise ReleaseFormatError(path, f"no column {absent[0]!r}; a benchmark's predictions CSV has file-name, "
+                                       f"label and one probability per class", 1)
+    at = [header.index(c) for c in columns]
+    found = {}
+    for number, row in enumerate(body, start=2):
+        try:
+            values = np.asarray([float(row[i]) for i in at])
+        except ValueError:
+            values = np.asarray([np.nan])
+        if not np.isfinite(values).all() or (values < 0).any() or (values > 1).any():
+            raise ReleaseFormatError(path, "a probability that is not a number in [0, 1]", number)
+        name = row[header.index("file-name")]
+        if name in found:
+            raise ReleaseFormatError(path, f"{name} is listed twice; one row per image", number)
+        found[name] = values
+    return found
 
 
 def read_predictions(path: str | Path) -> dict[str, int]:

@@ -17,15 +17,16 @@ duplicate). For two ulcerative-colitis grades, ``grade_steps`` is their distance
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hyperkvasir.classify.benchmark import read_results, run_folder_of
+from hyperkvasir.classify.evaluate import read_probabilities
 from hyperkvasir.data.taxonomy import CLASSES, lookup
-from hyperkvasir.errors import DataError, HyperKvasirError, ReleaseFormatError
+from hyperkvasir.errors import DataError, HyperKvasirError
 
 FIELDS = ("file", "given", "suggested", "score", "reason", "grade_steps")
 SEGMENTED_CLASS = "polyps"  # the release's segmented images are its polyp images
@@ -55,7 +56,7 @@ def out_of_fold(root: str | Path, results_dir: str | Path) -> OutOfFold:
     from hyperkvasir.data.layout import Release
 
     results_dir = Path(results_dir)
-    results = _results(results_dir)
+    results = read_results(results_dir)
     if results.get("protocol") != "test":
         raise HyperKvasirError(f"--results {results_dir}: a {results.get('protocol')}-protocol benchmark scores only "
                                f"validation carve-outs; label-issues needs every labeled image scored out of fold: "
@@ -67,7 +68,7 @@ def out_of_fold(root: str | Path, results_dir: str | Path) -> OutOfFold:
     sums: dict[str, np.ndarray] = {}
     counts: Counter = Counter()
     for run in results["models"][model].get("runs", []):
-        for name, probabilities in read_probabilities(_run_folder(results_dir, run) / "predictions-test.csv").items():
+        for name, probabilities in read_probabilities(run_folder_of(results_dir, run) / "predictions-test.csv").items():
             sums[name] = sums.get(name, 0) + probabilities
             counts[name] += 1
     release = Release(root)
@@ -85,62 +86,6 @@ def out_of_fold(root: str | Path, results_dir: str | Path) -> OutOfFold:
         probabilities=np.stack([sums[n] / counts[n] for n in names]).astype(np.float64),
         unscored=sorted(labeled[n].relative_to(release.root).as_posix() for n in set(labeled) - set(sums)),
         model=model)
-
-
-def _results(results_dir: Path) -> dict:
-    path = results_dir / "results.json"
-    if not path.is_file():
-        raise HyperKvasirError(f"--results {results_dir}: no results.json there; pass the --out folder of a finished "
-                               f"`hyperkvasir benchmark`")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        results = None
-    if not isinstance(results, dict) or not isinstance(results.get("models"), dict):
-        raise ReleaseFormatError(path, "not a benchmark's results.json; rerun the benchmark")
-    return results
-
-
-def _run_folder(results_dir: Path, run: dict) -> Path:
-    """A run folder results.json names, refused unless it lies inside the results folder (links resolved)."""
-    import os
-
-    folder = results_dir / str(run.get("run", "")) if isinstance(run, dict) else results_dir
-    real, inside = os.path.realpath(folder), os.path.realpath(results_dir)
-    if real == inside or os.path.commonpath([real, inside]) != inside:
-        raise ReleaseFormatError(results_dir / "results.json", f"run {run!r} is not a folder inside {results_dir}; "
-                                                                f"rerun the benchmark")
-    return folder
-
-
-def read_probabilities(path: Path) -> dict[str, np.ndarray]:
-    """File name → the 23 class probabilities of a predictions CSV (``file-name,label,<class>…``); a missing
-    file, column or a value that is no probability is refused with the file and line."""
-    from hyperkvasir.classify.evaluate import _rows
-
-    if not path.is_file():
-        raise DataError(f"{path}: missing predictions of a benchmark run; finish the benchmark (rerun it: it "
-                        f"resumes) or pass another --results")
-    header, body = _rows(path)
-    columns = [c.folder for c in CLASSES]
-    absent = [c for c in ("file-name", *columns) if c not in header]
-    if absent:
-        raise ReleaseFormatError(path, f"no column {absent[0]!r}; a benchmark's predictions CSV has file-name, "
-                                       f"label and one probability per class", 1)
-    at = [header.index(c) for c in columns]
-    found = {}
-    for number, row in enumerate(body, start=2):
-        try:
-            values = np.asarray([float(row[i]) for i in at])
-        except ValueError:
-            values = np.asarray([np.nan])
-        if not np.isfinite(values).all() or (values < 0).any() or (values > 1).any():
-            raise ReleaseFormatError(path, "a probability that is not a number in [0, 1]", number)
-        name = row[header.index("file-name")]
-        if name in found:
-            raise ReleaseFormatError(path, f"{name} is listed twice; one row per image", number)
-        found[name] = values
-    return found
 
 
 def rank_issues(root: str | Path, scored: OutOfFold) -> list[dict]:

@@ -202,8 +202,8 @@ class ReviewSession:
 def create_app(session: ReviewSession, port: int):
     """The FastAPI app of a session, answering only requests addressed to 127.0.0.1/localhost on ``port``."""
     from fastapi import FastAPI, HTTPException
-    from fastapi.responses import FileResponse, HTMLResponse
     from fastapi.middleware.trustedhost import TrustedHostMiddleware
+    from fastapi.responses import FileResponse, HTMLResponse
 
     from hyperkvasir.label.review_page import page
 
