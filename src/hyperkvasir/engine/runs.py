@@ -94,6 +94,20 @@ def global_rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
 
 
+MAX_LOADER_WORKERS = 8  # decoding a 64–512 px JPEG batch rarely needs more; each worker holds a copy of the dataset
+
+
+def loader_workers(requested: int | None = None) -> int:
+    """Data-loading processes for this rank: ``requested`` when given, else the cores this process may use
+    shared by the ranks on its node, less one for the rank itself (at most :data:`MAX_LOADER_WORKERS`). Eight
+    ranks on a 64-core node get 7 each, one process on 2 cores gets 1; a fixed default would oversubscribe the
+    node under torchrun or idle a large one."""
+    if requested is not None:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(MAX_LOADER_WORKERS, cores // launched_world()[1] - 1))
+
+
 def load_checkpoint(path: str | Path, task: str | None = None, device: torch.device | str = "cpu", *,
                     mmap: bool = False, remedy: str | None = None) -> dict:
     """A toolkit checkpoint read safely (``weights_only``: tensors and plain values, never code); with ``task``,
