@@ -5,7 +5,7 @@ from hyperkvasir.cli import data  # noqa: F401, I001  (registration order is the
 from hyperkvasir.cli import classify, segment, video  # noqa: F401
 from hyperkvasir.cli import predict  # noqa: F401
 from hyperkvasir.cli import label  # noqa: F401
-from hyperkvasir.cli import benchmark  # noqa: F401
+from hyperkvasir.cli import benchmark, demo  # noqa: F401
 from hyperkvasir.cli import review  # noqa: F401
 from hyperkvasir.cli.common import app
 
