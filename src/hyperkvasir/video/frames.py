@@ -5,8 +5,8 @@ video's frames are written into ``OUT/.<video stem>.partial/`` and renamed into 
 frames of one ``every``/``fps``/``size`` only (a rerun with others replaces it). A video is finished when its
 ``.done.json`` marker exists, so a killed run continues where it stopped (finished videos are skipped, frames
 already in the partial folder are not rewritten).
-With ``size``, codecs that support it decode at a reduced resolution
-(FFmpeg's ``lowres``: 1/2, 1/4, 1/8) before the final scaling. ``OUT/frames.parquet`` lists every frame (video,
+Frames are decoded, scaled (short side ``size``) and encoded by ``video/decode.py``, the decode ``predict`` repeats
+(the pixels training reads back equal those predict scores). ``OUT/frames.parquet`` lists every frame (video,
 frame index, time, path). A video that does not decode is reported by name and the others go on.
 """
 
@@ -20,19 +20,16 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import simplejpeg
 
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.layout import Release
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.outputs import exclusive, mark, promote, remove_folder
 from hyperkvasir.parallel import process_pool
+from hyperkvasir.video.decode import VideoDecodeError, decode_frames, frame_jpeg
 
 MARKER = ".done.json"
 COMMAND = "video frames"
-# A video is complete when at least this share of the frames its container declares decodes; fewer means a
-# truncated or damaged file, which is reported and never marked done.
-MIN_DECODED_SHARE = 0.98
 
 
 @dataclass
@@ -42,15 +39,6 @@ class FramesReport:
     skipped_finished: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # video path -> reason
     manifest: str = ""
-
-
-def _selected(index: int, every: int | None, fps: float | None, video_fps: float) -> bool:
-    if every:
-        return index % every == 0
-    if fps:  # keep the first frame of every 1/fps interval
-        step = video_fps / fps
-        return int(index / step) != int((index - 1) / step) if index else True
-    return True
 
 
 def _finished(folder: Path, params: dict) -> list | None:
@@ -99,42 +87,16 @@ def _extract_one(job: tuple[str, str, int | None, float | None, int | None]) -> 
 def _decode(video: str, folder: Path, stem: str, every: int | None, fps: float | None,
             size: int | None) -> tuple[list, str | None]:
     """Write the selected frames of ``video`` into ``folder`` (those already there are kept); (frames, error)."""
-    import av
-
-    frames, decoded, declared = [], 0, 0
+    frames: list = []
     try:
-        with av.open(video) as container:
-            stream = container.streams.video[0]
-            declared = int(stream.frames or 0)
-            stream.thread_type = "AUTO"
-            if size and stream.height:  # decode at 1/2, 1/4 or 1/8 resolution where the codec can (lowres)
-                level = 0
-                while level < 3 and min(stream.width, stream.height) >> (level + 1) >= size:
-                    level += 1
-                stream.codec_context.options = {"lowres": str(level)}
-            rate = float(stream.average_rate or stream.guessed_rate or 25)
-            for index, frame in enumerate(container.decode(stream)):
-                decoded = index + 1
-                if not _selected(index, every, fps, rate):
-                    continue
-                name = f"{stem}_{index:06d}.jpg"
-                target = folder / name
-                if not target.exists():
-                    if size and min(frame.width, frame.height) != size:
-                        scale = size / min(frame.width, frame.height)
-                        frame = frame.reformat(width=round(frame.width * scale) // 2 * 2,
-                                               height=round(frame.height * scale) // 2 * 2)
-                    data = simplejpeg.encode_jpeg(frame.to_ndarray(format="rgb24"), quality=90)
-                    with atomic_write(target) as handle:
-                        handle.write(data)
-                frames.append((index, round(index / rate, 4), f"{stem}/{name}"))
-    except (av.error.FFmpegError, IndexError, OSError) as error:
-        return frames, f"{type(error).__name__}: {error} (after {decoded} frames)"
-    if not frames:
-        return frames, "no frame decoded (empty or unreadable video)"
-    if declared and decoded < MIN_DECODED_SHARE * declared:
-        return frames, (f"truncated: {decoded} of the {declared} frames its header declares decode; not marked "
-                        f"done (re-copy the file, then rerun)")
+        for index, time_s, rgb in decode_frames(video, every=every, fps=fps, size=size):
+            name = f"{stem}_{index:06d}.jpg"
+            if not (folder / name).exists():
+                with atomic_write(folder / name) as handle:
+                    handle.write(frame_jpeg(rgb))
+            frames.append((index, round(time_s, 4), f"{stem}/{name}"))
+    except VideoDecodeError as error:
+        return frames, str(error)
     return frames, None
 
 
