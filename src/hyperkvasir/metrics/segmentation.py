@@ -20,6 +20,11 @@ the toolbox does (a map unsure everywhere is stretched there, not here). JSON ke
 * ``mae`` — mean absolute error between the normalised prediction and the binary truth.
 * ``precision``, ``recall``, ``f2`` — per image at probability > 0.5, averaged; F2 = 5PR/(4P+R).
 
+S-measure of a truth whose centroid rounds to the last row or column: the toolbox splits off parts of no pixel
+(area weight 0) and their SSIM is NaN, which would turn the whole mean into NaN; a part of no pixel adds 0 here.
+Where the truth's centroid falls exactly on a half pixel, the toolbox rounds it half to even (the authors' MATLAB
+code rounds half up), so its split, and S, can differ from the MATLAB toolbox's on such masks.
+
 Empty truth: the toolbox divides by zero as 0, so an image with an empty truth scores Dice = IoU = 0 even
 when the prediction is empty too; such images are counted in ``empty_truth`` so that no reader is surprised.
 """
@@ -41,6 +46,13 @@ METRIC_KEYS = ("dice", "iou", "dice_pooled", "iou_pooled", "mdice_256", "miou_25
                "recall", "f2")
 
 
+class _Smeasure(sod.Smeasure):
+    """The toolbox's S-measure, but a region part of no pixel (weight 0) adds 0 instead of NaN."""
+
+    def ssim(self, pred: np.ndarray, gt: np.ndarray) -> float:
+        return super().ssim(pred, gt) if pred.size else 0.0
+
+
 class SegmentationMetrics:
     """Accumulates (prediction, truth) pairs of uint8 maps; :meth:`results` gives the JSON keys above."""
 
@@ -60,7 +72,7 @@ class SegmentationMetrics:
             "mdice_256": sod.DICEHandler(with_dynamic=True, with_adaptive=False),
             "miou_256": sod.IOUHandler(with_dynamic=True, with_adaptive=False),
         })
-        self.s_measure, self.e_measure = sod.Smeasure(), sod.Emeasure()
+        self.s_measure, self.e_measure = _Smeasure(), sod.Emeasure()
         self.weighted_f, self.mae = sod.WeightedFmeasure(), sod.MAE()
         self.count = self.empty_truth = 0
 
