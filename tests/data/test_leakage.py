@@ -189,3 +189,15 @@ def test_copies_of_a_video_under_two_findings_stay_on_one_side(tmp_path: Path) -
     for seed in range(6):
         split = video_split(root, seed=seed)
         assert len({s for s, videos in split.items() for v in pair if v in videos}) == 1, f"seed {seed}"
+
+
+def test_splits_obtains_the_audit_once(twin_copy: Path, caplog) -> None:
+    """``splits`` needs the audit twice (split units, then the leakage of the folds it wrote): one report, passed
+    on, so the tree is scanned for the audit's key once. Counted by the audit's own log record per call."""
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="hyperkvasir.data.audit"):
+        assert main(["splits", str(twin_copy), "--scheme", "grouped-2fold"]) == 0
+        assert main(["splits", str(twin_copy), "--scheme", "official-2fold"]) == 0
+    calls = [r.getMessage() for r in caplog.records if r.name == "hyperkvasir.data.audit"]
+    assert len(calls) == 2 and "computed" in calls[0] and "read from" in calls[1], calls

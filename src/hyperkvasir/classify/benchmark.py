@@ -7,6 +7,7 @@ import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from hyperkvasir.metrics.classification import SUMMARY_KEYS, average_folds, clas
 from hyperkvasir.metrics.intervals import INTERVAL_KEYS, fold_average, percentile_interval, resampled
 from hyperkvasir.metrics.ordinal import ORDINAL_KEYS, resampled_ordinal, uc_positions
 from hyperkvasir.provenance import config_hash, differing_keys, git_revision, tree_key, version
+
+if TYPE_CHECKING:
+    from hyperkvasir.data.audit import AuditReport
 
 # Table 3 of the paper: averages over the two folds of the official 2-fold split (dataset.md §3.2), with the
 # checkpoint chosen on the test fold. Columns: macro P, R, F1, micro P, R, F1, MCC.
@@ -34,9 +38,10 @@ PAPER_TABLE3: dict[str, tuple[float | None, ...]] = {
 _COLUMNS = ("macro_precision", "macro_recall", "macro_f1", "micro_precision", "micro_recall", "micro_f1", "mcc")
 
 
-def majority_baseline(root: Path, scheme: str, seed: int) -> dict:
-    """Always predict the training folds' most frequent class, per test fold, averaged (the paper's row)."""
-    split = assignment(root, scheme, seed=seed)
+def majority_baseline(root: Path, scheme: str, seed: int, report: AuditReport | None = None) -> dict:
+    """Always predict the training folds' most frequent class, per test fold, averaged (the paper's row);
+    ``report``: the tree's audit when the caller has it."""
+    split = assignment(root, scheme, seed=seed, report=report)
     folds = []
     for fold in range(split.k):
         subsets = split.subsets(fold)
@@ -55,7 +60,9 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
     images. Under ``base.protocol == "dev"`` each fold scores its validation carve-out and no test image is
     opened. A rerun skips finished runs and continues an unfinished one from its last checkpoint, but only
     for the same config and tree (``benchmark.json``): anything else is refused unless ``force``, which starts
-    over. Every process of a distributed run takes part in every fold and seed; only rank 0 writes. Each tuple of
+    over. The audit is obtained once (computed by one process under the work dir's lock, read by the others) and
+    passed to every fold. Every process of a distributed run takes part in every fold and seed; only rank 0
+    writes. Each tuple of
     ``average`` (models of ``models``) adds a row whose probabilities are the mean of those independently trained
     models' on every (seed, fold): the paper's "Averaged ResNet-152 + DenseNet-161"."""
     root, out = Path(root), Path(out)
@@ -69,16 +76,16 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
     record = _claim(out, base, root, force)
     from hyperkvasir.data.audit import audit
 
-    leakage = audit(root).leakage
+    report = audit(root)
     results: dict = {"root": str(root), "scheme": base.scheme, "protocol": base.protocol, "seeds": seeds,
-                     "config": dataclasses.asdict(base), "leakage": leakage, "models": {},
+                     "config": dataclasses.asdict(base), "leakage": report.leakage, "models": {},
                      "provenance": record["provenance"]}
     secondary = False
     for name in models:
         runs, per_seed = [], []
         for position in range(seeds):
             seed = base.seed + position
-            split = assignment(root, base.scheme, fraction=base.val_fraction, seed=seed)
+            split = assignment(root, base.scheme, fraction=base.val_fraction, seed=seed, report=report)
             folds = []
             for fold in range(split.k):
                 run = run_folder(out, name, position, seed, fold, base.protocol)
@@ -87,7 +94,8 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
                     folds.append(json.loads(finished.read_text()))
                 else:
                     config = dataclasses.replace(base, root=str(root), model=name, fold=fold, seed=seed, out=str(run))
-                    folds.append(train_classifier(config, resume=(run / "last.ckpt").is_file(), progress=progress))
+                    folds.append(train_classifier(config, resume=(run / "last.ckpt").is_file(), progress=progress,
+                                                  report=report))
                 runs.append({"seed": seed, "fold": fold, "run": str(run.relative_to(out))})
             per_seed.append(folds)
         secondary = secondary or not all(f for folds in per_seed for f in folds)  # another process of a DDP run
@@ -98,7 +106,7 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
     for members in average:
         name = "avg-" + "-".join(members)
         results["models"][name] = average_members(root, out, name, [results["models"][m] for m in members], base)
-    results["majority_class"] = majority_baseline(root, base.scheme, base.seed)
+    results["majority_class"] = majority_baseline(root, base.scheme, base.seed, report)
     if base.protocol == "test":  # the probe trains on every fold's corners: never under the dev protocol
         from hyperkvasir.classify.shortcuts import shortcut_probes
 

@@ -14,6 +14,7 @@ import functools
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import numpy as np
@@ -26,8 +27,12 @@ from hyperkvasir.data.taxonomy import lookup
 from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.datasets.cache import SquareCache, open_cache
 from hyperkvasir.datasets.transforms import classification_transform
+from hyperkvasir.engine.runs import loader_workers
 from hyperkvasir.engine.sampling import EpochSampler
 from hyperkvasir.errors import DataError, HyperKvasirError
+
+if TYPE_CHECKING:
+    from hyperkvasir.data.audit import AuditReport
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +124,16 @@ def balanced_weights(dataset: LabeledImages) -> list[float]:
 
 
 class ClassifyData(L.LightningDataModule):
-    """Train/val/test of one fold of a scheme over the manifest. Rank 0 builds the index and the uint8 cache
-    (``prepare_data``) while the other processes wait; every process then reads the manifest from Parquet.
-    Validation and test are not sharded: every process scores the whole set, so the metric that selects the
-    checkpoint is computed over all of it."""
+    """Train/val/test of one fold of a scheme over the manifest. The first process of each node builds the index
+    and the uint8 cache (``prepare_data``); both are prepared under a lock in the work dir, so one process (one
+    node on a shared file system) computes them while the others wait, then every process reads them. The audit
+    behind the split is ``report`` when the caller has it (a benchmark obtains it once for all its folds), else
+    obtained once here. Validation and test are not sharded: every process scores the whole set, so the metric
+    that selects the checkpoint is computed over all of it."""
 
-    def __init__(self, config, progress=None) -> None:
+    def __init__(self, config, progress=None, report: AuditReport | None = None) -> None:
         super().__init__()
-        self.config, self.progress = config, progress
+        self.config, self.progress, self.given_report = config, progress, report
         self.batch_size = config.batch_size
         self.excluded: dict[str, int] = {}
         self.pseudo_report: dict = {}
@@ -140,15 +147,22 @@ class ClassifyData(L.LightningDataModule):
                          cached=self._cached_names())
 
     @functools.cached_property
+    def report(self) -> AuditReport:
+        """The audit of the tree (split units, label conflicts), obtained once per datamodule."""
+        from hyperkvasir.data.audit import audit
+
+        return self.given_report if self.given_report is not None else audit(self.config.root)
+
+    @functools.cached_property
     def fold_subsets(self) -> dict[str, list[str]]:
         """train/val/test (the part scored) of this fold under the run's protocol (a copy is changed in setup)."""
         from hyperkvasir.data.splits import assignment, protocol_subsets
 
         config = self.config
         split = assignment(config.root, config.scheme, fraction=config.val_fraction, seed=config.seed,
-                           allow_ambiguous=config.exclude_conflicts)
+                           allow_ambiguous=config.exclude_conflicts, report=self.report)
         return protocol_subsets(config.root, split, config.fold, config.protocol, fraction=config.val_fraction,
-                                seed=config.seed)
+                                seed=config.seed, report=self.report)
 
     def _cached_names(self) -> set[str] | None:
         """Under the dev protocol the cache holds the training folds only, so no test image is ever decoded."""
@@ -164,7 +178,7 @@ class ClassifyData(L.LightningDataModule):
         config, root = self.config, Path(self.config.root)
         manifest = build_index(root).to_pylist()
         subsets = {part: list(names) for part, names in self.fold_subsets.items()}
-        self.excluded = drop_label_conflicts(root, subsets) if config.exclude_conflicts else {}
+        self.excluded = drop_label_conflicts(root, subsets, self.report) if config.exclude_conflicts else {}
         relabels: dict[str, dict[str, int]] = {}
         if config.reviews:
             relabels, self.reviews_report = apply_reviews(config.reviews, root, subsets, manifest,
@@ -198,12 +212,12 @@ class ClassifyData(L.LightningDataModule):
                                weights=balanced_weights(self.train_set) if self.config.balanced else None,
                                rank=trainer.global_rank if trainer else 0, world=trainer.world_size if trainer else 1)
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.config.workers, collate_fn=collate_skipping,
+                          num_workers=loader_workers(self.config.workers), collate_fn=collate_skipping,
                           drop_last=len(sampler) > self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
         return self.evaluation_loader(self.val_set)
 
     def evaluation_loader(self, dataset: LabeledImages) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.config.workers,
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=loader_workers(self.config.workers),
                           collate_fn=collate_skipping)

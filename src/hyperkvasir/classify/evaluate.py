@@ -156,7 +156,7 @@ def truth_from_imagefolder(folder: str | Path) -> dict[Path, int]:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, out: str | Path, *,
-                        labels: str | Path | None = None, workers: int = 2, device: str = "auto",
+                        labels: str | Path | None = None, workers: int | None = None, device: str = "auto",
                         progress=None) -> dict:
     """External validation: a classification checkpoint on a labelled folder (class subfolders, or any images
     with a ``file-name,label`` CSV): the official metrics with the checkpoint's decision rule, per class, and
@@ -170,7 +170,7 @@ def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, out: str | P
     from hyperkvasir.classify.predict import load_classifier, predict_images
     from hyperkvasir.data.imaging import atomic_write
     from hyperkvasir.data.taxonomy import CLASSES
-    from hyperkvasir.engine.runs import checkpoint_task
+    from hyperkvasir.engine.runs import checkpoint_task, loader_workers
     from hyperkvasir.metrics.calibration import calibration, plot_reliability
     from hyperkvasir.metrics.classification import plot_confusion_matrix
 
@@ -186,8 +186,8 @@ def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, out: str | P
     else:
         truth = truth_from_imagefolder(images)
     out = Path(out)
-    summary = predict_images(checkpoint, list(truth), out / "predictions.parquet", workers=workers, device=device,
-                             progress=progress)
+    summary = predict_images(checkpoint, list(truth), out / "predictions.parquet", workers=loader_workers(workers),
+                             device=device, progress=progress)
     rows = pq.read_table(out / "predictions.parquet").to_pylist()
     probabilities = np.asarray([[row[c.folder] for c in CLASSES] for row in rows])
     true = [truth[Path(row["path"])] for row in rows]

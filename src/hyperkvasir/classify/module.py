@@ -16,6 +16,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import numpy as np
@@ -36,6 +37,9 @@ from hyperkvasir.errors import HyperKvasirError, require_choice, require_compati
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix, scored_metrics
 from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
 from hyperkvasir.provenance import provenance
+
+if TYPE_CHECKING:
+    from hyperkvasir.data.audit import AuditReport
 
 log = logging.getLogger(__name__)
 LOSSES = ("ce", "logit-adjusted", "uc-ordinal")
@@ -73,9 +77,11 @@ class TrainConfig:
     weights_partial: bool = False  # load only the matching tensors of --weights (counts go to weights_from)
     val_fraction: float = DEFAULT_VALIDATION_FRACTION
     seed: int = 0
-    workers: int = 2
+    workers: int | None = None  # data-loading processes per rank; None = engine.runs.loader_workers()
     cache: bool = True
     amp: bool = True  # used on GPU only
+    sync_batchnorm: bool = False  # under DDP: batch-norm statistics over the global batch (no effect on one process)
+    freeze_batchnorm: bool = False  # batch norm on its running statistics while training (fine-tuning, CPU DDP)
     device: str = "auto"
     max_steps_per_epoch: int = 0  # 0 = whole epoch; tests use a few steps
     pseudo_labels: str | None = None  # CSV path,label (from `hyperkvasir predict` + pseudo-labels) added to training
@@ -275,17 +281,21 @@ def fit_decision_rule(module: ClassifierModule, data: ClassifyData, checkpoint: 
     return rule
 
 
-def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None) -> dict:
-    """Train through the engine, select on validation, test once; the test metrics (rank 0) or {} (others)."""
+def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None,
+                     report: AuditReport | None = None) -> dict:
+    """Train through the engine, select on validation, test once; the test metrics (rank 0) or {} (others).
+    ``report``: the tree's audit when the caller has it (else the datamodule obtains it)."""
     folder = RunFolder(config.out)
     config = folder.config_for(config, resume)
     require_choice("model", config.model, MODELS)
     check_train_config(config)
     trainer, module, data = fit(
-        lambda: (ClassifierModule(config), ClassifyData(config, progress=progress)), folder, EngineOptions(
+        lambda: (ClassifierModule(config), ClassifyData(config, progress=progress, report=report)), folder,
+        EngineOptions(
             epochs=config.epochs, monitor="val_macro_f1", patience=config.patience, seed=config.seed,
             device=config.device, precision="auto" if config.amp else "32-true",
-            max_steps_per_epoch=config.max_steps_per_epoch, progress=progress is not None),
+            max_steps_per_epoch=config.max_steps_per_epoch, progress=progress is not None,
+            sync_batchnorm=config.sync_batchnorm, freeze_batchnorm=config.freeze_batchnorm),
         config=config, resume=resume)
     if not trainer.is_global_zero:
         return {}

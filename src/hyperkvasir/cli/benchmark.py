@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from hyperkvasir.cli.classify import _REVIEWS_HELP, _REVIEWS_ON_TEST_HELP, _train_config
-from hyperkvasir.cli.common import _RECIPE_HELP, _log_to_stderr, app
+from hyperkvasir.cli.classify import _FREEZE_BATCHNORM_HELP, _REVIEWS_HELP, _REVIEWS_ON_TEST_HELP, _train_config
+from hyperkvasir.cli.common import _RECIPE_HELP, _SYNC_BATCHNORM_HELP, _WORKERS_HELP, _log_to_stderr, app
 from hyperkvasir.cli.console import out, progress_bar
 from hyperkvasir.cli.segment import _segment_config
 
@@ -34,7 +34,10 @@ def benchmark(
     select_on_train: bool = typer.Option(False, "--select-on-train",
                                          help="Video: allow choosing the checkpoint on training videos when the "
                                               "tree has no validation video."),
-    workers: int = typer.Option(None), seed: int = typer.Option(None, min=0), device: str = typer.Option(None),
+    seed: int = typer.Option(None, min=0), device: str = typer.Option(None),
+    workers: int = typer.Option(None, help=_WORKERS_HELP),
+    sync_batchnorm: bool = typer.Option(None, "--sync-batchnorm/--no-sync-batchnorm", help=_SYNC_BATCHNORM_HELP),
+    freeze_batchnorm: bool = typer.Option(None, "--freeze-batchnorm/--train-batchnorm", help=_FREEZE_BATCHNORM_HELP),
     seeds: int = typer.Option(None, help="Classify: repeat every fold with this many seeds (seed, seed+1, …); "
                                          "results give mean, standard deviation and each seed's row."),
     protocol: str = typer.Option(None, help="Classify: test (default; score each test fold once) | dev (score "
@@ -79,7 +82,9 @@ def benchmark(
         from hyperkvasir.video.module import VideoConfig
 
         options = {k: v for k, v in dict(epochs=epochs, size=input_size, batch_size=batch_size, lr=lr,
-                                         workers=workers, seed=seed, device=device).items() if v is not None}
+                                         workers=workers, seed=seed, device=device,
+                                         sync_batchnorm=sync_batchnorm,
+                                         freeze_batchnorm=freeze_batchnorm).items() if v is not None}
         _log_to_stderr()
         results = run_video_benchmark(VideoConfig(root=str(root), model=names[0], select_on_train=select_on_train,
                                                   **options), out_dir)
@@ -96,7 +101,8 @@ def benchmark(
                                      f"{', '.join(SEGMENTATION_SCHEMES)}", param_hint="--scheme")
         config = _segment_config(root, config_file, out=str(out_dir / "run"), epochs=epochs, size=input_size,
                                  batch_size=batch_size, lr=lr, workers=workers, seed=seed, device=device,
-                                 scheme=scheme, model=names[0])
+                                 scheme=scheme, model=names[0], sync_batchnorm=sync_batchnorm,
+                                 freeze_batchnorm=freeze_batchnorm)
         _log_to_stderr()
         results = run_segmentation_benchmark(config, out_dir)
         if not results:  # another process of a distributed run: rank 0 reports
@@ -107,6 +113,7 @@ def benchmark(
 
     base = _train_config(root, config_file, scheme=scheme, epochs=epochs, input_size=input_size,
                          batch_size=batch_size, lr=lr, optimizer=optimizer, workers=workers, seed=seed, device=device,
+                         sync_batchnorm=sync_batchnorm, freeze_batchnorm=freeze_batchnorm,
                          exclude_conflicts=exclude_conflicts, mask_corners=mask_corners, protocol=protocol,
                          reviews=str(reviews) if reviews else None, reviews_on_test=reviews_on_test)
     _log_to_stderr()

@@ -8,7 +8,17 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from hyperkvasir.cli.common import _RECIPE_HELP, _config, _log_to_stderr, app, evaluate_app, train_app
+from hyperkvasir.cli.common import (
+    _FREEZE_BATCHNORM_HELP,
+    _RECIPE_HELP,
+    _SYNC_BATCHNORM_HELP,
+    _WORKERS_HELP,
+    _config,
+    _log_to_stderr,
+    app,
+    evaluate_app,
+    train_app,
+)
 from hyperkvasir.cli.console import out, progress_bar
 
 _REVIEWS_HELP = ("reviews.csv of `hyperkvasir review`: its relabels and exclusions apply to training and validation "
@@ -65,7 +75,10 @@ def train_classify(
     weights_partial: bool = typer.Option(None, "--weights-partial/--weights-strict",
                                          help="Load only the tensors of --weights that match (counts recorded)."),
     pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
-    seed: int = typer.Option(None, min=0), workers: int = typer.Option(None), device: str = typer.Option(None),
+    seed: int = typer.Option(None, min=0), device: str = typer.Option(None),
+    workers: int = typer.Option(None, help=_WORKERS_HELP),
+    sync_batchnorm: bool = typer.Option(None, "--sync-batchnorm/--no-sync-batchnorm", help=_SYNC_BATCHNORM_HELP),
+    freeze_batchnorm: bool = typer.Option(None, "--freeze-batchnorm/--train-batchnorm", help=_FREEZE_BATCHNORM_HELP),
     pseudo_labels: str = typer.Option(None, help="path,label CSV of pseudo-labelled images to add to training."),
     exclude_conflicts: bool = typer.Option(None, "--exclude-conflicts/--keep-conflicts",
                                            help="Leave out images the audit finds under two classes."),
@@ -89,7 +102,8 @@ def train_classify(
                            balanced=balanced, loss=loss, logit_tau=logit_tau, rare_below=rare_below,
                            decision_rule=decision_rule, tta=tta, mask_corners=mask_corners, weights=weights,
                            weights_partial=weights_partial, pretrained=pretrained, seed=seed, workers=workers,
-                           device=device, pseudo_labels=pseudo_labels,
+                           device=device, sync_batchnorm=sync_batchnorm,
+                           freeze_batchnorm=freeze_batchnorm, pseudo_labels=pseudo_labels,
                            exclude_conflicts=exclude_conflicts, protocol=protocol,
                            reviews=str(reviews) if reviews else None, reviews_on_test=reviews_on_test, resume=resume)
     _log_to_stderr()

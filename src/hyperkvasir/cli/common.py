@@ -85,6 +85,12 @@ def _config(kind, root: Path, config_file: Path | None, *, resume: bool = False,
         config = kind(**{**saved, **values, "root": str(root)})
     return config
 
+_WORKERS_HELP = ("Data-loading processes per training process (default: the cores of the node shared by its "
+                 "processes, less one each, at most 8).")
+_SYNC_BATCHNORM_HELP = ("Under torchrun or SLURM on GPUs: batch-norm statistics over the batches of every process "
+                        "(SyncBatchNorm); no effect on one process. Recorded in config.json.")
+_FREEZE_BATCHNORM_HELP = ("Batch norm on its running statistics while training (its scale and shift still learn): "
+                          "small per-device batches, and exact data parallelism on CPU. Recorded in config.json.")
 _RECIPE_HELP = ("YAML recipe: a packaged name (demo, imbalanced-cpu, beat-the-paper, paper-densenet161, …) or a "
                 "path; flags override it.")
 

@@ -253,6 +253,7 @@ def splits(
     from hyperkvasir.errors import require_output
 
     require_output(out_file, folder=False)
+    from hyperkvasir.data.audit import audit
     from hyperkvasir.data.splits import (
         SCHEMES,
         assignment,
@@ -262,7 +263,8 @@ def splits(
     )
 
     if scheme in ("segmentation", "kvasir-seg-official"):
-        split = segmentation_split(root, seed=seed) if scheme == "segmentation" else kvasir_seg_official_split(root)
+        split = (segmentation_split(root, seed=seed, report=audit(root)) if scheme == "segmentation"
+                 else kvasir_seg_official_split(root))
         if out_file:
             split.write_csv(out_file)
         out.print(f"{scheme} split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}"
@@ -277,13 +279,14 @@ def splits(
     validation = DEFAULT_VALIDATION_FRACTION if validation is None else validation
     if not 0 <= validation < 1:
         raise typer.BadParameter("must be in [0, 1)", param_hint="--validation")
-    result = assignment(root, scheme, fraction=validation, seed=seed)
+    report = audit(root)  # once: the split units, then the leakage of the folds written
+    result = assignment(root, scheme, fraction=validation, seed=seed, report=report)
     if out_file:
         result.write_csv(out_file)
     for fold in range(result.k):
         sizes = {k: len(v) for k, v in result.subsets(fold).items()}
         out.print(f"{scheme} test fold {fold}: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}")
-    leak = assignment_leakage(root, result)
+    leak = assignment_leakage(root, result, report)
     out.print(f"{scheme}: {leak['pairs']} confirmed duplicate pairs across folds ({leak['images']} images); every "
               f"split unit (all confirmed pairs, however long the chain) is kept in one fold and one side of the "
               f"validation carve-out" + (" within its official fold" if scheme.startswith("official") else ""))

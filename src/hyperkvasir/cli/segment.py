@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from hyperkvasir.cli.common import _RECIPE_HELP, _config, _log_to_stderr, evaluate_app, train_app
+from hyperkvasir.cli.common import (
+    _FREEZE_BATCHNORM_HELP,
+    _RECIPE_HELP,
+    _SYNC_BATCHNORM_HELP,
+    _WORKERS_HELP,
+    _config,
+    _log_to_stderr,
+    evaluate_app,
+    train_app,
+)
 from hyperkvasir.cli.console import out
 
 
@@ -32,7 +41,10 @@ def train_segment(
                                          help="Load only the tensors of --weights that match (counts recorded)."),
     pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
     scheme: str = typer.Option(None, help="segmentation (duplicate-aware 80/10/10) | kvasir-seg-official (880/120)."),
-    seed: int = typer.Option(None, min=0), workers: int = typer.Option(None), device: str = typer.Option(None),
+    seed: int = typer.Option(None, min=0), device: str = typer.Option(None),
+    workers: int = typer.Option(None, help=_WORKERS_HELP),
+    sync_batchnorm: bool = typer.Option(None, "--sync-batchnorm/--no-sync-batchnorm", help=_SYNC_BATCHNORM_HELP),
+    freeze_batchnorm: bool = typer.Option(None, "--freeze-batchnorm/--train-batchnorm", help=_FREEZE_BATCHNORM_HELP),
     resume: bool = typer.Option(False, "--resume"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
@@ -45,7 +57,8 @@ def train_segment(
     config = _segment_config(root, config_file, model=model, out=str(out_dir) if out_dir else None, epochs=epochs,
                              batch_size=batch_size, lr=lr, size=size, loss=loss, weights=weights,
                              weights_partial=weights_partial, pretrained=pretrained, seed=seed, workers=workers,
-                             device=device, scheme=scheme, resume=resume)
+                             device=device, scheme=scheme, sync_batchnorm=sync_batchnorm,
+                             freeze_batchnorm=freeze_batchnorm, resume=resume)
     _log_to_stderr()
     metrics = train_segmenter(config, resume=resume, progress=True)
     if metrics:  # under torchrun, rank 0 reports

@@ -8,7 +8,14 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from hyperkvasir.cli.common import _log_to_stderr, train_app, video_app
+from hyperkvasir.cli.common import (
+    _FREEZE_BATCHNORM_HELP,
+    _SYNC_BATCHNORM_HELP,
+    _WORKERS_HELP,
+    _log_to_stderr,
+    train_app,
+    video_app,
+)
 from hyperkvasir.cli.console import out, progress_bar
 
 
@@ -58,7 +65,10 @@ def train_video_command(
     select_on_train: bool = typer.Option(None, "--select-on-train",
                                          help="Allow choosing the checkpoint on training videos when the tree has "
                                               "no validation video."),
-    seed: int = typer.Option(None, min=0), workers: int = typer.Option(None), device: str = typer.Option(None),
+    seed: int = typer.Option(None, min=0), device: str = typer.Option(None),
+    workers: int = typer.Option(None, help=_WORKERS_HELP),
+    sync_batchnorm: bool = typer.Option(None, "--sync-batchnorm/--no-sync-batchnorm", help=_SYNC_BATCHNORM_HELP),
+    freeze_batchnorm: bool = typer.Option(None, "--freeze-batchnorm/--train-batchnorm", help=_FREEZE_BATCHNORM_HELP),
     resume: bool = typer.Option(False, "--resume"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
@@ -72,7 +82,7 @@ def train_video_command(
     config = _config(VideoConfig, root, None, resume=resume, model=model, out=str(out_dir) if out_dir else None,
                      frames=str(frames) if frames else None, every=every, size=size, epochs=epochs,
                      batch_size=batch_size, lr=lr, pretrained=pretrained, select_on_train=select_on_train, seed=seed,
-                     workers=workers, device=device)
+                     workers=workers, device=device, sync_batchnorm=sync_batchnorm, freeze_batchnorm=freeze_batchnorm)
     _log_to_stderr()
     results = train_video(config, resume=resume, progress=True)
     if results:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +41,8 @@ from hyperkvasir.data.pixels import (
 )
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.parallel import process_pool
+
+log = logging.getLogger(__name__)
 
 # pHash distance (of 64 bits) up to which a pair is a near-duplicate candidate. On real frames, re-encoded or
 # resized copies sit 0–2 bits apart and consecutive captures of one scene 4–12 (a colitis frame filed under two
@@ -492,10 +495,12 @@ def audit(
     with preparing(cache):  # every rank of a distributed run asks: one audits, the others read its report
         cached = _cached_report(cache, key)
         if cached is not None:
+            log.debug("audit of %s: read from %s", release.root, cache)
             return cached
         report = _audit(release.root, manifest, workers, threshold, min_correlation, progress)
         with atomic_write(cache, "w") as handle:
             json.dump({"key": key, "report": report.to_json()}, handle)
+    log.info("audit of %s: computed (%d images)", release.root, sum(report.images.values()))
     return report
 
 

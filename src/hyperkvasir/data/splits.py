@@ -6,6 +6,10 @@ Schemes (``SCHEMES``):
 * ``grouped-2fold``: two folds, stratified by class, that keep every exact/near-duplicate group of the audit
   in one fold (scikit-learn's ``StratifiedGroupKFold``), so no test image has a copy in training.
 
+Every function that needs the audit takes its ``report``: a command obtains it once (:func:`audit`, computed by one
+process under the work dir's lock and read by the others) and passes it on; without one, the function asks the
+audit itself, which rescans the tree for the report's key.
+
 Every scheme carves a validation subset out of each fold (stratified per class, seeded). When fold *t* is the
 test fold, training uses the other folds minus their validation parts and model selection uses those
 validation parts only: no checkpoint is ever chosen on its test fold (the paper did, dataset.md §3.1).
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +32,9 @@ from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.layout import SPLIT_HEADER, Release, read_split_csv
 from hyperkvasir.data.taxonomy import ClassInfo, lookup
 from hyperkvasir.errors import DataError, HyperKvasirError
+
+if TYPE_CHECKING:
+    from hyperkvasir.data.audit import AuditReport
 
 SCHEMES = ("official-2fold", "official-5fold", "grouped-2fold")
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -109,7 +117,7 @@ def carve_validation(
 
 def official_assignment(
     release: Release, k: int, *, fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
-    present_only: bool = True,
+    present_only: bool = True, report: AuditReport | None = None,
 ) -> SplitAssignment:
     """The official ``k``-fold split of the release (rows of files not on disk dropped when ``present_only``)."""
     path = release.split_csv(k)
@@ -126,23 +134,30 @@ def official_assignment(
                         f"{release.root} --parts splits`")
     on_disk = {p.name for p in release.labeled_files()} if present_only else None
     files = {r.file_name: (r.cls, r.fold) for r in rows if on_disk is None or r.file_name in on_disk}
-    groups = split_units(release.root) if on_disk else {}
+    groups = split_units(release.root, report) if on_disk else {}
     validation = carve_validation(files, fraction, seed, groups)
     return SplitAssignment(f"official-{k}fold", k, {n: (c, f, n in validation) for n, (c, f) in files.items()})
 
 
-def split_units(root: Path) -> dict[str, int]:
+def split_units(root: Path, report: AuditReport | None = None) -> dict[str, int]:
     """File name → split-unit id for labeled images linked to another labeled image by the audit's evidence
     between labeled images: connected components of every byte copy and confirmed near pair, however long the
     chain, so no confirmed pair can be split (a frame of another part that resembles two labeled images does
     not join them)."""
-    from hyperkvasir.data.audit import audit
-
     ids: dict[str, int] = {}
-    for number, unit in enumerate(audit(root).labeled_split_units()):
+    for number, unit in enumerate(_report(root, report).labeled_split_units()):
         for name in unit.files:
             ids[Path(name).name] = number
     return ids
+
+
+def _report(root: str | Path, report: AuditReport | None) -> AuditReport:
+    """``report``, or the audit of ``root`` when the caller has none."""
+    if report is not None:
+        return report
+    from hyperkvasir.data.audit import audit
+
+    return audit(root)
 
 
 def ambiguous_files(release: Release) -> dict[str, list[Path]]:
@@ -154,13 +169,12 @@ def ambiguous_files(release: Release) -> dict[str, list[Path]]:
             if len({p.parent.name for p in found}) > 1}
 
 
-def drop_label_conflicts(root: str | Path, subsets: dict[str, list[str]]) -> dict[str, int]:
+def drop_label_conflicts(root: str | Path, subsets: dict[str, list[str]],
+                         report: AuditReport | None = None) -> dict[str, int]:
     """Leave the audit's label-conflict images (and names under two class folders) out of training and
     validation, in place; the test part keeps every image, so the score stays comparable. Returns how many left
     ``train`` and ``val``, and how many conflicting images ``test`` holds (``test_conflicting``)."""
-    from hyperkvasir.data.audit import audit
-
-    conflicting = {Path(f).name for c in audit(root).label_conflicts for f in c["files"]}
+    conflicting = {Path(f).name for c in _report(root, report).label_conflicts for f in c["files"]}
     conflicting |= set(ambiguous_files(Release(root)))
     dropped = {}
     for name in ("train", "val"):
@@ -177,7 +191,8 @@ PROTOCOLS = ("test", "dev")
 
 
 def protocol_subsets(root: str | Path, split: SplitAssignment, test_fold: int, protocol: str, *,
-                     fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0) -> dict[str, list[str]]:
+                     fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
+                     report: AuditReport | None = None) -> dict[str, list[str]]:
     """``train``/``val``/``test`` file names of one fold under ``protocol``, ``test`` being the part scored.
     Under ``dev`` the validation carve-out is scored and a second seeded carve-out of the training part (split
     units whole) selects the checkpoint, so the test fold is never opened while a recipe is chosen."""
@@ -187,17 +202,17 @@ def protocol_subsets(root: str | Path, split: SplitAssignment, test_fold: int, p
     if protocol != "dev":
         raise HyperKvasirError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     training = {name: split.files[name][:2] for name in subsets["train"]}
-    inner = carve_validation(training, fraction, seed + 1, split_units(Path(root)))
+    inner = carve_validation(training, fraction, seed + 1, split_units(Path(root), report))
     return {"train": [n for n in subsets["train"] if n not in inner], "val": sorted(inner),
             "test": subsets["val"]}
 
 
-def assignment_leakage(root: str | Path, split: SplitAssignment) -> dict:
+def assignment_leakage(root: str | Path, split: SplitAssignment, report: AuditReport | None = None) -> dict:
     """The audit's leakage figures (:func:`hyperkvasir.data.audit.leakage`) for ``split``: confirmed pairs of
     labeled images in different folds, and the audit's split units too large to place without skewing a class."""
-    from hyperkvasir.data.audit import audit, leakage
+    from hyperkvasir.data.audit import leakage
 
-    report = audit(root)
+    report = _report(root, report)
     fold_of = {path: split.files[Path(path).name][1] for pair in report.labeled_pairs for path in pair
                if Path(path).name in split.files}
     return {**leakage(report.labeled_pairs, fold_of), "large_units": report.large_units}
@@ -205,6 +220,7 @@ def assignment_leakage(root: str | Path, split: SplitAssignment) -> dict:
 
 def grouped_assignment(
     release: Release, *, k: int = 2, fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
+    report: AuditReport | None = None,
 ) -> SplitAssignment:
     """Leakage-free folds: duplicate groups stay in one fold, classes stay stratified."""
     from sklearn.model_selection import StratifiedGroupKFold
@@ -213,7 +229,7 @@ def grouped_assignment(
     if not files:
         raise HyperKvasirError(f"{release.root}: no labeled images to split")
     classes = [lookup(p.parent.name) for p in files]
-    groups = split_units(release.root)
+    groups = split_units(release.root, report)
     group_ids = np.asarray([groups.get(p.name, 1_000_000 + i) for i, p in enumerate(files)])
     labels = np.asarray([c.index for c in classes])
     folds = np.zeros(len(files), dtype=int)
@@ -230,7 +246,7 @@ def grouped_assignment(
 
 
 def assignment(root: str | Path, scheme: str, *, fraction: float = DEFAULT_VALIDATION_FRACTION,
-               seed: int = 0, allow_ambiguous: bool = False) -> SplitAssignment:
+               seed: int = 0, allow_ambiguous: bool = False, report: AuditReport | None = None) -> SplitAssignment:
     """The fold assignment of ``scheme`` (one of :data:`SCHEMES`) for the tree at ``root``. A file name under two
     class folders has no single class: refused unless ``allow_ambiguous`` (the caller then leaves it out of
     training and validation with :func:`drop_label_conflicts`)."""
@@ -242,11 +258,11 @@ def assignment(root: str | Path, scheme: str, *, fraction: float = DEFAULT_VALID
                         f"({len(clashes)} such names), so its class is ambiguous; keep one copy, or train with "
                         f"--exclude-conflicts")
     if scheme == "official-2fold":
-        return official_assignment(release, 2, fraction=fraction, seed=seed)
+        return official_assignment(release, 2, fraction=fraction, seed=seed, report=report)
     if scheme == "official-5fold":
-        return official_assignment(release, 5, fraction=fraction, seed=seed)
+        return official_assignment(release, 5, fraction=fraction, seed=seed, report=report)
     if scheme == "grouped-2fold":
-        return grouped_assignment(release, fraction=fraction, seed=seed)
+        return grouped_assignment(release, fraction=fraction, seed=seed, report=report)
     raise HyperKvasirError(f"unknown split scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
 
 
@@ -265,7 +281,7 @@ class SegmentationSplit:
 
 
 def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                       seed: int = 0) -> SegmentationSplit:
+                       seed: int = 0, report: AuditReport | None = None) -> SegmentationSplit:
     """Seeded train/val/test split of the segmented images; every duplicate set stays in one subset, found among
     the segmented images themselves and through labeled copies, whether or not the labeled part is present."""
     release = Release(root)
@@ -273,7 +289,7 @@ def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float
     if not images:
         raise HyperKvasirError(f"{release.root}: no segmented images; get them with "
                                f"`hyperkvasir download {release.root} --parts segmented`")
-    buckets = _segmented_buckets(release.root, [p.name for p in images])
+    buckets = _segmented_buckets(release.root, [p.name for p in images], report)
     keys = sorted(buckets)
     random.Random(seed).shuffle(keys)
     total = len(images)
@@ -286,12 +302,10 @@ def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float
     return SegmentationSplit(*(tuple(sorted(subsets[s])) for s in ("train", "val", "test")))
 
 
-def _segmented_buckets(root: Path, names: list[str]) -> dict[str, list[str]]:
+def _segmented_buckets(root: Path, names: list[str], report: AuditReport | None) -> dict[str, list[str]]:
     """Segmented file names grouped by the audit's split units (a name alone is its own bucket)."""
-    from hyperkvasir.data.audit import audit
-
     set_of: dict[str, str] = {}
-    for group in audit(root).split_units():
+    for group in _report(root, report).split_units():
         for path, part in zip(group.files, group.parts):
             if part == "segmented":
                 set_of[Path(path).name] = group.files[0]
@@ -333,16 +347,16 @@ SEGMENTATION_SCHEMES = ("segmentation", "kvasir-seg-official")
 
 
 def segmentation_scheme_split(root: str | Path, scheme: str, *, fraction: float = DEFAULT_VALIDATION_FRACTION,
-                              seed: int = 0) -> SegmentationSplit:
+                              seed: int = 0, report: AuditReport | None = None) -> SegmentationSplit:
     """Train/val/test for training a segmenter under ``scheme``; the official split gets a seeded validation
     carve-out of its training part (duplicate sets kept whole), so selection never sees its test part."""
     if scheme == "segmentation":
-        return segmentation_split(root, seed=seed)
+        return segmentation_split(root, seed=seed, report=report)
     if scheme != "kvasir-seg-official":
         raise HyperKvasirError(f"unknown segmentation scheme {scheme!r}; "
                                f"choose one of {', '.join(SEGMENTATION_SCHEMES)}")
     official = kvasir_seg_official_split(root)
-    buckets = _segmented_buckets(Release(root).root, list(official.train))
+    buckets = _segmented_buckets(Release(root).root, list(official.train), report)
     keys = sorted(buckets)
     random.Random(seed).shuffle(keys)
     val: list[str] = []

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.engine.runs import seed_everything
@@ -26,6 +27,18 @@ class EpochSeeding(L.Callback):
         datamodule = trainer.datamodule
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(trainer.current_epoch)
+
+
+class FrozenBatchNorm(L.Callback):
+    """Batch-norm layers normalise with their running statistics while training (eval mode) and those statistics
+    stay as loaded; their scale and shift still learn. Every process then computes the same function of each
+    image whatever its batch, so N processes × batch B learn as one process × batch N·B: for fine-tuning
+    pretrained weights on small per-device batches, and on CPUs, where SyncBatchNorm does not run."""
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int) -> None:
+        for layer in module.modules():  # Lightning puts the module back in train mode after each validation
+            if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                layer.eval()
 
 
 class EpochHistory(L.Callback):

@@ -19,9 +19,10 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.layer_sync import LayerSync
 
 from hyperkvasir.data.imaging import atomic_write
-from hyperkvasir.engine.callbacks import EpochHistory, EpochSeeding
+from hyperkvasir.engine.callbacks import EpochHistory, EpochSeeding, FrozenBatchNorm
 from hyperkvasir.engine.runs import RunFolder, launched_world, load_checkpoint, seed_everything, under_slurm_alone
 from hyperkvasir.errors import DataError, HyperKvasirError
 
@@ -40,6 +41,8 @@ class EngineOptions:
     precision: str = "auto"  # auto (bf16-mixed or 16-mixed on GPU, 32 on CPU) | 32 | bf16-mixed | 16-mixed
     max_steps_per_epoch: int = 0  # 0 = whole epoch
     progress: bool = True
+    sync_batchnorm: bool = False  # under DDP on GPUs: batch-norm statistics over the batches of every process
+    freeze_batchnorm: bool = False  # batch norm in eval mode while training (engine.callbacks.FrozenBatchNorm)
 
 
 def _precision(choice: str, gpu: bool) -> str:
@@ -75,6 +78,20 @@ class BesideTargetCheckpointIO(TorchCheckpointIO):
                             f"continues from last.ckpt when the run folder holds one)") from None
 
 
+class TimmSyncBatchNorm(LayerSync):
+    """SyncBatchNorm through timm's converter: torch's (Lightning's ``sync_batchnorm=True``) turns timm's
+    ``BatchNormAct2d`` — normalisation and activation in one layer — into a bare ``SyncBatchNorm``, silently
+    dropping the activation. Parameter and buffer names are unchanged, so checkpoints load into the plain model."""
+
+    def apply(self, model: torch.nn.Module) -> torch.nn.Module:
+        from timm.layers import convert_sync_batchnorm
+
+        return convert_sync_batchnorm(model)
+
+    def revert(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model  # Lightning never reverts during fit; a checkpoint's weights load into the plain model
+
+
 def zero_loss(module: L.LightningModule) -> torch.Tensor:
     """The loss of a batch whose every image failed to load: zero, but through every parameter, so the step is
     like any other to DDP's gradient synchronisation and 16-bit loss scaling (a ``None`` step hangs DDP)."""
@@ -95,6 +112,14 @@ def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
                                  save_top_k=1, save_last=True, enable_version_counter=False,
                                  save_on_train_epoch_end=False)  # after validation, with the epoch's history
     callbacks: list = [EpochSeeding(options.seed), EpochHistory(run), checkpoint]
+    if options.freeze_batchnorm:
+        callbacks.append(FrozenBatchNorm())
+    plugins: list = [BesideTargetCheckpointIO(), *_cluster_environment()]
+    if options.sync_batchnorm and world > 1:  # one process: its batch is the global batch already
+        if not gpu:
+            raise HyperKvasirError("--sync-batchnorm: torch's SyncBatchNorm runs on GPUs only; drop it on CPU, or "
+                                   "pass --freeze-batchnorm (batch norm on its running statistics)")
+        plugins.append(TimmSyncBatchNorm())
     if options.patience:
         callbacks.append(EarlyStopping(monitor=options.monitor, mode=options.mode, patience=options.patience,
                                        check_on_train_epoch_end=False))
@@ -106,7 +131,7 @@ def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
         logger=TensorBoardLogger(run, name="tensorboard", version=""), default_root_dir=run,
         limit_train_batches=options.max_steps_per_epoch or 1.0, use_distributed_sampler=False,
         num_sanity_val_steps=0, log_every_n_steps=1, enable_progress_bar=options.progress,
-        enable_model_summary=False, plugins=[BesideTargetCheckpointIO(), *_cluster_environment()])
+        enable_model_summary=False, plugins=plugins)
 
 
 def _cluster_environment() -> list:

@@ -25,7 +25,7 @@ from hyperkvasir.data.layout import Release
 from hyperkvasir.data.splits import segmentation_scheme_split
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, EpochSampler, RunFolder, fit
-from hyperkvasir.engine.runs import check_device, checkpoint_config, load_checkpoint
+from hyperkvasir.engine.runs import check_device, checkpoint_config, load_checkpoint, loader_workers
 from hyperkvasir.errors import DataError, require_choice, require_compatible, require_ranges
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
 from hyperkvasir.segment.data import SegmentedPolyps, collate_segmentation
@@ -50,11 +50,13 @@ class SegmentConfig:
     weights: str | None = None
     weights_partial: bool = False
     seed: int = 0
-    workers: int = 2
+    workers: int | None = None  # data-loading processes per rank; None = engine.runs.loader_workers()
     amp: bool = True
     device: str = "auto"
     max_steps_per_epoch: int = 0
     scheme: str = "segmentation"  # segmentation (duplicate-aware 80/10/10) | kvasir-seg-official (880/120)
+    sync_batchnorm: bool = False  # under DDP: batch-norm statistics over the global batch (no effect on one process)
+    freeze_batchnorm: bool = False  # batch norm on its running statistics while training (fine-tuning, CPU DDP)
 
 
 class SegmentData(L.LightningDataModule):
@@ -83,11 +85,11 @@ class SegmentData(L.LightningDataModule):
         sampler = EpochSampler(len(self.train_set), seed=self.config.seed, rank=trainer.global_rank if trainer else 0,
                                world=trainer.world_size if trainer else 1)
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.config.workers, collate_fn=collate_segmentation,
+                          num_workers=loader_workers(self.config.workers), collate_fn=collate_segmentation,
                           drop_last=len(sampler) > self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.config.workers,
+        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=loader_workers(self.config.workers),
                           collate_fn=collate_segmentation)
 
 
@@ -190,7 +192,8 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False, progress: bo
         lambda: (SegmentationModule(config), SegmentData(config)), folder, EngineOptions(
             epochs=config.epochs, monitor="val_dice", seed=config.seed, device=config.device,
             precision="auto" if config.amp else "32-true", max_steps_per_epoch=config.max_steps_per_epoch,
-            progress=progress),
+            progress=progress, sync_batchnorm=config.sync_batchnorm,
+            freeze_batchnorm=config.freeze_batchnorm),
         config=config, resume=resume)
     if not trainer.is_global_zero:
         return {}

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from hyperkvasir.data.imaging import ImageDecodeError, load_square
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.batches import collate_skipping
+from hyperkvasir.engine.runs import loader_workers
 from hyperkvasir.engine.sampling import EpochSampler
 from hyperkvasir.errors import DataError, HyperKvasirError
 
@@ -119,29 +120,33 @@ class VideoClips(Dataset):
 
 
 class VideoData(L.LightningDataModule):
-    """Frames of the train/val/test videos from a frames folder. With no validation video the checkpoint is
-    chosen on training videos, which the caller must have accepted (``select_on_train``). With ``extract``
-    (``every``/``size`` of :func:`~hyperkvasir.video.frames.extract_frames`) rank 0 extracts the frames first,
-    resuming an earlier extraction, while the other processes wait; its report is ``extracted``."""
+    """Frames of the ``split`` videos (:func:`video_split`, made once by the caller) from a frames folder. With no
+    validation video the checkpoint is chosen on training videos, which the caller must have accepted
+    (``select_on_train``). With ``extract`` (``every``/``size`` of :func:`~hyperkvasir.video.frames.extract_frames`)
+    the first process of each node extracts the frames first, resuming an earlier extraction, under the frames
+    folder's lock: one process (one node on a shared file system) extracts while the others wait, then every
+    process reads them. The extraction's report is ``extracted`` on the processes that ran it."""
 
-    def __init__(self, frames_dir: str | Path, root: str | Path, *, size: int, batch_size: int, workers: int,
-                 seed: int, extract: dict | None = None) -> None:
+    def __init__(self, frames_dir: str | Path, root: str | Path, split: dict[str, list[str]], *, size: int,
+                 batch_size: int, workers: int | None, seed: int, extract: dict | None = None) -> None:
         super().__init__()
-        self.frames_dir, self.root, self.size = Path(frames_dir), root, size
+        self.frames_dir, self.root, self.split, self.size = Path(frames_dir), root, split, size
         self.batch_size, self.workers, self.seed = batch_size, workers, seed
         self.extract, self.extracted = extract, None
 
     def prepare_data(self) -> None:
         if self.extract is not None:
+            from hyperkvasir.data.index import preparing
             from hyperkvasir.video.frames import extract_frames
 
-            self.extracted = extract_frames(self.root, self.frames_dir, **self.extract)
+            self.frames_dir.mkdir(parents=True, exist_ok=True)
+            with preparing(self.frames_dir / "frames.parquet"):  # a second node waits, then resumes: nothing left
+                self.extracted = extract_frames(self.root, self.frames_dir, **self.extract)
 
     def setup(self, stage: str | None = None) -> None:
         from hyperkvasir.datasets.transforms import classification_transform
 
         self.labels = video_labels(self.root)
-        self.split = video_split(self.root, seed=self.seed)
         if not self.split["train"] or not self.split["test"]:
             raise DataError(f"{self.root}: the video split leaves {len(self.split['train'])} training and "
                             f"{len(self.split['test'])} test videos; at least one of each is needed (a class needs "
@@ -159,11 +164,13 @@ class VideoData(L.LightningDataModule):
         trainer = self.trainer
         sampler = EpochSampler(len(self.train_set), seed=self.seed, rank=trainer.global_rank if trainer else 0,
                                world=trainer.world_size if trainer else 1)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers,
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
+                          num_workers=loader_workers(self.workers),
                           collate_fn=collate_skipping, drop_last=len(sampler) > self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
         return self.evaluation_loader(self.val_set)
 
     def evaluation_loader(self, dataset: VideoFrames) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.workers, collate_fn=collate_skipping)
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=loader_workers(self.workers),
+                          collate_fn=collate_skipping)

@@ -41,11 +41,13 @@ class VideoConfig:
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0
-    workers: int = 0
+    workers: int | None = None  # data-loading processes per rank; None = engine.runs.loader_workers()
     pretrained: bool = True
     device: str = "auto"
     select_on_train: bool = False  # allow choosing the checkpoint on training videos when no validation video exists
     max_steps_per_epoch: int = 0
+    sync_batchnorm: bool = False  # under DDP: batch-norm statistics over the global batch (no effect on one process)
+    freeze_batchnorm: bool = False  # batch norm on its running statistics while training (fine-tuning, CPU DDP)
 
 
 class FrameClassifierModule(L.LightningModule):
@@ -146,10 +148,11 @@ def train_video(config: VideoConfig, *, resume: bool = False, progress: bool = F
     extract = None if config.frames else dict(every=config.every, size=config.size)
     trainer, module, data = fit(
         lambda: (FrameClassifierModule(config), VideoData(
-            Path(config.frames) if config.frames else folder.path / "frames", config.root, size=config.size,
+            Path(config.frames) if config.frames else folder.path / "frames", config.root, split, size=config.size,
             batch_size=config.batch_size, workers=config.workers, seed=config.seed, extract=extract)),
         folder, EngineOptions(epochs=config.epochs, monitor="val_video_accuracy", seed=config.seed,
-                              device=config.device, max_steps_per_epoch=config.max_steps_per_epoch, progress=progress),
+                              device=config.device, max_steps_per_epoch=config.max_steps_per_epoch, progress=progress,
+                              sync_batchnorm=config.sync_batchnorm, freeze_batchnorm=config.freeze_batchnorm),
         config=config, resume=resume)
     if not trainer.is_global_zero:
         return {}
