@@ -32,24 +32,31 @@ def predict(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...",
                                        help="Images, folders (jpg/png/bmp/tif), video files, or a release root "
                                             "with --part."),
-    part: str = typer.Option(None, help="unlabeled | labeled | segmented (INPUT is then the release root)."),
-    out_path: Path = typer.Option(None, "--out", help="classify: a Parquet file (default predictions.parquet); "
-                                                      "segment and video: a folder (default predictions/)."),
+    part: str = typer.Option(None, help="unlabeled | labeled | segmented | videos (INPUT is then the release "
+                                        "root; videos: a classifier or video checkpoint)."),
+    out_path: Path = typer.Option(None, "--out", help="classify on images: a Parquet file (default "
+                                                      "predictions.parquet); segment and videos: a folder (default "
+                                                      "predictions/, its resumable work in predictions.work/)."),
     pseudo_labels: Path = typer.Option(None, help="classify: also write confident predictions as path,label CSV."),
     threshold: float = typer.Option(None, help="classify: confidence a pseudo-label needs (default 0.9)."),
     max_per_class: int = typer.Option(None, help="classify: keep at most this many pseudo-labels per class."),
     gradcam: Path = typer.Option(None, help="classify: also write a Grad-CAM overlay PNG per image here."),
     tta: bool = typer.Option(None, "--tta", help="classify: average the probabilities over flips."),
-    every: int = typer.Option(None, help="video: score every N-th frame (default 5)."),
-    batch_size: int = typer.Option(64), workers: int = typer.Option(2), device: str = typer.Option("auto"),
+    every: int = typer.Option(None, help="videos: score every N-th frame (default 5)."),
+    batch_size: int = typer.Option(64, help="Images (or frames of one video) per forward pass."),
+    workers: int = typer.Option(None, help="Loading processes per rank (default: the node's cores shared by its "
+                                           "ranks, less one; at most 8)."),
+    device: str = typer.Option("auto"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON, every skipped input named."),
 ) -> int:
     """Inference with any task's checkpoint: class probabilities (classify, with pseudo-labels and Grad-CAM),
-    masks, overlays and boxes (segment), or per-frame findings, a timeline and a strip per video (video).
+    masks, overlays and boxes (segment), or — a classifier or video checkpoint on video files or `--part videos`
+    — per-frame findings, a timeline and a strip per video (sharded over ranks, resumable per video).
 
     Example: hyperkvasir predict runs/f0/best.ckpt /data/hyper-kvasir --part unlabeled --pseudo-labels pl.csv
     """
-    from hyperkvasir.engine.runs import check_device, checkpoint_task
+    from hyperkvasir.data.inputs import VIDEO_PART, wants_videos
+    from hyperkvasir.engine.runs import check_device, checkpoint_task, loader_workers
     from hyperkvasir.errors import require_output, require_ranges
 
     require_ranges(("--threshold", threshold, 0, 1), ("--max-per-class", max_per_class, 1, None),
@@ -57,16 +64,22 @@ def predict(
                    ("--every", every, 1, None))
     check_device(device)
     task = checkpoint_task(checkpoint)
-    classify_only = {"--pseudo-labels": pseudo_labels, "--threshold": threshold, "--max-per-class": max_per_class,
-                     "--gradcam": gradcam, "--tta": tta}
-    given = {**({} if task == "classify" else classify_only), **({} if task == "video" else {"--every": every}),
-             **({"--part": part} if task == "video" else {})}
+    videos = task == "video" or (task == "classify" and wants_videos(inputs, part))
+    image_only = {"--pseudo-labels": pseudo_labels, "--threshold": threshold, "--max-per-class": max_per_class,
+                  "--gradcam": gradcam}
+    given = {**({} if task == "classify" and not videos else image_only),
+             **({} if task == "classify" else {"--tta": tta}), **({} if videos else {"--every": every})}
+    if task == "video" and part not in (None, VIDEO_PART):
+        given["--part"] = part
     refused = [flag for flag, value in given.items() if value is not None]
     if refused:
-        raise typer.BadParameter(f"{', '.join(refused)} does not apply to a {task} checkpoint; drop it",
-                                 param_hint=refused[0])
-    out_path = out_path or Path("predictions.parquet" if task == "classify" else "predictions")
-    require_output(out_path, folder=task != "classify")
+        extra = f" (it scores videos: --part {VIDEO_PART} or video files)" if "--part" in given else ""
+        raise typer.BadParameter(f"{', '.join(refused)} does not apply to "
+                                 f"{'videos' if videos and task == 'classify' else f'a {task} checkpoint'}{extra}; "
+                                 f"drop it", param_hint=refused[0])
+    out_path = out_path or Path("predictions.parquet" if task == "classify" and not videos else "predictions")
+    require_output(out_path, folder=videos or task != "classify")
+    workers = loader_workers(workers)
     if task == "segment":
         from hyperkvasir.segment.predict import predict_masks
 
@@ -75,18 +88,61 @@ def predict(
         _report(summary, f"{summary['images']:,} masks and overlays, {summary['boxes']:,} boxes → {out_path}",
                 summary["undecodable"], as_json)
         return 0
-    if task == "video":
+    if videos:
+        from hyperkvasir.engine.runs import pick_device
         from hyperkvasir.video.predict import predict_videos
 
-        summary = predict_videos(checkpoint, inputs, out_path, every=every or 5, device=device,
+        summary = predict_videos(frame_model(checkpoint, pick_device(device), tta=bool(tta)), inputs, out_path,
+                                 part=part, every=every or 5, batch_size=batch_size, workers=workers,
                                  progress=progress_bar("videos"))
-        _report(summary, f"{summary['frames']:,} frames of {summary['videos']} videos scored → {out_path}",
+        if summary.get("rank"):  # under torchrun, rank 0 merges and reports
+            return 0
+        kept = f" ({summary['kept']} kept from an earlier run)" if summary["kept"] else ""
+        _report(summary, f"{summary['frames']:,} frames of {summary['videos']} videos scored{kept} → {out_path}",
                 list(summary["failed"]), as_json)
         return 1 if summary["failed"] else 0
     return _predict_classify(checkpoint, inputs, out_path, part=part, pseudo_labels=pseudo_labels,
                              threshold=0.9 if threshold is None else threshold, max_per_class=max_per_class,
                              gradcam=gradcam, tta=bool(tta), batch_size=batch_size, workers=workers, device=device,
                              as_json=as_json)
+
+
+def frame_model(checkpoint: Path, device, *, tta: bool = False):
+    """A classifier or video checkpoint as the video scorer's :class:`~hyperkvasir.video.predict.FrameModel`:
+    probabilities as its own predict computes them (a classifier: normalised, flips averaged with ``tta``, its
+    decision rule), its input size, classes and corner masking; identified by the checkpoint's hash."""
+    from functools import partial
+
+    import torch
+
+    from hyperkvasir.data.imaging import sha256_file
+    from hyperkvasir.engine.runs import checkpoint_task
+    from hyperkvasir.video.predict import FrameModel
+
+    identity = {"checkpoint_sha256": sha256_file(checkpoint), "tta": tta}
+    if checkpoint_task(checkpoint) == "video":
+        from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
+        from hyperkvasir.video.module import load_video_checkpoint
+
+        module, _ = load_video_checkpoint(checkpoint, device)
+        return FrameModel(lambda images: torch.softmax(module(images).float(), 1), tuple(VIDEO_CLASS_NAMES),
+                          module.config.size, device, identity)
+    from hyperkvasir.classify.decision import decide
+    from hyperkvasir.classify.module import flip_averaged
+    from hyperkvasir.classify.predict import load_classifier
+    from hyperkvasir.data.taxonomy import CLASSES
+    from hyperkvasir.datasets.transforms import normalise
+    from hyperkvasir.models import MODELS
+
+    model, config, offsets = load_classifier(checkpoint, device)
+    spec = MODELS[config.model]
+
+    def probabilities(images: torch.Tensor) -> torch.Tensor:
+        images = normalise(images, spec.mean, spec.std)
+        return flip_averaged(model, images) if tta else torch.softmax(model(images).float(), 1)
+
+    return FrameModel(probabilities, tuple(c.folder for c in CLASSES), config.input_size, device, identity,
+                      mask_corners=config.mask_corners, decide=partial(decide, offsets=offsets))
 
 
 def _predict_classify(checkpoint: Path, inputs: list[str], out_file: Path, *, part, pseudo_labels, threshold,

@@ -10,6 +10,7 @@ from hyperkvasir.errors import HyperKvasirError
 # Images predict accepts from files and folders (the release itself is JPEG only).
 PREDICT_IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 PARTS = ("unlabeled", "labeled", "segmented")
+VIDEO_PART = "videos"
 
 
 def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Path], Path | None]:
@@ -26,7 +27,7 @@ def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
         return files(), release.root
     paths: list[Path] = []
     for item in map(Path, inputs):
-        if item.is_dir() and _holds_image_parts(item):
+        if item.is_dir() and _holds_parts(item, PARTS):
             # a whole release mixes parts (and masks): which images are meant must be said
             raise HyperKvasirError(f"{item} is a release root; add --part {' | '.join(PARTS)} to say which images")
         if item.is_dir():
@@ -61,14 +62,6 @@ def _name_below(path: Path, folders: list[Path]) -> str:
     return path.relative_to(base).with_suffix("").as_posix()
 
 
-def _holds_image_parts(folder: Path) -> bool:
-    try:
-        release = Release(folder)
-    except HyperKvasirError:
-        return False
-    return any(release.part(part) for part in PARTS)
-
-
 def video_inputs(inputs: list[str | Path]) -> list[Path]:
     """Video files (.avi, .mpg, .mp4) among the inputs, folders searched."""
     found: list[Path] = []
@@ -78,3 +71,46 @@ def video_inputs(inputs: list[str | Path]) -> list[Path]:
         elif item.suffix.lower() in VIDEO_SUFFIXES:
             found.append(item)
     return found
+
+
+def wants_videos(inputs: list[str | Path], part: str | None) -> bool:
+    """Whether a call asks for videos: ``--part videos``, or video files (or folders of them, a release root
+    excepted: it needs ``--part``) among the inputs."""
+    if part is not None:
+        return part == VIDEO_PART
+    plain = [item for item in inputs if not (Path(item).is_dir() and _holds_parts(Path(item), (*PARTS, VIDEO_PART)))]
+    return bool(video_inputs(plain))
+
+
+def resolve_videos(inputs: list[str | Path], part: str | None) -> tuple[list[Path], Path | None]:
+    """(video files, release root or None) from ``--part videos`` (one release root) or files and folders. One
+    call scores videos or images: images among the inputs, a release root without ``--part videos`` or an image
+    part are refused."""
+    if part is not None:
+        if part != VIDEO_PART:
+            raise HyperKvasirError(f"--part {part} holds images; videos are scored with --part {VIDEO_PART} or as "
+                                   f"video files")
+        if len(inputs) != 1:
+            raise HyperKvasirError(f"--part {VIDEO_PART} takes exactly one release root")
+        release = Release(inputs[0])
+        release.require(VIDEO_PART)
+        return release.video_files(), release.root
+    for item in map(Path, inputs):
+        if not item.exists():
+            raise HyperKvasirError(f"{item}: no such file or folder")
+        if item.is_dir() and _holds_parts(item, (*PARTS, VIDEO_PART)):
+            raise HyperKvasirError(f"{item} is a release root; add --part {VIDEO_PART} to score its videos")
+    images = resolve_inputs(inputs, None)[0]
+    if images:
+        raise HyperKvasirError(f"{images[0]} is an image among video inputs; one call scores videos (a folder of "
+                               f"findings) or images (a Parquet file): pass them in two calls")
+    return list({path.absolute(): path for path in video_inputs(inputs)}.values()), None
+
+
+def _holds_parts(folder: Path, parts: tuple[str, ...]) -> bool:
+    """Whether ``folder`` is a release root holding one of ``parts``."""
+    try:
+        release = Release(folder)
+    except HyperKvasirError:
+        return False
+    return any(release.part(part) for part in parts)
