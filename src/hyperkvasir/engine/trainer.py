@@ -1,6 +1,9 @@
 """The Trainer factory and ``fit``: devices, strategy (DDP on NCCL or gloo, multi-node via torchrun or SLURM),
-precision (bf16 or 16-bit mixed on GPU), checkpoints on the validation metric plus ``last.ckpt`` every epoch,
-early stopping, a rich per-batch progress bar, TensorBoard logs, exact resume and a clear out-of-memory line."""
+precision (bf16 or 16-bit mixed on GPU), batch norm synchronised over processes (GPU) or frozen on its running
+statistics, checkpoints on the validation metric plus ``last.ckpt`` every epoch, early stopping, a rich per-batch
+progress bar, TensorBoard logs, exact resume and a clear out-of-memory line. Under DDP each process trains on its
+share of one seeded sequence and gradients are averaged, so N processes × batch B take the steps of one process ×
+batch N·B when batch norm does not depend on the per-process batch (tests/train/test_scale_out.py)."""
 
 from __future__ import annotations
 
