@@ -84,7 +84,8 @@ def test_embed_with_the_offline_imagenet_backbone(tiny_twin, tmp_path: Path, cap
 
 
 @pytest.mark.parametrize("flags, text", [
-    (["--part", "videos"], "--part videos: choose from labeled, segmented, unlabeled"),
+    (["--part", "nope"], "--part nope: choose from labeled, segmented, unlabeled, videos"),
+    (["--part", "videos"], "--part videos embeds the frames of `hyperkvasir video frames"),
     (["--size", "8"], "--size must be between 16 and 2048"),
     (["--model", "nope"], "--model nope: unknown"),
 ])

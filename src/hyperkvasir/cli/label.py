@@ -11,7 +11,9 @@ from rich.text import Text
 from hyperkvasir.cli.common import app
 from hyperkvasir.cli.console import err, out, progress_bar
 
-_PARTS_HELP = "labeled | segmented | unlabeled; repeat for several."
+_PARTS_HELP = "labeled | segmented | unlabeled | videos (the frames of --frames); repeat for several."
+_FRAMES_HELP = ("Folder of `hyperkvasir video frames ROOT DIR` (its frames.parquet): the frames the videos part "
+                "embeds, named VIDEO#frame=NNNNNN.")
 _CHECKPOINT_HELP = ("best.ckpt of `hyperkvasir train classify`: its penultimate layer, input size and corner masking "
                     "(default: the offline ImageNet backbone).")
 
@@ -25,11 +27,12 @@ def embed(
     size: int = typer.Option(None, help="Input size without --checkpoint (default 224)."),
     batch_size: int = typer.Option(64), workers: int = typer.Option(0, help="Data-loading processes."),
     device: str = typer.Option("auto"),
+    frames: Path = typer.Option(None, help=_FRAMES_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> int:
     """One L2-normalised embedding per image, kept in the work dir (resumable; sharded under torchrun).
 
-    Example: hyperkvasir embed /data/hyper-kvasir --part labeled --part unlabeled
+    Example: hyperkvasir embed /data/hyper-kvasir --part labeled --part videos --frames ./frames
     """
     import time
 
@@ -44,7 +47,8 @@ def embed(
                                f"names its model); drop one")
     started = time.perf_counter()
     found = embed_parts(root, parts=tuple(part), checkpoint=checkpoint, size=size, model=model or DEFAULT_MODEL,
-                        workers=workers, batch_size=batch_size, device=device, progress=progress_bar("chunks"))
+                        workers=workers, batch_size=batch_size, device=device, frames=frames,
+                        progress=progress_bar("chunks"))
     if global_rank() != 0:
         return 0
     seconds = time.perf_counter() - started
@@ -70,9 +74,11 @@ def similar(
     checkpoint: Path = typer.Option(None, help=_CHECKPOINT_HELP),
     size: int = typer.Option(None, help="Input size without --checkpoint (default 224)."),
     workers: int = typer.Option(0, help="Data-loading processes."),
-    as_json: bool = typer.Option(False, "--json", help="Print {query: [{file, distance}, …]} on stdout."),
+    frames: Path = typer.Option(None, help=_FRAMES_HELP + " Needed for --part videos or a frame as --query."),
+    as_json: bool = typer.Option(False, "--json", help="Print {query: [{file, distance}, …]} on stdout (a video "
+                                                       "frame also with its JPEG as image)."),
 ) -> int:
-    """Nearest images by embedding (cosine distance, exact), never the query itself.
+    """Nearest images by embedding (cosine distance, exact), never the query itself; video frames too.
 
     Example: hyperkvasir similar /data/hyper-kvasir --query segmented-images/images/x.jpg -k 5 --json
     """
@@ -81,15 +87,28 @@ def similar(
 
     require_range("--workers", workers, 0, None)
     found = find_similar(root, [*query, *(more or [])], k, parts=tuple(part), checkpoint=checkpoint, size=size,
-                         workers=workers, progress=progress_bar("chunks"))
+                         workers=workers, frames=frames, progress=progress_bar("chunks"))
+    image = _frame_images(root, frames)
     if as_json:
-        print(json.dumps({q: [{"file": f, "distance": d} for f, d in near] for q, near in found.items()}, indent=2))
+        print(json.dumps({q: [{"file": f, "distance": d} | ({"image": image[f]} if f in image else {})
+                              for f, d in near] for q, near in found.items()}, indent=2))
         return 0
     for q, near in found.items():
         out.print(q)
         for f, d in near:
-            out.print(f"  {d:.4f}  {f}")
+            out.print(f"  {d:.4f}  {f}{f'  ({image[f]})' if f in image else ''}")
     return 0
+
+
+def _frame_images(root: Path, frames: Path | None) -> dict[str, str]:
+    """Frame name → its JPEG in the frames folder (empty without one)."""
+    if frames is None:
+        return {}
+    from hyperkvasir.data.index import build_index
+    from hyperkvasir.label.frames import read_frames
+
+    videos = {r["path"] for r in build_index(root).to_pylist() if r["kind"] == "video"}
+    return read_frames(frames, root, videos).image_of()
 
 
 @app.command("label-issues")

@@ -55,29 +55,43 @@ def relative_query(root: str | Path, query: str) -> str:
 
 def similar(root: str | Path, queries: list[str], k: int, *, parts: tuple[str, ...] = ("labeled",),
             checkpoint: str | Path | None = None, size: int | None = None, workers: int = 0,
-            progress=None) -> dict[str, list[tuple[str, float]]]:
-    """For each query (an image of any part of the tree), its ``k`` nearest images of ``parts`` (never itself),
-    as (path relative to ``root``, cosine distance), nearest first."""
+            frames: str | Path | None = None, progress=None) -> dict[str, list[tuple[str, float]]]:
+    """For each query (an image of any part of the tree, or a video frame named as ``label/frames.py`` says), its
+    ``k`` nearest images of ``parts`` (never itself), as (path relative to ``root`` or frame name, cosine
+    distance), nearest first. ``frames`` (the folder of ``hyperkvasir video frames``) is needed when ``parts`` or
+    a query is a video frame."""
     from hyperkvasir.data.index import build_index
     from hyperkvasir.errors import require_range
     from hyperkvasir.label.embed import embed_parts
+    from hyperkvasir.label.frames import is_frame_name
 
     require_range("-k", k, 1, None)
     if not queries:
         raise HyperKvasirError("--query: give at least one image of the tree")
     part_of = {r["path"]: r["part"] for r in build_index(root).to_pylist() if r["kind"] == "image"}
-    wanted = [relative_query(root, q) for q in queries]
-    absent = [q for q, w in zip(queries, wanted) if w not in part_of]
+    wanted = [q if is_frame_name(q) else relative_query(root, q) for q in queries]
+    absent = [q for q, w in zip(queries, wanted) if w not in part_of and not is_frame_name(w)]
     if absent:
         raise HyperKvasirError(f"--query {absent[0]}: no such image in {root}; give an image path relative to ROOT "
                                f"(e.g. labeled-images/…/x.jpg)")
-    searched = tuple(dict.fromkeys((*parts, *(part_of[w] for w in wanted))))
-    found = embed_parts(root, parts=searched, checkpoint=checkpoint, size=size, workers=workers, progress=progress)
+    searched = tuple(dict.fromkeys((*parts, *("videos" if is_frame_name(w) else part_of[w] for w in wanted))))
+    if "videos" in searched and frames is None:
+        raise HyperKvasirError("--part videos and video-frame queries need --frames DIR, the folder of `hyperkvasir "
+                               "video frames`")
+    if frames is not None and "videos" not in searched:
+        raise HyperKvasirError(f"--frames {frames}: used only with --part videos or a video-frame query; drop it")
+    found = embed_parts(root, parts=searched, checkpoint=checkpoint, size=size, workers=workers, frames=frames,
+                        progress=progress)
     position = {path: i for i, path in enumerate(found.paths)}
+    unknown = [q for q, w in zip(queries, wanted) if is_frame_name(w) and w not in position and
+               w not in found.undecodable]
+    if unknown:
+        raise HyperKvasirError(f"--query {unknown[0]}: no such frame in {frames}; name a frame as `similar` prints "
+                               f"them (VIDEO#frame=NNNNNN)")
     broken = [q for q, w in zip(queries, wanted) if w not in position]
     if broken:
         raise DataError(f"--query {broken[0]}: the image does not decode, so it has no embedding; choose another")
-    candidates = np.asarray([i for i, p in enumerate(found.paths) if part_of[p] in parts], np.int64)
+    candidates = np.asarray([i for i, p in enumerate(found.parts) if p in parts], np.int64)
     among = {int(row): n for n, row in enumerate(candidates)}
     exclude = np.asarray([among.get(position[w], -1) for w in wanted], np.int64)
     indices, distances = nearest(found.vectors[[position[w] for w in wanted]], found.vectors[candidates], k + 1,
