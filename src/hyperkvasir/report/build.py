@@ -28,6 +28,7 @@ from hyperkvasir.data.validate import validate
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.outputs import staged_folder
 from hyperkvasir.report import figures as fig
+from hyperkvasir.report.labeling import labeling_section
 
 SAMPLES_PER_CLASS = 6
 WORST_GROUPS = 6
@@ -238,7 +239,8 @@ def _render_report(release: Release, staging: Path, figures_name: str, results, 
     return environment.get_template("template.html.j2").render(
         root=str(release.root), version=__version__, figures_dir=figures_name, findings=findings, cards=cards,
         sunburst=_sunburst(labeled), figures=uris, sections=sections, audit_summary=report.summary,
-        results=_results_section(Path(results), sink, release.root, report.scopeguide_files) if results else None)
+        results=_results_section(Path(results), sink, release.root, report.scopeguide_files) if results else None,
+        labeling=labeling_section(release, report, Path(results) if results else None, sink))
 
 
 def _segmented_sections(release: Release, rows: list[dict], sink: fig.FigureSink) -> list[tuple[str, str]]:

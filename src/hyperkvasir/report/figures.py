@@ -165,3 +165,33 @@ def overlay(image_path: Path, mask_path: Path, boxes: list[tuple[float, float, f
         draw.rectangle(box, outline=(255, 220, 0), width=max(2, image.width // 200))
     image.thumbnail((size, size))
     return image
+
+
+def embedding_map(points: np.ndarray, classes: list[str], folds: list[str], duplicate: np.ndarray,
+                  conflict: np.ndarray, title: str):
+    """Two panels of the same 2-D projection, coloured by class and by fold; members of duplicate sets ringed in
+    black, images of label conflicts crossed in red (what a reviewer looks at first)."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6), sharex=True, sharey=True)
+    for ax, values, name in ((axes[0], classes, "class"), (axes[1], folds, "fold")):
+        kinds = sorted(set(values), key=_class_order)
+        cmap = plt.get_cmap("tab10" if len(kinds) <= 10 else "tab20")
+        for n, value in enumerate(kinds):
+            chosen = np.asarray([v == value for v in values])
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=9, alpha=0.7, color=cmap(n % 20),
+                       label=f"{_short(value)} ({int(chosen.sum())})")
+        if duplicate.any():
+            ax.scatter(points[duplicate, 0], points[duplicate, 1], s=40, facecolors="none", edgecolors="black",
+                       linewidths=0.8, label=f"in a duplicate set ({int(duplicate.sum())})")
+        if conflict.any():
+            ax.scatter(points[conflict, 0], points[conflict, 1], s=70, marker="x", color="red", linewidths=1.6,
+                       label=f"label conflict ({int(conflict.sum())})")
+        ax.set_title(f"coloured by {name}")
+        ax.legend(fontsize=6, markerscale=1.2, loc="best")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _class_order(value: str) -> tuple[int, str]:
+    """Classes in taxonomy order, anything else (folds) by name."""
+    known = {c.folder: c.index for c in CLASSES}
+    return known.get(value, len(CLASSES)), value
