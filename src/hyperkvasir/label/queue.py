@@ -52,14 +52,14 @@ def to_label(root: str | Path, checkpoint: str | Path, budget: int, *, classes: 
     unlabeled = np.asarray([part == "unlabeled" for part in found.parts])
     labeled = np.asarray([part == "labeled" for part in found.parts])
     probabilities = found.probabilities[unlabeled]
-    weight = probabilities[:, aimed].sum(1) if aimed else _uncertainty(probabilities)
     paths = [p for p, u in zip(found.paths, unlabeled) if u]
     labeled_paths = [p for p, known in zip(found.paths, labeled) if known]
-    groups = _duplicate_sets(root, found.paths)
-    threshold, pairs = _calibrated_distance(found.vectors, found.paths, groups)
-    chosen, nearest, distance = _greedy(found.vectors[unlabeled], found.vectors[labeled], weight, budget,
-                                        threshold, [groups.get(p) for p in paths],
-                                        {groups[p] for p in labeled_paths if p in groups})
+    groups = duplicate_sets(root, found.paths)
+    threshold, pairs = calibrated_distance(found.vectors, found.paths, groups)
+    chosen, nearest, distance = choose(found.vectors[unlabeled], found.vectors[labeled], probabilities, budget,
+                                       threshold=threshold, candidate_groups=[groups.get(p) for p in paths],
+                                       labeled_groups={groups[p] for p in labeled_paths if p in groups},
+                                       aimed=aimed)
     decided = _decided(checkpoint, probabilities)
     rows = [{"rank": n + 1, "file": paths[i], "predicted": CLASSES[decided[i]].folder,
              "probability": round(float(probabilities[i, decided[i]]), 6),
@@ -76,7 +76,18 @@ def _uncertainty(probabilities: np.ndarray) -> np.ndarray:
     return 1.0 - (top[:, 1] - top[:, 0])
 
 
-def _duplicate_sets(root: str | Path, paths: list[str]) -> dict[str, int]:
+def choose(candidates: np.ndarray, labeled: np.ndarray, probabilities: np.ndarray, budget: int, *,
+           threshold: float, candidate_groups: list[int | None], labeled_groups: set[int],
+           aimed: list[int] | None = None) -> tuple[list[int], list[int], list[float]]:
+    """The selection of ``to-label`` on given embeddings and class probabilities (one row per candidate): the
+    uncertainty (or the probability of the ``aimed`` classes) weighting k-center greedy, near duplicates left out.
+    Returns (chosen candidate rows in order, their nearest labeled row or −1, the distance that chose them);
+    ``bench/label_loop.py`` runs the same selection in its simulated labeling loop."""
+    weight = probabilities[:, aimed].sum(1) if aimed else _uncertainty(probabilities)
+    return _greedy(candidates, labeled, weight, budget, threshold, candidate_groups, labeled_groups)
+
+
+def duplicate_sets(root: str | Path, paths: list[str]) -> dict[str, int]:
     """Path → number of its audit duplicate set (byte copies and confirmed near pairs, over every part)."""
     from hyperkvasir.data.audit import audit
 
@@ -84,7 +95,7 @@ def _duplicate_sets(root: str | Path, paths: list[str]) -> dict[str, int]:
     return {f: n for n, group in enumerate(audit(root).duplicate_sets()) for f in group.files if f in known}
 
 
-def _calibrated_distance(vectors: np.ndarray, paths: list[str], groups: dict[str, int]) -> tuple[float, int]:
+def calibrated_distance(vectors: np.ndarray, paths: list[str], groups: dict[str, int]) -> tuple[float, int]:
     """(duplicate distance, pairs it was calibrated on): the DUPLICATE_QUANTILE of the cosine distances between
     members of the audit's duplicate sets in this embedding, or IDENTICAL with fewer than MIN_PAIRS (a fixed
     distance would mean something else in every embedding)."""
