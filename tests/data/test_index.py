@@ -21,8 +21,10 @@ def test_manifest_has_a_row_per_file_of_every_part(tiny_twin, tmp_path: Path) ->
     out = tmp_path / "m.parquet"
     table = build_index(tiny_twin.root, workers=2, out=out)
     parts = Counter(zip(table.column("part").to_pylist(), table.column("kind").to_pylist()))
-    assert parts == {("labeled", "image"): 72, ("segmented", "image"): 6, ("segmented", "mask"): 6,
-                     ("unlabeled", "image"): 8, ("videos", "video"): 3}
+    segmented = len(tiny_twin.segmented)
+    assert parts == {("labeled", "image"): sum(tiny_twin.per_class.values()), ("segmented", "image"): segmented,
+                     ("segmented", "mask"): segmented, ("unlabeled", "image"): tiny_twin.unlabeled,
+                     ("videos", "video"): len(tiny_twin.videos)}
     rows = table.to_pylist()
     labeled = [r for r in rows if r["part"] == "labeled"]
     assert all(r["fold2"] == tiny_twin.folds2[Path(r["path"]).name] for r in labeled)
