@@ -43,20 +43,27 @@ class FrozenBatchNorm(L.Callback):
 
 class EpochHistory(L.Callback):
     """One row per epoch from the module's ``epoch_row()`` plus throughput and learning rate, written as
-    ``metrics.json`` and ``metrics.csv`` before the epoch's checkpoint is saved (so a resume restores it)."""
+    ``metrics.json`` and ``metrics.csv`` before the epoch's checkpoint is saved (so a resume restores it).
+
+    ``train_images_per_s`` is the training images of all processes over the training steps' wall time (loading
+    included, validation excluded); ``epoch_s`` is the whole epoch, validation included."""
 
     def __init__(self, run: Path) -> None:
-        self.run, self.rows, self.started = run, [], 0.0
+        self.run, self.rows, self.started, self.trained_until = run, [], 0.0, 0.0
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.started = time.perf_counter()
+        self.started = self.trained_until = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        self.trained_until = time.perf_counter()
 
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        seconds = time.perf_counter() - self.started
+        training = self.trained_until - self.started
         row = {"epoch": trainer.current_epoch, **module.epoch_row()}
-        row["images_per_s"] = row.get("train_images", 0) / seconds if seconds else 0.0
+        row["train_images_per_s"] = row.get("train_images", 0) / training if training > 0 else 0.0
+        row["epoch_s"] = time.perf_counter() - self.started
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
         if trainer.is_global_zero:

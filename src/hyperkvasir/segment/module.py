@@ -210,7 +210,7 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False, progress: bo
     history = json.loads((folder.path / "metrics.json").read_text())
     metrics |= {"encoder": config.model, "scheme": config.scheme, "weights_from": checkpoint.get("weights_from"),
                 "best_epoch": checkpoint["epoch"], "world_size": trainer.world_size,
-                "train_images_per_s": float(np.mean([h["images_per_s"] for h in history]))}
+                "train_images_per_s": float(np.mean([h["train_images_per_s"] for h in history]))}
     with atomic_write(folder.path / "metrics-test.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
     return metrics
