@@ -29,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from _common import all_pairs_reference
 
 from hyperkvasir.data.audit import (
     NEAR_DUPLICATE_THRESHOLD,
     PIXELS_NAME,
     DuplicateGroup,
-    all_pairs_reference,
+    leakage,
     merge_groups,
     near_pairs,
 )
@@ -131,8 +132,6 @@ def group_distances(report: dict, work: Path) -> dict:
 def split_unit_figures(report: dict, grouped_csv: Path) -> dict:
     """Split units (connected components of every confirmed pair) and the confirmed pairs that grouped-2fold
     leaves across its folds (must be 0)."""
-    from hyperkvasir.data.audit import leakage
-
     groups = {name: [DuplicateGroup(**g) for g in report[name]]
               for name in ("exact_groups", "near_units", "labeled_near_units")}
     units = merge_groups(groups["exact_groups"] + groups["near_units"])

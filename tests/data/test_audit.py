@@ -1,14 +1,34 @@
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from hyperkvasir.data.audit import (
     NEAR_DUPLICATE_THRESHOLD,
-    all_pairs_reference,
     audit,
     near_pairs,
 )
+
+
+def _pairs_by_definition(hashes: np.ndarray, threshold: int) -> np.ndarray:
+    """Every pair i < j whose hashes differ in at most ``threshold`` of their 64 bits, each pair compared: bits
+    counted by unpacking bytes, not by the popcount the search uses."""
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    found = []
+    for start in range(0, len(hashes), 256):
+        xor = hashes[start : start + 256, None] ^ hashes[None, :]
+        distance = np.unpackbits(xor.view(np.uint8).reshape(*xor.shape, 8), axis=-1).sum(-1)
+        i, j = np.nonzero(distance <= threshold)
+        i = i + start
+        found.append(np.stack([i[i < j], j[i < j]], axis=1))
+    return np.unique(np.concatenate(found), axis=0).astype(np.int64)
 
 
 def test_near_pairs_equals_all_pairs_on_random_and_planted_hashes() -> None:
@@ -20,7 +40,7 @@ def test_near_pairs_equals_all_pairs_on_random_and_planted_hashes() -> None:
             planted[i] ^= np.uint64(1) << np.uint64(int(bit))
     hashes = np.concatenate([hashes, planted])
     for threshold in (0, 2, 6, NEAR_DUPLICATE_THRESHOLD, 13):
-        fast, slow = near_pairs(hashes, threshold), all_pairs_reference(hashes, threshold)
+        fast, slow = near_pairs(hashes, threshold), _pairs_by_definition(hashes, threshold)
         assert np.array_equal(fast, slow), threshold
         assert len(fast) > 0
 
@@ -106,7 +126,8 @@ def test_real_sample_black_box_label_conflicts_and_duplicates(real_audit) -> Non
     assert all(all(cls.startswith("ulcerative-colitis") for cls in pair) for pair in conflicting)
     segmented_pairs = [g for g in real_audit.duplicate_sets() if sum(p == "segmented" for p in g.parts) > 1]
     assert segmented_pairs, "Kvasir-SEG holds near-identical images of its own"
-    assert real_audit.overlaps["segmented-in-labeled"]["exact"] + real_audit.overlaps["segmented-in-labeled"]["near"] > 50
+    overlap = real_audit.overlaps["segmented-in-labeled"]
+    assert overlap["exact"] + overlap["near"] > 50
     official = real_audit.kvasir_seg_official
     assert official["in_official_lists"] == 300 and official["groups_straddling"] >= 0
 
@@ -169,7 +190,8 @@ def test_an_unlabeled_frame_resembling_two_labeled_images_does_not_join_them() -
     """A (polyps, fold 0) and B (cecum, fold 1) are 16 bits apart; an unlabeled frame U sits 8 bits from each.
     The all-parts near group may hold all three (within 2 × 10 bits), but the labeled sets, which decide label
     conflicts, leakage and grouped-2fold, come from labeled-labeled evidence only."""
-    from hyperkvasir.data.audit import AuditReport, _groups
+    from hyperkvasir.data.audit import AuditReport
+    from hyperkvasir.data.audit.groups import collect_evidence
 
     thumbnail = bytes(range(256))  # one picture up to the hash: every candidate pair is confirmed
     rows = [{"path": f"{name}.jpg", "sha256": name, "part": part, "class": cls, "fold2": fold, "fold5": fold}
@@ -177,7 +199,7 @@ def test_an_unlabeled_frame_resembling_two_labeled_images_does_not_join_them() -
                                           ("u", "unlabeled", None, None))]
     features = {"a": {"phash": 0, "thumbnail": thumbnail}, "u": {"phash": 0xFF, "thumbnail": thumbnail},
                 "b": {"phash": 0xFFFF, "thumbnail": thumbnail}}
-    evidence = _groups(rows, features, NEAR_DUPLICATE_THRESHOLD, 0.95)
+    evidence = collect_evidence(rows, features, NEAR_DUPLICATE_THRESHOLD, 0.95)
     assert [g.files for g in evidence.near] == [["a.jpg", "b.jpg", "u.jpg"]] and not evidence.exact
     assert evidence.labeled_near == [] and evidence.labeled_near_units == [] and evidence.labeled_pairs == []
     report = AuditReport(NEAR_DUPLICATE_THRESHOLD, 0.95, {}, evidence.exact, evidence.near, evidence.labeled_near,
@@ -186,7 +208,7 @@ def test_an_unlabeled_frame_resembling_two_labeled_images_does_not_join_them() -
 
 
 def test_the_audit_is_kept_until_the_tree_or_its_parameters_change(twin_copy, monkeypatch) -> None:
-    import hyperkvasir.data.audit as audit_module
+    import hyperkvasir.data.audit.compute as audit_module
 
     calls = []
     real = audit_module.pixel_features
@@ -201,3 +223,43 @@ def test_the_audit_is_kept_until_the_tree_or_its_parameters_change(twin_copy, mo
         g.files for g in audit(twin_copy, workers=1).exact_groups]
     (twin_copy / ".hyperkvasir" / "audit.json").write_text("{not json")
     assert audit(twin_copy, workers=1).exact_groups and len(calls) == 4, "a damaged cache is audited again"
+
+
+_KEY_OF_EVERY_CHANGE = """
+import json, sys
+from pathlib import Path
+import pyarrow as pa
+from hyperkvasir.data.audit import cache
+package = Path(sys.argv[1])
+assert Path(cache.__file__).is_relative_to(package), cache.__file__
+cache_key = cache.cache_key
+manifest = pa.table({"path": ["a.jpg"], "sha256": ["0" * 64], "mtime_ns": [1]})
+keys = {"unchanged": cache_key(manifest, 10, 0.95)}
+for path in map(Path, json.loads(sys.argv[2])):
+    source = path.read_bytes()
+    path.write_bytes(source + b"# changed\\n")
+    keys[path.name] = cache_key(manifest, 10, 0.95)
+    path.write_bytes(source)
+(package / "audit" / "added.py").write_text("# a module added to the audit\\n")
+keys["added.py"] = cache_key(manifest, 10, 0.95)
+print(json.dumps(keys))
+"""
+
+
+def test_the_audit_key_changes_with_the_code_of_every_audit_module(tmp_path) -> None:
+    """In a copy of the package: a comment appended to any module of the audit package, or to the pixel detectors,
+    the taxonomy or the Kvasir-SEG lists reader, or a module added to the package, is a new key."""
+    import hyperkvasir
+
+    copy = Path(shutil.copytree(Path(hyperkvasir.__file__).parent, tmp_path / "hyperkvasir",
+                                ignore=shutil.ignore_patterns("__pycache__")))
+    data = copy / "data"
+    modules = sorted((data / "audit").glob("*.py")) + [data / name for name in (
+        "pixels.py", "taxonomy.py", "kvasir_seg_lists.py")]
+    assert len(modules) >= 9
+    done = subprocess.run([sys.executable, "-c", _KEY_OF_EVERY_CHANGE, str(data), json.dumps(list(map(str, modules)))],
+                          capture_output=True, text=True, timeout=120, env=os.environ | {"PYTHONPATH": str(tmp_path)},
+                          cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr
+    keys = json.loads(done.stdout)
+    assert len(keys) == len(modules) + 2 and len(set(keys.values())) == len(keys), keys

@@ -71,7 +71,8 @@ def test_kvasir_seg_official_split_on_real_names(real_tree: Path, tmp_path: Path
     assert set(carved.train) | set(carved.val) == set(split.train) and 20 <= len(carved.val) <= 34
     assert main(["splits", str(real_tree), "--scheme", "kvasir-seg-official", "--out", str(tmp_path / "s.csv")]) == 0
     lines = (tmp_path / "s.csv").read_text().splitlines()
-    assert lines[0] == "file-name;subset" and len(lines) == 301 and {l.split(";")[1] for l in lines[1:]} == {"train", "test"}
+    assert lines[0] == "file-name;subset" and len(lines) == 301
+    assert {line.split(";")[1] for line in lines[1:]} == {"train", "test"}
 
 
 def test_kvasir_seg_official_split_refuses_uuid_names(tiny_twin) -> None:

@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import csv
 import random
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hyperkvasir.data.audit import AuditReport, audit, leakage
 from hyperkvasir.data.imaging import atomic_write
+from hyperkvasir.data.kvasir_seg_lists import kvasir_seg_official_ids
 from hyperkvasir.data.layout import SPLIT_HEADER, Release, read_split_csv
 from hyperkvasir.data.taxonomy import ClassInfo, lookup
 from hyperkvasir.errors import DataError, HyperKvasirError
-
-if TYPE_CHECKING:
-    from hyperkvasir.data.audit import AuditReport
 
 SCHEMES = ("official-2fold", "official-5fold", "grouped-2fold")
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -153,11 +151,7 @@ def split_units(root: Path, report: AuditReport | None = None) -> dict[str, int]
 
 def _report(root: str | Path, report: AuditReport | None) -> AuditReport:
     """``report``, or the audit of ``root`` when the caller has none."""
-    if report is not None:
-        return report
-    from hyperkvasir.data.audit import audit
-
-    return audit(root)
+    return report if report is not None else audit(root)
 
 
 def ambiguous_files(release: Release) -> dict[str, list[Path]]:
@@ -210,8 +204,6 @@ def protocol_subsets(root: str | Path, split: SplitAssignment, test_fold: int, p
 def assignment_leakage(root: str | Path, split: SplitAssignment, report: AuditReport | None = None) -> dict:
     """The audit's leakage figures (:func:`hyperkvasir.data.audit.leakage`) for ``split``: confirmed pairs of
     labeled images in different folds, and the audit's split units too large to place without skewing a class."""
-    from hyperkvasir.data.audit import leakage
-
     report = _report(root, report)
     fold_of = {path: split.files[Path(path).name][1] for pair in report.labeled_pairs for path in pair
                if Path(path).name in split.files}
@@ -233,8 +225,6 @@ def grouped_assignment(
     group_ids = np.asarray([groups.get(p.name, 1_000_000 + i) for i, p in enumerate(files)])
     labels = np.asarray([c.index for c in classes])
     folds = np.zeros(len(files), dtype=int)
-    import warnings
-
     with warnings.catch_warnings():  # rare classes have fewer members than folds, as in the release
         warnings.simplefilter("ignore", UserWarning)
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
@@ -313,12 +303,6 @@ def _segmented_buckets(root: Path, names: list[str], report: AuditReport | None)
     for name in names:
         buckets[set_of.get(name, name)].append(name)
     return buckets
-
-
-def kvasir_seg_official_ids() -> dict[str, frozenset[str]]:
-    """Kvasir-SEG's official 880 train / 120 test image IDs (``data/kvasir_seg/SOURCE.md``)."""
-    folder = resources.files("hyperkvasir.data") / "kvasir_seg"
-    return {subset: frozenset((folder / f"{subset}.txt").read_text().split()) for subset in ("train", "test")}
 
 
 def kvasir_seg_official_split(root: str | Path) -> SegmentationSplit:
