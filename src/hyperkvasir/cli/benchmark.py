@@ -11,6 +11,7 @@ from rich.text import Text
 from hyperkvasir.cli.classify import _FREEZE_BATCHNORM_HELP, _REVIEWS_HELP, _REVIEWS_ON_TEST_HELP, _train_config
 from hyperkvasir.cli.common import _RECIPE_HELP, _SYNC_BATCHNORM_HELP, _WORKERS_HELP, _log_to_stderr, app
 from hyperkvasir.cli.console import out, progress_bar
+from hyperkvasir.cli.flags import refuse_unfit
 from hyperkvasir.cli.segment import _segment_config
 
 
@@ -62,13 +63,7 @@ def benchmark(
              "--exclude-conflicts": exclude_conflicts, "--select-on-train": select_on_train or None,
              "--mask-corners": mask_corners, "--seeds": seeds, "--protocol": protocol, "--force": force or None,
              "--average": average, "--reviews": reviews, "--reviews-on-test": reviews_on_test}
-    applies = {"classify": {"--config", "--scheme", "--optimizer", "--exclude-conflicts", "--mask-corners",
-                            "--seeds", "--protocol", "--force", "--average", "--reviews", "--reviews-on-test"},
-               "segment": {"--config", "--scheme"}, "video": {"--select-on-train"}}[task]
-    refused = [flag for flag, value in given.items() if value is not None and flag not in applies]
-    if refused:
-        raise typer.BadParameter(f"{', '.join(refused)} does not apply to --task {task}; drop it",
-                                 param_hint=refused[0])
+    refuse_unfit("benchmark", task, given, f"--task {task}")
     names = [m.strip() for m in (models or _default_model(task, config_file)).split(",") if m.strip()]
     if not names:
         raise typer.BadParameter(f"{models!r} names no model; give one or more comma-separated names",

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from hyperkvasir.cli.common import app
 from hyperkvasir.cli.console import err, out, progress_bar
+from hyperkvasir.cli.flags import predict_target, refuse_unfit
 
 
 def _report(summary: dict, line: str, skipped: list[str], as_json: bool) -> None:
@@ -65,18 +66,13 @@ def predict(
     check_device(device)
     task = checkpoint_task(checkpoint)
     videos = task == "video" or (task == "classify" and wants_videos(inputs, part))
-    image_only = {"--pseudo-labels": pseudo_labels, "--threshold": threshold, "--max-per-class": max_per_class,
-                  "--gradcam": gradcam}
-    given = {**({} if task == "classify" and not videos else image_only),
-             **({} if task == "classify" else {"--tta": tta}), **({} if videos else {"--every": every})}
+    described = "videos" if videos and task == "classify" else f"a {task} checkpoint"
     if task == "video" and part not in (None, VIDEO_PART):
-        given["--part"] = part
-    refused = [flag for flag, value in given.items() if value is not None]
-    if refused:
-        extra = f" (it scores videos: --part {VIDEO_PART} or video files)" if "--part" in given else ""
-        raise typer.BadParameter(f"{', '.join(refused)} does not apply to "
-                                 f"{'videos' if videos and task == 'classify' else f'a {task} checkpoint'}{extra}; "
-                                 f"drop it", param_hint=refused[0])
+        raise typer.BadParameter(f"--part does not apply to {described} (it scores videos: --part {VIDEO_PART} or "
+                                 f"video files); drop it", param_hint="--part")
+    refuse_unfit("predict", predict_target(task, videos), {
+        "--pseudo-labels": pseudo_labels, "--threshold": threshold, "--max-per-class": max_per_class,
+        "--gradcam": gradcam, "--tta": tta, "--every": every}, described)
     out_path = out_path or Path("predictions.parquet" if task == "classify" and not videos else "predictions")
     require_output(out_path, folder=videos or task != "classify")
     workers = loader_workers(workers)
