@@ -5,8 +5,8 @@ The notebook face (``HyperKvasirClassification``, ``HyperKvasirSegmentation``, `
 """
 
 from hyperkvasir.data.taxonomy import CLASSES, ClassInfo, lookup
+from hyperkvasir.version import __version__
 
-__version__ = "0.2.0"
 _API = ("HyperKvasirClassification", "HyperKvasirSegmentation", "HyperKvasirVideoFrames", "load_model")
 __all__ = ["CLASSES", "ClassInfo", "lookup", "__version__", *_API]
 

@@ -19,7 +19,7 @@ app = typer.Typer(
 def _print_version(asked: bool) -> None:
     """``--version`` answers before any command runs (an eager option)."""
     if asked:
-        from hyperkvasir import __version__
+        from hyperkvasir.version import __version__
 
         typer.echo(f"hyperkvasir {__version__}")
         raise typer.Exit()

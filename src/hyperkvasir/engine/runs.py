@@ -135,7 +135,7 @@ def checkpoint_config(checkpoint: dict, path: str | Path, config_type: type, mod
     """The run config a checkpoint of :func:`load_checkpoint` carries, as ``config_type``. An option this version
     does not know, or a model outside ``models`` (the task's registry), means a newer toolkit wrote it: refused by
     name rather than guessed at."""
-    from hyperkvasir import __version__
+    from hyperkvasir.version import __version__
 
     config = checkpoint["hyper_parameters"].get("config")
     known = {field.name for field in dataclasses.fields(config_type)}

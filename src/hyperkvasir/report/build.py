@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from hyperkvasir import __version__
+from hyperkvasir.version import __version__
 from hyperkvasir.data.audit import audit
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import build_index
