@@ -10,18 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from importlib import metadata
 from pathlib import Path
+
+from hyperkvasir.version import __version__
 
 # Config keys that name where a run goes or how it is scheduled, not what it computes.
 NOT_HASHED = frozenset({"out", "fold", "model", "workers", "device", "root", "cache"})
-
-
-def version() -> str:
-    try:
-        return metadata.version("hyperkvasir")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def git_revision() -> str | None:
@@ -76,6 +70,6 @@ def weights_record(weights_from: str | None) -> dict:
 def provenance(config: dict, *, root: str | Path, weights_from: str | None, world_size: int,
                per_device_batch: int) -> dict:
     """The ``provenance`` record of a run's metrics file."""
-    return {"version": version(), "git_revision": git_revision(), "tree_key": tree_key(root),
+    return {"version": __version__, "git_revision": git_revision(), "tree_key": tree_key(root),
             "config_hash": config_hash(config), "weights": weights_record(weights_from), "world_size": world_size,
             "per_device_batch": per_device_batch, "effective_batch": per_device_batch * world_size}

@@ -19,7 +19,8 @@ from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError, require_ran
 from hyperkvasir.metrics.classification import SUMMARY_KEYS, average_folds, classification_metrics, scored_metrics
 from hyperkvasir.metrics.intervals import INTERVAL_KEYS, fold_average, percentile_interval, resampled
 from hyperkvasir.metrics.ordinal import ORDINAL_KEYS, resampled_ordinal, uc_positions
-from hyperkvasir.provenance import config_hash, differing_keys, git_revision, tree_key, version
+from hyperkvasir.provenance import config_hash, differing_keys, git_revision, tree_key
+from hyperkvasir.version import __version__
 
 if TYPE_CHECKING:
     from hyperkvasir.data.audit import AuditReport
@@ -198,7 +199,7 @@ def _claim(out: Path, base: TrainConfig, root: Path, force: bool) -> dict:
     from hyperkvasir.outputs import mark, remove_folder
 
     config = dataclasses.asdict(base)
-    record = {"config": config, "provenance": {"version": version(), "git_revision": git_revision(),
+    record = {"config": config, "provenance": {"version": __version__, "git_revision": git_revision(),
                                                "tree_key": tree_key(root), "config_hash": config_hash(config)}}
     path = out / BENCHMARK_RECORD
     from hyperkvasir.engine.runs import global_rank
