@@ -52,7 +52,7 @@ def black_box_score(rgb: np.ndarray) -> float:
     """Height (share of the frame) of a flat-topped black region standing on the bottom edge and reaching the left
     edge; 0 if none, or if it is no more than twice the black band that runs along the whole bottom edge of many
     frames."""
-    grid = np.asarray(Image.fromarray(rgb).resize((_GRID, _GRID), Image.BOX), dtype=np.int16)
+    grid = np.asarray(Image.fromarray(rgb).resize((_GRID, _GRID), Image.Resampling.BOX), dtype=np.int16)
     bottom_up = (grid.max(axis=2) < _DARK)[_GRID // 2 :][::-1]
     padded = np.vstack([bottom_up, np.zeros((1, _GRID), bool)])
     runs = np.argmin(padded, axis=0)  # consecutive dark rows from the bottom, per column
@@ -74,7 +74,7 @@ def hash_crop(image: Image.Image) -> Image.Image:
 
 def thumbnail(centre: Image.Image) -> bytes:
     """16 × 16 greyscale area-average of the hash crop, the confirming evidence for a near pair."""
-    grey = centre.convert("L").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.BOX)
+    grey = centre.convert("L").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX)
     return np.asarray(grey, dtype=np.uint8).tobytes()
 
 

@@ -4,7 +4,7 @@ place, duplicate sets that carry two labels, and sets that straddle Kvasir-SEG's
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from hyperkvasir.data.kvasir_seg_lists import kvasir_seg_official_ids
 LARGE_UNIT_SHARE = 0.05
 
 
-def leakage(pairs: Iterable[Sequence[str]], fold_of: dict[str, int | None]) -> dict:
+def leakage(pairs: Iterable[Sequence[str]], fold_of: Mapping[str, int | None]) -> dict:
     """Leakage of a fold assignment, counted per confirmed pair: ``pairs`` whose two images lie in different folds
     (``fold_pairs``: how many between each two folds), the ``images`` they touch, and the duplicate ``groups``
     (connected components of those pairs' evidence) that span folds."""
@@ -33,7 +33,7 @@ def leakage(pairs: Iterable[Sequence[str]], fold_of: dict[str, int | None]) -> d
             "fold_pairs": dict(sorted(across.items()))}
 
 
-def _spanning_units(pairs: list[tuple[str, ...]], fold_of: dict[str, int | None]) -> int:
+def _spanning_units(pairs: list[tuple[str, ...]], fold_of: Mapping[str, int | None]) -> int:
     """How many connected components of ``pairs`` hold images of more than one fold."""
     names = sorted({name for pair in pairs for name in pair})
     if not names:
