@@ -27,6 +27,9 @@ PARITY_TOLERANCE = 1e-4  # max |Δ probability| between the export and PyTorch o
 class Deployable(nn.Module):
     """Normalisation, the network and its output activation in one graph."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, network: nn.Module, mean, std, activation: str) -> None:
         super().__init__()
         self.network, self.activation = network.eval(), activation
@@ -87,7 +90,8 @@ def _write_checked(model: Deployable, fmt: str, probe: torch.Tensor, reference: 
             raise HyperKvasirError("ONNX export needs onnx and onnxruntime: "
                                    "pip install 'hyperkvasir[export]'") from None
         target = folder / "model.onnx"
-        torch.onnx.export(model, (probe[:1],), buffer, dynamo=False, input_names=["pixels"],
+        # the TorchScript-based exporter (dynamo=False) writes to any file object; torch annotates paths only
+        torch.onnx.export(model, (probe[:1],), buffer, dynamo=False, input_names=["pixels"],  # type: ignore[arg-type]
                           output_names=["probabilities"], dynamic_axes={"pixels": {0: "batch"}}, opset_version=17)
         session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
         produced = session.run(None, {"pixels": probe.numpy()})[0]

@@ -454,7 +454,7 @@ def ensure_parts(root: str | Path, parts: tuple[str, ...], *, download_missing: 
         archive = ARCHIVES.get(part)
         places = (root / archive.name, _downloads_dir(root) / archive.name) if archive else ()
         local = [p for p in places if p.is_file()]
-        if local:
+        if archive is not None and local:
             with _one_at_a_time(root):
                 if not _present(root, part):  # another run may have extracted it meanwhile
                     if not trust_archive:

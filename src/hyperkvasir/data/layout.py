@@ -255,14 +255,14 @@ def read_bounding_boxes(path: str | Path) -> dict[str, BoxEntry]:
         where = f"entry {stem!r}"
         if not isinstance(entry, dict) or not isinstance(entry.get("bbox"), list):
             raise ReleaseFormatError(path, f"{where}: expected an object with a 'bbox' list")
-        size = _json_ints(path, where, entry, ("width", "height"))
+        width, height = _json_ints(path, where, entry, ("width", "height"))
         boxes = []
         for number, box in enumerate(entry["bbox"]):
             if not isinstance(box, dict):
                 raise ReleaseFormatError(path, f"{where}: box {number} is not an object")
             coords = _json_ints(path, f"{where} box {number}", box, ("xmin", "ymin", "xmax", "ymax"))
             boxes.append(Box(str(box.get("label", "polyp")), *coords))
-        entries[stem.removesuffix(".jpg")] = BoxEntry(stem.removesuffix(".jpg"), *size, tuple(boxes))
+        entries[stem.removesuffix(".jpg")] = BoxEntry(stem.removesuffix(".jpg"), width, height, tuple(boxes))
     return entries
 
 
@@ -306,9 +306,10 @@ def read_video_metadata(path: str | Path) -> list[VideoMetadata]:
     path = Path(path)
     rows = []
     for number, row in _read_table(path, ";", VIDEO_METADATA_HEADER, exact=True):
-        ints = [_int_at(path, number, key, row[key]) for key in VIDEO_METADATA_HEADER[2:]]
+        width, height, frames, fps, length_s, kilobytes = (_int_at(path, number, key, row[key])
+                                                           for key in VIDEO_METADATA_HEADER[2:])
         finding = None if row["finding"] in ("", "None") else row["finding"]
-        rows.append(VideoMetadata(row["file-name"], finding, *ints, line=number))
+        rows.append(VideoMetadata(row["file-name"], finding, width, height, frames, fps, length_s, kilobytes, number))
     return rows
 
 

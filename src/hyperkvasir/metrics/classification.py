@@ -29,21 +29,21 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
     """Metrics of one fold; ``y_true``/``y_pred`` are class indices (taxonomy order, 0–22, unless ``names``
     gives another class list, e.g. the video classes)."""
     names = list(names) if names is not None else [c.folder for c in CLASSES]
-    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
-    if len(y_true) == 0 or len(y_true) != len(y_pred):
-        raise ValueError(f"need equally long, non-empty label lists (got {len(y_true)} and {len(y_pred)})")
-    labels = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
-    out: dict = {"n": int(len(y_true)), "accuracy": float(accuracy_score(y_true, y_pred))}
+    true, predicted = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    if len(true) == 0 or len(true) != len(predicted):
+        raise ValueError(f"need equally long, non-empty label lists (got {len(true)} and {len(predicted)})")
+    labels = sorted(set(true.tolist()) | set(predicted.tolist()))
+    out: dict = {"n": int(len(true)), "accuracy": float(accuracy_score(true, predicted))}
     for average in ("macro", "micro"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average,
+        p, r, f, _ = precision_recall_fscore_support(true, predicted, labels=labels, average=average,
                                                      zero_division=0)
         out |= {f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)}
-    out["mcc"] = float(matthews_corrcoef(y_true, y_pred))
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    out["mcc"] = float(matthews_corrcoef(true, predicted))
+    p, r, f, s = precision_recall_fscore_support(true, predicted, labels=labels, average=None, zero_division=0)
     out["per_class"] = {names[label]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                                                 "support": int(s[i])} for i, label in enumerate(labels)}
     out["confusion_matrix"] = {"labels": [names[label] for label in labels],
-                               "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()}
+                               "matrix": confusion_matrix(true, predicted, labels=labels).tolist()}
     return out
 
 
@@ -86,6 +86,7 @@ def plot_confusion_matrix(metrics: dict, path, title: str = "") -> None:
     labels = metrics["confusion_matrix"]["labels"]
     matrix = np.asarray(metrics["confusion_matrix"]["matrix"], dtype=float)
     share = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+
     def letter(name: str) -> str:  # the paper's letters for the 23 image classes, numbers otherwise
         try:
             return lookup(name).letter
@@ -98,7 +99,7 @@ def plot_confusion_matrix(metrics: dict, path, title: str = "") -> None:
     ax.set_xticks(range(len(labels)), letters)
     ax.set_yticks(range(len(labels)), [f"{letter} {name}" for letter, name in zip(letters, labels)], fontsize=7)
     for i, j in zip(*np.nonzero(matrix)):
-        ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=6,
+        ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=6,
                 color="white" if share[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")

@@ -69,9 +69,9 @@ def metrics_from_confusion(matrices: np.ndarray) -> dict[str, np.ndarray]:
 def resampled(y_true: Sequence[int], y_pred: Sequence[int], *, classes: int, resamples: int = RESAMPLES,
               seed: int = 0) -> dict[str, np.ndarray]:
     """Each metric over ``resamples`` stratified resamples of one test set (arrays of shape (resamples,))."""
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    indices = stratified_indices(y_true, resamples, seed)
-    return metrics_from_confusion(confusion_matrices(y_true, y_pred, indices, classes))
+    true, predicted = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    indices = stratified_indices(true, resamples, seed)
+    return metrics_from_confusion(confusion_matrices(true, predicted, indices, classes))
 
 
 def percentile_interval(values: np.ndarray, level: float = LEVEL) -> list[float]:
@@ -83,15 +83,16 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL) -> list[float]
 def mean_interval(values: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0) -> list[float]:
     """95 % bootstrap interval of the mean of per-image values (e.g. per-image Dice), images drawn with
     replacement."""
-    values = np.asarray(values, dtype=np.float64)
-    draws = np.random.default_rng(seed).choice(values, size=(resamples, len(values))).mean(1)
+    sample = np.asarray(values, dtype=np.float64)
+    draws = np.random.default_rng(seed).choice(sample, size=(resamples, len(sample))).mean(1)
     return percentile_interval(draws)
 
 
-def intervals(draws: dict[str, np.ndarray], names: Sequence[str] | None = None) -> dict:
+def intervals(draws: dict[str, np.ndarray], names: Sequence[str | None] | None = None) -> dict:
     """``<key>_ci`` for each headline metric, and ``per_class_f1_ci`` ({class name: [low, high]}) when ``names``
     gives the class of each column of the per-class F1 draws (only classes present in truth get one)."""
-    out = {f"{key}_ci": percentile_interval(draws[key]) for key in INTERVAL_KEYS}
+    out: dict[str, list[float] | dict[str, list[float]]] = {f"{key}_ci": percentile_interval(draws[key])
+                                                            for key in INTERVAL_KEYS}
     if names is not None:
         out["per_class_f1_ci"] = {name: percentile_interval(draws["per_class_f1"][:, i]) for i, name in
                                   enumerate(names) if name is not None}

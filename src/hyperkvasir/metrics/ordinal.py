@@ -30,11 +30,11 @@ ORDINAL_KEYS = ("uc_qwk", "uc_mae", "uc_within_one")
 def uc_positions(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Positions on the UC scale of the images whose truth is a UC grade: (true positions, predicted positions,
     −1 where the prediction is not a grade)."""
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    size = max(max(UC_SCALE), int(np.max(y_true, initial=0)), int(np.max(y_pred, initial=0))) + 1
+    true_class, predicted_class = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    size = max(max(UC_SCALE), int(np.max(true_class, initial=0)), int(np.max(predicted_class, initial=0))) + 1
     position = np.full(size, -1, dtype=np.int64)
     position[list(UC_SCALE)] = np.arange(len(UC_SCALE))
-    true, pred = position[y_true], position[y_pred]
+    true, pred = position[true_class], position[predicted_class]
     graded = true >= 0
     return true[graded], pred[graded]
 

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -86,7 +87,8 @@ def keys_that_may_differ(model: nn.Module, timm_name: str, prefix: str = "") -> 
     import timm
 
     reference = timm.create_model(timm_name, pretrained=False)
-    full, head = set(reference.state_dict()), reference.pretrained_cfg.get("classifier") or ""
+    pretrained_cfg = cast(dict, reference.pretrained_cfg)  # timm sets this dict on every model it creates
+    full, head = set(reference.state_dict()), pretrained_cfg.get("classifier") or ""
     own = {k.removeprefix(prefix) for k in model.state_dict() if k.startswith(prefix)}
     return {prefix + k for k in (full - own) | {k for k in full if head and k.startswith(f"{head}.")}}
 

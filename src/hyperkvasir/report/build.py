@@ -12,7 +12,6 @@ from pathlib import Path
 
 import jinja2
 
-from hyperkvasir.version import __version__
 from hyperkvasir.data.audit import audit
 from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import build_index
@@ -29,6 +28,7 @@ from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.outputs import staged_folder
 from hyperkvasir.report import figures as fig
 from hyperkvasir.report.labeling import labeling_section
+from hyperkvasir.version import __version__
 
 SAMPLES_PER_CLASS = 6
 WORST_GROUPS = 6

@@ -36,7 +36,7 @@ def plant_labeled_faults(
     image-labels.csv row."""
     rng = np.random.default_rng((seed, 5))
     faults: list[dict] = []
-    by_class = {}
+    by_class: dict[str, list[LabeledImage]] = {}
     for image in images:
         by_class.setdefault(image.cls.folder, []).append(image)
 
@@ -82,7 +82,7 @@ def plant_segmented_faults(root: Path, chosen: list[LabeledImage], boxes: dict[s
     resized = chosen[0]
     mask_path = root / "segmented-images" / "masks" / f"{resized.stem}.jpg"
     with Image.open(mask_path) as mask:
-        smaller = mask.resize((mask.width // 2, mask.height // 2), Image.NEAREST)
+        smaller = mask.resize((mask.width // 2, mask.height // 2), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     smaller.save(buffer, "JPEG", quality=90)
     mask_path.write_bytes(buffer.getvalue())

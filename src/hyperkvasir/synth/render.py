@@ -88,7 +88,7 @@ class Canvas:
     def smooth_noise(self, cells: int) -> np.ndarray:
         """Smooth noise in [0, 1] from a coarse random grid upsampled bicubically."""
         coarse = self.rng.random((cells, max(2, cells * self.w // self.h))).astype(np.float32)
-        image = Image.fromarray((coarse * 255).astype(np.uint8)).resize((self.w, self.h), Image.BICUBIC)
+        image = Image.fromarray((coarse * 255).astype(np.uint8)).resize((self.w, self.h), Image.Resampling.BICUBIC)
         return np.asarray(image, dtype=np.float32) / 255.0
 
     def paint(self, alpha: np.ndarray, color: tuple[float, float, float]) -> None:
@@ -116,6 +116,11 @@ class Canvas:
 
 
 # --------------------------------------------------------------------------------------------- scene parts
+def _filled(outline: Polygon) -> Callable[[ImageDraw.ImageDraw], None]:
+    """What :meth:`Canvas.layer` draws for a filled outline (bound now, so a loop can pass each of its own)."""
+    return lambda d: d.polygon(outline, fill=255)
+
+
 def _mucosa(c: Canvas, tissue: str, folds: float = 0.12) -> None:
     xs, ys = c.grid()
     base = np.asarray(_TISSUE[tissue], np.float32) + c.rng.normal(0, 8, 3).astype(np.float32)
@@ -174,7 +179,7 @@ def _debris(c: Canvas, coverage: float, color: tuple[int, int, int] = (112, 66, 
 
 def _polyp(c: Canvas, cx: float, cy: float, radius: float, color: tuple[int, int, int]) -> Polygon:
     outline = c.blob(cx, cy, radius)
-    inside = c.layer(lambda d: d.polygon(outline, fill=255))
+    inside = c.layer(_filled(outline))
     xs, ys = c.grid()
     dome = np.clip(1 - np.hypot(xs - cx, ys - cy) / (radius * 1.3), 0, 1)
     c.paint(inside * 0.85, color)
@@ -274,7 +279,7 @@ def _cue_dyed_margins(c: Canvas) -> None:
     _dye(c, c.rng.uniform(0.4, 0.7))
     x, y, r = c.rng.uniform(0.4, c.w / c.h - 0.4), c.rng.uniform(0.35, 0.65), c.rng.uniform(0.12, 0.22)
     outline = c.blob(x, y, r, roughness=0.3)
-    crater = c.layer(lambda d: d.polygon(outline, fill=255), blur=1.5)
+    crater = c.layer(_filled(outline), blur=1.5)
     c.paint(0.8 * crater, (235, 205, 190))
     c.paint(0.5 * crater * c.smooth_noise(16), (170, 40, 45))
 
@@ -328,7 +333,7 @@ def _cue_hemorrhoids(c: Canvas) -> None:
     for _ in range(int(c.rng.integers(1, 4))):
         x, y, r = c.rng.uniform(0.2, c.w / c.h - 0.2), c.rng.uniform(0.2, 0.8), c.rng.uniform(0.07, 0.13)
         outline = c.blob(x, y, r)
-        c.paint(0.75 * c.layer(lambda d, outline=outline: d.polygon(outline, fill=255), blur=1.5), (120, 60, 120))
+        c.paint(0.75 * c.layer(_filled(outline), blur=1.5), (120, 60, 120))
 
 
 def _cue_retroflex_stomach(c: Canvas) -> None:
@@ -427,7 +432,7 @@ def _field_of_view(size: tuple[int, int], rng: np.random.Generator) -> Image.Ima
     return mask
 
 
-def _font(height: int) -> ImageFont.FreeTypeFont:
+def _font(height: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=max(8, height))
 
 
@@ -487,7 +492,7 @@ def render_frame(
     _highlights(canvas, int(rng.integers(3, 9)))
     pixels = np.clip(canvas.rgb, 0, 255).astype(np.uint8)
     full = (int(w * overscan), int(h * overscan))
-    image = Image.fromarray(pixels).resize(full, Image.BICUBIC)
+    image = Image.fromarray(pixels).resize(full, Image.Resampling.BICUBIC)
     scale = full[0] / cw
     polyps = [[(x * scale, y * scale) for x, y in outline] for outline in canvas.polyps]
     return Frame(image, polyps)

@@ -164,8 +164,8 @@ def _render_run(job: tuple[list[str], str, tuple[int, ...], int]) -> None:
         position = np.abs(position + rng.normal(0, step, 2))  # reflect at 0 …
         position = slack - np.abs(slack - position)  # … and at the far edge
         x, y = position.astype(int)
-        crop = np.asarray(scene.image.crop((x, y, x + w, y + h)), np.float32) * rng.uniform(0.97, 1.03)
-        crop = Image.fromarray(np.clip(crop + rng.normal(0, 2, crop.shape), 0, 255).astype(np.uint8))
+        pixels = np.asarray(scene.image.crop((x, y, x + w, y + h)), np.float32) * rng.uniform(0.97, 1.03)
+        crop = Image.fromarray(np.clip(pixels + rng.normal(0, 2, pixels.shape), 0, 255).astype(np.uint8))
         image = finish_frame(type(scene)(crop, []), np.random.default_rng(finish_seed), corner)
         Path(path).write_bytes(_jpeg_bytes(image))
 
@@ -202,7 +202,7 @@ def _write_tree(root: Path, seed: int, scale: str, spec: ScaleSpec, faults: bool
 
     # ---- labeled images
     images: list[LabeledImage] = []
-    jobs = []
+    jobs: list[tuple[str, str, tuple[int, ...], int]] = []
     for cls in CLASSES:
         for _ in range(spec.per_class[cls.folder]):
             stem = _uuid(names)
