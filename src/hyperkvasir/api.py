@@ -48,9 +48,18 @@ class HyperKvasirClassification(Dataset):
     paper's order (letters A–W).
     """
 
-    def __init__(self, root: str | Path, fold: int = 0, split: str = "train", scheme: str = "official-2fold",
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None, download: bool = False,
-                 input_size: int = 224, mean: Sequence[float] = PAPER_MEAN, std: Sequence[float] = PAPER_STD) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        fold: int = 0,
+        split: str = "train",
+        scheme: str = "official-2fold",
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        download: bool = False,
+        input_size: int = 224,
+        mean: Sequence[float] = PAPER_MEAN,
+        std: Sequence[float] = PAPER_STD,
+    ) -> None:
         from hyperkvasir.classify.data import LabeledImages
         from hyperkvasir.data.download import ensure_parts
         from hyperkvasir.data.splits import assignment
@@ -88,8 +97,16 @@ class HyperKvasirSegmentation(Dataset):
     """Polyp images and masks: ``(image, mask)`` of ``train``/``val``/``test`` under ``scheme`` (``segmentation``
     or ``kvasir-seg-official``), resized to ``size``; the mask is a float {0, 1} tensor."""
 
-    def __init__(self, root: str | Path, split: str = "train", scheme: str = "segmentation", size: int = 352,
-                 download: bool = False, mean: Sequence[float] = PAPER_MEAN, std: Sequence[float] = PAPER_STD) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        scheme: str = "segmentation",
+        size: int = 352,
+        download: bool = False,
+        mean: Sequence[float] = PAPER_MEAN,
+        std: Sequence[float] = PAPER_STD,
+    ) -> None:
         from hyperkvasir.data.download import ensure_parts
         from hyperkvasir.data.splits import segmentation_scheme_split
         from hyperkvasir.segment.data import SegmentedPolyps
@@ -120,8 +137,16 @@ class HyperKvasirVideoFrames(Dataset):
     """Frames of the videos of one split of the video-level split, from a folder of ``hyperkvasir video frames``:
     ``(image, video class index)``; ``classes`` are the 30 video classes."""
 
-    def __init__(self, root: str | Path, frames_dir: str | Path, split: str = "train", size: int = 224,
-                 seed: int = 0, mean: Sequence[float] = PAPER_MEAN, std: Sequence[float] = PAPER_STD) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        frames_dir: str | Path,
+        split: str = "train",
+        size: int = 224,
+        seed: int = 0,
+        mean: Sequence[float] = PAPER_MEAN,
+        std: Sequence[float] = PAPER_STD,
+    ) -> None:
         from hyperkvasir.video.data import VideoFrames, video_labels, video_split
 
         self.frames = VideoFrames(frames_dir, video_labels(root), video_split(root, seed=seed)[split], size=size)
@@ -143,14 +168,28 @@ class HyperKvasirVideoFrames(Dataset):
 class LoadedModel:
     """A trained checkpoint ready for images: ``predict`` takes paths or uint8 HWC arrays."""
 
-    def __init__(self, module, task: str, size: int, *, mean: Sequence[float], std: Sequence[float],
-                 rule: dict | None = None, mask_corners: bool = False) -> None:
+    def __init__(
+        self,
+        module,
+        task: str,
+        size: int,
+        *,
+        mean: Sequence[float],
+        std: Sequence[float],
+        rule: dict | None = None,
+        mask_corners: bool = False,
+    ) -> None:
         self.module, self.task, self.size, self.mean, self.std = module.eval(), task, size, mean, std
         self.rule = rule  # the decision rule stored in the checkpoint, if the run fitted one
         self.offsets = np.asarray(rule["offsets"]) if rule else None
         self.mask_corners = mask_corners  # as in training: the corner is blanked before the square is cut
-        self.classes = ([c.folder for c in CLASSES] if task == "classify" else
-                        list(VIDEO_CLASS_NAMES) if task == "video" else ["polyp"])
+        self.classes = (
+            [c.folder for c in CLASSES]
+            if task == "classify"
+            else list(VIDEO_CLASS_NAMES)
+            if task == "video"
+            else ["polyp"]
+        )
 
     def _batch(self, images: Sequence[str | Path | np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         from hyperkvasir.data.imaging import blank_corner, centre_square, decode_rgb, header_size, load_square
@@ -201,8 +240,15 @@ def load_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
         from hyperkvasir.classify.module import load_classifier_checkpoint
 
         module, state = load_classifier_checkpoint(checkpoint, device)
-        return LoadedModel(module, task, module.config.input_size, mean=module.spec.mean, std=module.spec.std,
-                           rule=state.get("decision_rule"), mask_corners=module.config.mask_corners)
+        return LoadedModel(
+            module,
+            task,
+            module.config.input_size,
+            mean=module.spec.mean,
+            std=module.spec.std,
+            rule=state.get("decision_rule"),
+            mask_corners=module.config.mask_corners,
+        )
     if task == "segment":
         from hyperkvasir.segment.module import load_segmentation_checkpoint
 

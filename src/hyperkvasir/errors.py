@@ -69,14 +69,18 @@ def require_output(path: str | Path | None, *, folder: bool, option: str = "--ou
             raise HyperKvasirError(f"{option} {path}: {place} is not writable; choose another place") from None
 
 
-def require_range(option: str, value: float | int | None, low: float | None = None,
-                  high: float | None = None) -> None:
+def require_range(option: str, value: float | int | None, low: float | None = None, high: float | None = None) -> None:
     """Refuse an option outside [low, high] with one line naming it, before any work starts (exit 2)."""
     if value is None:
         return
     if (low is not None and value < low) or (high is not None and value > high):
-        bounds = (f"between {low} and {high}" if low is not None and high is not None
-                  else f"at least {low}" if low is not None else f"at most {high}")
+        bounds = (
+            f"between {low} and {high}"
+            if low is not None and high is not None
+            else f"at least {low}"
+            if low is not None
+            else f"at most {high}"
+        )
         raise HyperKvasirError(f"{option} must be {bounds}, not {value}")
 
 
@@ -89,8 +93,9 @@ def require_ranges(*checks: tuple[str, float | int | None, float | None, float |
 def require_compatible(weights: str | None, pretrained: bool) -> None:
     """``--weights`` is where pretrained weights come from: with ``--no-pretrained`` it would be ignored."""
     if weights and not pretrained:
-        raise HyperKvasirError(f"--weights {weights} and --no-pretrained contradict each other (the weights would "
-                               f"be ignored); drop one")
+        raise HyperKvasirError(
+            f"--weights {weights} and --no-pretrained contradict each other (the weights would be ignored); drop one"
+        )
 
 
 def require_choice(what: str, value: str, choices) -> None:

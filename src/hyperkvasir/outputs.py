@@ -22,12 +22,22 @@ from hyperkvasir.errors import DataError, HyperKvasirError
 
 MARKER = ".hyperkvasir-output.json"
 # What makes a folder a release root (or a tree's work dir): any of these entries as a folder.
-RELEASE_ENTRIES = ("labeled-images", "segmented-images", "unlabeled-images", "labeled-videos", "official_splits",
-                   ".hyperkvasir")
+RELEASE_ENTRIES = (
+    "labeled-images",
+    "segmented-images",
+    "unlabeled-images",
+    "labeled-videos",
+    "official_splits",
+    ".hyperkvasir",
+)
 # Errors of the place written to, not of the data: each becomes one line naming the folder.
-_PLACE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-                 errno.EPERM: "permission denied"}
+_PLACE_ERRORS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
 
 
 def mark(folder: Path, command: str) -> None:
@@ -67,8 +77,9 @@ def _nested_release_root(folder: Path) -> Path | None:
     return None
 
 
-def refuse_replacing(folder: Path, command: str, option: str, *, reads: Iterable[str | Path] = (),
-                     owner: Path | None = None) -> None:
+def refuse_replacing(
+    folder: Path, command: str, option: str, *, reads: Iterable[str | Path] = (), owner: Path | None = None
+) -> None:
     """Raise unless ``command`` may delete ``folder``: see the module docstring. A missing or empty folder
     is always fine. ``owner`` is the folder whose marker counts (default ``folder``): the demo marks its
     ``--out`` once and so owns the folders its steps make there."""
@@ -80,24 +91,31 @@ def refuse_replacing(folder: Path, command: str, option: str, *, reads: Iterable
     for kept in protected_folders(*reads):
         kept = kept.resolve()
         if resolved == kept or kept in resolved.parents or resolved in kept.parents:
-            raise HyperKvasirError(f"{option} {folder}: {'is' if resolved == kept else 'overlaps'} {kept}, which "
-                                   f"this command reads or keeps its work in; nothing was deleted, choose another "
-                                   f"folder")
+            raise HyperKvasirError(
+                f"{option} {folder}: {'is' if resolved == kept else 'overlaps'} {kept}, which "
+                f"this command reads or keeps its work in; nothing was deleted, choose another "
+                f"folder"
+            )
     outer = next((p for p in resolved.parents if is_release_root(p)), None)
     if outer is not None:
-        raise HyperKvasirError(f"{option} {folder} lies inside the release root {outer}; nothing was deleted, "
-                               f"choose a folder outside the release")
+        raise HyperKvasirError(
+            f"{option} {folder} lies inside the release root {outer}; nothing was deleted, "
+            f"choose a folder outside the release"
+        )
     owner = made_by(owner or folder)
     if is_release_root(folder) and owner != command:
         raise HyperKvasirError(f"{option} {folder} is a release root; nothing was deleted, choose another folder")
     if owner != command:
         made = f"was made by `hyperkvasir {owner}`" if owner else "holds files the toolkit did not create"
-        raise HyperKvasirError(f"{option} {folder} {made} (no {MARKER} of `hyperkvasir {command}`); nothing was "
-                               f"deleted, empty it yourself or choose another folder")
+        raise HyperKvasirError(
+            f"{option} {folder} {made} (no {MARKER} of `hyperkvasir {command}`); nothing was "
+            f"deleted, empty it yourself or choose another folder"
+        )
     nested = _nested_release_root(folder)  # walked last: only a folder the command made is walked
     if nested is not None:
-        raise HyperKvasirError(f"{option} {folder} holds the release root or work dir {nested}; nothing was "
-                               f"deleted, choose another folder")
+        raise HyperKvasirError(
+            f"{option} {folder} holds the release root or work dir {nested}; nothing was deleted, choose another folder"
+        )
 
 
 def remove_folder(folder: Path, command: str, option: str, *, owner: Path | None = None) -> None:
@@ -143,8 +161,10 @@ def exclusive(folder: Path, command: str, option: str) -> Iterator[None]:
         with filelock.FileLock(folder / ".hyperkvasir.lock", timeout=0):
             yield
     except filelock.Timeout:
-        raise HyperKvasirError(f"{option} {folder}: another `hyperkvasir {command}` is writing there; wait for it "
-                               f"to finish or choose another folder") from None
+        raise HyperKvasirError(
+            f"{option} {folder}: another `hyperkvasir {command}` is writing there; wait for it "
+            f"to finish or choose another folder"
+        ) from None
 
 
 def _reraise_place_error(error: OSError, folder: Path, option: str) -> None:
@@ -153,14 +173,12 @@ def _reraise_place_error(error: OSError, folder: Path, option: str) -> None:
     reason = _PLACE_ERRORS.get(error.errno)
     if reason is None:
         raise error
-    raise DataError(f"{option} {folder}: {reason}; nothing was kept, free space or "
-                    f"choose another folder") from None
+    raise DataError(f"{option} {folder}: {reason}; nothing was kept, free space or choose another folder") from None
 
 
 def _refuse_filled(target: Path, option: str, overwrite: bool) -> None:
     if not overwrite and target.is_dir() and any(target.iterdir()):
-        raise HyperKvasirError(f"{option} {target}: exists and is not empty; pass --overwrite or choose another "
-                               f"folder")
+        raise HyperKvasirError(f"{option} {target}: exists and is not empty; pass --overwrite or choose another folder")
 
 
 def _release_part_above(target: Path) -> Path | None:
@@ -172,8 +190,9 @@ def _release_part_above(target: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def staged_folder(target: str | Path, command: str, *, option: str = "--out", overwrite: bool = True,
-                  reads: Iterable[str | Path] = ()) -> Iterator[Path]:
+def staged_folder(
+    target: str | Path, command: str, *, option: str = "--out", overwrite: bool = True, reads: Iterable[str | Path] = ()
+) -> Iterator[Path]:
     """Yield a staging folder beside ``target``; on success it gets ``command``'s marker and replaces ``target``
     whole, on any error or interrupt it is removed. ``overwrite=False`` refuses a non-empty ``target`` outright
     (the caller's ``--overwrite`` is named); ``reads`` are the release roots the command reads (they and their
@@ -183,9 +202,11 @@ def staged_folder(target: str | Path, command: str, *, option: str = "--out", ov
     refuse_replacing(target, command, option, reads=reads)
     part = _release_part_above(target)
     if part is not None:  # a new (or empty) folder there: nothing to replace, but still no place for an output
-        raise HyperKvasirError(f"{option} {target} lies inside {part}, a folder of the release; outputs never go "
-                               f"into the release's own folders (the index would take them for release files) — "
-                               f"choose a folder outside them")
+        raise HyperKvasirError(
+            f"{option} {target} lies inside {part}, a folder of the release; outputs never go "
+            f"into the release's own folders (the index would take them for release files) — "
+            f"choose a folder outside them"
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))

@@ -22,14 +22,20 @@ def git_revision() -> str | None:
     """The commit of the checkout the package runs from (None for an installed wheel)."""
     here = Path(__file__).resolve().parent
     try:
-        done = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, check=False)
+        done = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode:
         return None
-    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "."],
-                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "."],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    ).stdout.strip()
     return done.stdout.strip() + ("+changes" if dirty else "")
 
 
@@ -37,8 +43,9 @@ def tree_key(root: str | Path, parts: tuple[str, ...] = ("labeled",)) -> str:
     """A key of the ``parts`` of the tree at ``root``: every file's path, content hash and official folds."""
     from hyperkvasir.data.index import build_index
 
-    rows = sorted((r["path"], r["sha256"], r["fold2"], r["fold5"]) for r in build_index(root).to_pylist()
-                  if r["part"] in parts)
+    rows = sorted(
+        (r["path"], r["sha256"], r["fold2"], r["fold5"]) for r in build_index(root).to_pylist() if r["part"] in parts
+    )
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
@@ -67,9 +74,17 @@ def weights_record(weights_from: str | None) -> dict:
     return record
 
 
-def provenance(config: dict, *, root: str | Path, weights_from: str | None, world_size: int,
-               per_device_batch: int) -> dict:
+def provenance(
+    config: dict, *, root: str | Path, weights_from: str | None, world_size: int, per_device_batch: int
+) -> dict:
     """The ``provenance`` record of a run's metrics file."""
-    return {"version": __version__, "git_revision": git_revision(), "tree_key": tree_key(root),
-            "config_hash": config_hash(config), "weights": weights_record(weights_from), "world_size": world_size,
-            "per_device_batch": per_device_batch, "effective_batch": per_device_batch * world_size}
+    return {
+        "version": __version__,
+        "git_revision": git_revision(),
+        "tree_key": tree_key(root),
+        "config_hash": config_hash(config),
+        "weights": weights_record(weights_from),
+        "world_size": world_size,
+        "per_device_batch": per_device_batch,
+        "effective_batch": per_device_batch * world_size,
+    }

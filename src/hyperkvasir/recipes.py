@@ -21,8 +21,13 @@ import yaml
 from hyperkvasir.errors import HyperKvasirError
 
 # What a value of each field type must look like in YAML.
-_EXPECTED = {bool: "true or false (unquoted)", int: "a whole number", float: "a number", str: "a string",
-             dict: "a mapping of key: value lines"}
+_EXPECTED = {
+    bool: "true or false (unquoted)",
+    int: "a whole number",
+    float: "a number",
+    str: "a string",
+    dict: "a mapping of key: value lines",
+}
 # Keys a recipe may not set: the release root is the command's argument.
 _NOT_IN_RECIPES = frozenset({"root"})
 # YAML 1.2 core schema floats (1e-3, .5, 2., -1.5E+2, .inf, .nan); PyYAML's 1.1 pattern needs a dot in the mantissa.
@@ -47,8 +52,10 @@ def _schema(kind: type) -> type[pydantic.BaseModel]:
 def _expected(annotation) -> str:
     """``int`` → "a whole number", ``str | None`` → "a string or null"."""
     members = typing.get_args(annotation) or (annotation,)
-    return " or ".join("null" if member is type(None) else _EXPECTED.get(typing.get_origin(member) or member,
-                                                                         str(member)) for member in members)
+    return " or ".join(
+        "null" if member is type(None) else _EXPECTED.get(typing.get_origin(member) or member, str(member))
+        for member in members
+    )
 
 
 def _problem(error: dict, schema: type[pydantic.BaseModel]) -> str:
@@ -67,8 +74,9 @@ def read_recipe(path: Path, kind: type) -> dict:
     try:
         values = yaml.load(path.read_text(encoding="utf-8"), Loader=_RecipeLoader)  # noqa: S506 (a SafeLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise HyperKvasirError(f"{path}: cannot read recipe ({type(error).__name__}); pass a YAML file of key: value "
-                               f"lines") from None
+        raise HyperKvasirError(
+            f"{path}: cannot read recipe ({type(error).__name__}); pass a YAML file of key: value lines"
+        ) from None
     values = {} if values is None else values
     if not isinstance(values, dict):
         raise HyperKvasirError(f"{path}: a recipe is a YAML mapping of key: value lines, not a {type(values).__name__}")

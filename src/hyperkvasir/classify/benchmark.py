@@ -54,8 +54,17 @@ def majority_baseline(root: Path, scheme: str, seed: int, report: AuditReport | 
     return average_folds(folds)
 
 
-def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base: TrainConfig | None = None,
-                  seeds: int = 1, force: bool = False, average: list[tuple[str, ...]] = (), progress=None) -> dict:
+def run_benchmark(
+    root: str | Path,
+    models: list[str],
+    out: str | Path,
+    *,
+    base: TrainConfig | None = None,
+    seeds: int = 1,
+    force: bool = False,
+    average: list[tuple[str, ...]] = (),
+    progress=None,
+) -> dict:
     """Train and score every model on every fold of ``base.scheme``, once per seed (``base.seed``,
     ``base.seed + 1``, …); write results.json and results.md (rank 0) with 95 % intervals over the scored
     images. Under ``base.protocol == "dev"`` each fold scores its validation carve-out and no test image is
@@ -72,15 +81,24 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
     require_range("--seeds", seeds, 1, None)
     unknown = [m for members in average for m in members if m not in models]
     if unknown or any(len(members) < 2 for members in average):
-        raise HyperKvasirError(f"--average {'+'.join(next(iter(average)))}: each average names two or more of the "
-                               f"benchmarked models ({', '.join(models)}), joined by '+'")
+        raise HyperKvasirError(
+            f"--average {'+'.join(next(iter(average)))}: each average names two or more of the "
+            f"benchmarked models ({', '.join(models)}), joined by '+'"
+        )
     record = _claim(out, base, root, force)
     from hyperkvasir.data.audit import audit
 
     report = audit(root)
-    results: dict = {"root": str(root), "scheme": base.scheme, "protocol": base.protocol, "seeds": seeds,
-                     "config": dataclasses.asdict(base), "leakage": report.leakage, "models": {},
-                     "provenance": record["provenance"]}
+    results: dict = {
+        "root": str(root),
+        "scheme": base.scheme,
+        "protocol": base.protocol,
+        "seeds": seeds,
+        "config": dataclasses.asdict(base),
+        "leakage": report.leakage,
+        "models": {},
+        "provenance": record["provenance"],
+    }
     secondary = False
     for name in models:
         runs, per_seed = [], []
@@ -95,8 +113,9 @@ def run_benchmark(root: str | Path, models: list[str], out: str | Path, *, base:
                     folds.append(json.loads(finished.read_text()))
                 else:
                     config = dataclasses.replace(base, root=str(root), model=name, fold=fold, seed=seed, out=str(run))
-                    folds.append(train_classifier(config, resume=(run / "last.ckpt").is_file(), progress=progress,
-                                                  report=report))
+                    folds.append(
+                        train_classifier(config, resume=(run / "last.ckpt").is_file(), progress=progress, report=report)
+                    )
                 runs.append({"seed": seed, "fold": fold, "run": str(run.relative_to(out))})
             per_seed.append(folds)
         secondary = secondary or not all(f for folds in per_seed for f in folds)  # another process of a DDP run
@@ -132,8 +151,10 @@ def average_members(root: Path, out: Path, name: str, members: list[dict], base:
     for seed in sorted({run["seed"] for run in members[0]["runs"]}):
         folds = []
         for run in (r for r in members[0]["runs"] if r["seed"] == seed):
-            sources = [out / next(r["run"] for r in m["runs"] if (r["seed"], r["fold"]) == (seed, run["fold"]))
-                       for m in members]
+            sources = [
+                out / next(r["run"] for r in m["runs"] if (r["seed"], r["fold"]) == (seed, run["fold"]))
+                for m in members
+            ]
             tables = [read_probabilities(source / f"predictions-{scored}.csv") for source in sources]
             files = sorted(tables[0])
             mean = np.mean([[table[f] for f in files] for table in tables], axis=0)
@@ -145,7 +166,10 @@ def average_members(root: Path, out: Path, name: str, members: list[dict], base:
                 for file, row in zip(files, mean):
                     writer.writerow([file, CLASSES[int(row.argmax())].folder, *(f"{p:.6f}" for p in row)])
             metrics = scored_metrics([truth[f] for f in files], mean.argmax(1), seed=seed) | {
-                "protocol": base.protocol, "fold": run["fold"], "members": [str(s) for s in sources]}
+                "protocol": base.protocol,
+                "fold": run["fold"],
+                "members": [str(s) for s in sources],
+            }
             with atomic_write(target / f"metrics-{scored}.json", "w") as handle:
                 json.dump(metrics, handle, indent=2)
             folds.append(metrics)
@@ -159,8 +183,10 @@ def read_results(results_dir: Path) -> dict:
     or written before runs were listed."""
     path = results_dir / "results.json"
     if not path.is_file():
-        raise HyperKvasirError(f"--results {results_dir}: no results.json there; pass the --out folder of a finished "
-                               f"`hyperkvasir benchmark`")
+        raise HyperKvasirError(
+            f"--results {results_dir}: no results.json there; pass the --out folder of a finished "
+            f"`hyperkvasir benchmark`"
+        )
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -177,8 +203,9 @@ def run_folder_of(results_dir: Path, run: dict) -> Path:
     folder = results_dir / str(run.get("run", "")) if isinstance(run, dict) else results_dir
     real, inside = os.path.realpath(folder), os.path.realpath(results_dir)
     if real == inside or os.path.commonpath([real, inside]) != inside:
-        raise ReleaseFormatError(results_dir / "results.json", f"run {run!r} is not a folder inside {results_dir}; "
-                                                                f"rerun the benchmark")
+        raise ReleaseFormatError(
+            results_dir / "results.json", f"run {run!r} is not a folder inside {results_dir}; rerun the benchmark"
+        )
     return folder
 
 
@@ -199,8 +226,15 @@ def _claim(out: Path, base: TrainConfig, root: Path, force: bool) -> dict:
     from hyperkvasir.outputs import mark, remove_folder
 
     config = dataclasses.asdict(base)
-    record = {"config": config, "provenance": {"version": __version__, "git_revision": git_revision(),
-                                               "tree_key": tree_key(root), "config_hash": config_hash(config)}}
+    record = {
+        "config": config,
+        "provenance": {
+            "version": __version__,
+            "git_revision": git_revision(),
+            "tree_key": tree_key(root),
+            "config_hash": config_hash(config),
+        },
+    }
     path = out / BENCHMARK_RECORD
     from hyperkvasir.engine.runs import global_rank
 
@@ -215,14 +249,18 @@ def _claim(out: Path, base: TrainConfig, root: Path, force: bool) -> dict:
         except (OSError, ValueError, KeyError, TypeError):
             differ = [f"{BENCHMARK_RECORD} (unreadable)"]
         if differ and not force:
-            raise HyperKvasirError(f"--out {out}: its runs were made with another {', '.join(differ)}; nothing "
-                                   f"was reused — choose a new --out, or --force to start over in this folder")
+            raise HyperKvasirError(
+                f"--out {out}: its runs were made with another {', '.join(differ)}; nothing "
+                f"was reused — choose a new --out, or --force to start over in this folder"
+            )
         if differ:
             for child in sorted(p for p in out.iterdir() if p.is_dir()):
                 remove_folder(child, "benchmark", "--force", owner=out)
     elif out.is_dir() and any(out.iterdir()):
-        raise HyperKvasirError(f"--out {out}: holds files but no {BENCHMARK_RECORD}, so what made them is unknown; "
-                               f"choose a new or empty folder")
+        raise HyperKvasirError(
+            f"--out {out}: holds files but no {BENCHMARK_RECORD}, so what made them is unknown; "
+            f"choose a new or empty folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     mark(out, "benchmark")
     with atomic_write(path, "w") as handle:
@@ -258,20 +296,37 @@ def summarise(root: Path, out: Path, runs: list[dict], per_seed: list[list[dict]
     mean |= {f"{key}_ci": percentile_interval(averaged[key]) for key in INTERVAL_KEYS}
     mean |= {"n": seed_means[0]["n"], "folds": seed_means[0]["folds"], "seeds": len(seeds)}
     mean |= _ordinal_mean(per_seed, ordinal_by_seed)
-    summary = {"mean": mean, "per_class_f1": per_class_f1([f for folds in per_seed for f in folds],
-                                                           [d for draws in draws_by_seed for d in draws]),
-               "folds": [_fold_row(f) for f in per_seed[0]], "runs": runs,
-               "per_seed": [{"seed": seed, "mean": m, "folds": [_fold_row(f) for f in folds]}
-                            for seed, m, folds in zip(seeds, seed_means, per_seed)],
-               "weights": sorted({str(f.get("weights_from")) for folds in per_seed for f in folds})}
+    summary = {
+        "mean": mean,
+        "per_class_f1": per_class_f1(
+            [f for folds in per_seed for f in folds], [d for draws in draws_by_seed for d in draws]
+        ),
+        "folds": [_fold_row(f) for f in per_seed[0]],
+        "runs": runs,
+        "per_seed": [
+            {"seed": seed, "mean": m, "folds": [_fold_row(f) for f in folds]}
+            for seed, m, folds in zip(seeds, seed_means, per_seed)
+        ],
+        "weights": sorted({str(f.get("weights_from")) for folds in per_seed for f in folds}),
+    }
     if len(seeds) > 1:
         summary["std"] = {key: float(np.std([m[key] for m in seed_means], ddof=1)) for key in SUMMARY_KEYS}
     return summary
 
 
 def _fold_row(fold: dict) -> dict:
-    keys = (*SUMMARY_KEYS, *(f"{k}_ci" for k in INTERVAL_KEYS), *ORDINAL_KEYS, "n", "best_epoch", "weights_from",
-            "fold", "protocol", "provenance", "excluded_label_conflicts")
+    keys = (
+        *SUMMARY_KEYS,
+        *(f"{k}_ci" for k in INTERVAL_KEYS),
+        *ORDINAL_KEYS,
+        "n",
+        "best_epoch",
+        "weights_from",
+        "fold",
+        "protocol",
+        "provenance",
+        "excluded_label_conflicts",
+    )
     return {key: fold[key] for key in keys if key in fold}
 
 
@@ -281,8 +336,10 @@ def _ordinal_mean(per_seed: list[list[dict]], draws_by_seed: list[list[dict]]) -
     if not rows or not all(draws_by_seed):
         return {}
     averaged = fold_average([fold_average(draws, ORDINAL_KEYS) for draws in draws_by_seed], ORDINAL_KEYS)
-    return {**{key: float(np.mean([r[key] for r in rows])) for key in ORDINAL_KEYS},
-            **{f"{key}_ci": percentile_interval(averaged[key][np.isfinite(averaged[key])]) for key in ORDINAL_KEYS}}
+    return {
+        **{key: float(np.mean([r[key] for r in rows])) for key in ORDINAL_KEYS},
+        **{f"{key}_ci": percentile_interval(averaged[key][np.isfinite(averaged[key])]) for key in ORDINAL_KEYS},
+    }
 
 
 def per_class_f1(folds: list[dict], draws: list[dict] | None = None) -> dict[str, dict]:
@@ -290,14 +347,20 @@ def per_class_f1(folds: list[dict], draws: list[dict] | None = None) -> dict[str
     (given each run's bootstrap ``draws``) the 95 % interval of that average."""
     table: dict[str, dict] = {}
     for cls in CLASSES:
-        present = [(i, f["per_class"][cls.folder]) for i, f in enumerate(folds)
-                   if f.get("per_class", {}).get(cls.folder, {}).get("support")]
+        present = [
+            (i, f["per_class"][cls.folder])
+            for i, f in enumerate(folds)
+            if f.get("per_class", {}).get(cls.folder, {}).get("support")
+        ]
         if present:
-            table[cls.folder] = {"f1": float(np.mean([p["f1"] for _, p in present])),
-                                 "support": int(sum(p["support"] for _, p in present))}
+            table[cls.folder] = {
+                "f1": float(np.mean([p["f1"] for _, p in present])),
+                "support": int(sum(p["support"] for _, p in present)),
+            }
             if draws:
                 table[cls.folder]["f1_ci"] = percentile_interval(
-                    np.mean([draws[i]["per_class_f1"][:, cls.index] for i, _ in present], axis=0))
+                    np.mean([draws[i]["per_class_f1"][:, cls.index] for i, _ in present], axis=0)
+                )
     return table
 
 
@@ -307,42 +370,67 @@ def results_markdown(results: dict) -> str:
     provenance."""
     dev = results.get("protocol") == "dev"
     header = "| Method | Protocol | Macro P | Macro R | Macro F1 | Micro P | Micro R | Micro F1 | MCC |"
-    lines = [f"# Classification benchmark ({results['scheme']}, metrics averaged over folds"
-             f"{' and seeds' if results.get('seeds', 1) > 1 else ''})", "", header, "|" + "---|" * 9]
+    lines = [
+        f"# Classification benchmark ({results['scheme']}, metrics averaged over folds"
+        f"{' and seeds' if results.get('seeds', 1) > 1 else ''})",
+        "",
+        header,
+        "|" + "---|" * 9,
+    ]
 
     def fmt(values) -> str:
         return " | ".join("N/A" if v is None else f"{v:.3f}" for v in values)
 
     def with_interval(mean: dict) -> str:
-        return " | ".join(f"{mean[k]:.3f} [{mean[k + '_ci'][0]:.3f}, {mean[k + '_ci'][1]:.3f}]"
-                          if f"{k}_ci" in mean else f"{mean[k]:.3f}" for k in _COLUMNS)
+        return " | ".join(
+            f"{mean[k]:.3f} [{mean[k + '_ci'][0]:.3f}, {mean[k + '_ci'][1]:.3f}]"
+            if f"{k}_ci" in mean
+            else f"{mean[k]:.3f}"
+            for k in _COLUMNS
+        )
 
     config = results["config"]
-    scored = ("dev: scored on the validation carve-out of the training folds, selected on a second carve-out, "
-              "test fold never opened") if dev else "test fold scored once, selected on the validation carve-out"
-    ours = (f"this tree, {config['input_size']} px, {config['epochs']} epochs, {results.get('seeds', 1)} seed(s); "
-            f"{scored}")
+    scored = (
+        (
+            "dev: scored on the validation carve-out of the training folds, selected on a second carve-out, "
+            "test fold never opened"
+        )
+        if dev
+        else "test fold scored once, selected on the validation carve-out"
+    )
+    ours = (
+        f"this tree, {config['input_size']} px, {config['epochs']} epochs, {results.get('seeds', 1)} seed(s); {scored}"
+    )
     for name, result in results["models"].items():
         lines.append(f"| **{name}** | {ours} | {with_interval(result['mean'])} |")
     lines.append(f"| Majority class | this tree, test fold | {fmt(results['majority_class'][k] for k in _COLUMNS)} |")
     for name, values in PAPER_TABLE3.items():
         lines.append(f"| {name} | paper Table 3: full release, 224 px, selected on the test fold | {fmt(values)} |")
-    lines += ["", "Intervals: 95 % stratified bootstrap over the scored images (1,000 resamples, averaged over folds "
-              "and seeds per resample; docs/intervals.md). Say a recipe beats another only with "
-              "`hyperkvasir compare`."]
+    lines += [
+        "",
+        "Intervals: 95 % stratified bootstrap over the scored images (1,000 resamples, averaged over folds "
+        "and seeds per resample; docs/intervals.md). Say a recipe beats another only with "
+        "`hyperkvasir compare`.",
+    ]
     lines += _seed_lines(results) + _ordinal_lines(results) + _per_class_table(results)
     if results.get("shortcuts"):
         corner = results["shortcuts"]["corner_probe"]
         masked = "with corners masked (`mask_corners`)" if config.get("mask_corners") else "on unmasked frames"
-        lines += ["", f"Shortcut probe (`hyperkvasir shortcuts`): the lower-left corner alone gives macro-F1 "
-                  f"{corner['macro_f1']:.3f} and MCC {corner['mcc']:.3f} on these folds; the models above were "
-                  f"trained {masked}."]
+        lines += [
+            "",
+            f"Shortcut probe (`hyperkvasir shortcuts`): the lower-left corner alone gives macro-F1 "
+            f"{corner['macro_f1']:.3f} and MCC {corner['mcc']:.3f} on these folds; the models above were "
+            f"trained {masked}.",
+        ]
     leak = results["leakage"]
-    lines += ["", f"Leakage in this tree (audit): {leak['fold2'].get('pairs', 0)} confirmed duplicate pairs "
-              f"({leak['fold2']['images']} images) lie across the two folds of the official 2-fold split; "
-              f"{leak['fold5'].get('pairs', 0)} across folds of the 5-fold split.",
-              "The paper's rows are not comparable with a synthetic or partial tree; they are the targets on the "
-              "full release."]
+    lines += [
+        "",
+        f"Leakage in this tree (audit): {leak['fold2'].get('pairs', 0)} confirmed duplicate pairs "
+        f"({leak['fold2']['images']} images) lie across the two folds of the official 2-fold split; "
+        f"{leak['fold5'].get('pairs', 0)} across folds of the 5-fold split.",
+        "The paper's rows are not comparable with a synthetic or partial tree; they are the targets on the "
+        "full release.",
+    ]
     lines += _provenance_lines(results)
     return "\n".join(lines) + "\n"
 
@@ -352,8 +440,10 @@ def _seed_lines(results: dict) -> list[str]:
     for name, result in results["models"].items():
         if "std" in result:
             per_seed = ", ".join(f"seed {row['seed']}: {row['mean']['macro_f1']:.3f}" for row in result["per_seed"])
-            lines.append(f"{name}: macro-F1 standard deviation over {len(result['per_seed'])} seeds "
-                         f"{result['std']['macro_f1']:.3f} ({per_seed}); MCC sd {result['std']['mcc']:.3f}.")
+            lines.append(
+                f"{name}: macro-F1 standard deviation over {len(result['per_seed'])} seeds "
+                f"{result['std']['macro_f1']:.3f} ({per_seed}); MCC sd {result['std']['mcc']:.3f}."
+            )
     return ["", *lines] if lines else []
 
 
@@ -361,12 +451,19 @@ def _ordinal_lines(results: dict) -> list[str]:
     rows = [(name, r["mean"]) for name, r in results["models"].items() if "uc_qwk" in r["mean"]]
     if not rows:
         return []
-    lines = ["", "Ulcerative-colitis grades as one ordinal scale (0-1 < 1 < 1-2 < 2 < 2-3 < 3; one step = one "
-             "position, docs/intervals.md), over UC images predicted as a grade:", "",
-             "| model | quadratic weighted kappa | mean abs. error (steps) | within one step |", "|---|---|---|---|"]
+    lines = [
+        "",
+        "Ulcerative-colitis grades as one ordinal scale (0-1 < 1 < 1-2 < 2 < 2-3 < 3; one step = one "
+        "position, docs/intervals.md), over UC images predicted as a grade:",
+        "",
+        "| model | quadratic weighted kappa | mean abs. error (steps) | within one step |",
+        "|---|---|---|---|",
+    ]
     for name, mean in rows:
-        cells = " | ".join(f"{mean[k]:.3f} [{mean[k + '_ci'][0]:.3f}, {mean[k + '_ci'][1]:.3f}]"
-                           for k in ("uc_qwk", "uc_mae", "uc_within_one"))
+        cells = " | ".join(
+            f"{mean[k]:.3f} [{mean[k + '_ci'][0]:.3f}, {mean[k + '_ci'][1]:.3f}]"
+            for k in ("uc_qwk", "uc_mae", "uc_within_one")
+        )
         lines.append(f"| {name} | {cells} |")
     return lines
 
@@ -377,16 +474,30 @@ def _provenance_lines(results: dict) -> list[str]:
     weights = "; ".join(f"{name}: {', '.join(r.get('weights', []))}" for name, r in results["models"].items())
     random = any("random" in r.get("weights", []) for r in results["models"].values())
     first = next(iter(results["models"].values()), {}).get("folds", [{}])[0].get("provenance", {})
-    batch = (f"per-device batch {config['batch_size']} × {first.get('world_size', 1)} processes = effective batch "
-             f"{first.get('effective_batch', config['batch_size'])} (the learning rate is not scaled with it)")
-    return ["", f"Provenance: hyperkvasir {record.get('version')} ({record.get('git_revision') or 'installed'}), "
-            f"tree key {str(record.get('tree_key'))[:12]}, config hash {record.get('config_hash')}; weights "
-            f"loaded — {weights}" + (" (random start: not comparable with the paper's pre-trained rows)"
-                                     if random else "") + f"; {batch}; "
-            f"conflicts {'excluded from training and validation' if config.get('exclude_conflicts') else 'kept'}"
-            + (f"; reviewed labels ({config['reviews']}) applied to training and validation"
-               + (" AND to the test labels (--reviews-on-test: not the released truth)" if config.get("reviews_on_test")
-                  else "") if config.get("reviews") else "") + "."]
+    batch = (
+        f"per-device batch {config['batch_size']} × {first.get('world_size', 1)} processes = effective batch "
+        f"{first.get('effective_batch', config['batch_size'])} (the learning rate is not scaled with it)"
+    )
+    return [
+        "",
+        f"Provenance: hyperkvasir {record.get('version')} ({record.get('git_revision') or 'installed'}), "
+        f"tree key {str(record.get('tree_key'))[:12]}, config hash {record.get('config_hash')}; weights "
+        f"loaded — {weights}"
+        + (" (random start: not comparable with the paper's pre-trained rows)" if random else "")
+        + f"; {batch}; "
+        f"conflicts {'excluded from training and validation' if config.get('exclude_conflicts') else 'kept'}"
+        + (
+            f"; reviewed labels ({config['reviews']}) applied to training and validation"
+            + (
+                " AND to the test labels (--reviews-on-test: not the released truth)"
+                if config.get("reviews_on_test")
+                else ""
+            )
+            if config.get("reviews")
+            else ""
+        )
+        + ".",
+    ]
 
 
 def _per_class_table(results: dict) -> list[str]:
@@ -396,8 +507,13 @@ def _per_class_table(results: dict) -> list[str]:
     if not models:
         return []
     support = {cls: v["support"] for table in models.values() for cls, v in table.items()}
-    lines = ["", "Per-class F1 (averaged over the runs whose scored part holds the class; rarest first):", "",
-             "| class | scored images | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+    lines = [
+        "",
+        "Per-class F1 (averaged over the runs whose scored part holds the class; rarest first):",
+        "",
+        "| class | scored images | " + " | ".join(models) + " |",
+        "|---|---|" + "---|" * len(models),
+    ]
 
     def cell(row: dict | None) -> str:
         if row is None:

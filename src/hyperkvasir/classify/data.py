@@ -41,10 +41,20 @@ class LabeledImages(Dataset):
     """Labeled images named by file name (as in the split CSVs)."""
 
     def __init__(
-        self, root: str | Path, files: list[str], *, input_size: int = 224, recipe: str = "paper",
-        train: bool = False, cache: SquareCache | None = None,
-        seed: int = 0, manifest: list[dict] | None = None, download: bool = False,
-        extra: list[tuple[str, int]] = (), rare_below: int = 0, mask_corners: bool = False,
+        self,
+        root: str | Path,
+        files: list[str],
+        *,
+        input_size: int = 224,
+        recipe: str = "paper",
+        train: bool = False,
+        cache: SquareCache | None = None,
+        seed: int = 0,
+        manifest: list[dict] | None = None,
+        download: bool = False,
+        extra: list[tuple[str, int]] = (),
+        rare_below: int = 0,
+        mask_corners: bool = False,
         relabel: dict[str, int] | None = None,
     ) -> None:
         self.root = ensure_parts(root, ("labeled",), download_missing=download).root
@@ -52,8 +62,10 @@ class LabeledImages(Dataset):
         by_name = {Path(r["path"]).name: r for r in rows if r["part"] == "labeled"}
         missing = [name for name in files if name not in by_name]
         if missing:
-            raise HyperKvasirError(f"{self.root}: {len(missing)} files of the split are not in labeled-images/ "
-                                   f"(first: {missing[0]}); run `hyperkvasir validate {self.root}`")
+            raise HyperKvasirError(
+                f"{self.root}: {len(missing)} files of the split are not in labeled-images/ "
+                f"(first: {missing[0]}); run `hyperkvasir validate {self.root}`"
+            )
         usable = [by_name[name] for name in files if by_name[name]["decodes"]]
         self.skipped = [Path(r["path"]).name for r in (by_name[n] for n in files) if not r["decodes"]]
         for name in self.skipped:
@@ -103,18 +115,31 @@ class LabeledImages(Dataset):
         return Counter(self.labels)
 
 
-def open_labeled(root: Path, files: list[str], *, input_size: int, use_cache: bool, manifest: list[dict],
-                 progress=None, mask_corners: bool = False, cached: set[str] | None = None,
-                 **kwargs) -> LabeledImages:
+def open_labeled(
+    root: Path,
+    files: list[str],
+    *,
+    input_size: int,
+    use_cache: bool,
+    manifest: list[dict],
+    progress=None,
+    mask_corners: bool = False,
+    cached: set[str] | None = None,
+    **kwargs,
+) -> LabeledImages:
     """A dataset over ``files``, with the shared cache of all decodable labeled images when ``use_cache`` (of
     the images named in ``cached`` only, when given)."""
     cache = None
     if use_cache:
-        entries = [(r["path"], r["sha256"]) for r in manifest if r["part"] == "labeled" and r["decodes"]
-                   and (cached is None or Path(r["path"]).name in cached)]
+        entries = [
+            (r["path"], r["sha256"])
+            for r in manifest
+            if r["part"] == "labeled" and r["decodes"] and (cached is None or Path(r["path"]).name in cached)
+        ]
         cache = open_cache(root, entries, input_size, progress=progress, mask_corners=mask_corners)
-    return LabeledImages(root, files, input_size=input_size, cache=cache, manifest=manifest,
-                         mask_corners=mask_corners, **kwargs)
+    return LabeledImages(
+        root, files, input_size=input_size, cache=cache, manifest=manifest, mask_corners=mask_corners, **kwargs
+    )
 
 
 def balanced_weights(dataset: LabeledImages) -> list[float]:
@@ -142,9 +167,16 @@ class ClassifyData(L.LightningDataModule):
     def prepare_data(self) -> None:
         manifest = build_index(self.config.root).to_pylist()
         if self.config.cache:
-            open_labeled(Path(self.config.root), [], input_size=self.config.input_size, use_cache=True,
-                         manifest=manifest, progress=self.progress, mask_corners=self.config.mask_corners,
-                         cached=self._cached_names())
+            open_labeled(
+                Path(self.config.root),
+                [],
+                input_size=self.config.input_size,
+                use_cache=True,
+                manifest=manifest,
+                progress=self.progress,
+                mask_corners=self.config.mask_corners,
+                cached=self._cached_names(),
+            )
 
     @functools.cached_property
     def report(self) -> AuditReport:
@@ -159,10 +191,23 @@ class ClassifyData(L.LightningDataModule):
         from hyperkvasir.data.splits import assignment, protocol_subsets
 
         config = self.config
-        split = assignment(config.root, config.scheme, fraction=config.val_fraction, seed=config.seed,
-                           allow_ambiguous=config.exclude_conflicts, report=self.report)
-        return protocol_subsets(config.root, split, config.fold, config.protocol, fraction=config.val_fraction,
-                                seed=config.seed, report=self.report)
+        split = assignment(
+            config.root,
+            config.scheme,
+            fraction=config.val_fraction,
+            seed=config.seed,
+            allow_ambiguous=config.exclude_conflicts,
+            report=self.report,
+        )
+        return protocol_subsets(
+            config.root,
+            split,
+            config.fold,
+            config.protocol,
+            fraction=config.val_fraction,
+            seed=config.seed,
+            report=self.report,
+        )
 
     def _cached_names(self) -> set[str] | None:
         """Under the dev protocol the cache holds the training folds only, so no test image is ever decoded."""
@@ -181,23 +226,47 @@ class ClassifyData(L.LightningDataModule):
         self.excluded = drop_label_conflicts(root, subsets, self.report) if config.exclude_conflicts else {}
         relabels: dict[str, dict[str, int]] = {}
         if config.reviews:
-            relabels, self.reviews_report = apply_reviews(config.reviews, root, subsets, manifest,
-                                                          on_test=config.reviews_on_test, sha256=config.reviews_sha256)
-        extra, self.pseudo_report = (usable_pseudo_labels(config.pseudo_labels, root, scheme=config.scheme,
-                                                          fold=config.fold, seed=config.seed,
-                                                          val_fraction=config.val_fraction,
-                                                          test_files=subsets["test"])
-                                     if config.pseudo_labels else ([], {}))
-        common = dict(input_size=config.input_size, use_cache=config.cache, manifest=manifest,
-                      mask_corners=config.mask_corners, cached=self._cached_names())
-        self.train_set = open_labeled(root, subsets["train"], train=True, recipe=config.recipe, seed=config.seed,
-                                      extra=extra, rare_below=config.rare_below, relabel=relabels.get("train"),
-                                      **common)
+            relabels, self.reviews_report = apply_reviews(
+                config.reviews, root, subsets, manifest, on_test=config.reviews_on_test, sha256=config.reviews_sha256
+            )
+        extra, self.pseudo_report = (
+            usable_pseudo_labels(
+                config.pseudo_labels,
+                root,
+                scheme=config.scheme,
+                fold=config.fold,
+                seed=config.seed,
+                val_fraction=config.val_fraction,
+                test_files=subsets["test"],
+            )
+            if config.pseudo_labels
+            else ([], {})
+        )
+        common = dict(
+            input_size=config.input_size,
+            use_cache=config.cache,
+            manifest=manifest,
+            mask_corners=config.mask_corners,
+            cached=self._cached_names(),
+        )
+        self.train_set = open_labeled(
+            root,
+            subsets["train"],
+            train=True,
+            recipe=config.recipe,
+            seed=config.seed,
+            extra=extra,
+            rare_below=config.rare_below,
+            relabel=relabels.get("train"),
+            **common,
+        )
         self.val_set = open_labeled(root, subsets["val"], relabel=relabels.get("val"), **common)
         self.test_set = open_labeled(root, subsets["test"], relabel=relabels.get("test"), **common)
         if not len(self.train_set) or not len(self.val_set):
-            raise DataError(f"{root}: fold {config.fold} leaves {len(self.train_set)} training and "
-                            f"{len(self.val_set)} validation images; the tree is too small for this split")
+            raise DataError(
+                f"{root}: fold {config.fold} leaves {len(self.train_set)} training and "
+                f"{len(self.val_set)} validation images; the tree is too small for this split"
+            )
 
     @property
     def skipped(self) -> int:
@@ -208,16 +277,29 @@ class ClassifyData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        sampler = EpochSampler(len(self.train_set), seed=self.config.seed,
-                               weights=balanced_weights(self.train_set) if self.config.balanced else None,
-                               rank=trainer.global_rank if trainer else 0, world=trainer.world_size if trainer else 1)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=loader_workers(self.config.workers), collate_fn=collate_skipping,
-                          drop_last=len(sampler) > self.batch_size)
+        sampler = EpochSampler(
+            len(self.train_set),
+            seed=self.config.seed,
+            weights=balanced_weights(self.train_set) if self.config.balanced else None,
+            rank=trainer.global_rank if trainer else 0,
+            world=trainer.world_size if trainer else 1,
+        )
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=loader_workers(self.config.workers),
+            collate_fn=collate_skipping,
+            drop_last=len(sampler) > self.batch_size,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self.evaluation_loader(self.val_set)
 
     def evaluation_loader(self, dataset: LabeledImages) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=loader_workers(self.config.workers),
-                          collate_fn=collate_skipping)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=loader_workers(self.config.workers),
+            collate_fn=collate_skipping,
+        )

@@ -30,8 +30,7 @@ def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
     except OSError as error:
         raise ReleaseFormatError(path, f"cannot read ({error.strerror or error})") from None
     except UnicodeDecodeError:
-        raise ReleaseFormatError(path, "is not a text CSV (binary content); pass a predictions or split CSV") \
-            from None
+        raise ReleaseFormatError(path, "is not a text CSV (binary content); pass a predictions or split CSV") from None
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not lines:
         raise ReleaseFormatError(path, "file is empty")
@@ -41,11 +40,15 @@ def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
         try:
             rows.append(next(csv.reader([line], delimiter=delimiter, strict=True)))
         except csv.Error as error:
-            raise ReleaseFormatError(path, f"not a CSV row ({error}); quote names holding {delimiter!r}", number) \
-                from None
+            raise ReleaseFormatError(
+                path, f"not a CSV row ({error}); quote names holding {delimiter!r}", number
+            ) from None
         if len(rows[-1]) != len(rows[0]):
-            raise ReleaseFormatError(path, f"{len(rows[-1])} fields where the header has {len(rows[0])}; give every "
-                                           f"row one value per column", number)
+            raise ReleaseFormatError(
+                path,
+                f"{len(rows[-1])} fields where the header has {len(rows[0])}; give every row one value per column",
+                number,
+            )
     header, *body = rows
     return [h.strip().lower() for h in header], body
 
@@ -61,8 +64,9 @@ def _labels(path: Path, name_column: str, label_column: str) -> dict[str, int]:
         raise ReleaseFormatError(path, f"{len(repeated)} file names repeated: {', '.join(repeated[:5])}")
     unknown = sorted({row[at_label] for row in body if _safe_lookup(row[at_label]) is None})
     if unknown:
-        raise ReleaseFormatError(path, f"unknown classes {', '.join(map(repr, unknown[:5]))}; use folder, "
-                                       "split-CSV or paper class names")
+        raise ReleaseFormatError(
+            path, f"unknown classes {', '.join(map(repr, unknown[:5]))}; use folder, split-CSV or paper class names"
+        )
     return {row[at_name]: lookup(row[at_label]).index for row in body}
 
 
@@ -77,14 +81,20 @@ def read_probabilities(path: Path) -> dict[str, np.ndarray]:
     """File name → the 23 class probabilities of a predictions CSV (``file-name,label,<class>…``); a missing
     file, column or a value that is no probability is refused with the file and line."""
     if not path.is_file():
-        raise DataError(f"{path}: missing predictions of a benchmark run; finish the benchmark (rerun it: it "
-                        f"resumes) or pass another --results")
+        raise DataError(
+            f"{path}: missing predictions of a benchmark run; finish the benchmark (rerun it: it "
+            f"resumes) or pass another --results"
+        )
     header, body = _rows(path)
     columns = [c.folder for c in CLASSES]
     absent = [c for c in ("file-name", *columns) if c not in header]
     if absent:
-        raise ReleaseFormatError(path, f"no column {absent[0]!r}; a benchmark's predictions CSV has file-name, "
-                                       f"label and one probability per class", 1)
+        raise ReleaseFormatError(
+            path,
+            f"no column {absent[0]!r}; a benchmark's predictions CSV has file-name, "
+            f"label and one probability per class",
+            1,
+        )
     at = [header.index(c) for c in columns]
     found = {}
     for number, row in enumerate(body, start=2):
@@ -129,8 +139,10 @@ def evaluate_predictions(predictions: dict[str, int], truth: dict[str, int], sou
         raise DataError(f"{source}: no predictions to evaluate")
     unknown = sorted(set(predictions) - set(truth))
     if unknown:
-        raise DataError(f"{source}: {len(unknown)} predicted files are not in the truth "
-                               f"(first: {', '.join(unknown[:5])}); check the file names and the fold")
+        raise DataError(
+            f"{source}: {len(unknown)} predicted files are not in the truth "
+            f"(first: {', '.join(unknown[:5])}); check the file names and the fold"
+        )
     names = sorted(predictions)
     return scored_metrics([truth[n] for n in names], [predictions[n] for n in names])
 
@@ -155,9 +167,16 @@ def truth_from_imagefolder(folder: str | Path) -> dict[Path, int]:
     return truth
 
 
-def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, out: str | Path, *,
-                        labels: str | Path | None = None, workers: int | None = None, device: str = "auto",
-                        progress=None) -> dict:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    images: str | Path,
+    out: str | Path,
+    *,
+    labels: str | Path | None = None,
+    workers: int | None = None,
+    device: str = "auto",
+    progress=None,
+) -> dict:
     """External validation: a classification checkpoint on a labelled folder (class subfolders, or any images
     with a ``file-name,label`` CSV): the official metrics with the checkpoint's decision rule, per class, and
     calibration (ECE, reliability diagram). Writes predictions.parquet, metrics.json and two PNGs to ``out``."""
@@ -180,22 +199,33 @@ def evaluate_checkpoint(checkpoint: str | Path, images: str | Path, out: str | P
         found = {p.name: p for p in Path(images).rglob("*") if p.name in by_name}
         missing = sorted(set(by_name) - set(found))
         if missing:
-            raise ReleaseFormatError(Path(labels), f"{len(missing)} listed files are not under {images} "
-                                                   f"(first: {missing[0]})")
+            raise ReleaseFormatError(
+                Path(labels), f"{len(missing)} listed files are not under {images} (first: {missing[0]})"
+            )
         truth = {found[name]: index for name, index in by_name.items()}
     else:
         truth = truth_from_imagefolder(images)
     out = Path(out)
-    summary = predict_images(checkpoint, list(truth), out / "predictions.parquet", workers=loader_workers(workers),
-                             device=device, progress=progress)
+    summary = predict_images(
+        checkpoint,
+        list(truth),
+        out / "predictions.parquet",
+        workers=loader_workers(workers),
+        device=device,
+        progress=progress,
+    )
     rows = pq.read_table(out / "predictions.parquet").to_pylist()
     probabilities = np.asarray([[row[c.folder] for c in CLASSES] for row in rows])
     true = [truth[Path(row["path"])] for row in rows]
     _, _, offsets = load_classifier(checkpoint, "cpu")
     metrics = scored_metrics(true, decide(probabilities, offsets))
-    metrics |= {"calibration": calibration(decision_probabilities(probabilities, offsets), true, len(CLASSES)),
-                "decision_rule_applied": offsets is not None, "undecodable": summary["undecodable"],
-                "checkpoint": str(checkpoint), "images": str(images)}
+    metrics |= {
+        "calibration": calibration(decision_probabilities(probabilities, offsets), true, len(CLASSES)),
+        "decision_rule_applied": offsets is not None,
+        "undecodable": summary["undecodable"],
+        "checkpoint": str(checkpoint),
+        "images": str(images),
+    }
     with atomic_write(out / "metrics.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
     plot_reliability(metrics["calibration"], out / "reliability.png", "reliability")

@@ -120,8 +120,11 @@ class ClassifierModule(L.LightningModule):
         self.save_hyperparameters({"task": "classify", "config": dataclasses.asdict(config)})
         self.spec = MODELS[config.model]
         self.model, self.weights_from = create_model(
-            config.model, pretrained=config.pretrained and pretrained_weights, weights=config.weights,
-            weights_partial=config.weights_partial)
+            config.model,
+            pretrained=config.pretrained and pretrained_weights,
+            weights=config.weights,
+            weights_partial=config.weights_partial,
+        )
         require_choice("loss", config.loss, LOSSES)
         self.loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         # log of the training class prior, for the logit-adjusted loss; set when fitting starts, kept in checkpoints
@@ -177,25 +180,37 @@ class ClassifierModule(L.LightningModule):
         probs = torch.cat([p for p, _ in self.outputs]).numpy()
         labels = torch.cat([t for _, t in self.outputs]).tolist()
         metrics = classification_metrics(labels, probs.argmax(1))
-        self.val_metrics = {"val_macro_f1": metrics["macro_f1"], "val_accuracy": metrics["accuracy"],
-                            "val_mcc": metrics["mcc"], "val_images": len(labels)}
+        self.val_metrics = {
+            "val_macro_f1": metrics["macro_f1"],
+            "val_accuracy": metrics["accuracy"],
+            "val_mcc": metrics["mcc"],
+            "val_images": len(labels),
+        }
         for key, value in self.val_metrics.items():  # the same on every process: no reduction needed
             self.log(key, float(value), prog_bar=key == "val_macro_f1")
 
     def epoch_row(self) -> dict:
-        totals = self.trainer.strategy.reduce(torch.tensor([self.seen, self.loss_sum, self.skipped],
-                                                           dtype=torch.float64, device=self.device), reduce_op="sum")
+        totals = self.trainer.strategy.reduce(
+            torch.tensor([self.seen, self.loss_sum, self.skipped], dtype=torch.float64, device=self.device),
+            reduce_op="sum",
+        )
         seen, loss_sum, skipped = (float(v) for v in totals)
         if self.current_epoch == 0:  # files the manifest already knows as undecodable count once
             skipped += self.trainer.datamodule.skipped
-        return {"train_loss": loss_sum / max(seen, 1), "train_images": int(seen), "skipped_images": int(skipped),
-                **self.val_metrics}
+        return {
+            "train_loss": loss_sum / max(seen, 1),
+            "train_images": int(seen),
+            "skipped_images": int(skipped),
+            **self.val_metrics,
+        }
 
     def configure_optimizers(self):
         optimizer = _optimizer(self.config, self.model)
         scheduler = _scheduler(self.config, optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_macro_f1",
-                                                         "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": "val_macro_f1", "interval": "epoch"},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["weights_from"] = self.weights_from
@@ -203,13 +218,19 @@ class ClassifierModule(L.LightningModule):
 
 def check_train_config(config: TrainConfig) -> None:
     """Every numeric option in range before any file is written."""
-    require_ranges(("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
-                   ("--input-size", config.input_size, 16, 2048), ("--lr", config.lr, 0, None),
-                   ("--fold", config.fold, 0, None), ("--patience", config.patience, 0, None),
-                   ("--workers", config.workers, 0, None), ("--logit-tau", config.logit_tau, 0, None),
-                   ("--rare-below", config.rare_below, 0, None),
-                   ("val_fraction", config.val_fraction, 0.01, 0.9),
-                   ("label_smoothing", config.label_smoothing, 0, 0.99))
+    require_ranges(
+        ("--epochs", config.epochs, 1, None),
+        ("--batch-size", config.batch_size, 1, None),
+        ("--input-size", config.input_size, 16, 2048),
+        ("--lr", config.lr, 0, None),
+        ("--fold", config.fold, 0, None),
+        ("--patience", config.patience, 0, None),
+        ("--workers", config.workers, 0, None),
+        ("--logit-tau", config.logit_tau, 0, None),
+        ("--rare-below", config.rare_below, 0, None),
+        ("val_fraction", config.val_fraction, 0.01, 0.9),
+        ("label_smoothing", config.label_smoothing, 0, 0.99),
+    )
     check_device(config.device)
     require_compatible(config.weights, config.pretrained)
     require_choice("recipe", config.recipe, RECIPES)
@@ -217,8 +238,9 @@ def check_train_config(config: TrainConfig) -> None:
     require_choice("schedule", config.schedule, SCHEDULES)
     require_choice("protocol", config.protocol, PROTOCOLS)
     if config.reviews_on_test and not config.reviews:
-        raise HyperKvasirError("--reviews-on-test applies the --reviews file to the test labels; give --reviews FILE "
-                               "or drop it")
+        raise HyperKvasirError(
+            "--reviews-on-test applies the --reviews file to the test labels; give --reviews FILE or drop it"
+        )
     if config.reviews:
         from hyperkvasir.data.reviews import read_reviews
 
@@ -240,8 +262,9 @@ def flip_averaged(forward, images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_probabilities(module: ClassifierModule, loader: DataLoader, *,
-                          tta: bool = False) -> tuple[list, np.ndarray, list]:
+def predict_probabilities(
+    module: ClassifierModule, loader: DataLoader, *, tta: bool = False
+) -> tuple[list, np.ndarray, list]:
     """(file names, softmax probabilities (N, 23), true labels) over a loader of uint8 batches."""
     module.eval()
     names, probs, labels = [], [], []
@@ -273,16 +296,22 @@ def fit_decision_rule(module: ClassifierModule, data: ClassifyData, checkpoint: 
     to ``checkpoint_path``."""
     names, probs, labels = predict_probabilities(module, data.evaluation_loader(data.val_set), tta=module.config.tta)
     offsets, before, after = fit_offsets(probs, labels)
-    rule = {"offsets": [float(v) for v in offsets], "fitted_on": "validation carve-out of the training folds",
-            "val_images": len(labels), "val_macro_f1_argmax": before, "val_macro_f1_with_offsets": after}
+    rule = {
+        "offsets": [float(v) for v in offsets],
+        "fitted_on": "validation carve-out of the training folds",
+        "val_images": len(labels),
+        "val_macro_f1_argmax": before,
+        "val_macro_f1_with_offsets": after,
+    }
     checkpoint["decision_rule"] = rule
     with atomic_write(checkpoint_path) as handle:
         torch.save(checkpoint, handle)
     return rule
 
 
-def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None,
-                     report: AuditReport | None = None) -> dict:
+def train_classifier(
+    config: TrainConfig, *, resume: bool = False, progress=None, report: AuditReport | None = None
+) -> dict:
     """Train through the engine, select on validation, test once; the test metrics (rank 0) or {} (others).
     ``report``: the tree's audit when the caller has it (else the datamodule obtains it)."""
     folder = RunFolder(config.out)
@@ -290,13 +319,23 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     require_choice("model", config.model, MODELS)
     check_train_config(config)
     trainer, module, data = fit(
-        lambda: (ClassifierModule(config), ClassifyData(config, progress=progress, report=report)), folder,
+        lambda: (ClassifierModule(config), ClassifyData(config, progress=progress, report=report)),
+        folder,
         EngineOptions(
-            epochs=config.epochs, monitor="val_macro_f1", patience=config.patience, seed=config.seed,
-            device=config.device, precision="auto" if config.amp else "32-true",
-            max_steps_per_epoch=config.max_steps_per_epoch, progress=progress is not None,
-            sync_batchnorm=config.sync_batchnorm, freeze_batchnorm=config.freeze_batchnorm),
-        config=config, resume=resume)
+            epochs=config.epochs,
+            monitor="val_macro_f1",
+            patience=config.patience,
+            seed=config.seed,
+            device=config.device,
+            precision="auto" if config.amp else "32-true",
+            max_steps_per_epoch=config.max_steps_per_epoch,
+            progress=progress is not None,
+            sync_batchnorm=config.sync_batchnorm,
+            freeze_batchnorm=config.freeze_batchnorm,
+        ),
+        config=config,
+        resume=resume,
+    )
     if not trainer.is_global_zero:
         return {}
     best, checkpoint = load_classifier_checkpoint(folder.best, module.device)
@@ -307,19 +346,35 @@ def train_classifier(config: TrainConfig, *, resume: bool = False, progress=None
     write_predictions(folder.path / f"predictions-{scored}.csv", names, probs, decided)
     history = json.loads((folder.path / "metrics.json").read_text())
     metrics = scored_metrics(labels, decided, seed=config.seed) | {
-        "protocol": config.protocol, "decision_rule": rule, "tta": config.tta, "best_epoch": checkpoint["epoch"],
-        "weights_from": checkpoint.get("weights_from"), "skipped_images": sum(r["skipped_images"] for r in history),
-        "model": config.model, "fold": config.fold, "scheme": config.scheme,
-        "excluded_label_conflicts": data.excluded, "pseudo_labels": data.pseudo_report,
+        "protocol": config.protocol,
+        "decision_rule": rule,
+        "tta": config.tta,
+        "best_epoch": checkpoint["epoch"],
+        "weights_from": checkpoint.get("weights_from"),
+        "skipped_images": sum(r["skipped_images"] for r in history),
+        "model": config.model,
+        "fold": config.fold,
+        "scheme": config.scheme,
+        "excluded_label_conflicts": data.excluded,
+        "pseudo_labels": data.pseudo_report,
         "test_labels": "reviewed (--reviews-on-test)" if config.reviews and config.reviews_on_test else "as released",
         "world_size": trainer.world_size,
-        "provenance": provenance(dataclasses.asdict(config), root=config.root,
-                                 weights_from=checkpoint.get("weights_from"), world_size=trainer.world_size,
-                                 per_device_batch=config.batch_size) | {"reviews": data.reviews_report}}
+        "provenance": provenance(
+            dataclasses.asdict(config),
+            root=config.root,
+            weights_from=checkpoint.get("weights_from"),
+            world_size=trainer.world_size,
+            per_device_batch=config.batch_size,
+        )
+        | {"reviews": data.reviews_report},
+    }
     with atomic_write(folder.path / f"metrics-{scored}.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
-    plot_confusion_matrix(metrics, folder.path / f"confusion-{scored}.png",
-                          f"{config.model}, {scored} of fold {config.fold}: macro F1 {metrics['macro_f1']:.3f}")
+    plot_confusion_matrix(
+        metrics,
+        folder.path / f"confusion-{scored}.png",
+        f"{config.model}, {scored} of fold {config.fold}: macro F1 {metrics['macro_f1']:.3f}",
+    )
     return metrics
 
 
@@ -329,5 +384,11 @@ def scored_part(config: TrainConfig) -> str:
     return "dev" if config.protocol == "dev" else "test"
 
 
-__all__ = ["TrainConfig", "ClassifierModule", "train_classifier", "load_classifier_checkpoint",
-           "predict_probabilities", "write_predictions"]
+__all__ = [
+    "TrainConfig",
+    "ClassifierModule",
+    "train_classifier",
+    "load_classifier_checkpoint",
+    "predict_probabilities",
+    "write_predictions",
+]

@@ -65,9 +65,19 @@ def load_classifier(checkpoint: str | Path, device: torch.device):
 
 
 @torch.no_grad()
-def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, part: str | None = None,
-                   batch_size: int = 64, workers: int = 2, device: str = "auto", progress=None,
-                   gradcam_dir: str | Path | None = None, tta: bool = False) -> dict:
+def predict_images(
+    checkpoint: str | Path,
+    inputs: list[str | Path],
+    out: str | Path,
+    *,
+    part: str | None = None,
+    batch_size: int = 64,
+    workers: int = 2,
+    device: str = "auto",
+    progress=None,
+    gradcam_dir: str | Path | None = None,
+    tta: bool = False,
+) -> dict:
     """Write the predictions Parquet (and, with ``gradcam_dir``, a Grad-CAM overlay PNG per image, at the image's
     path below the inputs' folder; the folder appears whole or not at all); returns counts (images scored, skipped
     as undecodable). ``label`` applies the checkpoint's decision rule when it has one; ``tta`` averages the
@@ -77,17 +87,32 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
     model, config, offsets = load_classifier(checkpoint, torch_device)
     all_paths, root = resolve_inputs(inputs, part)
     if not all_paths:
-        raise HyperKvasirError(f"no images (.jpg, .png, .bmp, .tif) in {', '.join(map(str, inputs))}; pass image "
-                               f"files or folders of them, or a release root with --part")
+        raise HyperKvasirError(
+            f"no images (.jpg, .png, .bmp, .tif) in {', '.join(map(str, inputs))}; pass image "
+            f"files or folders of them, or a release root with --part"
+        )
     paths = all_paths[rank::world]
     with _shared_staging(gradcam_dir, rank, world, reads=[root] if root else inputs) as gradcams:
         names = output_names(all_paths, inputs, root)[rank::world] if gradcams else []
-        scored, matrix = _score(model, MODELS[config.model], paths, config, torch_device, batch_size=batch_size,
-                                workers=workers, tta=tta, progress=progress, gradcams=gradcams, names=names)
+        scored, matrix = _score(
+            model,
+            MODELS[config.model],
+            paths,
+            config,
+            torch_device,
+            batch_size=batch_size,
+            workers=workers,
+            tta=tta,
+            progress=progress,
+            gradcams=gradcams,
+            names=names,
+        )
         failed = [str(paths[i]) for i in sorted(set(range(len(paths))) - set(scored))]
         if world == 1 and not scored:
-            raise DataError(f"none of the {len(paths)} inputs decodes as an image (first: {failed[0]}); nothing "
-                            f"written — check the files or the folder")
+            raise DataError(
+                f"none of the {len(paths)} inputs decodes as an image (first: {failed[0]}); nothing "
+                f"written — check the files or the folder"
+            )
         relative = [escaped(str(paths[i].relative_to(root) if root else paths[i])) for i in scored]
         columns = {"path": relative, "label": [CLASSES[int(i)].folder for i in decide(matrix, offsets)]}
         columns |= {c.folder: matrix[:, c.index].astype(np.float32) for c in CLASSES}
@@ -96,16 +121,36 @@ def predict_images(checkpoint: str | Path, inputs: list[str | Path], out: str | 
         return {"images": 0, "skipped": 0, "out": str(out), "rank": rank}
     with atomic_write(out) as handle:
         pq.write_table(table, handle)
-    return {"images": table.num_rows, "skipped": len(all_paths) - table.num_rows, "out": str(out),
-            "undecodable": failed}
+    return {
+        "images": table.num_rows,
+        "skipped": len(all_paths) - table.num_rows,
+        "out": str(out),
+        "undecodable": failed,
+    }
 
 
-def _score(model, spec, paths: list[Path], config, device: torch.device, *, batch_size: int, workers: int, tta: bool,
-           progress, gradcams: Path | None, names: list[str]) -> tuple[list[int], np.ndarray]:
+def _score(
+    model,
+    spec,
+    paths: list[Path],
+    config,
+    device: torch.device,
+    *,
+    batch_size: int,
+    workers: int,
+    tta: bool,
+    progress,
+    gradcams: Path | None,
+    names: list[str],
+) -> tuple[list[int], np.ndarray]:
     """(indices of the decoded ``paths``, their class probabilities); with ``gradcams``, each one's overlay is
     written there as ``<name>.png``."""
-    loader = DataLoader(_Images(paths, config.input_size, config.mask_corners), batch_size=batch_size,
-                        num_workers=workers, collate_fn=_collate)
+    loader = DataLoader(
+        _Images(paths, config.input_size, config.mask_corners),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+    )
     scored, probs = [], []
     for batch in progress(loader, len(loader)) if progress else loader:
         if batch is None:

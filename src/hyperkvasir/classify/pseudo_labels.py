@@ -24,8 +24,14 @@ from hyperkvasir.provenance import tree_key
 PROVENANCE = ("scheme", "test_fold", "seed", "val_fraction", "labeled_key")
 
 
-def pseudo_labels(predictions: str | Path, out: str | Path, *, threshold: float = 0.9,
-                  per_class: dict[str, float] | None = None, max_per_class: int | None = None) -> dict[str, int]:
+def pseudo_labels(
+    predictions: str | Path,
+    out: str | Path,
+    *,
+    threshold: float = 0.9,
+    per_class: dict[str, float] | None = None,
+    max_per_class: int | None = None,
+) -> dict[str, int]:
     """Keep predictions whose top probability reaches its class threshold; write ``path,label`` CSV.
 
     ``per_class`` overrides the threshold by class name (any naming), so rare classes can be taken at a lower
@@ -62,10 +68,16 @@ def write_teacher(checkpoint: str | Path, pseudo_label_csv: str | Path) -> dict:
     from hyperkvasir.classify.module import load_classifier_checkpoint
 
     config = dataclasses.asdict(load_classifier_checkpoint(checkpoint)[0].config)
-    record = {"checkpoint": str(Path(checkpoint).resolve()), "run": str(Path(checkpoint).resolve().parent),
-              "model": config["model"], "scheme": config["scheme"], "test_fold": config["fold"],
-              "seed": config["seed"], "val_fraction": config["val_fraction"],
-              "labeled_key": tree_key(config["root"])}
+    record = {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "run": str(Path(checkpoint).resolve().parent),
+        "model": config["model"],
+        "scheme": config["scheme"],
+        "test_fold": config["fold"],
+        "seed": config["seed"],
+        "val_fraction": config["val_fraction"],
+        "labeled_key": tree_key(config["root"]),
+    }
     with atomic_write(teacher_path(pseudo_label_csv), "w") as handle:
         json.dump(record, handle, indent=2)
     return record
@@ -74,41 +86,62 @@ def write_teacher(checkpoint: str | Path, pseudo_label_csv: str | Path) -> dict:
 def _check_teacher(path: Path, student: dict) -> dict:
     sidecar = teacher_path(path)
     if not sidecar.is_file():
-        raise HyperKvasirError(f"{path}: no {sidecar.name} beside it, so the teacher's training folds are unknown; "
-                               f"write pseudo-labels with `hyperkvasir predict … --part unlabeled --pseudo-labels`")
+        raise HyperKvasirError(
+            f"{path}: no {sidecar.name} beside it, so the teacher's training folds are unknown; "
+            f"write pseudo-labels with `hyperkvasir predict … --part unlabeled --pseudo-labels`"
+        )
     try:
         teacher = json.loads(sidecar.read_text())
     except (OSError, ValueError) as error:
         raise HyperKvasirError(f"{sidecar}: not readable JSON ({error}); write the pseudo-labels again") from None
-    differ = [f"{name} {teacher.get(name)!r} (this run: {student[name]!r})" for name in PROVENANCE
-              if teacher.get(name) != student[name]]
+    differ = [
+        f"{name} {teacher.get(name)!r} (this run: {student[name]!r})"
+        for name in PROVENANCE
+        if teacher.get(name) != student[name]
+    ]
     if differ:
         raise HyperKvasirError(
             f"{path}: the teacher ({teacher.get('run')}) was trained with another {', '.join(differ)}, so it may "
             f"have trained on images of this run's test fold; use a teacher trained with the same scheme, fold, "
-            f"seed, validation share and labeled images")
+            f"seed, validation share and labeled images"
+        )
     return teacher
 
 
-def usable_pseudo_labels(path: str | Path, root: str | Path, *, scheme: str, fold: int, seed: int,
-                         val_fraction: float, test_files: list[str]) -> tuple[list[tuple[str, int]], dict]:
+def usable_pseudo_labels(
+    path: str | Path, root: str | Path, *, scheme: str, fold: int, seed: int, val_fraction: float, test_files: list[str]
+) -> tuple[list[tuple[str, int]], dict]:
     """Pseudo-labels a student may train on: the teacher's provenance must match the student's run, every row
     must name an unlabeled image of this tree, and unlabeled images the audit links to a test image are dropped
     (counted in the report)."""
     path, root = Path(path), Path(root)
-    student = {"scheme": scheme, "test_fold": fold, "seed": seed, "val_fraction": val_fraction,
-               "labeled_key": tree_key(root)}
+    student = {
+        "scheme": scheme,
+        "test_fold": fold,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "labeled_key": tree_key(root),
+    }
     teacher = _check_teacher(path, student)
     rows = read_pseudo_labels(path, root)
     from hyperkvasir.data.audit import audit
 
     test = set(test_files)
-    linked = {f for group in audit(root).split_units()
-              if any(Path(f).name in test for f, p in zip(group.files, group.parts) if p == "labeled")
-              for f, p in zip(group.files, group.parts) if p != "labeled"}
+    linked = {
+        f
+        for group in audit(root).split_units()
+        if any(Path(f).name in test for f, p in zip(group.files, group.parts) if p == "labeled")
+        for f, p in zip(group.files, group.parts)
+        if p != "labeled"
+    }
     kept = [(relpath, label) for relpath, label in rows if relpath not in linked]
-    return kept, {"file": str(path), "teacher": teacher["run"], "rows": len(rows), "used": len(kept),
-                  "dropped_duplicates_of_test_images": len(rows) - len(kept)}
+    return kept, {
+        "file": str(path),
+        "teacher": teacher["run"],
+        "rows": len(rows),
+        "used": len(kept),
+        "dropped_duplicates_of_test_images": len(rows) - len(kept),
+    }
 
 
 def read_pseudo_labels(path: str | Path, root: str | Path) -> list[tuple[str, int]]:
@@ -128,10 +161,17 @@ def read_pseudo_labels(path: str | Path, root: str | Path) -> list[tuple[str, in
         for number, row in enumerate(reader, start=2):
             name = row["path"] or ""
             target = (release.root / name).resolve()
-            if (allowed is None or Path(name).is_absolute() or ".." in Path(name).parts
-                    or not target.is_relative_to(allowed) or not target.is_file()):
-                raise DataError(f"{path}:{number}: {name!r} is not an image under unlabeled-images/ of "
-                                f"{release.root}; pseudo-labels may name unlabeled images of this tree only")
+            if (
+                allowed is None
+                or Path(name).is_absolute()
+                or ".." in Path(name).parts
+                or not target.is_relative_to(allowed)
+                or not target.is_file()
+            ):
+                raise DataError(
+                    f"{path}:{number}: {name!r} is not an image under unlabeled-images/ of "
+                    f"{release.root}; pseudo-labels may name unlabeled images of this tree only"
+                )
             try:
                 rows.append((name, lookup(row["label"]).index))
             except HyperKvasirError as error:

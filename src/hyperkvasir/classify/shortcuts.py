@@ -61,18 +61,22 @@ def _probe(x_train, y_train, x_val, y_val, x_test) -> np.ndarray:
 
     def fit(c: float):
         return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000)).fit(
-            x_train, y_train)
+            x_train, y_train
+        )
 
     if len(set(y_train)) < 2 or not np.ptp(x_train, axis=0).any():
         # no information (one class, or every feature constant, as in a blanked corner): the prior's mode
         return np.full(len(x_test), np.bincount(y_train).argmax())
-    best = max(_C_GRID, key=lambda c: f1_score(y_val, fit(c).predict(x_val), average="macro", zero_division=0)
-               if len(y_val) else 0.0)
+    best = max(
+        _C_GRID,
+        key=lambda c: f1_score(y_val, fit(c).predict(x_val), average="macro", zero_division=0) if len(y_val) else 0.0,
+    )
     return fit(best).predict(x_test)
 
 
-def shortcut_probes(root: str | Path, *, scheme: str = "official-2fold", seed: int = 0, workers: int | None = None,
-                    progress=None) -> dict:
+def shortcut_probes(
+    root: str | Path, *, scheme: str = "official-2fold", seed: int = 0, workers: int | None = None, progress=None
+) -> dict:
     """The three probes' fold-averaged metrics beside the majority baseline, per-class corner marks, a summary."""
     from hyperkvasir.classify.benchmark import majority_baseline
     from hyperkvasir.data.audit import audit
@@ -101,9 +105,11 @@ def shortcut_probes(root: str | Path, *, scheme: str = "official-2fold", seed: i
     report = audit(root)
     out = {probe: average_folds(runs) for probe, runs in folds.items() if runs}
     out["majority"] = majority_baseline(root, scheme, seed)
-    out["per_class"] = {cls: {"images": v["images"], "scopeguide_share": v["share"],
-                              "black_box_share": v["black_box_share"]}
-                        for cls, v in report.scopeguide.items() if v["images"]}
+    out["per_class"] = {
+        cls: {"images": v["images"], "scopeguide_share": v["share"], "black_box_share": v["black_box_share"]}
+        for cls, v in report.scopeguide.items()
+        if v["images"]
+    }
     out["scheme"], out["corner_region"] = scheme, list(CORNER_MASK)
     out["summary"] = _summary(out)
     return out
@@ -112,9 +118,11 @@ def shortcut_probes(root: str | Path, *, scheme: str = "official-2fold", seed: i
 def _summary(result: dict) -> str:
     corner, masked, majority = (result[k] for k in ("corner_probe", "frame_probe_masked", "majority"))
     blank = result["corner_probe_masked"]
-    return (f"A classifier that sees only the lower-left corner of each frame (colour histograms, logistic "
-            f"regression, {result['scheme']} folds) reaches macro-F1 {corner['macro_f1']:.3f}, accuracy "
-            f"{corner['micro_f1']:.3f} and MCC {corner['mcc']:.3f}, against macro-F1 {majority['macro_f1']:.3f} and "
-            f"accuracy {majority['micro_f1']:.3f} for always predicting the majority class. With that corner "
-            f"blanked, the corner probe falls to accuracy {blank['micro_f1']:.3f}, and the rest of the frame gives "
-            f"macro-F1 {masked['macro_f1']:.3f}.")
+    return (
+        f"A classifier that sees only the lower-left corner of each frame (colour histograms, logistic "
+        f"regression, {result['scheme']} folds) reaches macro-F1 {corner['macro_f1']:.3f}, accuracy "
+        f"{corner['micro_f1']:.3f} and MCC {corner['mcc']:.3f}, against macro-F1 {majority['macro_f1']:.3f} and "
+        f"accuracy {majority['micro_f1']:.3f} for always predicting the majority class. With that corner "
+        f"blanked, the corner probe falls to accuracy {blank['micro_f1']:.3f}, and the rest of the frame gives "
+        f"macro-F1 {masked['macro_f1']:.3f}."
+    )

@@ -19,8 +19,13 @@ INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGIN
 _WORKER_COPY = re.compile(r"\ACaught (?P<name>\w+) (?P<where>in .+?)\.\nOriginal Traceback")
 _NO_PLACE = "free space there or choose another place"
 _NOT_ALLOWED = "fix the permissions or choose another place"
-_OS_REMEDIES = {errno.ENOSPC: _NO_PLACE, errno.EDQUOT: _NO_PLACE, errno.EROFS: "choose a writable place",
-                errno.EACCES: _NOT_ALLOWED, errno.EPERM: _NOT_ALLOWED}
+_OS_REMEDIES = {
+    errno.ENOSPC: _NO_PLACE,
+    errno.EDQUOT: _NO_PLACE,
+    errno.EROFS: "choose a writable place",
+    errno.EACCES: _NOT_ALLOWED,
+    errno.EPERM: _NOT_ALLOWED,
+}
 _OUT_OF_MEMORY = "lower --batch-size, --input-size or --workers, or free memory"
 
 
@@ -79,7 +84,7 @@ def _line(error: Exception) -> tuple[str, int, bool]:
             return text, error.exit_code, True
         return _resource_line(error) or _unexpected(type(error).__name__, text), 1, False
     *_, last = re.finditer(rf"^(?:(?P<module>[\w.]+)\.)?{copy['name']}(?:: |$)", text, re.M)
-    message = text[last.end():].strip()
+    message = text[last.end() :].strip()
     kind = _toolkit_class(last["module"], copy["name"])
     if kind is not None:
         return message, kind.exit_code, True

@@ -27,11 +27,16 @@ def _print_version(asked: bool) -> None:
 
 @app.callback()
 def _work_dir_option(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                 help="Print the toolkit's version and exit."),
-    work_dir: Path = typer.Option(None, "--work-dir", help="Where manifests, caches and audit tables go (default "
-                                                           "ROOT/.hyperkvasir, or $HYPERKVASIR_HOME/<tree>): the "
-                                                           "release tree is then never written to."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the toolkit's version and exit."
+    ),
+    work_dir: Path = typer.Option(
+        None,
+        "--work-dir",
+        help="Where manifests, caches and audit tables go (default "
+        "ROOT/.hyperkvasir, or $HYPERKVASIR_HOME/<tree>): the "
+        "release tree is then never written to.",
+    ),
 ) -> None:
     import os
 
@@ -45,8 +50,9 @@ def _work_dir_option(
         os.environ[WORK_DIR_VARIABLE] = str(work_dir.resolve())
 
 
-train_app = typer.Typer(help="Train models through the engine: classify (23 classes), segment (polyps), video.",
-                        no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train models through the engine: classify (23 classes), segment (polyps), video.", no_args_is_help=True
+)
 
 evaluate_app = typer.Typer(help="Evaluate predictions with the official metrics.", no_args_is_help=True)
 
@@ -80,19 +86,30 @@ def _config(kind, root: Path, config_file: Path | None, *, resume: bool = False,
         differ = [key for key in differing_keys(saved, values) if key in values]
         if differ:
             shown = ", ".join(f"{key} {saved.get(key)!r} → {values[key]!r}" for key in differ)
-            raise HyperKvasirError(f"{config.out}: --resume continues the run as it was made, but {shown} differ "
-                                   f"from it; drop those options, or start a new run in another --out")
+            raise HyperKvasirError(
+                f"{config.out}: --resume continues the run as it was made, but {shown} differ "
+                f"from it; drop those options, or start a new run in another --out"
+            )
         config = kind(**{**saved, **values, "root": str(root)})
     return config
 
-_WORKERS_HELP = ("Data-loading processes per training process (default: the cores of the node shared by its "
-                 "processes, less one each, at most 8).")
-_SYNC_BATCHNORM_HELP = ("Under torchrun or SLURM on GPUs: batch-norm statistics over the batches of every process "
-                        "(SyncBatchNorm); no effect on one process. Recorded in config.json.")
-_FREEZE_BATCHNORM_HELP = ("Batch norm on its running statistics while training (its scale and shift still learn): "
-                          "small per-device batches, and exact data parallelism on CPU. Recorded in config.json.")
-_RECIPE_HELP = ("YAML recipe: a packaged name (demo, imbalanced-cpu, beat-the-paper, paper-densenet161, …) or a "
-                "path; flags override it.")
+
+_WORKERS_HELP = (
+    "Data-loading processes per training process (default: the cores of the node shared by its "
+    "processes, less one each, at most 8)."
+)
+_SYNC_BATCHNORM_HELP = (
+    "Under torchrun or SLURM on GPUs: batch-norm statistics over the batches of every process "
+    "(SyncBatchNorm); no effect on one process. Recorded in config.json."
+)
+_FREEZE_BATCHNORM_HELP = (
+    "Batch norm on its running statistics while training (its scale and shift still learn): "
+    "small per-device batches, and exact data parallelism on CPU. Recorded in config.json."
+)
+_RECIPE_HELP = (
+    "YAML recipe: a packaged name (demo, imbalanced-cpu, beat-the-paper, paper-densenet161, …) or a "
+    "path; flags override it."
+)
 
 
 def resolve_recipe(value: Path) -> Path:

@@ -55,8 +55,14 @@ def progress_bar(description: str):
     )
 
     def wrap(iterable, total: int):
-        with Progress(TextColumn(description, markup=False), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=err, transient=True) as bar:
+        with Progress(
+            TextColumn(description, markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
             task = bar.add_task(description, total=total)
             for item in iterable:
                 yield item

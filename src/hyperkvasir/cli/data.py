@@ -17,8 +17,10 @@ from hyperkvasir.cli.console import err, out, progress_bar
 def synth(
     out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to create (must be new or empty)."),
     seed: int = typer.Option(0, min=0, help="Same seed, byte-identical tree."),
-    scale: str = typer.Option("tiny", help="tiny (unit tests) | small (demo) | medium (benchmarks) | full (every "
-                                           "released count, small images)."),
+    scale: str = typer.Option(
+        "tiny",
+        help="tiny (unit tests) | small (demo) | medium (benchmarks) | full (every released count, small images).",
+    ),
     faults: bool = typer.Option(False, "--faults", help="Plant known release faults and list them in FAULTS.json."),
     workers: int = typer.Option(2, min=1, help="Processes that render images."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
@@ -52,15 +54,22 @@ def _synthesise(out_dir: Path, seed: int, scale: str, faults: bool, workers: int
     seconds = time.perf_counter() - started
     size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
     summary = {
-        "root": str(out_dir), "seed": seed, "scale": scale, "seconds": round(seconds, 2), "bytes": size,
-        "labeled": sum(info.per_class.values()), "segmented": len(info.segmented), "unlabeled": info.unlabeled,
-        "videos": len(info.videos), "faults": [f["kind"] for f in info.faults],
+        "root": str(out_dir),
+        "seed": seed,
+        "scale": scale,
+        "seconds": round(seconds, 2),
+        "bytes": size,
+        "labeled": sum(info.per_class.values()),
+        "segmented": len(info.segmented),
+        "unlabeled": info.unlabeled,
+        "videos": len(info.videos),
+        "faults": [f["kind"] for f in info.faults],
     }
     err.print(
         Text(f"synthetic {scale} twin", style="green"),
         f"at {out_dir}: {summary['labeled']} labeled images in 23 classes, {summary['segmented']} segmented, "
         f"{summary['unlabeled']} unlabeled, {summary['videos']} videos "
-        f"({size / 1e6:.1f} MB, {seconds:.1f} s)" + (f"; faults: {', '.join(summary['faults'])}" if faults else "")
+        f"({size / 1e6:.1f} MB, {seconds:.1f} s)" + (f"; faults: {', '.join(summary['faults'])}" if faults else ""),
     )
     return summary
 
@@ -74,8 +83,9 @@ def download(
     strict: bool = typer.Option(False, "--strict", help="An unknown archive hash is an error, not a warning."),
     ca_bundle: Path = typer.Option(None, help="Extra CA certificates (PEM) for hosts with an incomplete chain."),
     allow_http: bool = typer.Option(False, "--allow-http", help="Accept a plain http:// mirror (unauthenticated)."),
-    trust_archive: bool = typer.Option(False, "--trust-archive", help="Extract an archive found in ROOT whose "
-                                                                      "hash is unknown (you vouch for it)."),
+    trust_archive: bool = typer.Option(
+        False, "--trust-archive", help="Extract an archive found in ROOT whose hash is unknown (you vouch for it)."
+    ),
 ) -> int:
     """Resumable, verified download and safe extraction of the release (about 66 GB in all).
 
@@ -104,15 +114,31 @@ def download(
         raise HyperKvasirError(f"--ca-bundle {ca_bundle}: no such file; give a PEM file of CA certificates")
     require_output(root, folder=True, option="ROOT")
     _log_to_stderr()
-    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+
         def progress(name: str):
             task = bar.add_task(name, total=None)
             return lambda done, total: bar.update(task, completed=done, total=total or None)
 
-        done = run_download(root, wanted, base_url=base_url,
-                            extract_archives=extract, strict=strict, ca_bundle=ca_bundle, progress=progress,
-                            allow_http=allow_http, trust_archive=trust_archive)
+        done = run_download(
+            root,
+            wanted,
+            base_url=base_url,
+            extract_archives=extract,
+            strict=strict,
+            ca_bundle=ca_bundle,
+            progress=progress,
+            allow_http=allow_http,
+            trust_archive=trust_archive,
+        )
     for part, what in done.items():
         out.print(f"{part}: {what}")
     return 0
@@ -143,17 +169,30 @@ def index(
         parts[part] = parts.get(part, 0) + 1
     bad = [p for p, ok in zip(table.column("path").to_pylist(), table.column("decodes").to_pylist()) if not ok]
     left_out = [entry for entry in meta.get("hyperkvasir.skipped", "").split("\n") if entry]
-    summary = {"manifest": str(out_file or manifest_path(root)), "rows": table.num_rows, "parts": parts,
-               "read": int(meta["hyperkvasir.read"]), "reused": int(meta["hyperkvasir.reused"]),
-               "unreadable": bad, "left_out": left_out, "seconds": round(time.perf_counter() - started, 2)}
+    summary = {
+        "manifest": str(out_file or manifest_path(root)),
+        "rows": table.num_rows,
+        "parts": parts,
+        "read": int(meta["hyperkvasir.read"]),
+        "reused": int(meta["hyperkvasir.reused"]),
+        "unreadable": bad,
+        "left_out": left_out,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        out.print(f"{summary['rows']:,} files indexed ({summary['read']:,} read, {summary['reused']:,} unchanged) "
-                  f"in {summary['seconds']} s → {summary['manifest']}", soft_wrap=True)
+        out.print(
+            f"{summary['rows']:,} files indexed ({summary['read']:,} read, {summary['reused']:,} unchanged) "
+            f"in {summary['seconds']} s → {summary['manifest']}",
+            soft_wrap=True,
+        )
         for path in bad:
-            out.print(Text("  unreadable:", style="yellow"), f"{path} (re-extract it from the archive or remove it; "
-                      f"`hyperkvasir validate` names what is wrong)", soft_wrap=True)
+            out.print(
+                Text("  unreadable:", style="yellow"),
+                f"{path} (re-extract it from the archive or remove it; `hyperkvasir validate` names what is wrong)",
+                soft_wrap=True,
+            )
         for problem in filter(None, meta.get("hyperkvasir.problems", "").split("\n")):
             out.print(Text("  skipped:", style="yellow"), f"{problem} (run `hyperkvasir validate`)")
         for entry in left_out:
@@ -179,11 +218,15 @@ def validate(
     else:
         colours = {"error": "red", "warning": "yellow", "info": "cyan"}
         for finding in report.findings:
-            out.print(Text(finding.severity, style=colours[finding.severity]),
-                      f"{finding.code}: {finding.file}: {finding.message}", Text(f"→ {finding.hint}", style="dim"))
+            out.print(
+                Text(finding.severity, style=colours[finding.severity]),
+                f"{finding.code}: {finding.file}: {finding.message}",
+                Text(f"→ {finding.hint}", style="dim"),
+            )
         counts = report.counts()
-        out.print(f"{counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
-                  f"{counts.get('info', 0)} notes")
+        out.print(
+            f"{counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, {counts.get('info', 0)} notes"
+        )
     return report.exit_code
 
 
@@ -214,24 +257,37 @@ def audit(
         for column in ("files", "parts", "classes", "2-fold", "5-fold"):
             table.add_column(column)
         for group in groups[:20]:
-            table.add_row("\n".join(group.files), "\n".join(group.parts), "\n".join(map(str, group.classes)),
-                          " ".join(map(str, group.fold2)), " ".join(map(str, group.fold5)))
+            table.add_row(
+                "\n".join(group.files),
+                "\n".join(group.parts),
+                "\n".join(map(str, group.classes)),
+                " ".join(map(str, group.fold2)),
+                " ".join(map(str, group.fold5)),
+            )
         out.print(table)
     for conflict in report.label_conflicts:
-        out.print(Text("label conflict:", style="red"), "; ".join(
-            f"{f} ({c}, 2-fold {f2})" for f, c, f2 in zip(conflict["files"], conflict["classes"], conflict["fold2"])),
-            soft_wrap=True)
+        out.print(
+            Text("label conflict:", style="red"),
+            "; ".join(
+                f"{f} ({c}, 2-fold {f2})" for f, c, f2 in zip(conflict["files"], conflict["classes"], conflict["fold2"])
+            ),
+            soft_wrap=True,
+        )
     if report.images.get("labeled"):
         for scheme, leak in report.leakage.items():
-            out.print(f"leakage {scheme}: {leak['pairs']} confirmed pairs across folds ({leak['images']} images, "
-                      f"{leak['groups']} duplicate groups), per fold pair {leak['fold_pairs']}")
+            out.print(
+                f"leakage {scheme}: {leak['pairs']} confirmed pairs across folds ({leak['images']} images, "
+                f"{leak['groups']} duplicate groups), per fold pair {leak['fold_pairs']}"
+            )
         out.print(f"overlaps: {report.overlaps}")
         shares = {k: v["share"] for k, v in report.scopeguide.items() if v["scopeguide"]}
         out.print(f"ScopeGuide share per class: {shares or 'no labeled image shows it'}")
     if report.segmented_corner:
         corner = report.segmented_corner
-        out.print(f"segmented corner: black box {corner['black_box']} ({corner['black_box_share']:.0%}), "
-                  f"ScopeGuide {corner['scopeguide']} ({corner['share']:.0%}) of {corner['images']}")
+        out.print(
+            f"segmented corner: black box {corner['black_box']} ({corner['black_box_share']:.0%}), "
+            f"ScopeGuide {corner['scopeguide']} ({corner['share']:.0%}) of {corner['images']}"
+        )
     out.print(Text("\nSummary", style="bold"), "\n" + report.summary, sep="")
     return incomplete
 
@@ -239,11 +295,11 @@ def audit(
 @app.command()
 def splits(
     root: Path = typer.Argument(..., help="Release root."),
-    scheme: str = typer.Option("official-2fold", help="official-2fold | official-5fold | grouped-2fold | "
-                                                       "segmentation | kvasir-seg-official."),
+    scheme: str = typer.Option(
+        "official-2fold", help="official-2fold | official-5fold | grouped-2fold | segmentation | kvasir-seg-official."
+    ),
     out_file: Path = typer.Option(None, "--out", help="CSV to write (official format + a validation column)."),
-    validation: float = typer.Option(None, help="Share of each fold carved out for model selection (default "
-                                                "0.1)."),
+    validation: float = typer.Option(None, help="Share of each fold carved out for model selection (default 0.1)."),
     seed: int = typer.Option(0, min=0),
 ) -> int:
     """Fold assignment with a validation carve-out, so no model is selected on its test fold.
@@ -263,17 +319,23 @@ def splits(
     )
 
     if scheme in ("segmentation", "kvasir-seg-official"):
-        split = (segmentation_split(root, seed=seed, report=audit(root)) if scheme == "segmentation"
-                 else kvasir_seg_official_split(root))
+        split = (
+            segmentation_split(root, seed=seed, report=audit(root))
+            if scheme == "segmentation"
+            else kvasir_seg_official_split(root)
+        )
         if out_file:
             split.write_csv(out_file)
-        out.print(f"{scheme} split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}"
-                  + (f" → {out_file}" if out_file else ""))
+        out.print(
+            f"{scheme} split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}"
+            + (f" → {out_file}" if out_file else "")
+        )
         return 0
     if scheme not in SCHEMES:
-        raise typer.BadParameter(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}, segmentation, "
-                                 f"kvasir-seg-official",
-                                 param_hint="--scheme")
+        raise typer.BadParameter(
+            f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}, segmentation, kvasir-seg-official",
+            param_hint="--scheme",
+        )
     from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION
 
     validation = DEFAULT_VALIDATION_FRACTION if validation is None else validation
@@ -287,12 +349,16 @@ def splits(
         sizes = {k: len(v) for k, v in result.subsets(fold).items()}
         out.print(f"{scheme} test fold {fold}: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}")
     leak = assignment_leakage(root, result, report)
-    out.print(f"{scheme}: {leak['pairs']} confirmed duplicate pairs across folds ({leak['images']} images); every "
-              f"split unit (all confirmed pairs, however long the chain) is kept in one fold and one side of the "
-              f"validation carve-out" + (" within its official fold" if scheme.startswith("official") else ""))
+    out.print(
+        f"{scheme}: {leak['pairs']} confirmed duplicate pairs across folds ({leak['images']} images); every "
+        f"split unit (all confirmed pairs, however long the chain) is kept in one fold and one side of the "
+        f"validation carve-out" + (" within its official fold" if scheme.startswith("official") else "")
+    )
     for unit in leak["large_units"]:
-        out.print(f"large split unit kept whole: {unit['files']} images from {unit['first']} "
-                  f"({unit['class']} has {unit['class_images']}); its class's folds are uneven")
+        out.print(
+            f"large split unit kept whole: {unit['files']} images from {unit['first']} "
+            f"({unit['class']} has {unit['class_images']}); its class's folds are uneven"
+        )
     if out_file:
         out.print(f"→ {out_file}")
     return 0
@@ -324,8 +390,11 @@ def export(
     out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to create (new or empty)."),
     scheme: str = typer.Option("official-2fold", help="Fold scheme for the labeled images."),
     copy: bool = typer.Option(False, "--copy", help="Copy files instead of hard/symbolic links."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in OUT (never a folder "
-                                                               "the toolkit did not make, a release or a work dir)."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace an earlier export in OUT (never a folder the toolkit did not make, a release or a work dir).",
+    ),
     seed: int = typer.Option(0, min=0),
 ) -> int:
     """Convert the release for other tools; written atomically (a temp folder, then a rename).

@@ -12,14 +12,31 @@ _CLASSIFY_VIDEOS = "classify videos"
 # video checkpoint (always on videos); benchmark's: its --task.
 FITS: dict[str, dict[str, set[str]]] = {
     "predict": {
-        "--pseudo-labels": {_CLASSIFY_IMAGES}, "--threshold": {_CLASSIFY_IMAGES},
-        "--max-per-class": {_CLASSIFY_IMAGES}, "--gradcam": {_CLASSIFY_IMAGES},
-        "--tta": {_CLASSIFY_IMAGES, _CLASSIFY_VIDEOS}, "--every": {_CLASSIFY_VIDEOS, "video"},
+        "--pseudo-labels": {_CLASSIFY_IMAGES},
+        "--threshold": {_CLASSIFY_IMAGES},
+        "--max-per-class": {_CLASSIFY_IMAGES},
+        "--gradcam": {_CLASSIFY_IMAGES},
+        "--tta": {_CLASSIFY_IMAGES, _CLASSIFY_VIDEOS},
+        "--every": {_CLASSIFY_VIDEOS, "video"},
     },
     "benchmark": {
-        **dict.fromkeys(("--optimizer", "--exclude-conflicts", "--mask-corners", "--seeds", "--protocol", "--force",
-                         "--average", "--reviews", "--reviews-on-test"), {"classify"}),
-        "--config": {"classify", "segment"}, "--scheme": {"classify", "segment"}, "--select-on-train": {"video"},
+        **dict.fromkeys(
+            (
+                "--optimizer",
+                "--exclude-conflicts",
+                "--mask-corners",
+                "--seeds",
+                "--protocol",
+                "--force",
+                "--average",
+                "--reviews",
+                "--reviews-on-test",
+            ),
+            {"classify"},
+        ),
+        "--config": {"classify", "segment"},
+        "--scheme": {"classify", "segment"},
+        "--select-on-train": {"video"},
     },
 }
 
@@ -35,5 +52,6 @@ def refuse_unfit(command: str, target: str, given: dict[str, object], described:
     """Exit 2 naming every given option (value not None) that does not fit ``target``."""
     refused = [flag for flag, value in given.items() if value is not None and target not in FITS[command][flag]]
     if refused:
-        raise typer.BadParameter(f"{', '.join(refused)} does not apply to {described}{extra}; drop it",
-                                 param_hint=refused[0])
+        raise typer.BadParameter(
+            f"{', '.join(refused)} does not apply to {described}{extra}; drop it", param_hint=refused[0]
+        )

@@ -12,10 +12,14 @@ from hyperkvasir.cli.common import app
 from hyperkvasir.cli.console import err, out, progress_bar
 
 _PARTS_HELP = "labeled | segmented | unlabeled | videos (the frames of --frames); repeat for several."
-_FRAMES_HELP = ("Folder of `hyperkvasir video frames ROOT DIR` (its frames.parquet): the frames the videos part "
-                "embeds, named VIDEO#frame=NNNNNN.")
-_CHECKPOINT_HELP = ("best.ckpt of `hyperkvasir train classify`: its penultimate layer, input size and corner masking "
-                    "(default: the offline ImageNet backbone).")
+_FRAMES_HELP = (
+    "Folder of `hyperkvasir video frames ROOT DIR` (its frames.parquet): the frames the videos part "
+    "embeds, named VIDEO#frame=NNNNNN."
+)
+_CHECKPOINT_HELP = (
+    "best.ckpt of `hyperkvasir train classify`: its penultimate layer, input size and corner masking "
+    "(default: the offline ImageNet backbone)."
+)
 
 
 @app.command()
@@ -25,7 +29,8 @@ def embed(
     checkpoint: Path = typer.Option(None, help=_CHECKPOINT_HELP),
     model: str = typer.Option(None, help="ImageNet backbone without --checkpoint (default tf_efficientnet_lite0)."),
     size: int = typer.Option(None, help="Input size without --checkpoint (default 224)."),
-    batch_size: int = typer.Option(64), workers: int = typer.Option(0, help="Data-loading processes."),
+    batch_size: int = typer.Option(64),
+    workers: int = typer.Option(0, help="Data-loading processes."),
     device: str = typer.Option("auto"),
     frames: Path = typer.Option(None, help=_FRAMES_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
@@ -43,22 +48,40 @@ def embed(
     require_ranges(("--batch-size", batch_size, 1, None), ("--workers", workers, 0, None))
     check_device(device)
     if checkpoint is not None and model is not None:
-        raise HyperKvasirError(f"--model {model} and --checkpoint {checkpoint} contradict each other (the checkpoint "
-                               f"names its model); drop one")
+        raise HyperKvasirError(
+            f"--model {model} and --checkpoint {checkpoint} contradict each other (the checkpoint "
+            f"names its model); drop one"
+        )
     started = time.perf_counter()
-    found = embed_parts(root, parts=tuple(part), checkpoint=checkpoint, size=size, model=model or DEFAULT_MODEL,
-                        workers=workers, batch_size=batch_size, device=device, frames=frames,
-                        progress=progress_bar("chunks"))
+    found = embed_parts(
+        root,
+        parts=tuple(part),
+        checkpoint=checkpoint,
+        size=size,
+        model=model or DEFAULT_MODEL,
+        workers=workers,
+        batch_size=batch_size,
+        device=device,
+        frames=frames,
+        progress=progress_bar("chunks"),
+    )
     if global_rank() != 0:
         return 0
     seconds = time.perf_counter() - started
-    summary = {"images": len(found.paths), "dimensions": int(found.vectors.shape[1]), "parts": list(part),
-               "seconds": round(seconds, 2), "undecodable": found.undecodable}
+    summary = {
+        "images": len(found.paths),
+        "dimensions": int(found.vectors.shape[1]),
+        "parts": list(part),
+        "seconds": round(seconds, 2),
+        "undecodable": found.undecodable,
+    }
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        out.print(f"{summary['images']:,} embeddings ({summary['dimensions']} dimensions) of {', '.join(part)} in "
-                  f"{seconds:.1f} s (read from the work dir where already computed)")
+        out.print(
+            f"{summary['images']:,} embeddings ({summary['dimensions']} dimensions) of {', '.join(part)} in "
+            f"{seconds:.1f} s (read from the work dir where already computed)"
+        )
     _warn_undecodable(found.undecodable)
     return 0
 
@@ -66,8 +89,9 @@ def embed(
 @app.command()
 def similar(
     root: Path = typer.Argument(..., help="Release root."),
-    query: list[str] = typer.Option(..., "--query", help="An image of the tree (relative to ROOT or below it); "
-                                                        "several may follow one --query."),
+    query: list[str] = typer.Option(
+        ..., "--query", help="An image of the tree (relative to ROOT or below it); several may follow one --query."
+    ),
     more: list[str] = typer.Argument(None, metavar="[FILE...]", help="Further queries after --query FILE."),
     k: int = typer.Option(5, "-k", help="Neighbours per query."),
     part: list[str] = typer.Option(["labeled"], "--part", help=f"Where to search: {_PARTS_HELP}"),
@@ -75,8 +99,11 @@ def similar(
     size: int = typer.Option(None, help="Input size without --checkpoint (default 224)."),
     workers: int = typer.Option(0, help="Data-loading processes."),
     frames: Path = typer.Option(None, help=_FRAMES_HELP + " Needed for --part videos or a frame as --query."),
-    as_json: bool = typer.Option(False, "--json", help="Print {query: [{file, distance}, …]} on stdout (a video "
-                                                       "frame also with its JPEG as image)."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print {query: [{file, distance}, …]} on stdout (a video frame also with its JPEG as image).",
+    ),
 ) -> int:
     """Nearest images by embedding (cosine distance, exact), never the query itself; video frames too.
 
@@ -86,12 +113,28 @@ def similar(
     from hyperkvasir.label.neighbours import similar as find_similar
 
     require_range("--workers", workers, 0, None)
-    found = find_similar(root, [*query, *(more or [])], k, parts=tuple(part), checkpoint=checkpoint, size=size,
-                         workers=workers, frames=frames, progress=progress_bar("chunks"))
+    found = find_similar(
+        root,
+        [*query, *(more or [])],
+        k,
+        parts=tuple(part),
+        checkpoint=checkpoint,
+        size=size,
+        workers=workers,
+        frames=frames,
+        progress=progress_bar("chunks"),
+    )
     image = _frame_images(root, frames)
     if as_json:
-        print(json.dumps({q: [{"file": f, "distance": d} | ({"image": image[f]} if f in image else {})
-                              for f, d in near] for q, near in found.items()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    q: [{"file": f, "distance": d} | ({"image": image[f]} if f in image else {}) for f, d in near]
+                    for q, near in found.items()
+                },
+                indent=2,
+            )
+        )
         return 0
     for q, near in found.items():
         out.print(q)
@@ -114,8 +157,11 @@ def _frame_images(root: Path, frames: Path | None) -> dict[str, str]:
 @app.command("label-issues")
 def label_issues_command(
     root: Path = typer.Argument(..., help="Release root (only read)."),
-    results: Path = typer.Option(..., "--results", help="--out folder of `hyperkvasir benchmark --protocol test` on "
-                                                       "this tree (its out-of-fold probabilities)."),
+    results: Path = typer.Option(
+        ...,
+        "--results",
+        help="--out folder of `hyperkvasir benchmark --protocol test` on this tree (its out-of-fold probabilities).",
+    ),
     out_file: Path = typer.Option(None, "--out", help="Also write the rows as CSV here."),
     top: int = typer.Option(20, help="Rows printed (all with --json and --out)."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as a JSON list, most doubtful first."),
@@ -137,16 +183,20 @@ def label_issues_command(
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
-        out.print(f"{len(rows)} doubtful labels among {len(scored.files):,} labeled images (model {scored.model}, "
-                  f"out of fold){f' → {out_file}' if out_file else ''}")
+        out.print(
+            f"{len(rows)} doubtful labels among {len(scored.files):,} labeled images (model {scored.model}, "
+            f"out of fold){f' → {out_file}' if out_file else ''}"
+        )
         for row in rows[:top]:
             steps = f" ({row['grade_steps']} grade steps)" if row["grade_steps"] is not None else ""
             score = "  –  " if row["score"] is None else f"{row['score']:.3f}"
-            out.print(f"{score}  {row['file']}  {row['given']} → {row['suggested']}{steps}  "
-                      f"[{row['reason']}]")
+            out.print(f"{score}  {row['file']}  {row['given']} → {row['suggested']}{steps}  [{row['reason']}]")
     if scored.unscored:
-        err.print(Text("warning:", style="yellow"), f"{len(scored.unscored)} labeled images have no out-of-fold "
-                  f"probability in {results} (first: {scored.unscored[0]}); rerun the benchmark to rank them")
+        err.print(
+            Text("warning:", style="yellow"),
+            f"{len(scored.unscored)} labeled images have no out-of-fold "
+            f"probability in {results} (first: {scored.unscored[0]}); rerun the benchmark to rank them",
+        )
     return 0
 
 
@@ -155,10 +205,14 @@ def to_label_command(
     root: Path = typer.Argument(..., help="Release root (only read)."),
     checkpoint: Path = typer.Option(..., help="best.ckpt of `hyperkvasir train classify`."),
     budget: int = typer.Option(..., help="How many unlabeled images to choose."),
-    out_dir: Path = typer.Option(..., "--out", help="Folder for to-label.csv, label-studio.json (tasks: images as "
-                                                    "/data/local-files/?d=PATH below ROOT: run Label Studio with "
-                                                    "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=ROOT) and "
-                                                    "label-studio.xml (the labeling interface)."),
+    out_dir: Path = typer.Option(
+        ...,
+        "--out",
+        help="Folder for to-label.csv, label-studio.json (tasks: images as "
+        "/data/local-files/?d=PATH below ROOT: run Label Studio with "
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=ROOT) and "
+        "label-studio.xml (the labeling interface).",
+    ),
     classes: str = typer.Option(None, help="Aim at these classes (comma-separated, any naming), e.g. rare ones."),
     workers: int = typer.Option(0, help="Data-loading processes."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary and rows as JSON."),
@@ -182,12 +236,17 @@ def to_label_command(
     if as_json:
         print(json.dumps(summary | {"written": [str(p) for p in written]}, indent=2))
     else:
-        out.print(f"{len(summary['rows'])} of {summary['unlabeled']:,} unlabeled images chosen (duplicate distance "
-                  f"{summary['duplicate_distance']:.4g} from {summary['calibration_pairs']} audit pairs) → "
-                  f"{', '.join(str(p) for p in written)}")
+        out.print(
+            f"{len(summary['rows'])} of {summary['unlabeled']:,} unlabeled images chosen (duplicate distance "
+            f"{summary['duplicate_distance']:.4g} from {summary['calibration_pairs']} audit pairs) → "
+            f"{', '.join(str(p) for p in written)}"
+        )
     if len(summary["rows"]) < budget:
-        err.print(Text("warning:", style="yellow"), f"only {len(summary['rows'])} images qualify for --budget "
-                  f"{budget}: the others are near duplicates of labeled or chosen images")
+        err.print(
+            Text("warning:", style="yellow"),
+            f"only {len(summary['rows'])} images qualify for --budget "
+            f"{budget}: the others are near duplicates of labeled or chosen images",
+        )
     return 0
 
 
@@ -204,5 +263,8 @@ def _write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
 
 def _warn_undecodable(paths: list[str]) -> None:
     if paths:
-        err.print(Text("warning:", style="yellow"), f"{len(paths)} images do not decode and have no embedding: "
-                  f"{', '.join(paths[:10])}{f' and {len(paths) - 10} more' if len(paths) > 10 else ''}")
+        err.print(
+            Text("warning:", style="yellow"),
+            f"{len(paths)} images do not decode and have no embedding: "
+            f"{', '.join(paths[:10])}{f' and {len(paths) - 10} more' if len(paths) > 10 else ''}",
+        )

@@ -14,10 +14,15 @@ from hyperkvasir.cli.console import out
 @app.command()
 def review(
     root: Path = typer.Argument(..., help="Release root (never written: decisions go to the work dir)."),
-    queue: Path = typer.Option(None, help="Queue CSV (label-issues or to-label output: a file column, optionally "
-                                          "given, suggested, score, reason)."),
-    results: Path = typer.Option(None, help="A finished benchmark's --out: its label issues are the queue (unless "
-                                            "--queue) and its out-of-fold probabilities are shown."),
+    queue: Path = typer.Option(
+        None,
+        help="Queue CSV (label-issues or to-label output: a file column, optionally given, suggested, score, reason).",
+    ),
+    results: Path = typer.Option(
+        None,
+        help="A finished benchmark's --out: its label issues are the queue (unless "
+        "--queue) and its out-of-fold probabilities are shown.",
+    ),
     reviewer: str = typer.Option(None, help="Name written with each decision (default: the login name)."),
     port: int = typer.Option(8765, help="Port on 127.0.0.1 (0: any free port); the app never listens elsewhere."),
     neighbours: int = typer.Option(5, help="Nearest labeled neighbours shown per image (embeddings; 0 = none)."),
@@ -41,8 +46,13 @@ def review(
     try:
         _log_to_stderr()
         session = open_session(root, queue=queue, results=results, reviewer=name, neighbours=neighbours)
-        serve(session, sock, lambda url: out.print(f"reviewing {len(session.items)} images at {url} — decisions go "
-                                                   f"to {session.reviews}; Ctrl-C stops"))
+        serve(
+            session,
+            sock,
+            lambda url: out.print(
+                f"reviewing {len(session.items)} images at {url} — decisions go to {session.reviews}; Ctrl-C stops"
+            ),
+        )
     finally:
         sock.close()
     return 0

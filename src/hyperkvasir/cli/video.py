@@ -40,13 +40,17 @@ def video_frames(
 
     require_ranges(("--every", every, 1, None), ("--fps", fps, 0.001, None), ("--size", size, 16, 8192))
     require_output(out_dir, folder=True, option="OUT")
-    report = extract_frames(root, out_dir, every=every, fps=fps, size=size, workers=workers or None,
-                            progress=progress_bar("videos"))
+    report = extract_frames(
+        root, out_dir, every=every, fps=fps, size=size, workers=workers or None, progress=progress_bar("videos")
+    )
     if as_json:
         print(json.dumps(asdict(report), indent=2))
     else:
-        out.print(f"{report.frames:,} frames from {report.videos - len(report.failed)} videos "
-                  f"({report.skipped_finished} already finished) → {report.manifest}", soft_wrap=True)
+        out.print(
+            f"{report.frames:,} frames from {report.videos - len(report.failed)} videos "
+            f"({report.skipped_finished} already finished) → {report.manifest}",
+            soft_wrap=True,
+        )
         for video, reason in report.failed.items():
             out.print(Text("  failed:", style="yellow"), f"{video}: {reason}")
     return 1 if report.failed else 0
@@ -60,12 +64,17 @@ def train_video_command(
     frames: Path = typer.Option(None, help="Frames of `hyperkvasir video frames` (default: extracted into OUT)."),
     every: int = typer.Option(None, help="Keep every N-th frame when extracting."),
     size: int = typer.Option(None, help="Square frame size."),
-    epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
+    epochs: int = typer.Option(None),
+    batch_size: int = typer.Option(None),
+    lr: float = typer.Option(None),
     pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained"),
-    select_on_train: bool = typer.Option(None, "--select-on-train",
-                                         help="Allow choosing the checkpoint on training videos when the tree has "
-                                              "no validation video."),
-    seed: int = typer.Option(None, min=0), device: str = typer.Option(None),
+    select_on_train: bool = typer.Option(
+        None,
+        "--select-on-train",
+        help="Allow choosing the checkpoint on training videos when the tree has no validation video.",
+    ),
+    seed: int = typer.Option(None, min=0),
+    device: str = typer.Option(None),
     workers: int = typer.Option(None, help=_WORKERS_HELP),
     sync_batchnorm: bool = typer.Option(None, "--sync-batchnorm/--no-sync-batchnorm", help=_SYNC_BATCHNORM_HELP),
     freeze_batchnorm: bool = typer.Option(None, "--freeze-batchnorm/--train-batchnorm", help=_FREEZE_BATCHNORM_HELP),
@@ -79,13 +88,33 @@ def train_video_command(
     from hyperkvasir.cli.common import _config
     from hyperkvasir.video.module import VideoConfig, train_video
 
-    config = _config(VideoConfig, root, None, resume=resume, model=model, out=str(out_dir) if out_dir else None,
-                     frames=str(frames) if frames else None, every=every, size=size, epochs=epochs,
-                     batch_size=batch_size, lr=lr, pretrained=pretrained, select_on_train=select_on_train, seed=seed,
-                     workers=workers, device=device, sync_batchnorm=sync_batchnorm, freeze_batchnorm=freeze_batchnorm)
+    config = _config(
+        VideoConfig,
+        root,
+        None,
+        resume=resume,
+        model=model,
+        out=str(out_dir) if out_dir else None,
+        frames=str(frames) if frames else None,
+        every=every,
+        size=size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        pretrained=pretrained,
+        select_on_train=select_on_train,
+        seed=seed,
+        workers=workers,
+        device=device,
+        sync_batchnorm=sync_batchnorm,
+        freeze_batchnorm=freeze_batchnorm,
+    )
     _log_to_stderr()
     results = train_video(config, resume=resume, progress=True)
     if results:
-        print(json.dumps(results, indent=2) if as_json else json.dumps(
-            {k: results["test"][k]["accuracy"] for k in ("mean_probability", "majority_vote")}))
+        print(
+            json.dumps(results, indent=2)
+            if as_json
+            else json.dumps({k: results["test"][k]["accuracy"] for k in ("mean_probability", "majority_vote")})
+        )
     return 0

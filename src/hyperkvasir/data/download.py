@@ -61,16 +61,23 @@ class Archive:
     listed_bytes: int  # size listed on the dataset page, for the disk-space estimate
 
 
-ARCHIVES = {a.part: a for a in (
-    Archive("labeled", "hyper-kvasir-labeled-images.zip", "labeled-images", 3_900_000_000),
-    Archive("segmented", "hyper-kvasir-segmented-images.zip", "segmented-images", 46_179_365),
-    Archive("unlabeled", "hyper-kvasir-unlabeled-images.zip", "unlabeled-images", 29_400_000_000),
-    Archive("videos", "hyper-kvasir-videos.zip", "labeled-videos", 25_200_000_000),
-)}
+ARCHIVES = {
+    a.part: a
+    for a in (
+        Archive("labeled", "hyper-kvasir-labeled-images.zip", "labeled-images", 3_900_000_000),
+        Archive("segmented", "hyper-kvasir-segmented-images.zip", "segmented-images", 46_179_365),
+        Archive("unlabeled", "hyper-kvasir-unlabeled-images.zip", "unlabeled-images", 29_400_000_000),
+        Archive("videos", "hyper-kvasir-videos.zip", "labeled-videos", 25_200_000_000),
+    )
+}
 # Official files that are not archives: (relative URL in the repository, path under ROOT)
-REPOSITORY_FILES = {"splits": (("official_splits/2_fold_split.csv", "official_splits/2_fold_split.csv"),
-                               ("official_splits/5_fold_split.csv", "official_splits/5_fold_split.csv"),
-                               ("hyper-kvasir-video-metadata.csv", "hyper-kvasir-video-metadata.csv"))}
+REPOSITORY_FILES = {
+    "splits": (
+        ("official_splits/2_fold_split.csv", "official_splits/2_fold_split.csv"),
+        ("official_splits/5_fold_split.csv", "official_splits/5_fold_split.csv"),
+        ("hyper-kvasir-video-metadata.csv", "hyper-kvasir-video-metadata.csv"),
+    )
+}
 PARTS = (*ARCHIVES, "splits")
 # SHA-256 seen for the archives in third-party records (dataset.md §5); several per archive are expected.
 KNOWN_SHA256: dict[str, set[str]] = {
@@ -80,8 +87,7 @@ KNOWN_SHA256: dict[str, set[str]] = {
 MAX_RATIO = 200  # uncompressed / compressed beyond this is treated as an archive bomb
 MAX_UNCOMPRESSED = 80 * 10**9  # no HyperKvasir archive unpacks to more
 MAX_MEMBERS = 250_000  # the largest archive (unlabeled) holds about 100,000 files
-_TRANSIENT = (ConnectionError, TimeoutError, socket.timeout, http.client.IncompleteRead,
-              http.client.RemoteDisconnected)
+_TRANSIENT = (ConnectionError, TimeoutError, socket.timeout, http.client.IncompleteRead, http.client.RemoteDisconnected)
 
 
 class DownloadError(HyperKvasirError):
@@ -113,8 +119,10 @@ def require_https(url: str, allow_http: bool) -> None:
     """Plain HTTP is refused unless asked for: unknown archive hashes are only warnings, so nothing would
     authenticate what arrives."""
     if urllib.parse.urlparse(url).scheme == "http" and not allow_http:
-        raise HyperKvasirError(f"{url}: plain HTTP is unauthenticated (an unknown archive hash is only a warning), "
-                               "so anyone on the way could swap the archive; use https:// or pass --allow-http")
+        raise HyperKvasirError(
+            f"{url}: plain HTTP is unauthenticated (an unknown archive hash is only a warning), "
+            "so anyone on the way could swap the archive; use https:// or pass --allow-http"
+        )
 
 
 class _Redirects(urllib.request.HTTPRedirectHandler):
@@ -126,14 +134,24 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         if urllib.parse.urlparse(newurl).scheme == "http" and not self.allow_http:
-            raise DownloadError(f"{req.full_url}: redirected to plain HTTP ({newurl}), which is unauthenticated; "
-                                "use an https:// mirror or pass --allow-http")
+            raise DownloadError(
+                f"{req.full_url}: redirected to plain HTTP ({newurl}), which is unauthenticated; "
+                "use an https:// mirror or pass --allow-http"
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def fetch(url: str, target: Path, *, context: ssl.SSLContext | None = None, retries: int = 4,
-          backoff: float = 0.5, progress: Callable[[int, int], None] | None = None, timeout: float = 30,
-          allow_http: bool = False) -> str:
+def fetch(
+    url: str,
+    target: Path,
+    *,
+    context: ssl.SSLContext | None = None,
+    retries: int = 4,
+    backoff: float = 0.5,
+    progress: Callable[[int, int], None] | None = None,
+    timeout: float = 30,
+    allow_http: bool = False,
+) -> str:
     """Download ``url`` to ``target`` resuming ``target.part``; return the SHA-256 of the whole file.
 
     Transient errors (dropped connections, timeouts, 5xx) are retried with exponential back-off, each retry
@@ -190,12 +208,16 @@ def fetch(url: str, target: Path, *, context: ssl.SSLContext | None = None, retr
             if error.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
             have = partial.stat().st_size if partial.exists() else 0
-            raise DownloadError(f"{partial}: the disk is full ({error.strerror}); free space under {partial.parent} "
-                                f"and rerun to resume from {have:,} bytes") from None
+            raise DownloadError(
+                f"{partial}: the disk is full ({error.strerror}); free space under {partial.parent} "
+                f"and rerun to resume from {have:,} bytes"
+            ) from None
         attempt += 1
         if attempt > retries:
-            raise DownloadError(f"{url}: gave up after {retries} retries ({problem}); rerun to resume "
-                                f"from {partial.stat().st_size if partial.exists() else 0:,} bytes")
+            raise DownloadError(
+                f"{url}: gave up after {retries} retries ({problem}); rerun to resume "
+                f"from {partial.stat().st_size if partial.exists() else 0:,} bytes"
+            )
         log.warning("%s: %s; retrying in %.1f s", url, problem, backoff * 2 ** (attempt - 1))
         time.sleep(backoff * 2 ** (attempt - 1))
 
@@ -244,8 +266,10 @@ def _check_members(archive: Path, members: list[Member]) -> int:
     archives hold no links: a link, even one that stays inside, can be chained to climb out); return the
     uncompressed total."""
     if len(members) > MAX_MEMBERS:
-        raise DownloadError(f"{archive}: refused: {len(members):,} entries, no release archive holds more than "
-                            f"{MAX_MEMBERS:,}; looks like an archive bomb")
+        raise DownloadError(
+            f"{archive}: refused: {len(members):,} entries, no release archive holds more than "
+            f"{MAX_MEMBERS:,}; looks like an archive bomb"
+        )
     seen: set[tuple[str, ...]] = set()
     files: set[tuple[str, ...]] = set()
     for member in members:
@@ -256,8 +280,9 @@ def _check_members(archive: Path, members: list[Member]) -> int:
         if ".." in path.parts:
             raise DownloadError(f"{archive}: refused: entry {name!r} climbs out with '..'")
         if member.kind == "link":
-            raise DownloadError(f"{archive}: refused: entry {name!r} is a link; release archives hold only files "
-                                "and folders")
+            raise DownloadError(
+                f"{archive}: refused: entry {name!r} is a link; release archives hold only files and folders"
+            )
         if member.kind == "other":
             raise DownloadError(f"{archive}: refused: entry {name!r} is a device, pipe or socket, not a file")
         if path.parts in seen:
@@ -271,8 +296,10 @@ def _check_members(archive: Path, members: list[Member]) -> int:
     total = sum(member.size for member in members)
     compressed = max(archive.stat().st_size, 1)
     if total > MAX_UNCOMPRESSED or total / compressed > MAX_RATIO:
-        raise DownloadError(f"{archive}: refused: {total:,} bytes uncompressed from {compressed:,} "
-                            f"(ratio {total / compressed:.0f}); looks like an archive bomb")
+        raise DownloadError(
+            f"{archive}: refused: {total:,} bytes uncompressed from {compressed:,} "
+            f"(ratio {total / compressed:.0f}); looks like an archive bomb"
+        )
     return total
 
 
@@ -282,8 +309,10 @@ def extract(archive: Path, root: Path, *, free_bytes: int | None = None) -> list
     needed = _check_members(archive, _members(archive))
     free = shutil.disk_usage(root).free if free_bytes is None else free_bytes
     if needed > free:
-        raise DownloadError(f"{archive}: needs {needed / 1e9:.2f} GB to extract, {free / 1e9:.2f} GB free "
-                            f"under {root}; free space or choose another ROOT")
+        raise DownloadError(
+            f"{archive}: needs {needed / 1e9:.2f} GB to extract, {free / 1e9:.2f} GB free "
+            f"under {root}; free space or choose another ROOT"
+        )
     staging = root / CACHE_DIR / f"extract-{archive.stem}.tmp"  # beside its target: the rename stays on one disk
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -313,11 +342,14 @@ def _unpack(archive: Path, staging: Path, root: Path) -> None:
         raise DownloadError(f"{archive}: damaged archive ({error}); delete it and download again") from None
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DownloadError(f"{archive}: cannot extract under {root} ({error.strerror}); free space or choose "
-                                "another ROOT") from None
+            raise DownloadError(
+                f"{archive}: cannot extract under {root} ({error.strerror}); free space or choose another ROOT"
+            ) from None
         entry = os.path.relpath(error.filename, staging) if error.filename else "an entry"
-        raise DownloadError(f"{archive}: cannot extract {entry} ({error.strerror or error}); the archive does not "
-                            "hold the release as released: delete it and download again") from None
+        raise DownloadError(
+            f"{archive}: cannot extract {entry} ({error.strerror or error}); the archive does not "
+            "hold the release as released: delete it and download again"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------------- download
@@ -363,16 +395,28 @@ def _require_trusted(root: Path, path: Path, archive: Archive) -> None:
     recorded = _records(root).get(archive.name)
     if sha in KNOWN_SHA256.get(archive.name, set()) or (isinstance(recorded, dict) and recorded.get("sha256") == sha):
         return
-    raise DownloadError(f"{path}: SHA-256 {sha} is not a known hash of {archive.name} and the toolkit did not "
-                        f"download it, so it is not extracted unasked; if you trust where it came from, run "
-                        f"`hyperkvasir download {root} --parts {archive.part} --trust-archive`")
+    raise DownloadError(
+        f"{path}: SHA-256 {sha} is not a known hash of {archive.name} and the toolkit did not "
+        f"download it, so it is not extracted unasked; if you trust where it came from, run "
+        f"`hyperkvasir download {root} --parts {archive.part} --trust-archive`"
+    )
 
 
-def download(root: str | Path, parts: tuple[str, ...] = PARTS, *, base_url: str | None = None,
-             extract_archives: bool = True, strict: bool = False, ca_bundle: str | Path | None = None,
-             free_bytes: int | None = None, progress: Callable[[str], Callable[[int, int], None]] | None = None,
-             retries: int = 4, backoff: float = 0.5, allow_http: bool = False,
-             trust_archive: bool = False) -> dict[str, str]:
+def download(
+    root: str | Path,
+    parts: tuple[str, ...] = PARTS,
+    *,
+    base_url: str | None = None,
+    extract_archives: bool = True,
+    strict: bool = False,
+    ca_bundle: str | Path | None = None,
+    free_bytes: int | None = None,
+    progress: Callable[[str], Callable[[int, int], None]] | None = None,
+    retries: int = 4,
+    backoff: float = 0.5,
+    allow_http: bool = False,
+    trust_archive: bool = False,
+) -> dict[str, str]:
     """Fetch ``parts`` into ``root`` (the torchvision/torchgeo ladder: present → archive → download).
 
     ``base_url`` replaces every official location (mirrors, tests): archives at ``BASE/<archive>``, the
@@ -389,13 +433,34 @@ def download(root: str | Path, parts: tuple[str, ...] = PARTS, *, base_url: str 
     root.mkdir(parents=True, exist_ok=True)
     fetching = {"context": _context(ca_bundle), "retries": retries, "backoff": backoff, "allow_http": allow_http}
     with _one_at_a_time(root):
-        return {part: _get_part(root, part, base_url, fetching, extract_archives=extract_archives, strict=strict,
-                                trust_archive=trust_archive, free_bytes=free_bytes, progress=progress)
-                for part in parts}
+        return {
+            part: _get_part(
+                root,
+                part,
+                base_url,
+                fetching,
+                extract_archives=extract_archives,
+                strict=strict,
+                trust_archive=trust_archive,
+                free_bytes=free_bytes,
+                progress=progress,
+            )
+            for part in parts
+        }
 
 
-def _get_part(root: Path, part: str, base_url: str | None, fetching: dict, *, extract_archives: bool, strict: bool,
-              trust_archive: bool, free_bytes: int | None, progress) -> str:
+def _get_part(
+    root: Path,
+    part: str,
+    base_url: str | None,
+    fetching: dict,
+    *,
+    extract_archives: bool,
+    strict: bool,
+    trust_archive: bool,
+    free_bytes: int | None,
+    progress,
+) -> str:
     """One part up the ladder (present → archive → download, then extract); returns what was done."""
     if part == "splits":
         for remote, local in REPOSITORY_FILES["splits"]:
@@ -412,11 +477,22 @@ def _get_part(root: Path, part: str, base_url: str | None, fetching: dict, *, ex
         urls = [b.rstrip("/") + "/" + archive.name for b in ([base_url] if base_url else BASE_URLS)]
         sha, url = _fetch_first(urls, target, progress=progress(archive.name) if progress else None, **fetching)
         known = sha in KNOWN_SHA256.get(archive.name, set())
-        _record(root, archive.name, {"url": url, "sha256": sha, "bytes": target.stat().st_size, "known_hash": known,
-                                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        _record(
+            root,
+            archive.name,
+            {
+                "url": url,
+                "sha256": sha,
+                "bytes": target.stat().st_size,
+                "known_hash": known,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
         if not known:
-            message = (f"{archive.name}: SHA-256 {sha} is not among the hashes seen for this archive "
-                       "(archives were re-packed before); recorded in .hyperkvasir/downloads.json")
+            message = (
+                f"{archive.name}: SHA-256 {sha} is not among the hashes seen for this archive "
+                "(archives were re-packed before); recorded in .hyperkvasir/downloads.json"
+            )
             if strict:
                 raise DownloadError(message + "; without --strict this is a warning")
             log.warning(message)
@@ -442,8 +518,9 @@ def _fetch_first(urls: list[str], target: Path, **fetching) -> tuple[str, str]:
     raise DownloadError(f"{target.name}: not found at {', '.join(tried)}; pass --base-url for a mirror")
 
 
-def ensure_parts(root: str | Path, parts: tuple[str, ...], *, download_missing: bool = False,
-                 trust_archive: bool = False, **options) -> Release:
+def ensure_parts(
+    root: str | Path, parts: tuple[str, ...], *, download_missing: bool = False, trust_archive: bool = False, **options
+) -> Release:
     """The dataset ladder: extracted tree present → archive present (extract, when its hash is known, the
     toolkit downloaded it or ``trust_archive``) → download allowed → error."""
     root = Path(root)
@@ -467,7 +544,8 @@ def ensure_parts(root: str | Path, parts: tuple[str, ...], *, download_missing: 
     if missing:
         raise DatasetNotFoundError(
             f"{root}: {', '.join(missing)} not found; run `hyperkvasir download {root} --parts {','.join(missing)}` "
-            "or pass download=True")
+            "or pass download=True"
+        )
     return Release(root)
 
 

@@ -70,9 +70,15 @@ def _orientation(image: Image.Image) -> int:
     return int(image.getexif().get(ExifTags.Base.Orientation, 1) or 1)
 
 
-_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-              8: Image.Transpose.ROTATE_90}
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -107,8 +113,7 @@ def header_size(path: str | Path) -> tuple[int, int]:
         with open_image(path) as image:
             return upright_size(image)
     except ImageDecodeError as error:
-        raise ImageDecodeError(f"{path}: cannot read image header ({str(error).removeprefix(f'{path}: ')})") \
-            from None
+        raise ImageDecodeError(f"{path}: cannot read image header ({str(error).removeprefix(f'{path}: ')})") from None
 
 
 def is_jpeg_bytes(head: bytes) -> bool:
@@ -172,8 +177,10 @@ def _check_jpeg_size(path: str | Path, data: bytes) -> None:
     except ValueError as error:
         raise ImageDecodeError(f"{path}: cannot decode JPEG ({error})") from None
     if width * height > _pixel_limit():
-        raise ImageDecodeError(f"{path}: {width}x{height} pixels exceed the decompression-bomb limit of "
-                               f"{_pixel_limit():,} pixels (PIL.Image.MAX_IMAGE_PIXELS × 2)")
+        raise ImageDecodeError(
+            f"{path}: {width}x{height} pixels exceed the decompression-bomb limit of "
+            f"{_pixel_limit():,} pixels (PIL.Image.MAX_IMAGE_PIXELS × 2)"
+        )
 
 
 def decode_rgb(path: str | Path, min_size: tuple[int, int] | None = None) -> np.ndarray:

@@ -45,37 +45,52 @@ from hyperkvasir.parallel import process_pool
 MANIFEST_NAME = "manifest.parquet"
 CACHE_DIR = ".hyperkvasir"
 
-SCHEMA = pa.schema([
-    ("path", pa.string()),  # relative to the release root
-    ("part", pa.string()),  # labeled | segmented | unlabeled | videos
-    ("kind", pa.string()),  # image | mask | video
-    ("tract", pa.string()),
-    ("category", pa.string()),
-    ("class", pa.string()),  # folder name as found on disk
-    ("fold2", pa.int8()),
-    ("fold5", pa.int8()),
-    ("width", pa.int32()),
-    ("height", pa.int32()),
-    ("bytes", pa.int64()),
-    ("mtime_ns", pa.int64()),
-    ("sha256", pa.string()),
-    ("format", pa.string()),
-    ("decodes", pa.bool_()),  # header readable and, for JPEG, structure complete (SOI … EOI)
-    ("error", pa.string()),
-    ("mask_path", pa.string()),
-    ("mask_area", pa.float32()),  # polyp share of the mask's pixels (segmented images)
-    ("box_count", pa.int16()),
-    ("frames", pa.int32()),
-    ("fps", pa.float32()),
-    ("duration_s", pa.float32()),
-    ("codec", pa.string()),
-    ("finding", pa.string()),  # videos: main finding as written in video-labels.csv
-    ("finding_class", pa.string()),  # videos: the main finding in the paper's 30-class vocabulary (or null)
-    ("secondary_findings", pa.string()),  # videos: further findings, raw, "; "-separated
-])
+SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),  # relative to the release root
+        ("part", pa.string()),  # labeled | segmented | unlabeled | videos
+        ("kind", pa.string()),  # image | mask | video
+        ("tract", pa.string()),
+        ("category", pa.string()),
+        ("class", pa.string()),  # folder name as found on disk
+        ("fold2", pa.int8()),
+        ("fold5", pa.int8()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("bytes", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("sha256", pa.string()),
+        ("format", pa.string()),
+        ("decodes", pa.bool_()),  # header readable and, for JPEG, structure complete (SOI … EOI)
+        ("error", pa.string()),
+        ("mask_path", pa.string()),
+        ("mask_area", pa.float32()),  # polyp share of the mask's pixels (segmented images)
+        ("box_count", pa.int16()),
+        ("frames", pa.int32()),
+        ("fps", pa.float32()),
+        ("duration_s", pa.float32()),
+        ("codec", pa.string()),
+        ("finding", pa.string()),  # videos: main finding as written in video-labels.csv
+        ("finding_class", pa.string()),  # videos: the main finding in the paper's 30-class vocabulary (or null)
+        ("secondary_findings", pa.string()),  # videos: further findings, raw, "; "-separated
+    ]
+)
 # Columns a worker computes from the file's bytes; the rest come from the path and the release's CSVs.
-_CONTENT = ("width", "height", "bytes", "mtime_ns", "sha256", "format", "decodes", "error",
-            "mask_area", "frames", "fps", "duration_s", "codec")
+_CONTENT = (
+    "width",
+    "height",
+    "bytes",
+    "mtime_ns",
+    "sha256",
+    "format",
+    "decodes",
+    "error",
+    "mask_area",
+    "frames",
+    "fps",
+    "duration_s",
+    "codec",
+)
 
 
 WORK_DIR_VARIABLE = "HYPERKVASIR_WORK_DIR"  # set by `--work-dir`: this tree's work dir itself
@@ -93,8 +108,9 @@ def work_dir(root: str | Path) -> Path:
     if home:
         home_dir = Path(home).expanduser().absolute()
         if home_dir.exists() and not home_dir.is_dir():
-            raise HyperKvasirError(f"{HOME_VARIABLE}={home} is a file; point it at a folder (new or existing) or "
-                                   "unset it")
+            raise HyperKvasirError(
+                f"{HOME_VARIABLE}={home} is a file; point it at a folder (new or existing) or unset it"
+            )
         resolved = Path(root).resolve()
         return home_dir / f"{resolved.name}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:10]}"
     return Path(root) / CACHE_DIR
@@ -106,17 +122,26 @@ def require_work_dir(root: str | Path) -> Path:
     place = work_dir(root)
     real, tree = os.path.realpath(place), os.path.realpath(root)
     if within(real, tree) and not within(real, os.path.join(tree, CACHE_DIR)):
-        raise HyperKvasirError(f"{place}: the work dir lies inside the release tree {root}, where its files would be "
-                               "taken for the release's; choose a folder outside it (or leave the default)")
+        raise HyperKvasirError(
+            f"{place}: the work dir lies inside the release tree {root}, where its files would be "
+            "taken for the release's; choose a folder outside it (or leave the default)"
+        )
     try:
         place.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=place):
             pass
     except OSError as error:
-        where = ("the --work-dir folder" if os.environ.get(WORK_DIR_VARIABLE) else f"the folder {HOME_VARIABLE} "
-                 "names" if os.environ.get(HOME_VARIABLE) else "the release tree (read-only?)")
-        raise HyperKvasirError(f"{place}: cannot write the work dir in {where} ({error.strerror or error}); use "
-                               f"--work-dir DIR or set {HOME_VARIABLE} to a writable folder") from None
+        where = (
+            "the --work-dir folder"
+            if os.environ.get(WORK_DIR_VARIABLE)
+            else f"the folder {HOME_VARIABLE} names"
+            if os.environ.get(HOME_VARIABLE)
+            else "the release tree (read-only?)"
+        )
+        raise HyperKvasirError(
+            f"{place}: cannot write the work dir in {where} ({error.strerror or error}); use "
+            f"--work-dir DIR or set {HOME_VARIABLE} to a writable folder"
+        ) from None
     return place
 
 
@@ -159,8 +184,11 @@ def _read_image(path: str, kind: str) -> dict:
                 if problem is None and kind == "mask":
                     row["mask_area"] = float(binarise_mask(decode_mask(path)).mean())
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-            problem = "not an image Pillow can identify" if "cannot identify image file" in str(error) \
+            problem = (
+                "not an image Pillow can identify"
+                if "cannot identify image file" in str(error)
                 else f"not a readable image ({error})"
+            )
     if problem is None and os.path.splitext(path)[1].lower() in (".jpg", ".jpeg") and row.get("format") != "JPEG":
         problem = f"named .jpg but is {row.get('format') or 'not an image'}"
     return row | {"decodes": problem is None, "error": problem}
@@ -180,9 +208,16 @@ def _read_video(path: Path) -> dict:
             stream = container.streams.video[0]
             rate = float(stream.average_rate or stream.guessed_rate or 0)
             frames = stream.frames or (int(float(stream.duration * stream.time_base) * rate) if stream.duration else 0)
-            row |= {"width": stream.width, "height": stream.height, "format": container.format.name,
-                    "codec": stream.codec_context.name, "fps": rate, "frames": frames,
-                    "duration_s": frames / rate if rate else None, "decodes": True}
+            row |= {
+                "width": stream.width,
+                "height": stream.height,
+                "format": container.format.name,
+                "codec": stream.codec_context.name,
+                "fps": rate,
+                "frames": frames,
+                "duration_s": frames / rate if rate else None,
+                "decodes": True,
+            }
     except (av.error.FFmpegError, IndexError, OSError) as error:
         row["error"] = f"not a readable video ({error})"
     return row
@@ -196,16 +231,21 @@ def _content_job(job: tuple[str, str, str]) -> dict:
     return row | {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-_LISTINGS = (("labeled", "image", "labeled"), ("segmented", "image", "segmented-images"),
-             ("segmented", "mask", "segmented-masks"), ("unlabeled", "image", "unlabeled"),
-             ("videos", "video", "videos"))
+_LISTINGS = (
+    ("labeled", "image", "labeled"),
+    ("segmented", "image", "segmented-images"),
+    ("segmented", "mask", "segmented-masks"),
+    ("unlabeled", "image", "unlabeled"),
+    ("videos", "video", "videos"),
+)
 
 
 def _scan_all(release: Release, skipped: list[Skipped]) -> dict[str, tuple[str, str, os.stat_result]]:
     """path → (part, kind, stat) of every file of every part present (one ``scandir`` walk, no reads); what the
     listings leave out (links leaving the tree, names that are no UTF-8, …) goes to ``skipped``."""
-    return {rel: (part, kind, stat) for part, kind, listing in _LISTINGS
-            for rel, stat in release.scan(listing, skipped)}
+    return {
+        rel: (part, kind, stat) for part, kind, listing in _LISTINGS for rel, stat in release.scan(listing, skipped)
+    }
 
 
 def _path_rows(files: dict[str, tuple[str, str, os.stat_result]]) -> list[dict]:
@@ -249,8 +289,10 @@ def _join_release_files(release: Release, rows: list[dict]) -> list[str]:
             mask = by_path.get(row["path"].replace("segmented-images/images/", "segmented-images/masks/"))
             if mask is None:  # masks may carry another extension than their image
                 stem = Path(row["path"]).stem
-                mask = next((r for p, r in by_path.items()
-                             if p.startswith("segmented-images/masks/") and Path(p).stem == stem), None)
+                mask = next(
+                    (r for p, r in by_path.items() if p.startswith("segmented-images/masks/") and Path(p).stem == stem),
+                    None,
+                )
             if mask is not None:
                 row["mask_path"], row["mask_area"] = mask["path"], mask.get("mask_area")
             entry = boxes.get(Path(row["path"]).stem)
@@ -259,7 +301,10 @@ def _join_release_files(release: Release, rows: list[dict]) -> list[str]:
 
 
 def build_index(
-    root: str | Path, *, workers: int | None = None, out: str | Path | None = None,
+    root: str | Path,
+    *,
+    workers: int | None = None,
+    out: str | Path | None = None,
     progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> pa.Table:
     """Build or refresh the manifest of ``root``; rows of unchanged files (size, mtime) are reused unread.
@@ -286,9 +331,14 @@ def _build_index(release: Release, target: Path, workers: int | None, progress) 
     sources = _source_signature(release)
     previous = _previous_table(target)
     if previous is not None and _unchanged(previous, files, sources):
-        return previous.replace_schema_metadata(previous.schema.metadata | {
-            b"hyperkvasir.read": b"0", b"hyperkvasir.reused": str(previous.num_rows).encode(),
-            b"hyperkvasir.skipped": left_out.encode()})
+        return previous.replace_schema_metadata(
+            previous.schema.metadata
+            | {
+                b"hyperkvasir.read": b"0",
+                b"hyperkvasir.reused": str(previous.num_rows).encode(),
+                b"hyperkvasir.skipped": left_out.encode(),
+            }
+        )
     old_rows = {row["path"]: row for row in previous.to_pylist()} if previous is not None else {}
     rows = _path_rows(files)
     jobs, reused = [], 0
@@ -304,10 +354,15 @@ def _build_index(release: Release, target: Path, workers: int | None, progress) 
         for row, content in zip(jobs, results):
             row.update(content)
     problems = _join_release_files(release, rows)
-    table = pa.Table.from_pylist(rows, schema=SCHEMA).replace_schema_metadata({
-        "hyperkvasir.reused": str(reused), "hyperkvasir.read": str(len(jobs)),
-        "hyperkvasir.problems": "\n".join(problems), "hyperkvasir.sources": sources, "hyperkvasir.skipped": left_out,
-    })
+    table = pa.Table.from_pylist(rows, schema=SCHEMA).replace_schema_metadata(
+        {
+            "hyperkvasir.reused": str(reused),
+            "hyperkvasir.read": str(len(jobs)),
+            "hyperkvasir.problems": "\n".join(problems),
+            "hyperkvasir.sources": sources,
+            "hyperkvasir.skipped": left_out,
+        }
+    )
     with atomic_write(target) as handle:
         pq.write_table(table, handle)
     return table

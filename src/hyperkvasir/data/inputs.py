@@ -22,8 +22,11 @@ def resolve_inputs(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
             raise HyperKvasirError("--part takes exactly one release root")
         release = Release(inputs[0])
         release.require(part)
-        files = {"unlabeled": release.unlabeled_files, "labeled": release.labeled_files,
-                 "segmented": lambda: release.segmented_pairs()[0]}[part]
+        files = {
+            "unlabeled": release.unlabeled_files,
+            "labeled": release.labeled_files,
+            "segmented": lambda: release.segmented_pairs()[0],
+        }[part]
         return files(), release.root
     paths: list[Path] = []
     for item in map(Path, inputs):
@@ -49,8 +52,10 @@ def output_names(paths: list[Path], inputs: list[str | Path], root: Path | None 
     seen: dict[str, Path] = {}
     for name, path in zip(names, paths):
         if name in seen:
-            raise HyperKvasirError(f"{seen[name]} and {path} share the name {name!r} (outputs and maps are named by "
-                                   f"path without suffix); rename one")
+            raise HyperKvasirError(
+                f"{seen[name]} and {path} share the name {name!r} (outputs and maps are named by "
+                f"path without suffix); rename one"
+            )
         seen[name] = path
     return names
 
@@ -88,8 +93,9 @@ def resolve_videos(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
     part are refused."""
     if part is not None:
         if part != VIDEO_PART:
-            raise HyperKvasirError(f"--part {part} holds images; videos are scored with --part {VIDEO_PART} or as "
-                                   f"video files")
+            raise HyperKvasirError(
+                f"--part {part} holds images; videos are scored with --part {VIDEO_PART} or as video files"
+            )
         if len(inputs) != 1:
             raise HyperKvasirError(f"--part {VIDEO_PART} takes exactly one release root")
         release = Release(inputs[0])
@@ -102,8 +108,10 @@ def resolve_videos(inputs: list[str | Path], part: str | None) -> tuple[list[Pat
             raise HyperKvasirError(f"{item} is a release root; add --part {VIDEO_PART} to score its videos")
     images = resolve_inputs(inputs, None)[0]
     if images:
-        raise HyperKvasirError(f"{images[0]} is an image among video inputs; one call scores videos (a folder of "
-                               f"findings) or images (a Parquet file): pass them in two calls")
+        raise HyperKvasirError(
+            f"{images[0]} is an image among video inputs; one call scores videos (a folder of "
+            f"findings) or images (a Parquet file): pass them in two calls"
+        )
     return list({path.absolute(): path for path in video_inputs(inputs)}.values()), None
 
 

@@ -36,7 +36,14 @@ SPLIT_FILES = {2: "2_fold_split.csv", 5: "5_fold_split.csv"}
 SPLIT_HEADER = ("file-name", "class-name", "split-index")
 IMAGE_LABELS_HEADER = ("Video file", "Organ", "Finding", "Classification")
 VIDEO_METADATA_HEADER = (
-    "file-name", "finding", "width", "height", "number-of-frames", "fps", "length", "kilobytes",
+    "file-name",
+    "finding",
+    "width",
+    "height",
+    "number-of-frames",
+    "fps",
+    "length",
+    "kilobytes",
 )
 # Files that copies made on macOS/Windows carry and that are never part of the release.
 _ROGUE_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
@@ -109,8 +116,16 @@ class BoxEntry:
         """(xmin, ymin, xmax, ymax) of each non-empty box in the pixels of an image of ``width`` × ``height``
         (a resized copy's), clipped to it: the one place boxes are rescaled."""
         sx, sy = width / self.width, height / self.height
-        return [(max(0.0, b.xmin * sx), max(0.0, b.ymin * sy), min(float(width), b.xmax * sx),
-                 min(float(height), b.ymax * sy)) for b in self.boxes if b.xmax > b.xmin and b.ymax > b.ymin]
+        return [
+            (
+                max(0.0, b.xmin * sx),
+                max(0.0, b.ymin * sy),
+                min(float(width), b.xmax * sx),
+                min(float(height), b.ymax * sy),
+            )
+            for b in self.boxes
+            if b.xmax > b.xmin and b.ymax > b.ymin
+        ]
 
 
 @dataclass(frozen=True)
@@ -165,9 +180,7 @@ def _read_table(
     folded = {h.lower(): h for h in header}
     missing = [name for name in required if name.lower() not in folded]
     if missing or (exact and len(header) != len(required)):
-        raise ReleaseFormatError(
-            path, f"unexpected header {lines[0]!r}; expected {delimiter.join(required)!r}", 1
-        )
+        raise ReleaseFormatError(path, f"unexpected header {lines[0]!r}; expected {delimiter.join(required)!r}", 1)
     for number, row in enumerate(csv.reader(lines[1:], delimiter=delimiter), start=2):
         if not row or not any(cell.strip() for cell in row):
             continue
@@ -230,7 +243,8 @@ def read_image_labels(path: str | Path) -> list[ImageLabel]:
         category = row["classification"].lower()
         if category not in CATEGORIES:
             raise ReleaseFormatError(
-                path, f"unknown Classification {row['classification']!r}; expected one of {', '.join(CATEGORIES)}",
+                path,
+                f"unknown Classification {row['classification']!r}; expected one of {', '.join(CATEGORIES)}",
                 number,
             )
         rows.append(ImageLabel(stem, tract, category, _class_at(path, number, row["finding"]), number))
@@ -306,8 +320,9 @@ def read_video_metadata(path: str | Path) -> list[VideoMetadata]:
     path = Path(path)
     rows = []
     for number, row in _read_table(path, ";", VIDEO_METADATA_HEADER, exact=True):
-        width, height, frames, fps, length_s, kilobytes = (_int_at(path, number, key, row[key])
-                                                           for key in VIDEO_METADATA_HEADER[2:])
+        width, height, frames, fps, length_s, kilobytes = (
+            _int_at(path, number, key, row[key]) for key in VIDEO_METADATA_HEADER[2:]
+        )
         finding = None if row["finding"] in ("", "None") else row["finding"]
         rows.append(VideoMetadata(row["file-name"], finding, width, height, frames, fps, length_s, kilobytes, number))
     return rows
@@ -333,8 +348,12 @@ class Release:
                 f"(or create one with `hyperkvasir download {root}`)"
             )
         children = [c for c in root.iterdir() if not is_rogue(Path(c.name))]
-        if (len(children) == 1 and children[0].is_dir() and (children[0] / "labeled-images").is_dir()
-                and within(os.path.realpath(children[0]), os.path.realpath(root))):
+        if (
+            len(children) == 1
+            and children[0].is_dir()
+            and (children[0] / "labeled-images").is_dir()
+            and within(os.path.realpath(children[0]), os.path.realpath(root))
+        ):
             root = children[0]  # the full archive's single top-level folder
         object.__setattr__(self, "root", root)
         if not any(self.part(name) for name in PARTS):
@@ -342,9 +361,13 @@ class Release:
             outside = [c for c in children if c.is_symlink() and not within(os.path.realpath(c), tree)]
             raise DatasetNotFoundError(
                 f"{root}: not a HyperKvasir release (no labeled-images/, segmented-images/, unlabeled-images/, "
-                f"labeled-videos/ or official_splits/); get it with `hyperkvasir download {root}`" + (
+                f"labeled-videos/ or official_splits/); get it with `hyperkvasir download {root}`"
+                + (
                     f" ({outside[0].name} is a link to {os.path.realpath(outside[0])}, outside the tree, and nothing "
-                    f"is read through such a link: pass the folder it points at as ROOT)" if outside else "")
+                    f"is read through such a link: pass the folder it points at as ROOT)"
+                    if outside
+                    else ""
+                )
             )
 
     # -- part locations: a folder or file reached through a link that leaves the tree counts as absent
@@ -454,8 +477,18 @@ class Release:
             return []
         tree = os.path.realpath(self.root)
         above = frozenset(os.path.realpath(p) for p in (base, *base.parents) if within(os.path.realpath(p), tree))
-        return sorted(_scan(str(base), str(base.relative_to(self.root)), depth, suffixes, tree, [],
-                            [] if skipped is None else skipped, above))
+        return sorted(
+            _scan(
+                str(base),
+                str(base.relative_to(self.root)),
+                depth,
+                suffixes,
+                tree,
+                [],
+                [] if skipped is None else skipped,
+                above,
+            )
+        )
 
     def skipped(self) -> list[Skipped]:
         """Entries every listing and reader leaves out: links that point nowhere, loop or leave the tree (the
@@ -480,8 +513,10 @@ class Release:
 
     def segmented_pairs(self) -> tuple[list[Path], list[Path]]:
         """(images, masks) under ``segmented-images/`` (either naming: ``cju…`` or UUID)."""
-        return ([self.root / rel for rel, _ in self.scan("segmented-images")],
-                [self.root / rel for rel, _ in self.scan("segmented-masks")])
+        return (
+            [self.root / rel for rel, _ in self.scan("segmented-images")],
+            [self.root / rel for rel, _ in self.scan("segmented-masks")],
+        )
 
     def segmented_masks(self) -> dict[str, Path]:
         """Image stem → its mask: a mask pairs with the image of the same file stem (the release's rule)."""
@@ -507,9 +542,17 @@ class Skipped:
 
 # What the release holds at fixed places (relative to the root): a link there that leaves the tree is reported.
 _RELEASE_ENTRIES = (
-    "labeled-images", "labeled-images/image-labels.csv", "segmented-images", "segmented-images/images",
-    "segmented-images/masks", "segmented-images/bounding-boxes.json", "unlabeled-images", "unlabeled-images/images",
-    "labeled-videos", "official_splits", "splits",
+    "labeled-images",
+    "labeled-images/image-labels.csv",
+    "segmented-images",
+    "segmented-images/images",
+    "segmented-images/masks",
+    "segmented-images/bounding-boxes.json",
+    "unlabeled-images",
+    "unlabeled-images/images",
+    "labeled-videos",
+    "official_splits",
+    "splits",
     *(f"{folder}/{name}" for folder in ("official_splits", "splits") for name in SPLIT_FILES.values()),
 )
 
@@ -525,8 +568,16 @@ def within(path: str, tree: str) -> bool:
     return path == tree or path.startswith(tree.rstrip(os.sep) + os.sep)
 
 
-def _scan(base: str, prefix: str, depth: int | None, suffixes: frozenset[str], tree: str, found: list,
-          skipped: list, ancestors: frozenset[str]) -> list[tuple[str, os.stat_result]]:
+def _scan(
+    base: str,
+    prefix: str,
+    depth: int | None,
+    suffixes: frozenset[str],
+    tree: str,
+    found: list,
+    skipped: list,
+    ancestors: frozenset[str],
+) -> list[tuple[str, os.stat_result]]:
     """Files ``depth`` levels below ``base`` (any depth when None) with a wanted suffix, litter skipped, links
     followed while they stay in ``tree``; what is left out goes to ``skipped``."""
     with os.scandir(base) as entries:
@@ -553,8 +604,16 @@ def _scan(base: str, prefix: str, depth: int | None, suffixes: frozenset[str], t
             elif descend and real in ancestors:  # a folder link back to where the walk came from
                 skipped.append(Skipped("broken-link", rel, real))
             elif descend:
-                _scan(entry.path, rel, None if depth is None else depth - 1, suffixes, tree, found, skipped,
-                      ancestors | {real})
+                _scan(
+                    entry.path,
+                    rel,
+                    None if depth is None else depth - 1,
+                    suffixes,
+                    tree,
+                    found,
+                    skipped,
+                    ancestors | {real},
+                )
             elif stat.S_ISREG(info.st_mode):
                 found.append((rel, info))
             else:

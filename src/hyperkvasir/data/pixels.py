@@ -42,7 +42,7 @@ _DARK = 40  # max(R, G, B) below this is black (JPEG noise lifts pure black to ~
 def scopeguide_score(rgb: np.ndarray) -> float:
     """Share of teal (ScopeGuide) pixels in the lower-left corner of an RGB frame."""
     h, w, _ = rgb.shape
-    corner = rgb[int(h * (1 - _CORNER)):, : int(w * _CORNER)].astype(np.int16)
+    corner = rgb[int(h * (1 - _CORNER)) :, : int(w * _CORNER)].astype(np.int16)
     r, g, b = corner[..., 0], corner[..., 1], corner[..., 2]
     teal = (g >= 90) & (g - r >= 50) & (b - r >= 30) & (np.abs(g - b) <= 70)
     return float(teal.mean()) if teal.size else 0.0
@@ -61,8 +61,11 @@ def black_box_score(rgb: np.ndarray) -> float:
     for x in range(_GRID // 2 - _FLAT_COLUMNS + 1):
         band = runs[x : x + _FLAT_COLUMNS]
         standing_on_left_edge = runs[: x + _FLAT_COLUMNS].min() >= band.min() - _FLAT_TOLERANCE
-        if (band.max() - band.min() <= _FLAT_TOLERANCE and band.min() >= 2 * band_under_everything
-                and standing_on_left_edge):  # a box reaches the frame's left edge; the scope's tube does not
+        if (
+            band.max() - band.min() <= _FLAT_TOLERANCE
+            and band.min() >= 2 * band_under_everything
+            and standing_on_left_edge
+        ):  # a box reaches the frame's left edge; the scope's tube does not
             best = max(best, int(band.min()))
     return best / _GRID
 
@@ -106,5 +109,9 @@ def pixel_evidence(data: bytes, name: str = "image") -> dict:
         rgb = image.convert("RGB")
     centre = hash_crop(rgb)
     pixels = np.asarray(rgb)
-    return {"phash": int(str(imagehash.phash(centre)), 16), "thumbnail": thumbnail(centre),
-            "scopeguide": scopeguide_score(pixels), "black_box": black_box_score(pixels)}
+    return {
+        "phash": int(str(imagehash.phash(centre)), 16),
+        "thumbnail": thumbnail(centre),
+        "scopeguide": scopeguide_score(pixels),
+        "black_box": black_box_score(pixels),
+    }

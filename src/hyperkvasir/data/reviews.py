@@ -96,8 +96,9 @@ def read_reviews(path: str | Path) -> list[Review]:
     try:
         text = path.read_text(encoding="utf-8-sig")  # a file saved again by a spreadsheet starts with a BOM
     except FileNotFoundError:
-        raise HyperKvasirError(f"{path}: no such reviews file; `hyperkvasir review ROOT` writes one in the work "
-                               "dir") from None
+        raise HyperKvasirError(
+            f"{path}: no such reviews file; `hyperkvasir review ROOT` writes one in the work dir"
+        ) from None
     except IsADirectoryError:
         raise HyperKvasirError(f"{path} is a folder; give the reviews.csv file") from None
     except UnicodeDecodeError:
@@ -107,8 +108,9 @@ def read_reviews(path: str | Path) -> list[Review]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in ("file", "old", "new", "decision") if c not in (reader.fieldnames or ())]
     if missing:
-        raise ReleaseFormatError(path, f"no {', '.join(missing)} column; a reviews file has the columns "
-                                       f"{','.join(REVIEW_COLUMNS)}", line=1)
+        raise ReleaseFormatError(
+            path, f"no {', '.join(missing)} column; a reviews file has the columns {','.join(REVIEW_COLUMNS)}", line=1
+        )
     return [_checked(path, reader.line_num, row) for row in reader]
 
 
@@ -116,8 +118,9 @@ def _checked(path: Path, line: int, row: dict) -> Review:
     if None in row or any(row.get(c) is None for c in ("file", "old", "new", "decision")):
         raise ReleaseFormatError(path, "a row with another number of cells than the header", line=line)
     if row["decision"] not in DECISIONS:
-        raise ReleaseFormatError(path, f"unknown decision {row['decision']!r}; one of {', '.join(DECISIONS)}",
-                                 line=line)
+        raise ReleaseFormatError(
+            path, f"unknown decision {row['decision']!r}; one of {', '.join(DECISIONS)}", line=line
+        )
     if not row["file"].strip():
         raise ReleaseFormatError(path, "a row without a file", line=line)
     for column in ("old", "new") if row["decision"] == "relabel" else ():
@@ -138,8 +141,15 @@ def decided(reviews: list[Review]) -> dict[str, Review]:
     return latest
 
 
-def apply_reviews(path: str | Path, root: str | Path, subsets: dict[str, list[str]], manifest: list[dict], *,
-                  on_test: bool = False, sha256: str | None = None) -> tuple[dict[str, dict[str, int]], dict]:
+def apply_reviews(
+    path: str | Path,
+    root: str | Path,
+    subsets: dict[str, list[str]],
+    manifest: list[dict],
+    *,
+    on_test: bool = False,
+    sha256: str | None = None,
+) -> tuple[dict[str, dict[str, int]], dict]:
     """Apply a reviews file to a fold's ``subsets`` (file names; excluded names are removed in place): the
     relabels of each part (name → class index) and the record of what was applied, for the run's provenance.
 
@@ -152,8 +162,10 @@ def apply_reviews(path: str | Path, root: str | Path, subsets: dict[str, list[st
     path = Path(path)
     digest = sha256_file(path)
     if sha256 is not None and digest != sha256:
-        raise DataError(f"{path}: the reviews file changed since this run started (SHA-256 {digest[:12]}…, was "
-                        f"{sha256[:12]}…); restore it, or start a new run (--out elsewhere, or benchmark --force)")
+        raise DataError(
+            f"{path}: the reviews file changed since this run started (SHA-256 {digest[:12]}…, was "
+            f"{sha256[:12]}…); restore it, or start a new run (--out elsewhere, or benchmark --force)"
+        )
     reviews = read_reviews(path)
     rows = {r["path"]: r for r in manifest}
     parts = (*APPLIED_PARTS, "test") if on_test else APPLIED_PARTS
@@ -164,8 +176,10 @@ def apply_reviews(path: str | Path, root: str | Path, subsets: dict[str, list[st
     for review in decided(reviews).values():
         row = rows.get(review.file)
         if row is None:
-            raise DataError(f"{path}:{review.line}: {review.file} is not in the tree {root}; give "
-                            "the reviews of this tree, or remove the row")
+            raise DataError(
+                f"{path}:{review.line}: {review.file} is not in the tree {root}; give "
+                "the reviews of this tree, or remove the row"
+            )
         if row["part"] != "labeled":  # an unlabeled or segmented image reviewed from the to-label queue
             not_labeled += 1
             continue
@@ -179,10 +193,15 @@ def apply_reviews(path: str | Path, root: str | Path, subsets: dict[str, list[st
             relabels[part][name] = lookup(review.new).index
         elif review.decision == "exclude":
             subsets[part].remove(name)
-    record = {"file": str(path), "sha256": digest, "rows": len(reviews), "on_test": on_test,
-              "test_labels": "reviewed" if on_test else "as released",
-              **{DECIDING[decision]: count for decision, count in counts.items()},
-              "not_labeled": not_labeled}
+    record = {
+        "file": str(path),
+        "sha256": digest,
+        "rows": len(reviews),
+        "on_test": on_test,
+        "test_labels": "reviewed" if on_test else "as released",
+        **{DECIDING[decision]: count for decision, count in counts.items()},
+        "not_labeled": not_labeled,
+    }
     return relabels, record
 
 
@@ -195,9 +214,20 @@ def _require_same_label(path: Path, review: Review, row: dict) -> None:
     except UnknownClassError as error:
         raise ReleaseFormatError(path, f"old: {error}", line=review.line) from None
     if seen != current:
-        raise DataError(f"{path}:{review.line}: {review.file} was reviewed as {seen} but the tree files it under "
-                        f"{current}; review it again or remove the row")
+        raise DataError(
+            f"{path}:{review.line}: {review.file} was reviewed as {seen} but the tree files it under "
+            f"{current}; review it again or remove the row"
+        )
 
 
-__all__ = ["REVIEWS_NAME", "REVIEW_COLUMNS", "DECISIONS", "Review", "review_row", "append_review", "read_reviews",
-           "decided", "apply_reviews"]
+__all__ = [
+    "REVIEWS_NAME",
+    "REVIEW_COLUMNS",
+    "DECISIONS",
+    "Review",
+    "review_row",
+    "append_review",
+    "read_reviews",
+    "decided",
+    "apply_reviews",
+]

@@ -75,7 +75,9 @@ class SplitAssignment:
 
 
 def carve_validation(
-    files: dict[str, tuple[ClassInfo, int]], fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
+    files: dict[str, tuple[ClassInfo, int]],
+    fraction: float = DEFAULT_VALIDATION_FRACTION,
+    seed: int = 0,
     groups: dict[str, int] | None = None,
 ) -> set[str]:
     """A seeded, per-class-stratified validation subset of each fold that keeps every split unit (``groups``:
@@ -114,8 +116,13 @@ def carve_validation(
 
 
 def official_assignment(
-    release: Release, k: int, *, fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
-    present_only: bool = True, report: AuditReport | None = None,
+    release: Release,
+    k: int,
+    *,
+    fraction: float = DEFAULT_VALIDATION_FRACTION,
+    seed: int = 0,
+    present_only: bool = True,
+    report: AuditReport | None = None,
 ) -> SplitAssignment:
     """The official ``k``-fold split of the release (rows of files not on disk dropped when ``present_only``)."""
     path = release.split_csv(k)
@@ -127,9 +134,11 @@ def official_assignment(
     rows = read_split_csv(path)
     outside = next((row for row in rows if not 0 <= row.fold < k), None)
     if outside is not None:
-        raise DataError(f"{path}:{outside.line}: split index {outside.fold} of {outside.file_name} is not a fold "
-                        f"of a {k}-fold split (0 to {k - 1}); restore the official CSV with `hyperkvasir download "
-                        f"{release.root} --parts splits`")
+        raise DataError(
+            f"{path}:{outside.line}: split index {outside.fold} of {outside.file_name} is not a fold "
+            f"of a {k}-fold split (0 to {k - 1}); restore the official CSV with `hyperkvasir download "
+            f"{release.root} --parts splits`"
+        )
     on_disk = {p.name for p in release.labeled_files()} if present_only else None
     files = {r.file_name: (r.cls, r.fold) for r in rows if on_disk is None or r.file_name in on_disk}
     groups = split_units(release.root, report) if on_disk else {}
@@ -159,12 +168,12 @@ def ambiguous_files(release: Release) -> dict[str, list[Path]]:
     paths: dict[str, list[Path]] = defaultdict(list)
     for path in release.labeled_files():
         paths[path.name].append(path)
-    return {name: sorted(found) for name, found in sorted(paths.items())
-            if len({p.parent.name for p in found}) > 1}
+    return {name: sorted(found) for name, found in sorted(paths.items()) if len({p.parent.name for p in found}) > 1}
 
 
-def drop_label_conflicts(root: str | Path, subsets: dict[str, list[str]],
-                         report: AuditReport | None = None) -> dict[str, int]:
+def drop_label_conflicts(
+    root: str | Path, subsets: dict[str, list[str]], report: AuditReport | None = None
+) -> dict[str, int]:
     """Leave the audit's label-conflict images (and names under two class folders) out of training and
     validation, in place; the test part keeps every image, so the score stays comparable. Returns how many left
     ``train`` and ``val``, and how many conflicting images ``test`` holds (``test_conflicting``)."""
@@ -184,9 +193,16 @@ def drop_label_conflicts(root: str | Path, subsets: dict[str, list[str]],
 PROTOCOLS = ("test", "dev")
 
 
-def protocol_subsets(root: str | Path, split: SplitAssignment, test_fold: int, protocol: str, *,
-                     fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
-                     report: AuditReport | None = None) -> dict[str, list[str]]:
+def protocol_subsets(
+    root: str | Path,
+    split: SplitAssignment,
+    test_fold: int,
+    protocol: str,
+    *,
+    fraction: float = DEFAULT_VALIDATION_FRACTION,
+    seed: int = 0,
+    report: AuditReport | None = None,
+) -> dict[str, list[str]]:
     """``train``/``val``/``test`` file names of one fold under ``protocol``, ``test`` being the part scored.
     Under ``dev`` the validation carve-out is scored and a second seeded carve-out of the training part (split
     units whole) selects the checkpoint, so the test fold is never opened while a recipe is chosen."""
@@ -197,21 +213,28 @@ def protocol_subsets(root: str | Path, split: SplitAssignment, test_fold: int, p
         raise HyperKvasirError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     training = {name: split.files[name][:2] for name in subsets["train"]}
     inner = carve_validation(training, fraction, seed + 1, split_units(Path(root), report))
-    return {"train": [n for n in subsets["train"] if n not in inner], "val": sorted(inner),
-            "test": subsets["val"]}
+    return {"train": [n for n in subsets["train"] if n not in inner], "val": sorted(inner), "test": subsets["val"]}
 
 
 def assignment_leakage(root: str | Path, split: SplitAssignment, report: AuditReport | None = None) -> dict:
     """The audit's leakage figures (:func:`hyperkvasir.data.audit.leakage`) for ``split``: confirmed pairs of
     labeled images in different folds, and the audit's split units too large to place without skewing a class."""
     report = _report(root, report)
-    fold_of = {path: split.files[Path(path).name][1] for pair in report.labeled_pairs for path in pair
-               if Path(path).name in split.files}
+    fold_of = {
+        path: split.files[Path(path).name][1]
+        for pair in report.labeled_pairs
+        for path in pair
+        if Path(path).name in split.files
+    }
     return {**leakage(report.labeled_pairs, fold_of), "large_units": report.large_units}
 
 
 def grouped_assignment(
-    release: Release, *, k: int = 2, fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
+    release: Release,
+    *,
+    k: int = 2,
+    fraction: float = DEFAULT_VALIDATION_FRACTION,
+    seed: int = 0,
     report: AuditReport | None = None,
 ) -> SplitAssignment:
     """Leakage-free folds: duplicate groups stay in one fold, classes stay stratified."""
@@ -235,8 +258,15 @@ def grouped_assignment(
     return SplitAssignment(f"grouped-{k}fold", k, {n: (c, f, n in validation) for n, (c, f) in assigned.items()})
 
 
-def assignment(root: str | Path, scheme: str, *, fraction: float = DEFAULT_VALIDATION_FRACTION,
-               seed: int = 0, allow_ambiguous: bool = False, report: AuditReport | None = None) -> SplitAssignment:
+def assignment(
+    root: str | Path,
+    scheme: str,
+    *,
+    fraction: float = DEFAULT_VALIDATION_FRACTION,
+    seed: int = 0,
+    allow_ambiguous: bool = False,
+    report: AuditReport | None = None,
+) -> SplitAssignment:
     """The fold assignment of ``scheme`` (one of :data:`SCHEMES`) for the tree at ``root``. A file name under two
     class folders has no single class: refused unless ``allow_ambiguous`` (the caller then leaves it out of
     training and validation with :func:`drop_label_conflicts`)."""
@@ -244,9 +274,11 @@ def assignment(root: str | Path, scheme: str, *, fraction: float = DEFAULT_VALID
     clashes = ambiguous_files(release)
     if clashes and not allow_ambiguous:
         name, paths = next(iter(clashes.items()))
-        raise DataError(f"{' and '.join(map(str, paths))}: one file name under {len(paths)} class folders "
-                        f"({len(clashes)} such names), so its class is ambiguous; keep one copy, or train with "
-                        f"--exclude-conflicts")
+        raise DataError(
+            f"{' and '.join(map(str, paths))}: one file name under {len(paths)} class folders "
+            f"({len(clashes)} such names), so its class is ambiguous; keep one copy, or train with "
+            f"--exclude-conflicts"
+        )
     if scheme == "official-2fold":
         return official_assignment(release, 2, fraction=fraction, seed=seed, report=report)
     if scheme == "official-5fold":
@@ -270,15 +302,22 @@ class SegmentationSplit:
                 writer.writerows((name, subset) for name in getattr(self, subset))
 
 
-def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                       seed: int = 0, report: AuditReport | None = None) -> SegmentationSplit:
+def segmentation_split(
+    root: str | Path,
+    *,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    report: AuditReport | None = None,
+) -> SegmentationSplit:
     """Seeded train/val/test split of the segmented images; every duplicate set stays in one subset, found among
     the segmented images themselves and through labeled copies, whether or not the labeled part is present."""
     release = Release(root)
     images, _ = release.segmented_pairs()
     if not images:
-        raise HyperKvasirError(f"{release.root}: no segmented images; get them with "
-                               f"`hyperkvasir download {release.root} --parts segmented`")
+        raise HyperKvasirError(
+            f"{release.root}: no segmented images; get them with "
+            f"`hyperkvasir download {release.root} --parts segmented`"
+        )
     buckets = _segmented_buckets(release.root, [p.name for p in images], report)
     keys = sorted(buckets)
     random.Random(seed).shuffle(keys)
@@ -286,8 +325,9 @@ def segmentation_split(root: str | Path, *, fractions: tuple[float, float, float
     subsets: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     target_test, target_val = round(total * fractions[2]), round(total * fractions[1])
     for key in keys:
-        subset = ("test" if len(subsets["test"]) < target_test
-                  else "val" if len(subsets["val"]) < target_val else "train")
+        subset = (
+            "test" if len(subsets["test"]) < target_test else "val" if len(subsets["val"]) < target_val else "train"
+        )
         subsets[subset] += sorted(buckets[key])
     return SegmentationSplit(*(tuple(sorted(subsets[s])) for s in ("train", "val", "test")))
 
@@ -314,8 +354,10 @@ def kvasir_seg_official_split(root: str | Path) -> SegmentationSplit:
     release = Release(root)
     images, _ = release.segmented_pairs()
     if not images:
-        raise HyperKvasirError(f"{release.root}: no segmented images; get them with "
-                               f"`hyperkvasir download {release.root} --parts segmented`")
+        raise HyperKvasirError(
+            f"{release.root}: no segmented images; get them with "
+            f"`hyperkvasir download {release.root} --parts segmented`"
+        )
     ids = kvasir_seg_official_ids()
     train = sorted(p.name for p in images if p.stem in ids["train"])
     test = sorted(p.name for p in images if p.stem in ids["test"])
@@ -323,22 +365,30 @@ def kvasir_seg_official_split(root: str | Path) -> SegmentationSplit:
         raise DataError(
             f"{release.root}/segmented-images: none of {len(images)} file names is a Kvasir-SEG ID (cju…); this "
             f"copy uses the newer UUID names, which the official 880/120 lists cannot name — use "
-            f"`--scheme segmentation` (duplicate-aware 80/10/10) instead")
+            f"`--scheme segmentation` (duplicate-aware 80/10/10) instead"
+        )
     return SegmentationSplit(tuple(train), (), tuple(test))
 
 
 SEGMENTATION_SCHEMES = ("segmentation", "kvasir-seg-official")
 
 
-def segmentation_scheme_split(root: str | Path, scheme: str, *, fraction: float = DEFAULT_VALIDATION_FRACTION,
-                              seed: int = 0, report: AuditReport | None = None) -> SegmentationSplit:
+def segmentation_scheme_split(
+    root: str | Path,
+    scheme: str,
+    *,
+    fraction: float = DEFAULT_VALIDATION_FRACTION,
+    seed: int = 0,
+    report: AuditReport | None = None,
+) -> SegmentationSplit:
     """Train/val/test for training a segmenter under ``scheme``; the official split gets a seeded validation
     carve-out of its training part (duplicate sets kept whole), so selection never sees its test part."""
     if scheme == "segmentation":
         return segmentation_split(root, seed=seed, report=report)
     if scheme != "kvasir-seg-official":
-        raise HyperKvasirError(f"unknown segmentation scheme {scheme!r}; "
-                               f"choose one of {', '.join(SEGMENTATION_SCHEMES)}")
+        raise HyperKvasirError(
+            f"unknown segmentation scheme {scheme!r}; choose one of {', '.join(SEGMENTATION_SCHEMES)}"
+        )
     official = kvasir_seg_official_split(root)
     buckets = _segmented_buckets(Release(root).root, list(official.train), report)
     keys = sorted(buckets)

@@ -49,8 +49,15 @@ class SquareCache:
         return self.array[self.row[relpath]]
 
 
-def open_cache(root: Path, entries: list[tuple[str, str]], size: int, *, workers: int | None = None,
-               progress=None, mask_corners: bool = False) -> SquareCache:
+def open_cache(
+    root: Path,
+    entries: list[tuple[str, str]],
+    size: int,
+    *,
+    workers: int | None = None,
+    progress=None,
+    mask_corners: bool = False,
+) -> SquareCache:
     """The cache for ``entries`` = [(relpath, sha256)], reused when it already holds them unchanged."""
     data_path, index_path = cache_paths(root, size, mask_corners)
     wanted = dict(entries)
@@ -71,17 +78,20 @@ def _allocate(path: Path, shape: tuple[int, ...]) -> np.memmap:
     needed = int(np.prod(shape)) + 4096  # the array and its .npy header
     free = shutil.disk_usage(path.parent).free
     if free < needed:
-        raise DataError(f"{path.parent}: the image cache needs {needed / 2**20:,.1f} MiB and the disk has "
-                        f"{free / 2**20:,.1f} MiB free; free space there or put the work dir elsewhere "
-                        f"(--work-dir DIR or HYPERKVASIR_HOME)")
+        raise DataError(
+            f"{path.parent}: the image cache needs {needed / 2**20:,.1f} MiB and the disk has "
+            f"{free / 2**20:,.1f} MiB free; free space there or put the work dir elsewhere "
+            f"(--work-dir DIR or HYPERKVASIR_HOME)"
+        )
     array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
     with open(path, "r+b") as handle:
         os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
     return array
 
 
-def _build(root: Path, entries: list[tuple[str, str]], size: int, workers: int | None, progress,
-           mask_corners: bool) -> SquareCache:
+def _build(
+    root: Path, entries: list[tuple[str, str]], size: int, workers: int | None, progress, mask_corners: bool
+) -> SquareCache:
     data_path, index_path = cache_paths(root, size, mask_corners)
     data_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = data_path.with_name(f".{data_path.name}.{os.getpid()}.tmp")
@@ -103,15 +113,24 @@ def _build(root: Path, entries: list[tuple[str, str]], size: int, workers: int |
         tmp.unlink(missing_ok=True)
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise DataError(f"{data_path.parent}: the disk is full while the image cache is built ({error.strerror}); "
-                        f"free space there or put the work dir elsewhere (--work-dir DIR or "
-                        f"HYPERKVASIR_HOME)") from None
+        raise DataError(
+            f"{data_path.parent}: the disk is full while the image cache is built ({error.strerror}); "
+            f"free space there or put the work dir elsewhere (--work-dir DIR or "
+            f"HYPERKVASIR_HOME)"
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     # a row whose file does not decode stays zero and is left out of the index
     rows = {path: i for i, ((path, _), ok) in enumerate(zip(entries, decoded)) if ok}
     with atomic_write(index_path, "w") as handle:
-        json.dump({"size": size, "rows": rows, "sha256": {path: sha for path, sha in entries if path in rows},
-                   "undecodable": {path: sha for path, sha in entries if path not in rows}}, handle)
+        json.dump(
+            {
+                "size": size,
+                "rows": rows,
+                "sha256": {path: sha for path, sha in entries if path in rows},
+                "undecodable": {path: sha for path, sha in entries if path not in rows},
+            },
+            handle,
+        )
     return SquareCache(np.load(data_path, mmap_mode="r"), rows)

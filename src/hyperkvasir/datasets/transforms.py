@@ -25,16 +25,25 @@ def classification_transform(recipe: str, input_size: int, train: bool) -> A.Com
         augment = [A.HorizontalFlip(), A.VerticalFlip(), paper_rotation()]
     elif recipe == "rare":  # strong but label-safe: geometry and light, never hue (colour is a finding here)
         augment = [
-            A.HorizontalFlip(), A.VerticalFlip(),
-            A.Affine(scale=(0.8, 1.25), translate_percent=(-0.08, 0.08), rotate=(-180, 180),
-                     border_mode=cv2.BORDER_CONSTANT, fill=0, p=0.9),
+            A.HorizontalFlip(),
+            A.VerticalFlip(),
+            A.Affine(
+                scale=(0.8, 1.25),
+                translate_percent=(-0.08, 0.08),
+                rotate=(-180, 180),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                p=0.9,
+            ),
             A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.7),
             A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.Sharpen(alpha=(0.1, 0.3))], p=0.3),
         ]
     else:
         augment = [
             A.RandomResizedCrop(size=(input_size, input_size), scale=(0.5, 1.0), ratio=(0.8, 1.25)),
-            A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(),
+            A.HorizontalFlip(),
+            A.VerticalFlip(),
+            A.RandomRotate90(),
             A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.15, hue=0.02, p=0.8),
         ]
     return A.Compose([*augment, ToTensorV2()])

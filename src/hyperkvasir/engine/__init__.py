@@ -5,5 +5,13 @@ from hyperkvasir.engine.runs import RunFolder, distributed, pick_device, seed_ev
 from hyperkvasir.engine.sampling import EpochSampler
 from hyperkvasir.engine.trainer import EngineOptions, fit, zero_loss
 
-__all__ = ["EngineOptions", "EpochSampler", "RunFolder", "distributed", "fit", "pick_device", "seed_everything",
-           "zero_loss"]
+__all__ = [
+    "EngineOptions",
+    "EpochSampler",
+    "RunFolder",
+    "distributed",
+    "fit",
+    "pick_device",
+    "seed_everything",
+    "zero_loss",
+]

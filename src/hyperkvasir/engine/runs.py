@@ -32,8 +32,9 @@ def check_device(name: str | None) -> None:
     except RuntimeError:
         raise HyperKvasirError(f"--device {name}: not a device name; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise HyperKvasirError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
-                               f"use auto or cpu")
+        raise HyperKvasirError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); use auto or cpu"
+        )
     if device.type not in ("cuda", "cpu"):
         raise HyperKvasirError(f"--device {name}: only cpu and cuda are supported; use auto, cpu or cuda")
 
@@ -64,8 +65,7 @@ def distributed() -> tuple[int, int]:
             slurm = SLURMEnvironment(auto_requeue=False)
             os.environ.setdefault("MASTER_ADDR", slurm.main_address)
             os.environ.setdefault("MASTER_PORT", str(slurm.main_port))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", rank=global_rank(),
-                                world_size=world)
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", rank=global_rank(), world_size=world)
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
@@ -108,8 +108,14 @@ def loader_workers(requested: int | None = None) -> int:
     return max(0, min(MAX_LOADER_WORKERS, cores // launched_world()[1] - 1))
 
 
-def load_checkpoint(path: str | Path, task: str | None = None, device: torch.device | str = "cpu", *,
-                    mmap: bool = False, remedy: str | None = None) -> dict:
+def load_checkpoint(
+    path: str | Path,
+    task: str | None = None,
+    device: torch.device | str = "cpu",
+    *,
+    mmap: bool = False,
+    remedy: str | None = None,
+) -> dict:
     """A toolkit checkpoint read safely (``weights_only``: tensors and plain values, never code); with ``task``,
     one of that task. Anything else is refused with one line that ends in ``remedy`` (what to do; by default,
     pass a best.ckpt of ``hyperkvasir train``). ``mmap`` maps the tensors instead of reading them (a look at the
@@ -121,8 +127,9 @@ def load_checkpoint(path: str | Path, task: str | None = None, device: torch.dev
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except Exception as error:  # a file that is no checkpoint (empty, truncated), or one that carries code
-        raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__}); "
-                               f"{remedy}") from None
+        raise HyperKvasirError(
+            f"{path}: not a hyperkvasir checkpoint that loads safely ({type(error).__name__}); {remedy}"
+        ) from None
     found = checkpoint.get("hyper_parameters", {}).get("task") if isinstance(checkpoint, dict) else None
     if found not in ("classify", "segment", "video") or "state_dict" not in checkpoint:
         raise HyperKvasirError(f"{path}: not a hyperkvasir checkpoint (no task recorded); {remedy}")
@@ -143,8 +150,10 @@ def checkpoint_config(checkpoint: dict, path: str | Path, config_type: type, mod
     if not unknown and config.get("model") not in models:
         unknown = [f"model {config.get('model')!r}"]
     if unknown:
-        raise HyperKvasirError(f"{path}: {', '.join(map(str, unknown))} unknown to hyperkvasir {__version__} (a "
-                               f"newer version wrote this checkpoint?); upgrade hyperkvasir to load it")
+        raise HyperKvasirError(
+            f"{path}: {', '.join(map(str, unknown))} unknown to hyperkvasir {__version__} (a "
+            f"newer version wrote this checkpoint?); upgrade hyperkvasir to load it"
+        )
     return config_type(**config)
 
 
@@ -191,26 +200,34 @@ class RunFolder:
         fields = {f.name: f for f in dataclasses.fields(config)}
         saved = {k: v for k, v in self.saved_config().items() if k in fields}
         # a field left at its default asks for nothing: it takes the saved value
-        differ = [key for key in differing_keys(saved, dataclasses.asdict(config))
-                  if getattr(config, key) != _default(fields[key])]
+        differ = [
+            key
+            for key in differing_keys(saved, dataclasses.asdict(config))
+            if getattr(config, key) != _default(fields[key])
+        ]
         if differ:
             shown = ", ".join(f"{key} {saved.get(key)!r} → {getattr(config, key)!r}" for key in differ)
-            raise HyperKvasirError(f"{self.path}: --resume continues the run as it was made, but {shown} differ "
-                                   f"from it; drop those options, or start a new run in another --out")
+            raise HyperKvasirError(
+                f"{self.path}: --resume continues the run as it was made, but {shown} differ "
+                f"from it; drop those options, or start a new run in another --out"
+            )
         return type(config)(**{**saved, "root": config.root, "out": config.out})
 
     def saved_config(self) -> dict:
         config = self.path / "config.json"
         if not config.is_file():
-            raise HyperKvasirError(f"{self.path}: no run to resume here (no config.json); drop --resume or pick "
-                                   f"the run folder with --out")
+            raise HyperKvasirError(
+                f"{self.path}: no run to resume here (no config.json); drop --resume or pick the run folder with --out"
+            )
         try:
             saved = json.loads(config.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, ValueError):
             saved = None
         if not isinstance(saved, dict):
-            raise DataError(f"{config}: damaged (not a JSON object of the run's options), so the run cannot be "
-                            f"continued as it was made; restore the file or start a new run in another --out")
+            raise DataError(
+                f"{config}: damaged (not a JSON object of the run's options), so the run cannot be "
+                f"continued as it was made; restore the file or start a new run in another --out"
+            )
         return saved
 
     def lock(self) -> None:
@@ -227,16 +244,18 @@ class RunFolder:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
-            raise HyperKvasirError(f"{self.path}: another training is running in this folder; wait for it or "
-                                   f"choose another --out") from None
+            raise HyperKvasirError(
+                f"{self.path}: another training is running in this folder; wait for it or choose another --out"
+            ) from None
         _HELD[key] = handle
 
     def start(self, config, *, resume: bool) -> bool:
         """Write ``config.json`` for a new run (after taking the folder's lock); returns whether this call created
         the folder."""
         if not resume and (self.last.exists() or self.best.exists()):
-            raise HyperKvasirError(f"{self.path}: a run is already there; pass --resume to continue it or choose "
-                                   f"another --out")
+            raise HyperKvasirError(
+                f"{self.path}: a run is already there; pass --resume to continue it or choose another --out"
+            )
         created = not self.path.exists()
         if global_rank() == 0:
             self.lock()
@@ -245,8 +264,11 @@ class RunFolder:
         if global_rank() == 0:
             world, local, nodes = launched_world()
             record = dataclasses.asdict(config) | {
-                "world_size": world, "nodes": nodes, "devices_per_node": local,
-                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+                "world_size": world,
+                "nodes": nodes,
+                "devices_per_node": local,
+                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+            }
             with atomic_write(self.path / "config.json", "w") as handle:
                 json.dump(record, handle, indent=2)
         return created

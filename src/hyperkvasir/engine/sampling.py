@@ -15,8 +15,9 @@ from torch.utils.data import Sampler
 
 
 class EpochSampler(Sampler[int]):
-    def __init__(self, size: int, *, seed: int, weights: Sequence[float] | None = None, rank: int = 0,
-                 world: int = 1) -> None:
+    def __init__(
+        self, size: int, *, seed: int, weights: Sequence[float] | None = None, rank: int = 0, world: int = 1
+    ) -> None:
         self.size, self.seed, self.rank, self.world, self.epoch = size, seed, rank, world, 0
         self.weights = torch.as_tensor(weights, dtype=torch.double) if weights is not None else None
 

@@ -57,13 +57,19 @@ class TaskModule(L.LightningModule):
         return 0
 
     def epoch_row(self) -> dict:
-        totals = self.trainer.strategy.reduce(torch.tensor([self.seen, self.loss_sum, self.skipped],
-                                                           dtype=torch.float64, device=self.device), reduce_op="sum")
+        totals = self.trainer.strategy.reduce(
+            torch.tensor([self.seen, self.loss_sum, self.skipped], dtype=torch.float64, device=self.device),
+            reduce_op="sum",
+        )
         seen, loss_sum, skipped = (float(v) for v in totals)
         if self.current_epoch == 0:
             skipped += self.skipped_before_training()
-        return {"train_loss": loss_sum / max(seen, 1), "train_images": int(seen), "skipped_images": int(skipped),
-                **self.validation_row()}
+        return {
+            "train_loss": loss_sum / max(seen, 1),
+            "train_images": int(seen),
+            "skipped_images": int(skipped),
+            **self.validation_row(),
+        }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["weights_from"] = self.weights_from
@@ -101,14 +107,24 @@ class TaskData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        sampler = EpochSampler(len(self.train_set), seed=self.seed, weights=self.sample_weights(),  # type: ignore[arg-type]
-                               rank=trainer.global_rank if trainer else 0, world=trainer.world_size if trainer else 1)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers,
-                          collate_fn=type(self).collate, drop_last=len(sampler) > self.batch_size)
+        sampler = EpochSampler(
+            len(self.train_set),
+            seed=self.seed,
+            weights=self.sample_weights(),  # type: ignore[arg-type]
+            rank=trainer.global_rank if trainer else 0,
+            world=trainer.world_size if trainer else 1,
+        )
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.workers,
+            collate_fn=type(self).collate,
+            drop_last=len(sampler) > self.batch_size,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self.evaluation_loader(self.val_set)
 
     def evaluation_loader(self, dataset: Dataset) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.workers,
-                          collate_fn=type(self).collate)
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.workers, collate_fn=type(self).collate)

@@ -77,8 +77,10 @@ class BesideTargetCheckpointIO(TorchCheckpointIO):
         except OSError as error:
             if error.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            raise DataError(f"{path}: the disk is full ({error.strerror}); free space there and rerun (--resume "
-                            f"continues from last.ckpt when the run folder holds one)") from None
+            raise DataError(
+                f"{path}: the disk is full ({error.strerror}); free space there and rerun (--resume "
+                f"continues from last.ckpt when the run folder holds one)"
+            ) from None
 
 
 class TimmSyncBatchNorm(LayerSync):
@@ -111,30 +113,53 @@ def build_trainer(run: Path, options: EngineOptions) -> L.Trainer:
 
         # other ranks wait while rank 0 indexes and caches; a first index of the full release takes long
         strategy = DDPStrategy(process_group_backend="nccl" if gpu else "gloo", timeout=DDP_TIMEOUT)
-    checkpoint = ModelCheckpoint(dirpath=run, filename="best", monitor=options.monitor, mode=options.mode,
-                                 save_top_k=1, save_last=True, enable_version_counter=False,
-                                 save_on_train_epoch_end=False)  # after validation, with the epoch's history
+    checkpoint = ModelCheckpoint(
+        dirpath=run,
+        filename="best",
+        monitor=options.monitor,
+        mode=options.mode,
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+        save_on_train_epoch_end=False,
+    )  # after validation, with the epoch's history
     callbacks: list = [EpochSeeding(options.seed), EpochHistory(run), checkpoint]
     if options.freeze_batchnorm:
         callbacks.append(FrozenBatchNorm())
     plugins: list = [BesideTargetCheckpointIO(), *_cluster_environment()]
     if options.sync_batchnorm and world > 1:  # one process: its batch is the global batch already
         if not gpu:
-            raise HyperKvasirError("--sync-batchnorm: torch's SyncBatchNorm runs on GPUs only; drop it on CPU, or "
-                                   "pass --freeze-batchnorm (batch norm on its running statistics)")
+            raise HyperKvasirError(
+                "--sync-batchnorm: torch's SyncBatchNorm runs on GPUs only; drop it on CPU, or "
+                "pass --freeze-batchnorm (batch norm on its running statistics)"
+            )
         plugins.append(TimmSyncBatchNorm())
     if options.patience:
-        callbacks.append(EarlyStopping(monitor=options.monitor, mode=options.mode, patience=options.patience,
-                                       check_on_train_epoch_end=False))
+        callbacks.append(
+            EarlyStopping(
+                monitor=options.monitor, mode=options.mode, patience=options.patience, check_on_train_epoch_end=False
+            )
+        )
     if options.progress:
         callbacks.append(RichProgressBar(leave=False, console_kwargs={"stderr": True}))  # stdout stays for --json
     return L.Trainer(
-        max_epochs=options.epochs, accelerator="gpu" if gpu else "cpu", devices=local if world > 1 else 1,
-        num_nodes=nodes, strategy=strategy, precision=_precision(options.precision, gpu), callbacks=callbacks,
-        logger=TensorBoardLogger(run, name="tensorboard", version=""), default_root_dir=run,
-        limit_train_batches=options.max_steps_per_epoch or 1.0, use_distributed_sampler=False,
-        num_sanity_val_steps=0, log_every_n_steps=1, enable_progress_bar=options.progress,
-        enable_model_summary=False, plugins=plugins)
+        max_epochs=options.epochs,
+        accelerator="gpu" if gpu else "cpu",
+        devices=local if world > 1 else 1,
+        num_nodes=nodes,
+        strategy=strategy,
+        precision=_precision(options.precision, gpu),
+        callbacks=callbacks,
+        logger=TensorBoardLogger(run, name="tensorboard", version=""),
+        default_root_dir=run,
+        limit_train_batches=options.max_steps_per_epoch or 1.0,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        enable_progress_bar=options.progress,
+        enable_model_summary=False,
+        plugins=plugins,
+    )
 
 
 def _cluster_environment() -> list:
@@ -147,8 +172,14 @@ def _cluster_environment() -> list:
     return [SLURMEnvironment(auto_requeue=False)]
 
 
-def fit(build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]], folder: RunFolder,
-        options: EngineOptions, *, config, resume: bool) -> tuple[L.Trainer, L.LightningModule, L.LightningDataModule]:
+def fit(
+    build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]],
+    folder: RunFolder,
+    options: EngineOptions,
+    *,
+    config,
+    resume: bool,
+) -> tuple[L.Trainer, L.LightningModule, L.LightningDataModule]:
     """Start the run folder (``config`` recorded), seed, ``build`` the module and datamodule, and train until the
     last epoch (or an early stop); ``resume`` continues from ``last.ckpt`` exactly. A run that fails before its
     first checkpoint leaves no folder behind."""
@@ -158,14 +189,22 @@ def fit(build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]], fo
         module, datamodule = build()
         resume_from = folder.last if resume and folder.last.exists() else None
         if resume_from is not None:  # Lightning would fail on a truncated or foreign file with its traceback
-            load_checkpoint(resume_from, module.hparams["task"], mmap=True,
-                            remedy="delete it and pass --resume again to train this run from its start, or "
-                                   "start a new run with another --out")
+            load_checkpoint(
+                resume_from,
+                module.hparams["task"],
+                mmap=True,
+                remedy="delete it and pass --resume again to train this run from its start, or "
+                "start a new run with another --out",
+            )
         trainer = build_trainer(folder.path, options)
         on_interrupt = signal.getsignal(signal.SIGINT)
         try:
-            trainer.fit(module, datamodule=datamodule, weights_only=True,  # a foreign run folder cannot run code
-                        ckpt_path=resume_from)
+            trainer.fit(
+                module,
+                datamodule=datamodule,
+                weights_only=True,  # a foreign run folder cannot run code
+                ckpt_path=resume_from,
+            )
         except SystemExit as error:  # Lightning ends a Ctrl-C with exit(1), leaving Ctrl-C ignored: give both back
             if not isinstance(error.__context__, KeyboardInterrupt):
                 raise
@@ -173,8 +212,10 @@ def fit(build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]], fo
             raise KeyboardInterrupt from None
         except torch.OutOfMemoryError:
             batch = getattr(datamodule, "batch_size", None)
-            raise HyperKvasirError(f"out of GPU memory{f' at batch size {batch}' if batch else ''}; lower --batch-size"
-                                   f"{f' (try {max(1, batch // 2)})' if batch else ''} or --input-size") from None
+            raise HyperKvasirError(
+                f"out of GPU memory{f' at batch size {batch}' if batch else ''}; lower --batch-size"
+                f"{f' (try {max(1, batch // 2)})' if batch else ''} or --input-size"
+            ) from None
     except BaseException:
         folder.discard(created)
         raise

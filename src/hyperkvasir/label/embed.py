@@ -58,23 +58,60 @@ class _Encoder:
 
     def record(self, part: str) -> str:
         """What a kept file records of its making, so a reader can recompute its key (:func:`stored_embeddings`)."""
-        return json.dumps({"part": part, "model": self.model, "weights": self.weights, "size": self.size,
-                           "mask_corners": self.mask_corners})
+        return json.dumps(
+            {
+                "part": part,
+                "model": self.model,
+                "weights": self.weights,
+                "size": self.size,
+                "mask_corners": self.mask_corners,
+            }
+        )
 
 
-def embeddings(root: str | Path, *, parts: tuple[str, ...] = ("labeled",), checkpoint: str | Path | None = None,
-               size: int | None = None, model: str = DEFAULT_MODEL, workers: int = 0, batch_size: int = 64,
-               device: str = "auto", frames: str | Path | None = None, progress=None) -> tuple[list[str], np.ndarray]:
+def embeddings(
+    root: str | Path,
+    *,
+    parts: tuple[str, ...] = ("labeled",),
+    checkpoint: str | Path | None = None,
+    size: int | None = None,
+    model: str = DEFAULT_MODEL,
+    workers: int = 0,
+    batch_size: int = 64,
+    device: str = "auto",
+    frames: str | Path | None = None,
+    progress=None,
+) -> tuple[list[str], np.ndarray]:
     """(paths relative to ``root``, or frame names, L2-normalised float32 vectors) of every decodable image of
     ``parts``."""
-    found = embed_parts(root, parts=parts, checkpoint=checkpoint, size=size, model=model, workers=workers,
-                        batch_size=batch_size, device=device, frames=frames, progress=progress)
+    found = embed_parts(
+        root,
+        parts=parts,
+        checkpoint=checkpoint,
+        size=size,
+        model=model,
+        workers=workers,
+        batch_size=batch_size,
+        device=device,
+        frames=frames,
+        progress=progress,
+    )
     return found.paths, found.vectors
 
 
-def embed_parts(root: str | Path, *, parts: tuple[str, ...] = ("labeled",), checkpoint: str | Path | None = None,
-                size: int | None = None, model: str = DEFAULT_MODEL, workers: int = 0, batch_size: int = 64,
-                device: str = "auto", frames: str | Path | None = None, progress=None) -> Embeddings:
+def embed_parts(
+    root: str | Path,
+    *,
+    parts: tuple[str, ...] = ("labeled",),
+    checkpoint: str | Path | None = None,
+    size: int | None = None,
+    model: str = DEFAULT_MODEL,
+    workers: int = 0,
+    batch_size: int = 64,
+    device: str = "auto",
+    frames: str | Path | None = None,
+    progress=None,
+) -> Embeddings:
     """:func:`embeddings` with the probabilities (from a checkpoint) and the undecodable images, parts joined in
     the order given; each part is computed once per key and then read from the work dir. ``frames`` (the folder
     of ``hyperkvasir video frames``) is what the ``videos`` part embeds, and is needed for it alone."""
@@ -85,19 +122,29 @@ def embed_parts(root: str | Path, *, parts: tuple[str, ...] = ("labeled",), chec
     if unknown or not parts:
         raise HyperKvasirError(f"--part {', '.join(unknown) or '(none)'}: choose from {', '.join(PARTS)}")
     if ("videos" in parts) != (frames is not None):
-        raise HyperKvasirError(f"--part videos embeds the frames of `hyperkvasir video frames {root} DIR`: give "
-                               f"--frames DIR" if frames is None else
-                               f"--frames {frames}: used only with --part videos; add it or drop --frames")
+        raise HyperKvasirError(
+            f"--part videos embeds the frames of `hyperkvasir video frames {root} DIR`: give --frames DIR"
+            if frames is None
+            else f"--frames {frames}: used only with --part videos; add it or drop --frames"
+        )
     encoder = _encoder(checkpoint, size, model)
     manifest = build_index(root).to_pylist()
     folder = require_work_dir(root) / "embeddings"
-    found = [_part(root, folder, encoder, _items(root, manifest, part, frames), part, workers, batch_size, device,
-                   progress) for part in parts]
+    found = [
+        _part(root, folder, encoder, _items(root, manifest, part, frames), part, workers, batch_size, device, progress)
+        for part in parts
+    ]
     vectors = np.concatenate([f.vectors for f in found]) if found else np.zeros((0, 0), np.float32)
-    probabilities = (np.concatenate([f.probabilities for f in found])
-                     if all(f.probabilities is not None for f in found) else None)
-    return Embeddings([p for f in found for p in f.paths], vectors, probabilities,
-                      [p for f in found for p in f.undecodable], [p for f in found for p in f.parts])
+    probabilities = (
+        np.concatenate([f.probabilities for f in found]) if all(f.probabilities is not None for f in found) else None
+    )
+    return Embeddings(
+        [p for f in found for p in f.paths],
+        vectors,
+        probabilities,
+        [p for f in found for p in f.undecodable],
+        [p for f in found for p in f.parts],
+    )
 
 
 def _encoder(checkpoint: str | Path | None, size: int | None, model: str) -> _Encoder:
@@ -113,20 +160,26 @@ def _encoder(checkpoint: str | Path | None, size: int | None, model: str) -> _En
         return _Encoder(model, "imagenet", size or DEFAULT_SIZE, False, None)
     from hyperkvasir.engine.runs import load_checkpoint
 
-    config = load_checkpoint(checkpoint, "classify", mmap=True,
-                             remedy="pass a best.ckpt of `hyperkvasir train classify` (embeddings come from a "
-                                    "classifier's penultimate layer)")["hyper_parameters"]["config"]
+    config = load_checkpoint(
+        checkpoint,
+        "classify",
+        mmap=True,
+        remedy="pass a best.ckpt of `hyperkvasir train classify` (embeddings come from a "
+        "classifier's penultimate layer)",
+    )["hyper_parameters"]["config"]
     if size is not None and size != config["input_size"]:
-        raise HyperKvasirError(f"--size {size}: the checkpoint {checkpoint} was trained at {config['input_size']} "
-                               f"px and embeds at that size; drop --size")
+        raise HyperKvasirError(
+            f"--size {size}: the checkpoint {checkpoint} was trained at {config['input_size']} "
+            f"px and embeds at that size; drop --size"
+        )
     with open(checkpoint, "rb") as handle:
         weights = "checkpoint:" + hashlib.file_digest(handle, "sha256").hexdigest()
-    return _Encoder(config["model"], weights, config["input_size"], bool(config.get("mask_corners")),
-                    str(checkpoint))
+    return _Encoder(config["model"], weights, config["input_size"], bool(config.get("mask_corners")), str(checkpoint))
 
 
-def _items(root: str | Path, manifest: list[dict], part: str, frames: str | Path | None
-           ) -> tuple[list[tuple[str, str]], dict[str, Path]]:
+def _items(
+    root: str | Path, manifest: list[dict], part: str, frames: str | Path | None
+) -> tuple[list[tuple[str, str]], dict[str, Path]]:
     """(sorted (name, identity) rows that make the key, name → file) of a part: its images by content hash, or
     the video frames by file size and time."""
     if part == "videos":
@@ -139,8 +192,17 @@ def _items(root: str | Path, manifest: list[dict], part: str, frames: str | Path
     return rows, {path: Path(root) / path for path, _ in rows}
 
 
-def _part(root, folder: Path, encoder: _Encoder, items: tuple[list[tuple[str, str]], dict[str, Path]], part: str,
-          workers: int, batch_size: int, device: str, progress) -> Embeddings:
+def _part(
+    root,
+    folder: Path,
+    encoder: _Encoder,
+    items: tuple[list[tuple[str, str]], dict[str, Path]],
+    part: str,
+    workers: int,
+    batch_size: int,
+    device: str,
+    progress,
+) -> Embeddings:
     from hyperkvasir.data.index import preparing
     from hyperkvasir.engine.runs import launched_world
 
@@ -194,8 +256,9 @@ def _read(target: Path, part: str) -> Embeddings | None:
                 return None
             probabilities = saved["probabilities"] if saved["probabilities"].size else None
             paths = saved["paths"].tolist()
-            return Embeddings(paths, saved["vectors"], probabilities, saved["undecodable"].tolist(),
-                              [part] * len(paths))
+            return Embeddings(
+                paths, saved["vectors"], probabilities, saved["undecodable"].tolist(), [part] * len(paths)
+            )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
 
@@ -204,15 +267,24 @@ def _chunk_path(target: Path, index: int) -> Path:
     return target.with_name(f".{target.stem}.chunk-{index:05d}.npz")
 
 
-def _compute(target: Path, encoder: _Encoder, part: str, paths: list[str], files: dict[str, Path], workers: int,
-             batch_size: int, device: str, progress) -> None:
+def _compute(
+    target: Path,
+    encoder: _Encoder,
+    part: str,
+    paths: list[str],
+    files: dict[str, Path],
+    workers: int,
+    batch_size: int,
+    device: str,
+    progress,
+) -> None:
     """Embed the chunks not yet saved (this rank's share under torchrun), then join them into ``target``;
     ``files`` gives each path's (or frame name's) image file."""
     from hyperkvasir.data.imaging import atomic_write
     from hyperkvasir.engine.runs import distributed
 
     rank, world = distributed()
-    chunks = [paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK)]
+    chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
     todo = [i for i in range(rank, len(chunks), world) if not _chunk_path(target, i).is_file()]
     if todo:
         net = _Network(encoder, device)
@@ -285,11 +357,16 @@ class _Network:
                 done += indices
         width = vectors[0].shape[1] if vectors else 0
         missing = sorted(set(range(len(paths))) - set(done))
-        return {"paths": np.asarray([paths[i] for i in done], dtype=str),
-                "vectors": np.concatenate(vectors) if vectors else np.zeros((0, width), np.float32),
-                "probabilities": (np.concatenate(probabilities) if self.encoder.checkpoint and probabilities
-                                  else np.zeros((0,), np.float32)),
-                "undecodable": np.asarray([paths[i] for i in missing], dtype=str)}
+        return {
+            "paths": np.asarray([paths[i] for i in done], dtype=str),
+            "vectors": np.concatenate(vectors) if vectors else np.zeros((0, width), np.float32),
+            "probabilities": (
+                np.concatenate(probabilities)
+                if self.encoder.checkpoint and probabilities
+                else np.zeros((0,), np.float32)
+            ),
+            "undecodable": np.asarray([paths[i] for i in missing], dtype=str),
+        }
 
 
 def _forward(model, images):

@@ -58,27 +58,36 @@ def read_frames(folder: str | Path, root: str | Path, videos: set[str]) -> Frame
     folder = Path(folder)
     listing = folder / MANIFEST
     if not listing.is_file():
-        raise HyperKvasirError(f"--frames {folder}: no {MANIFEST}; extract the frames first with `hyperkvasir video "
-                               f"frames {root} {folder}`")
+        raise HyperKvasirError(
+            f"--frames {folder}: no {MANIFEST}; extract the frames first with `hyperkvasir video "
+            f"frames {root} {folder}`"
+        )
     try:
         table = pq.read_table(listing, columns=["video", "frame_index", "path"]).to_pylist()
     except (OSError, pa.ArrowException, KeyError) as error:
-        raise DataError(f"{listing}: not a frames listing of `hyperkvasir video frames` ({error}); extract the "
-                        f"frames again into an empty folder") from None
+        raise DataError(
+            f"{listing}: not a frames listing of `hyperkvasir video frames` ({error}); extract the "
+            f"frames again into an empty folder"
+        ) from None
     if not table:
-        raise DataError(f"{listing}: lists no frame; extract the frames again with `hyperkvasir video frames {root} "
-                        f"{folder}`")
+        raise DataError(
+            f"{listing}: lists no frame; extract the frames again with `hyperkvasir video frames {root} {folder}`"
+        )
     stranger = next((row["video"] for row in table if row["video"] not in videos), None)
     if stranger is not None:
-        raise DataError(f"--frames {folder}: holds frames of {stranger}, which is not a video of {root}; give the "
-                        f"frames folder extracted from this tree")
+        raise DataError(
+            f"--frames {folder}: holds frames of {stranger}, which is not a video of {root}; give the "
+            f"frames folder extracted from this tree"
+        )
     inside = os.path.realpath(folder)
     names, files = [], []
     for row in table:
         file = folder / row["path"]
         if os.path.commonpath([os.path.realpath(file), inside]) != inside:
-            raise DataError(f"{listing}: the frame {row['path']} lies outside {folder} (a link or a path leaving "
-                            f"it); extract the frames again into an empty folder")
+            raise DataError(
+                f"{listing}: the frame {row['path']} lies outside {folder} (a link or a path leaving "
+                f"it); extract the frames again into an empty folder"
+            )
         names.append(frame_name(row["video"], int(row["frame_index"])))
         files.append(file)
     return Frames(folder, names, files)

@@ -58,13 +58,16 @@ def out_of_fold(root: str | Path, results_dir: str | Path) -> OutOfFold:
     results_dir = Path(results_dir)
     results = read_results(results_dir)
     if results.get("protocol") != "test":
-        raise HyperKvasirError(f"--results {results_dir}: a {results.get('protocol')}-protocol benchmark scores only "
-                               f"validation carve-outs; label-issues needs every labeled image scored out of fold: "
-                               f"run `hyperkvasir benchmark ROOT --protocol test`")
+        raise HyperKvasirError(
+            f"--results {results_dir}: a {results.get('protocol')}-protocol benchmark scores only "
+            f"validation carve-outs; label-issues needs every labeled image scored out of fold: "
+            f"run `hyperkvasir benchmark ROOT --protocol test`"
+        )
     model = next((name for name in results["models"] if not name.startswith("avg-")), None)
     if model is None:
-        raise HyperKvasirError(f"--results {results_dir}: results.json names no trained model; pass a benchmark's "
-                               f"--out folder")
+        raise HyperKvasirError(
+            f"--results {results_dir}: results.json names no trained model; pass a benchmark's --out folder"
+        )
     sums: dict[str, np.ndarray] = {}
     counts: Counter = Counter()
     for run in results["models"][model].get("runs", []):
@@ -76,16 +79,19 @@ def out_of_fold(root: str | Path, results_dir: str | Path) -> OutOfFold:
     labeled = {path.name: path for path in release.labeled_files()}
     foreign = sorted(set(sums) - set(labeled))
     if foreign or not sums:
-        raise DataError(f"--results {results_dir}: {len(foreign) or 'no'} predicted files are labeled images of "
-                        f"{root}{f' (first: {foreign[0]})' if foreign else ''}; these are results of another tree — "
-                        f"benchmark this tree")
+        raise DataError(
+            f"--results {results_dir}: {len(foreign) or 'no'} predicted files are labeled images of "
+            f"{root}{f' (first: {foreign[0]})' if foreign else ''}; these are results of another tree — "
+            f"benchmark this tree"
+        )
     names = sorted(sums)
     return OutOfFold(
         files=[labeled[n].relative_to(release.root).as_posix() for n in names],
         given=np.asarray([lookup(labeled[n].parent.name).index for n in names]),
         probabilities=np.stack([sums[n] / counts[n] for n in names]).astype(np.float64),
         unscored=sorted(labeled[n].relative_to(release.root).as_posix() for n in set(labeled) - set(sums)),
-        model=model)
+        model=model,
+    )
 
 
 def rank_issues(root: str | Path, scored: OutOfFold) -> list[dict]:
@@ -108,8 +114,9 @@ def rank_issues(root: str | Path, scored: OutOfFold) -> list[dict]:
     # the audit's findings first (a duplicate under another class is certain evidence), each group by the model's
     # doubt; a finding no fold model scored (added after the benchmark) has no score and ends its group
     audited = {file for file, _, _ in findings}
-    return sorted(rows.values(), key=lambda r: (r["file"] not in audited, r["score"] is None, -(r["score"] or 0.0),
-                                                r["file"]))
+    return sorted(
+        rows.values(), key=lambda r: (r["file"] not in audited, r["score"] is None, -(r["score"] or 0.0), r["file"])
+    )
 
 
 def _confident_learning(given: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,7 +162,16 @@ def _audit_findings(report) -> list[tuple[str, int, str]]:
 def _row(file: str, given: int, suggested: int, score: float | None, reason: str) -> dict:
     from hyperkvasir.metrics.ordinal import UC_SCALE
 
-    steps = (abs(UC_SCALE.index(int(given)) - UC_SCALE.index(int(suggested)))
-             if int(given) in UC_SCALE and int(suggested) in UC_SCALE else None)
-    return {"file": file, "given": CLASSES[int(given)].folder, "suggested": CLASSES[int(suggested)].folder,
-            "score": None if score is None else round(float(score), 6), "reason": reason, "grade_steps": steps}
+    steps = (
+        abs(UC_SCALE.index(int(given)) - UC_SCALE.index(int(suggested)))
+        if int(given) in UC_SCALE and int(suggested) in UC_SCALE
+        else None
+    )
+    return {
+        "file": file,
+        "given": CLASSES[int(given)].folder,
+        "suggested": CLASSES[int(suggested)].folder,
+        "score": None if score is None else round(float(score), 6),
+        "reason": reason,
+        "grade_steps": steps,
+    }

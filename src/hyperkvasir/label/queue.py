@@ -34,8 +34,15 @@ FIELDS = ("rank", "file", "predicted", "probability", "uncertainty", "nearest_la
 LOCAL_FILES = "/data/local-files/?d="
 
 
-def to_label(root: str | Path, checkpoint: str | Path, budget: int, *, classes: list[str] | None = None,
-             workers: int = 0, progress=None) -> dict:
+def to_label(
+    root: str | Path,
+    checkpoint: str | Path,
+    budget: int,
+    *,
+    classes: list[str] | None = None,
+    workers: int = 0,
+    progress=None,
+) -> dict:
     """The ``budget`` images, in order of choice, with the calibrated duplicate distance and the counts."""
     from hyperkvasir.data.layout import Release
     from hyperkvasir.errors import require_range
@@ -56,18 +63,37 @@ def to_label(root: str | Path, checkpoint: str | Path, budget: int, *, classes: 
     labeled_paths = [p for p, known in zip(found.paths, labeled) if known]
     groups = duplicate_sets(root, found.paths)
     threshold, pairs = calibrated_distance(found.vectors, found.paths, groups)
-    chosen, nearest, distance = choose(found.vectors[unlabeled], found.vectors[labeled], probabilities, budget,
-                                       threshold=threshold, candidate_groups=[groups.get(p) for p in paths],
-                                       labeled_groups={groups[p] for p in labeled_paths if p in groups},
-                                       aimed=aimed)
+    chosen, nearest, distance = choose(
+        found.vectors[unlabeled],
+        found.vectors[labeled],
+        probabilities,
+        budget,
+        threshold=threshold,
+        candidate_groups=[groups.get(p) for p in paths],
+        labeled_groups={groups[p] for p in labeled_paths if p in groups},
+        aimed=aimed,
+    )
     decided = _decided(checkpoint, probabilities)
-    rows = [{"rank": n + 1, "file": paths[i], "predicted": CLASSES[decided[i]].folder,
-             "probability": round(float(probabilities[i, decided[i]]), 6),
-             "uncertainty": round(float(_uncertainty(probabilities[i:i + 1])[0]), 6),
-             "nearest_labeled": labeled_paths[nearest[n]] if nearest[n] >= 0 else None,
-             "distance": round(float(distance[n]), 6)} for n, i in enumerate(chosen)]
-    return {"rows": rows, "duplicate_distance": threshold, "calibration_pairs": pairs, "unlabeled": len(paths),
-            "budget": budget, "classes": [CLASSES[i].folder for i in aimed]}
+    rows = [
+        {
+            "rank": n + 1,
+            "file": paths[i],
+            "predicted": CLASSES[decided[i]].folder,
+            "probability": round(float(probabilities[i, decided[i]]), 6),
+            "uncertainty": round(float(_uncertainty(probabilities[i : i + 1])[0]), 6),
+            "nearest_labeled": labeled_paths[nearest[n]] if nearest[n] >= 0 else None,
+            "distance": round(float(distance[n]), 6),
+        }
+        for n, i in enumerate(chosen)
+    ]
+    return {
+        "rows": rows,
+        "duplicate_distance": threshold,
+        "calibration_pairs": pairs,
+        "unlabeled": len(paths),
+        "budget": budget,
+        "classes": [CLASSES[i].folder for i in aimed],
+    }
 
 
 def _uncertainty(probabilities: np.ndarray) -> np.ndarray:
@@ -76,9 +102,17 @@ def _uncertainty(probabilities: np.ndarray) -> np.ndarray:
     return 1.0 - (top[:, 1] - top[:, 0])
 
 
-def choose(candidates: np.ndarray, labeled: np.ndarray, probabilities: np.ndarray, budget: int, *,
-           threshold: float, candidate_groups: list[int | None], labeled_groups: set[int],
-           aimed: list[int] | None = None) -> tuple[list[int], list[int], list[float]]:
+def choose(
+    candidates: np.ndarray,
+    labeled: np.ndarray,
+    probabilities: np.ndarray,
+    budget: int,
+    *,
+    threshold: float,
+    candidate_groups: list[int | None],
+    labeled_groups: set[int],
+    aimed: list[int] | None = None,
+) -> tuple[list[int], list[int], list[float]]:
     """The selection of ``to-label`` on given embeddings and class probabilities (one row per candidate): the
     uncertainty (or the probability of the ``aimed`` classes) weighting k-center greedy, near duplicates left out.
     Returns (chosen candidate rows in order, their nearest labeled row or −1, the distance that chose them);
@@ -103,18 +137,29 @@ def calibrated_distance(vectors: np.ndarray, paths: list[str], groups: dict[str,
     for row, path in enumerate(paths):
         if path in groups:
             members.setdefault(groups[path], []).append(row)
-    distances = [1.0 - float(vectors[a] @ vectors[b]) for rows in members.values()
-                 for n, a in enumerate(rows) for b in rows[n + 1:]]
+    distances = [
+        1.0 - float(vectors[a] @ vectors[b])
+        for rows in members.values()
+        for n, a in enumerate(rows)
+        for b in rows[n + 1 :]
+    ]
     if len(distances) < MIN_PAIRS:
         return IDENTICAL, len(distances)
     return max(float(np.quantile(distances, DUPLICATE_QUANTILE)), IDENTICAL), len(distances)
 
 
-def _greedy(candidates: np.ndarray, labeled: np.ndarray, weight: np.ndarray, budget: int, threshold: float,
-            group_of: list[int | None], taken_groups: set[int]) -> tuple[list[int], list[int], list[float]]:
+def _greedy(
+    candidates: np.ndarray,
+    labeled: np.ndarray,
+    weight: np.ndarray,
+    budget: int,
+    threshold: float,
+    group_of: list[int | None],
+    taken_groups: set[int],
+) -> tuple[list[int], list[int], list[float]]:
     """k-center greedy weighted by ``weight`` over the most uncertain POOL × budget candidates: (chosen candidate
     rows in order, their nearest labeled row or −1, the distance that chose them)."""
-    pool = np.argsort(-weight, kind="stable")[:POOL * budget]
+    pool = np.argsort(-weight, kind="stable")[: POOL * budget]
     vectors = candidates[pool]
     if len(labeled):
         similarity = vectors @ labeled.T
@@ -147,18 +192,35 @@ def _decided(checkpoint: str | Path, probabilities: np.ndarray) -> np.ndarray:
 def label_studio_tasks(rows: list[dict], model_version: str) -> list[dict]:
     """A Label Studio task list: each image as a local-files URL relative to the release root (serve the root as
     Label Studio's document root) and the model's class as a pre-annotation of the ``class`` choices."""
-    return [{"data": {"image": LOCAL_FILES + urllib.parse.quote(row["file"]), "file": row["file"]},
-             "predictions": [{"model_version": model_version, "score": row["probability"],
-                              "result": [{"from_name": "class", "to_name": "image", "type": "choices",
-                                          "value": {"choices": [row["predicted"]]}}]}]}
-            for row in rows]
+    return [
+        {
+            "data": {"image": LOCAL_FILES + urllib.parse.quote(row["file"]), "file": row["file"]},
+            "predictions": [
+                {
+                    "model_version": model_version,
+                    "score": row["probability"],
+                    "result": [
+                        {
+                            "from_name": "class",
+                            "to_name": "image",
+                            "type": "choices",
+                            "value": {"choices": [row["predicted"]]},
+                        }
+                    ],
+                }
+            ],
+        }
+        for row in rows
+    ]
 
 
 def label_studio_config() -> str:
     """The labeling interface the tasks' pre-annotations fit: the image and one choice per class."""
     choices = "\n".join(f'    <Choice value="{c.folder}"/>' for c in CLASSES)
-    return (f'<View>\n  <Image name="image" value="$image"/>\n  <Choices name="class" toName="image" '
-            f'choice="single" showInline="false">\n{choices}\n  </Choices>\n</View>\n')
+    return (
+        f'<View>\n  <Image name="image" value="$image"/>\n  <Choices name="class" toName="image" '
+        f'choice="single" showInline="false">\n{choices}\n  </Choices>\n</View>\n'
+    )
 
 
 def write_queue(out: str | Path, summary: dict, model_version: str) -> list[Path]:
@@ -171,9 +233,11 @@ def write_queue(out: str | Path, summary: dict, model_version: str) -> list[Path
     writer = csv.DictWriter(table, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(summary["rows"])
-    contents = {"to-label.csv": table.getvalue(),
-                "label-studio.json": json.dumps(label_studio_tasks(summary["rows"], model_version), indent=2),
-                "label-studio.xml": label_studio_config()}
+    contents = {
+        "to-label.csv": table.getvalue(),
+        "label-studio.json": json.dumps(label_studio_tasks(summary["rows"], model_version), indent=2),
+        "label-studio.xml": label_studio_config(),
+    }
     with contextlib.ExitStack() as staged:
         for name, text in contents.items():
             handle = staged.enter_context(atomic_write(Path(out) / name, "w"))

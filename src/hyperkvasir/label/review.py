@@ -70,20 +70,34 @@ def csv_queue(path: Path, manifest: list[dict]) -> list[Item]:
     except (UnicodeDecodeError, csv.Error):
         raise ReleaseFormatError(path, "not a UTF-8 CSV; give a label-issues or to-label CSV") from None
     if "file" not in header:
-        raise ReleaseFormatError(path, "no 'file' column (a queue CSV has file and optionally given, suggested, "
-                                       "score, reason)" if rows else "no rows; the queue is empty", line=1)
+        raise ReleaseFormatError(
+            path,
+            "no 'file' column (a queue CSV has file and optionally given, suggested, score, reason)"
+            if rows
+            else "no rows; the queue is empty",
+            line=1,
+        )
     by_path = {r["path"]: r for r in manifest if r["kind"] == "image"}
     by_name = {Path(r["path"]).name: r for r in manifest if r["part"] == "labeled"}
     items = []
     for line, row in enumerate(rows, start=2):
         found = by_path.get((row["file"] or "").strip()) or by_name.get((row["file"] or "").strip())
         if found is None:
-            raise DataError(f"{path}:{line}: {row['file']!r} is no image of this tree; give paths relative to ROOT "
-                            f"(e.g. labeled-images/…/x.jpg) from a queue made for it")
+            raise DataError(
+                f"{path}:{line}: {row['file']!r} is no image of this tree; give paths relative to ROOT "
+                f"(e.g. labeled-images/…/x.jpg) from a queue made for it"
+            )
         suggested, score = row.get("suggested") or row.get("predicted"), row.get("score") or row.get("uncertainty")
         reason = (row.get("reason") or ("to label" if "uncertainty" in row else "")).strip()
-        items.append(Item(found["path"], lookup(found["class"]).folder if found["part"] == "labeled" else None,
-                          _class_or_none(path, line, suggested), _score(path, line, score), reason))
+        items.append(
+            Item(
+                found["path"],
+                lookup(found["class"]).folder if found["part"] == "labeled" else None,
+                _class_or_none(path, line, suggested),
+                _score(path, line, score),
+                reason,
+            )
+        )
     return items
 
 
@@ -113,8 +127,10 @@ def results_queue(root: Path, results: Path) -> tuple[list[Item], dict[str, list
     from hyperkvasir.label.issues import out_of_fold, rank_issues
 
     scored = out_of_fold(root, results)
-    items = [Item(r["file"], r["given"], r.get("suggested"), r.get("score"), r.get("reason", ""))
-             for r in rank_issues(root, scored)]
+    items = [
+        Item(r["file"], r["given"], r.get("suggested"), r.get("score"), r.get("reason", ""))
+        for r in rank_issues(root, scored)
+    ]
     probabilities = {file: [float(p) for p in row] for file, row in zip(scored.files, scored.probabilities)}
     return items, probabilities
 
@@ -122,8 +138,17 @@ def results_queue(root: Path, results: Path) -> tuple[list[Item], dict[str, list
 class ReviewSession:
     """The queue, what is known about each image, and the reviews file decisions go to."""
 
-    def __init__(self, root: Path, items: list[Item], reviews: Path, reviewer: str, manifest: list[dict], *,
-                 probabilities: dict[str, list[float]] | None = None, neighbours: int = 5) -> None:
+    def __init__(
+        self,
+        root: Path,
+        items: list[Item],
+        reviews: Path,
+        reviewer: str,
+        manifest: list[dict],
+        *,
+        probabilities: dict[str, list[float]] | None = None,
+        neighbours: int = 5,
+    ) -> None:
         from hyperkvasir.data.layout import Release
 
         if not items:
@@ -165,21 +190,33 @@ class ReviewSession:
         """What the page shows for the queue's ``index``-th image."""
         item = self.items[index]
         probabilities = self.probabilities.get(item.file)
-        top = (sorted(((CLASSES[i].folder, p) for i, p in enumerate(probabilities)), key=lambda c: -c[1])[:TOP_CLASSES]
-               if probabilities else [])
+        top = (
+            sorted(((CLASSES[i].folder, p) for i, p in enumerate(probabilities)), key=lambda c: -c[1])[:TOP_CLASSES]
+            if probabilities
+            else []
+        )
         duplicates = None if self.duplicates is None else [(p, None) for p in self.duplicates.get(item.file, [])]
         neighbours = None if self.neighbours is None else self.neighbours.get(item.file, [])
-        return {**asdict(item), "index": index, "total": len(self.items), "decision": self.decisions.get(item.file),
-                "top": [{"class": c, "letter": lookup(c).letter, "probability": p} for c, p in top],
-                "duplicates": self._described(duplicates), "neighbours": self._described(neighbours),
-                "neighbours_off": self.neighbours_off, "context_error": self.context_error}
+        return {
+            **asdict(item),
+            "index": index,
+            "total": len(self.items),
+            "decision": self.decisions.get(item.file),
+            "top": [{"class": c, "letter": lookup(c).letter, "probability": p} for c, p in top],
+            "duplicates": self._described(duplicates),
+            "neighbours": self._described(neighbours),
+            "neighbours_off": self.neighbours_off,
+            "context_error": self.context_error,
+        }
 
     def _described(self, found: list[tuple[str, float | None]] | None) -> list[dict] | None:
         """Images beside the reviewed one with their class (None while they are still being found)."""
         if found is None:
             return None
-        return [{"file": path, "class": self.classes.get(path), "part": self.parts.get(path), "distance": distance}
-                for path, distance in found]
+        return [
+            {"file": path, "class": self.classes.get(path), "part": self.parts.get(path), "distance": distance}
+            for path, distance in found
+        ]
 
     def decide(self, file: str, decision: str, new: str | None) -> dict:
         """Append the decision on ``file`` (an image of the queue) to the reviews file."""
@@ -229,8 +266,11 @@ def create_app(session: ReviewSession, port: int):
             raise HTTPException(400, str(error)) from None
         except OSError as error:  # a full disk, a work dir gone read-only: the reviewer must know it was not saved
             log.error("%s: %s", session.reviews, error.strerror)
-            raise HTTPException(507, f"not saved: {session.reviews}: {error.strerror}; free space or fix the "
-                                     f"permissions there, then decide again") from None
+            raise HTTPException(
+                507,
+                f"not saved: {session.reviews}: {error.strerror}; free space or fix the "
+                f"permissions there, then decide again",
+            ) from None
 
     @app.get("/image")
     def image(path: str) -> FileResponse:
@@ -250,8 +290,10 @@ def bind(port: int) -> socket.socket:
         sock.bind((HOST, port))
     except OSError as error:
         sock.close()
-        raise HyperKvasirError(f"--port {port}: cannot listen on {HOST}:{port} ({error.strerror}); choose another "
-                               f"port or stop what uses it") from None
+        raise HyperKvasirError(
+            f"--port {port}: cannot listen on {HOST}:{port} ({error.strerror}); choose another "
+            f"port or stop what uses it"
+        ) from None
     sock.listen(64)
     return sock
 
@@ -276,8 +318,9 @@ def serve(session: ReviewSession, sock: socket.socket, announce) -> None:
     server.run(sockets=[sock])
 
 
-def open_session(root: Path, *, queue: Path | None, results: Path | None, reviewer: str,
-                 neighbours: int) -> ReviewSession:
+def open_session(
+    root: Path, *, queue: Path | None, results: Path | None, reviewer: str, neighbours: int
+) -> ReviewSession:
     """A session over ``root``'s queue (``queue`` CSV, the label issues of ``results``, or every labeled image),
     writing to ``reviews.csv`` in its work dir."""
     from hyperkvasir.data.index import build_index, require_work_dir

@@ -20,9 +20,15 @@ def calibration(probabilities: np.ndarray, labels: list[int] | np.ndarray, num_c
     from torchmetrics.functional.classification import multiclass_calibration_error
 
     labels = np.asarray(labels)
-    ece = float(multiclass_calibration_error(torch.as_tensor(probabilities, dtype=torch.float32),
-                                             torch.as_tensor(labels), num_classes=num_classes, n_bins=BINS,
-                                             norm="l1"))
+    ece = float(
+        multiclass_calibration_error(
+            torch.as_tensor(probabilities, dtype=torch.float32),
+            torch.as_tensor(labels),
+            num_classes=num_classes,
+            n_bins=BINS,
+            norm="l1",
+        )
+    )
     confidence = probabilities.max(1)
     correct = probabilities.argmax(1) == labels
     edges = np.linspace(0, 1, BINS + 1)
@@ -30,8 +36,15 @@ def calibration(probabilities: np.ndarray, labels: list[int] | np.ndarray, num_c
     for lower, upper in zip(edges[:-1], edges[1:]):
         inside = (confidence > lower) & (confidence <= upper)
         if inside.any():
-            table.append({"lower": float(lower), "upper": float(upper), "count": int(inside.sum()),
-                          "confidence": float(confidence[inside].mean()), "accuracy": float(correct[inside].mean())})
+            table.append(
+                {
+                    "lower": float(lower),
+                    "upper": float(upper),
+                    "count": int(inside.sum()),
+                    "confidence": float(confidence[inside].mean()),
+                    "accuracy": float(correct[inside].mean()),
+                }
+            )
     return {"ece": ece, "bins": table}
 
 
@@ -47,8 +60,9 @@ def classwise_ece(probabilities: np.ndarray, labels: list[int] | np.ndarray, cla
         claimed, actual = probabilities[:, cls], (labels == cls).astype(np.float64)
         bins = np.clip(np.digitize(claimed, edges[1:-1], right=True), 0, BINS - 1)
         count = np.bincount(bins, minlength=BINS)
-        gap = np.abs(np.bincount(bins, weights=actual, minlength=BINS) - np.bincount(bins, weights=claimed,
-                                                                                     minlength=BINS))
+        gap = np.abs(
+            np.bincount(bins, weights=actual, minlength=BINS) - np.bincount(bins, weights=claimed, minlength=BINS)
+        )
         out[int(cls)] = float(gap.sum() / max(count.sum(), 1))
     return out
 
@@ -65,10 +79,22 @@ def plot_reliability(result: dict, path: str | Path, title: str = "") -> None:
     figure, axis = plt.subplots(figsize=(4.2, 4.2))
     axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
     for row in result["bins"]:
-        axis.bar(row["lower"], row["accuracy"], width=row["upper"] - row["lower"], align="edge", alpha=0.7,
-                 color="tab:blue", edgecolor="white")
-    axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top class)", ylabel="accuracy",
-             title=f"{title} ECE {result['ece']:.3f}".strip())
+        axis.bar(
+            row["lower"],
+            row["accuracy"],
+            width=row["upper"] - row["lower"],
+            align="edge",
+            alpha=0.7,
+            color="tab:blue",
+            edgecolor="white",
+        )
+    axis.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="confidence (top class)",
+        ylabel="accuracy",
+        title=f"{title} ECE {result['ece']:.3f}".strip(),
+    )
     figure.tight_layout()
     with atomic_write(Path(path)) as handle:
         figure.savefig(handle, format="png", dpi=100)

@@ -20,12 +20,19 @@ from sklearn.metrics import (
 
 from hyperkvasir.data.taxonomy import CLASSES
 
-SUMMARY_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "micro_precision", "micro_recall",
-                "micro_f1", "mcc")
+SUMMARY_KEYS = (
+    "accuracy",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "micro_precision",
+    "micro_recall",
+    "micro_f1",
+    "mcc",
+)
 
 
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
-                           names: Sequence[str] | None = None) -> dict:
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], names: Sequence[str] | None = None) -> dict:
     """Metrics of one fold; ``y_true``/``y_pred`` are class indices (taxonomy order, 0–22, unless ``names``
     gives another class list, e.g. the video classes)."""
     names = list(names) if names is not None else [c.folder for c in CLASSES]
@@ -35,20 +42,24 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
     labels = sorted(set(true.tolist()) | set(predicted.tolist()))
     out: dict = {"n": int(len(true)), "accuracy": float(accuracy_score(true, predicted))}
     for average in ("macro", "micro"):
-        p, r, f, _ = precision_recall_fscore_support(true, predicted, labels=labels, average=average,
-                                                     zero_division=0)
+        p, r, f, _ = precision_recall_fscore_support(true, predicted, labels=labels, average=average, zero_division=0)
         out |= {f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)}
     out["mcc"] = float(matthews_corrcoef(true, predicted))
     p, r, f, s = precision_recall_fscore_support(true, predicted, labels=labels, average=None, zero_division=0)
-    out["per_class"] = {names[label]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                                                "support": int(s[i])} for i, label in enumerate(labels)}
-    out["confusion_matrix"] = {"labels": [names[label] for label in labels],
-                               "matrix": confusion_matrix(true, predicted, labels=labels).tolist()}
+    out["per_class"] = {
+        names[label]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i, label in enumerate(labels)
+    }
+    out["confusion_matrix"] = {
+        "labels": [names[label] for label in labels],
+        "matrix": confusion_matrix(true, predicted, labels=labels).tolist(),
+    }
     return out
 
 
-def scored_metrics(y_true: Sequence[int], y_pred: Sequence[int], *, seed: int = 0,
-                   resamples: int | None = None) -> dict:
+def scored_metrics(
+    y_true: Sequence[int], y_pred: Sequence[int], *, seed: int = 0, resamples: int | None = None
+) -> dict:
     """:func:`classification_metrics` of a scored part with a 95 % stratified-bootstrap interval beside each
     headline metric (``<key>_ci``) and each class's F1 (``per_class[c]["f1_ci"]``), and the UC ordinal metrics
     (``metrics/intervals.py``, ``metrics/ordinal.py``)."""
@@ -59,8 +70,10 @@ def scored_metrics(y_true: Sequence[int], y_pred: Sequence[int], *, seed: int = 
     metrics = classification_metrics(y_true, y_pred)
     names = [c.folder for c in CLASSES]
     present = set(np.asarray(y_true).tolist())
-    found = intervals(resampled(y_true, y_pred, classes=len(CLASSES), resamples=resamples, seed=seed),
-                      names=[name if i in present else None for i, name in enumerate(names)])
+    found = intervals(
+        resampled(y_true, y_pred, classes=len(CLASSES), resamples=resamples, seed=seed),
+        names=[name if i in present else None for i, name in enumerate(names)],
+    )
     for name, interval in found.pop("per_class_f1_ci").items():
         metrics["per_class"][name]["f1_ci"] = interval
     return metrics | found | ordinal_metrics(y_true, y_pred, resamples=resamples, seed=seed)
@@ -69,7 +82,9 @@ def scored_metrics(y_true: Sequence[int], y_pred: Sequence[int], *, seed: int = 
 def average_folds(folds: Sequence[dict]) -> dict:
     """Arithmetic mean of the summary metrics over folds (the paper's "average of the two splits")."""
     return {key: float(np.mean([fold[key] for fold in folds])) for key in SUMMARY_KEYS} | {
-        "n": int(sum(fold["n"] for fold in folds)), "folds": len(folds)}
+        "n": int(sum(fold["n"] for fold in folds)),
+        "folds": len(folds),
+    }
 
 
 def plot_confusion_matrix(metrics: dict, path, title: str = "") -> None:
@@ -99,8 +114,15 @@ def plot_confusion_matrix(metrics: dict, path, title: str = "") -> None:
     ax.set_xticks(range(len(labels)), letters)
     ax.set_yticks(range(len(labels)), [f"{letter} {name}" for letter, name in zip(letters, labels)], fontsize=7)
     for i, j in zip(*np.nonzero(matrix)):
-        ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=6,
-                color="white" if share[i, j] > 0.5 else "black")
+        ax.text(
+            j,
+            i,
+            str(int(matrix[i, j])),
+            ha="center",
+            va="center",
+            fontsize=6,
+            color="white" if share[i, j] > 0.5 else "black",
+        )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title or f"n = {metrics['n']}, macro F1 = {metrics['macro_f1']:.3f}")

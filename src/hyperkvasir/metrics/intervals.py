@@ -20,8 +20,16 @@ import numpy as np
 RESAMPLES = 1000
 LEVEL = 0.95
 # Headline metrics that get an interval (``<key>_ci`` beside ``<key>``).
-INTERVAL_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "micro_precision", "micro_recall",
-                 "micro_f1", "mcc")
+INTERVAL_KEYS = (
+    "accuracy",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "micro_precision",
+    "micro_recall",
+    "micro_f1",
+    "mcc",
+)
 
 
 def stratified_indices(y_true: np.ndarray, resamples: int, seed: int) -> np.ndarray:
@@ -60,14 +68,22 @@ def metrics_from_confusion(matrices: np.ndarray) -> dict[str, np.ndarray]:
     spread = np.sqrt((n**2 - (predicted**2).sum(1)) * (n**2 - (support**2).sum(1)))
     with np.errstate(divide="ignore", invalid="ignore"):
         mcc = np.where(spread > 0, covariance / spread, 0.0)
-    return {"accuracy": accuracy, "macro_precision": (precision * present).sum(1) / count,
-            "macro_recall": (recall * present).sum(1) / count, "macro_f1": (f1 * present).sum(1) / count,
-            "micro_precision": accuracy, "micro_recall": accuracy, "micro_f1": accuracy, "mcc": mcc,
-            "per_class_f1": f1}
+    return {
+        "accuracy": accuracy,
+        "macro_precision": (precision * present).sum(1) / count,
+        "macro_recall": (recall * present).sum(1) / count,
+        "macro_f1": (f1 * present).sum(1) / count,
+        "micro_precision": accuracy,
+        "micro_recall": accuracy,
+        "micro_f1": accuracy,
+        "mcc": mcc,
+        "per_class_f1": f1,
+    }
 
 
-def resampled(y_true: Sequence[int], y_pred: Sequence[int], *, classes: int, resamples: int = RESAMPLES,
-              seed: int = 0) -> dict[str, np.ndarray]:
+def resampled(
+    y_true: Sequence[int], y_pred: Sequence[int], *, classes: int, resamples: int = RESAMPLES, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Each metric over ``resamples`` stratified resamples of one test set (arrays of shape (resamples,))."""
     true, predicted = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     indices = stratified_indices(true, resamples, seed)
@@ -91,11 +107,13 @@ def mean_interval(values: Sequence[float], *, resamples: int = RESAMPLES, seed: 
 def intervals(draws: dict[str, np.ndarray], names: Sequence[str | None] | None = None) -> dict:
     """``<key>_ci`` for each headline metric, and ``per_class_f1_ci`` ({class name: [low, high]}) when ``names``
     gives the class of each column of the per-class F1 draws (only classes present in truth get one)."""
-    out: dict[str, list[float] | dict[str, list[float]]] = {f"{key}_ci": percentile_interval(draws[key])
-                                                            for key in INTERVAL_KEYS}
+    out: dict[str, list[float] | dict[str, list[float]]] = {
+        f"{key}_ci": percentile_interval(draws[key]) for key in INTERVAL_KEYS
+    }
     if names is not None:
-        out["per_class_f1_ci"] = {name: percentile_interval(draws["per_class_f1"][:, i]) for i, name in
-                                  enumerate(names) if name is not None}
+        out["per_class_f1_ci"] = {
+            name: percentile_interval(draws["per_class_f1"][:, i]) for i, name in enumerate(names) if name is not None
+        }
     return out
 
 
@@ -107,8 +125,14 @@ def fold_average(draws: list[dict[str, np.ndarray]], keys: Sequence[str] = INTER
         return {key: np.nanmean([d[key] for d in draws], axis=0) for key in keys}
 
 
-def paired_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], point_a: dict, point_b: dict,
-                      keys: Sequence[str] = INTERVAL_KEYS, lower_is_better: Sequence[str] = ()) -> dict[str, dict]:
+def paired_difference(
+    a: dict[str, np.ndarray],
+    b: dict[str, np.ndarray],
+    point_a: dict,
+    point_b: dict,
+    keys: Sequence[str] = INTERVAL_KEYS,
+    lower_is_better: Sequence[str] = (),
+) -> dict[str, dict]:
     """B − A for each metric: the difference of the point estimates, the interval of the resampled
     differences (both drawn on the same images; resamples where either is undefined are left out), and
     ``p_better``, the share of resamples in which B beats A (is lower, for ``lower_is_better`` keys)."""
@@ -117,11 +141,26 @@ def paired_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], point_
         delta = b[key] - a[key]
         delta = delta[np.isfinite(delta)]
         better = -delta if key in lower_is_better else delta
-        out[key] = {"a": float(point_a[key]), "b": float(point_b[key]), "delta": float(point_b[key] - point_a[key]),
-                    "ci": percentile_interval(delta) if len(delta) else [float("nan")] * 2,
-                    "p_better": float(np.mean(better > 0)) if len(delta) else float("nan")}
+        out[key] = {
+            "a": float(point_a[key]),
+            "b": float(point_b[key]),
+            "delta": float(point_b[key] - point_a[key]),
+            "ci": percentile_interval(delta) if len(delta) else [float("nan")] * 2,
+            "p_better": float(np.mean(better > 0)) if len(delta) else float("nan"),
+        }
     return out
 
 
-__all__ = ["RESAMPLES", "INTERVAL_KEYS", "resampled", "mean_interval", "intervals", "fold_average", "paired_difference",
-           "stratified_indices", "confusion_matrices", "metrics_from_confusion", "percentile_interval"]
+__all__ = [
+    "RESAMPLES",
+    "INTERVAL_KEYS",
+    "resampled",
+    "mean_interval",
+    "intervals",
+    "fold_average",
+    "paired_difference",
+    "stratified_indices",
+    "confusion_matrices",
+    "metrics_from_confusion",
+    "percentile_interval",
+]

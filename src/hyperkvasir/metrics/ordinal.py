@@ -21,9 +21,17 @@ import numpy as np
 from hyperkvasir.data.taxonomy import lookup
 from hyperkvasir.metrics.intervals import RESAMPLES, percentile_interval, stratified_indices
 
-UC_SCALE = tuple(lookup(name).index for name in (
-    "ulcerative-colitis-grade-0-1", "ulcerative-colitis-grade-1", "ulcerative-colitis-grade-1-2",
-    "ulcerative-colitis-grade-2", "ulcerative-colitis-grade-2-3", "ulcerative-colitis-grade-3"))
+UC_SCALE = tuple(
+    lookup(name).index
+    for name in (
+        "ulcerative-colitis-grade-0-1",
+        "ulcerative-colitis-grade-1",
+        "ulcerative-colitis-grade-1-2",
+        "ulcerative-colitis-grade-2",
+        "ulcerative-colitis-grade-2-3",
+        "ulcerative-colitis-grade-3",
+    )
+)
 ORDINAL_KEYS = ("uc_qwk", "uc_mae", "uc_within_one")
 
 
@@ -48,8 +56,11 @@ def _from_confusion(matrices: np.ndarray) -> dict[str, np.ndarray]:
         weights = distance**2
         observed_cost, expected_cost = (matrices * weights).sum((1, 2)), (expected * weights).sum((1, 2))
         qwk = np.where(expected_cost > 0, 1 - observed_cost / expected_cost, 1.0)
-        return {"uc_qwk": qwk, "uc_mae": (matrices * distance).sum((1, 2)) / n,
-                "uc_within_one": (matrices * (distance <= 1)).sum((1, 2)) / n}
+        return {
+            "uc_qwk": qwk,
+            "uc_mae": (matrices * distance).sum((1, 2)) / n,
+            "uc_within_one": (matrices * (distance <= 1)).sum((1, 2)) / n,
+        }
 
 
 def _confusions(true: np.ndarray, pred: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -57,12 +68,14 @@ def _confusions(true: np.ndarray, pred: np.ndarray, indices: np.ndarray) -> np.n
     steps = len(UC_SCALE)
     inside = pred[indices] >= 0
     codes = true[indices] * steps + np.maximum(pred[indices], 0) + (np.arange(len(indices)) * steps * steps)[:, None]
-    return np.bincount(codes.ravel(), weights=inside.ravel().astype(np.float64),
-                       minlength=len(indices) * steps * steps).reshape(len(indices), steps, steps)
+    return np.bincount(
+        codes.ravel(), weights=inside.ravel().astype(np.float64), minlength=len(indices) * steps * steps
+    ).reshape(len(indices), steps, steps)
 
 
-def resampled_ordinal(y_true: Sequence[int], y_pred: Sequence[int], *, resamples: int = RESAMPLES,
-                      seed: int = 0) -> dict[str, np.ndarray]:
+def resampled_ordinal(
+    y_true: Sequence[int], y_pred: Sequence[int], *, resamples: int = RESAMPLES, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Each ordinal metric over stratified resamples of the UC images (by true grade; the same images for two
     models on the same truth, so differences pair)."""
     true, pred = uc_positions(y_true, y_pred)
@@ -72,12 +85,13 @@ def resampled_ordinal(y_true: Sequence[int], y_pred: Sequence[int], *, resamples
 def ordinal_point(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
     """The ordinal metrics of the scored images as they are (NaN without a UC image predicted as a grade)."""
     true, pred = uc_positions(y_true, y_pred)
-    return {key: float(value[0]) for key, value in _from_confusion(_confusions(
-        true, pred, np.arange(len(true))[None, :])).items()}
+    return {
+        key: float(value[0])
+        for key, value in _from_confusion(_confusions(true, pred, np.arange(len(true))[None, :])).items()
+    }
 
 
-def ordinal_metrics(y_true: Sequence[int], y_pred: Sequence[int], *, resamples: int = RESAMPLES,
-                    seed: int = 0) -> dict:
+def ordinal_metrics(y_true: Sequence[int], y_pred: Sequence[int], *, resamples: int = RESAMPLES, seed: int = 0) -> dict:
     """The UC ordinal metrics with stratified bootstrap intervals (``<key>_ci``); only the counts when the
     scored part holds no UC image predicted as a grade."""
     true, pred = uc_positions(y_true, y_pred)
@@ -86,8 +100,12 @@ def ordinal_metrics(y_true: Sequence[int], y_pred: Sequence[int], *, resamples: 
         return {"uc_images": 0, "uc_outside": int(len(true))}
     point = ordinal_point(y_true, y_pred)
     draws = resampled_ordinal(y_true, y_pred, resamples=resamples, seed=seed)
-    return {"uc_images": inside, "uc_outside": int(len(true)) - inside, **point,
-            **{f"{key}_ci": percentile_interval(draws[key][np.isfinite(draws[key])]) for key in ORDINAL_KEYS}}
+    return {
+        "uc_images": inside,
+        "uc_outside": int(len(true)) - inside,
+        **point,
+        **{f"{key}_ci": percentile_interval(draws[key][np.isfinite(draws[key])]) for key in ORDINAL_KEYS},
+    }
 
 
 __all__ = ["UC_SCALE", "ORDINAL_KEYS", "ordinal_metrics", "ordinal_point", "uc_positions", "resampled_ordinal"]

@@ -41,9 +41,23 @@ from hyperkvasir.metrics.intervals import mean_interval
 # A pixel is polyp when its predicted probability exceeds this (sigmoid > 0.5 ⇔ logit > 0); pysodmetrics'
 # binary handlers cut raw maps at the same 0.5.
 PROBABILITY_THRESHOLD = 0.5
-METRIC_KEYS = ("dice", "iou", "dice_pooled", "iou_pooled", "mdice_256", "miou_256", "s_measure",
-               "e_measure_mean", "e_measure_max", "e_measure_adaptive", "weighted_f", "mae", "precision",
-               "recall", "f2")
+METRIC_KEYS = (
+    "dice",
+    "iou",
+    "dice_pooled",
+    "iou_pooled",
+    "mdice_256",
+    "miou_256",
+    "s_measure",
+    "e_measure_mean",
+    "e_measure_max",
+    "e_measure_adaptive",
+    "weighted_f",
+    "mae",
+    "precision",
+    "recall",
+    "f2",
+)
 
 
 class _Smeasure(sod.Smeasure):
@@ -58,20 +72,26 @@ class SegmentationMetrics:
 
     def __init__(self) -> None:
         binary = dict(with_dynamic=False, with_adaptive=False, with_binary=True)
-        self.per_image = {"dice": sod.DICEHandler(**binary, sample_based=True),
-                          "iou": sod.IOUHandler(**binary, sample_based=True)}
-        self.binary = sod.FmeasureV2({  # fed raw probabilities: the library binarises them at > 0.5
-            **self.per_image,
-            "dice_pooled": sod.DICEHandler(**binary, sample_based=False),
-            "iou_pooled": sod.IOUHandler(**binary, sample_based=False),
-            "precision": sod.PrecisionHandler(**binary, sample_based=True),
-            "recall": sod.RecallHandler(**binary, sample_based=True),
-            "f2": sod.FmeasureHandler(**binary, sample_based=True, beta=4.0),
-        })
-        self.dynamic = sod.FmeasureV2({
-            "mdice_256": sod.DICEHandler(with_dynamic=True, with_adaptive=False),
-            "miou_256": sod.IOUHandler(with_dynamic=True, with_adaptive=False),
-        })
+        self.per_image = {
+            "dice": sod.DICEHandler(**binary, sample_based=True),
+            "iou": sod.IOUHandler(**binary, sample_based=True),
+        }
+        self.binary = sod.FmeasureV2(
+            {  # fed raw probabilities: the library binarises them at > 0.5
+                **self.per_image,
+                "dice_pooled": sod.DICEHandler(**binary, sample_based=False),
+                "iou_pooled": sod.IOUHandler(**binary, sample_based=False),
+                "precision": sod.PrecisionHandler(**binary, sample_based=True),
+                "recall": sod.RecallHandler(**binary, sample_based=True),
+                "f2": sod.FmeasureHandler(**binary, sample_based=True, beta=4.0),
+            }
+        )
+        self.dynamic = sod.FmeasureV2(
+            {
+                "mdice_256": sod.DICEHandler(with_dynamic=True, with_adaptive=False),
+                "miou_256": sod.IOUHandler(with_dynamic=True, with_adaptive=False),
+            }
+        )
         self.s_measure, self.e_measure = _Smeasure(), sod.Emeasure()
         self.weighted_f, self.mae = sod.WeightedFmeasure(), sod.MAE()
         self.count = self.empty_truth = 0
@@ -93,14 +113,20 @@ class SegmentationMetrics:
             raise ValueError("no image scored")
         table = self.binary.get_results() | self.dynamic.get_results()
         em = self.e_measure.get_results()["em"]
-        out = {key: float(table[key]["binary"]) for key in ("dice", "iou", "dice_pooled", "iou_pooled",
-                                                             "precision", "recall", "f2")}
-        out |= {"mdice_256": float(np.mean(table["mdice_256"]["dynamic"])),
-                "miou_256": float(np.mean(table["miou_256"]["dynamic"])),
-                "s_measure": float(self.s_measure.get_results()["sm"]),
-                "e_measure_mean": float(np.mean(em["curve"])), "e_measure_max": float(np.max(em["curve"])),
-                "e_measure_adaptive": float(em["adp"]), "weighted_f": float(self.weighted_f.get_results()["wfm"]),
-                "mae": float(self.mae.get_results()["mae"])}
+        out = {
+            key: float(table[key]["binary"])
+            for key in ("dice", "iou", "dice_pooled", "iou_pooled", "precision", "recall", "f2")
+        }
+        out |= {
+            "mdice_256": float(np.mean(table["mdice_256"]["dynamic"])),
+            "miou_256": float(np.mean(table["miou_256"]["dynamic"])),
+            "s_measure": float(self.s_measure.get_results()["sm"]),
+            "e_measure_mean": float(np.mean(em["curve"])),
+            "e_measure_max": float(np.max(em["curve"])),
+            "e_measure_adaptive": float(em["adp"]),
+            "weighted_f": float(self.weighted_f.get_results()["wfm"]),
+            "mae": float(self.mae.get_results()["mae"]),
+        }
         # 95 % bootstrap intervals of the per-image means (docs/intervals.md), from the toolbox's own values
         found = {f"{key}_ci": mean_interval(handler.binary_results) for key, handler in self.per_image.items()}
         return {"n": self.count, "empty_truth": self.empty_truth, **{k: out[k] for k in METRIC_KEYS}, **found}

@@ -74,8 +74,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and safetensors raise many types for a file that is no state dict
-        raise HyperKvasirError(f"{path}: not a readable state dict ({type(error).__name__}); pass a .pth or "
-                               f".safetensors file of tensors") from None
+        raise HyperKvasirError(
+            f"{path}: not a readable state dict ({type(error).__name__}); pass a .pth or .safetensors file of tensors"
+        ) from None
     state = state.get("model", state.get("state_dict", state)) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise HyperKvasirError(f"{path}: holds no tensor dictionary; pass a state dict")
@@ -93,8 +94,9 @@ def keys_that_may_differ(model: nn.Module, timm_name: str, prefix: str = "") -> 
     return {prefix + k for k in (full - own) | {k for k in full if head and k.startswith(f"{head}.")}}
 
 
-def load_user_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str, may_differ: set[str], *,
-                      partial: bool = False) -> str:
+def load_user_weights(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, may_differ: set[str], *, partial: bool = False
+) -> str:
     """Load ``state`` strictly (see the module doc); returns the ``weights_from`` record."""
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
@@ -105,18 +107,20 @@ def load_user_weights(model: nn.Module, state: dict[str, torch.Tensor], source: 
         raise HyperKvasirError(
             f"{source}: {len(missing)} tensors of the model are missing from the file and {len(unexpected)} of the "
             f"file match nothing in the model (first: {first}); pass weights of this architecture, or add "
-            f"--weights-partial to load only what matches")
+            f"--weights-partial to load only what matches"
+        )
     model.load_state_dict(usable, strict=False)
-    return f"file:{source}" + (f" (partial: {len(missing)} missing, {len(unexpected)} unexpected)"
-                               if missing or unexpected else "")
+    return f"file:{source}" + (
+        f" (partial: {len(missing)} missing, {len(unexpected)} unexpected)" if missing or unexpected else ""
+    )
 
 
-def resolve_pretrained(model: nn.Module, timm_name: str, weights: str | Path | None, *,
-                       partial: bool = False) -> str:
+def resolve_pretrained(model: nn.Module, timm_name: str, weights: str | Path | None, *, partial: bool = False) -> str:
     """Load pretrained weights into ``model`` following the documented ladder; return where they came from."""
     if weights:
-        return load_user_weights(model, read_state_dict(weights), str(weights),
-                                 keys_that_may_differ(model, timm_name), partial=partial)
+        return load_user_weights(
+            model, read_state_dict(weights), str(weights), keys_that_may_differ(model, timm_name), partial=partial
+        )
     if not hub_offline():
         import timm
 

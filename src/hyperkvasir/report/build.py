@@ -76,8 +76,10 @@ def _corner_gradcam(results_dir: Path, root: Path, scopeguide_files: list[str], 
     from PIL import Image
 
     tiles = [Image.fromarray(overlay(image, cam)).resize((120, 120)) for image, cam in zip(raw, heat)]
-    caption = (f"Grad-CAM of {model_name} ({runs[0].parent.name}) on test frames with the ScopeGuide box: "
-               f"{share:.0%} of the heat falls in the lower-left corner region")
+    caption = (
+        f"Grad-CAM of {model_name} ({runs[0].parent.name}) on test frames with the ScopeGuide box: "
+        f"{share:.0%} of the heat falls in the lower-left corner region"
+    )
     return caption, sink.image("gradcam-corner", fig.grid([("", tiles)], size=120, label_width=4))
 
 
@@ -93,8 +95,9 @@ def results_tables(results: dict) -> list[dict]:
         from hyperkvasir.classify.benchmark import _COLUMNS, PAPER_TABLE3
 
         header = ["Method", "Protocol", "Macro P", "Macro R", "Macro F1", "Micro P", "Micro R", "Micro F1", "MCC"]
-        rows = [[name, "this tree", *(_number(r["mean"].get(k)) for k in _COLUMNS)]
-                for name, r in results["models"].items()]
+        rows = [
+            [name, "this tree", *(_number(r["mean"].get(k)) for k in _COLUMNS)] for name, r in results["models"].items()
+        ]
         if results.get("majority_class"):
             rows.append(["Majority class", "this tree", *(_number(results["majority_class"].get(k)) for k in _COLUMNS)])
         rows += [[name, "paper Table 3", *map(_number, values)] for name, values in PAPER_TABLE3.items()]
@@ -102,16 +105,33 @@ def results_tables(results: dict) -> list[dict]:
         per_class = {name: r["per_class_f1"] for name, r in results["models"].items() if r.get("per_class_f1")}
         if per_class:
             classes = sorted({c for table in per_class.values() for c in table})
-            tables.append({"header": ["class", *per_class], "rows": [
-                [c, *(_number(t[c]["f1"]) if c in t else "–" for t in per_class.values())] for c in classes]})
+            tables.append(
+                {
+                    "header": ["class", *per_class],
+                    "rows": [
+                        [c, *(_number(t[c]["f1"]) if c in t else "–" for t in per_class.values())] for c in classes
+                    ],
+                }
+            )
         return tables
     if "metrics" in results:  # segment
-        return [{"header": ["metric", "value"], "rows": [[k, _number(v)] for k, v in results["metrics"].items()
-                                                         if isinstance(v, (int, float))]}]
+        return [
+            {
+                "header": ["metric", "value"],
+                "rows": [[k, _number(v)] for k, v in results["metrics"].items() if isinstance(v, (int, float))],
+            }
+        ]
     if "test" in results:  # video
-        return [{"header": ["aggregation", "accuracy", "macro F1", "MCC"], "rows": [
-            [key, *(_number(m.get(k)) for k in ("accuracy", "macro_f1", "mcc"))] for key, m in results["test"].items()
-            if isinstance(m, dict)]}]
+        return [
+            {
+                "header": ["aggregation", "accuracy", "macro F1", "MCC"],
+                "rows": [
+                    [key, *(_number(m.get(k)) for k in ("accuracy", "macro_f1", "mcc"))]
+                    for key, m in results["test"].items()
+                    if isinstance(m, dict)
+                ],
+            }
+        ]
     return []
 
 
@@ -124,18 +144,32 @@ def _results_section(results_dir: Path, sink: fig.FigureSink, root: Path, scopeg
     for name, result in results.get("models", {}).items():
         if result.get("per_class_f1"):
             per_class = result["per_class_f1"]
-            shown.append((f"Per-class F1 averaged over folds: {name}", sink.figure(
-                f"f1-{name}-mean", fig.bars(list(per_class), [v["f1"] for v in per_class.values()],
-                                            "F1 per class (fold mean)", "F1"))))
+            shown.append(
+                (
+                    f"Per-class F1 averaged over folds: {name}",
+                    sink.figure(
+                        f"f1-{name}-mean",
+                        fig.bars(
+                            list(per_class), [v["f1"] for v in per_class.values()], "F1 per class (fold mean)", "F1"
+                        ),
+                    ),
+                )
+            )
         for run in sorted((results_dir / name).glob("test-fold-*/metrics-test.json")):
             metrics = json.loads(run.read_text())
             png = sink.folder / f"confusion-{name}-{run.parent.name}.png"
             plot_confusion_matrix(metrics, png, f"{name}, {run.parent.name}")
             shown.append((f"Confusion matrix: {name}, {run.parent.name}", sink.png(png.stem, png.read_bytes())))
             per_class = metrics["per_class"]
-            shown.append((f"Per-class F1: {name}, {run.parent.name}", sink.figure(
-                f"f1-{name}-{run.parent.name}",
-                fig.bars(list(per_class), [v["f1"] for v in per_class.values()], "F1 per class", "F1"))))
+            shown.append(
+                (
+                    f"Per-class F1: {name}, {run.parent.name}",
+                    sink.figure(
+                        f"f1-{name}-{run.parent.name}",
+                        fig.bars(list(per_class), [v["f1"] for v in per_class.values()], "F1 per class", "F1"),
+                    ),
+                )
+            )
     from hyperkvasir.report.errors import error_analysis
 
     analysis = error_analysis(results_dir, root, sink)
@@ -143,14 +177,23 @@ def _results_section(results_dir: Path, sink: fig.FigureSink, root: Path, scopeg
     if corner:
         shown.insert(0, corner)
     leak = results.get("leakage", {}).get("fold2")
-    return {"tables": tables, "figures": shown, "analysis": analysis,
-            "shortcuts": results.get("shortcuts", {}).get("summary"),
-            "leakage": (f"Leakage beside the results: {leak['groups']} duplicate groups ({leak['images']} images) span "
-                        f"both folds of the 2-fold split.") if leak else None}
+    return {
+        "tables": tables,
+        "figures": shown,
+        "analysis": analysis,
+        "shortcuts": results.get("shortcuts", {}).get("summary"),
+        "leakage": (
+            f"Leakage beside the results: {leak['groups']} duplicate groups ({leak['images']} images) span "
+            f"both folds of the 2-fold split."
+        )
+        if leak
+        else None,
+    }
 
 
-def build_report(root: str | Path, out: str | Path = "report.html", *, results: str | Path | None = None,
-                 progress=None) -> Path:
+def build_report(
+    root: str | Path, out: str | Path = "report.html", *, results: str | Path | None = None, progress=None
+) -> Path:
     """Write the report and return its path. Figures go to a staging folder renamed into place before the
     report is written, so a failed run leaves neither; an earlier report's figures folder is replaced, nothing
     else (:mod:`hyperkvasir.outputs`)."""
@@ -188,20 +231,42 @@ def _render_report(release: Release, staging: Path, figures_name: str, results, 
         for row in read_split_csv(path):  # the files present, as the grouped split below counts them
             if row.file_name in present:
                 per[row.cls.folder][str(row.fold)] += 1
-        sections.append((f"Class balance of the files present, official {k}-fold split", sink.figure(
-            f"folds-{k}", fig.fold_balance(per, f"images per class and fold ({k}-fold)"))))
+        sections.append(
+            (
+                f"Class balance of the files present, official {k}-fold split",
+                sink.figure(f"folds-{k}", fig.fold_balance(per, f"images per class and fold ({k}-fold)")),
+            )
+        )
     if labeled:
         grouped: dict[str, Counter] = defaultdict(Counter)
         for cls, fold, _ in assignment(release.root, "grouped-2fold").files.values():
             grouped[cls.folder][str(fold)] += 1
-        sections.append(("Class balance, leakage-free grouped-2fold split", sink.figure(
-            "folds-grouped-2", fig.fold_balance(grouped, "images per class and fold (grouped-2fold)"))))
+        sections.append(
+            (
+                "Class balance, leakage-free grouped-2fold split",
+                sink.figure("folds-grouped-2", fig.fold_balance(grouped, "images per class and fold (grouped-2fold)")),
+            )
+        )
     sizes = Counter(f"{r['width']}×{r['height']}" for r in rows if r["kind"] == "image" and r["width"])
-    sections.append(("Image sizes", sink.figure("sizes", fig.bars(
-        [s for s, _ in sizes.most_common(15)], [n for _, n in sizes.most_common(15)], "images per size", "images"))))
+    sections.append(
+        (
+            "Image sizes",
+            sink.figure(
+                "sizes",
+                fig.bars(
+                    [s for s, _ in sizes.most_common(15)],
+                    [n for _, n in sizes.most_common(15)],
+                    "images per size",
+                    "images",
+                ),
+            ),
+        )
+    )
 
-    jobs = [(c.folder, [release.root / r["path"] for r in labeled if r["class"] == c.folder][:SAMPLES_PER_CLASS])
-            for c in CLASSES]
+    jobs = [
+        (c.folder, [release.root / r["path"] for r in labeled if r["class"] == c.folder][:SAMPLES_PER_CLASS])
+        for c in CLASSES
+    ]
     total = sum(len(paths) for _, paths in jobs)
     thumbs = iter(fig.thumbnail(p) for _, paths in jobs for p in paths)
     if progress:
@@ -209,38 +274,89 @@ def _render_report(release: Release, staging: Path, figures_name: str, results, 
     grid_rows = [(f"{lookup(folder).letter} {folder}", [next(thumbs) for _ in paths]) for folder, paths in jobs]
     sections.append(("Samples per class", sink.image("samples", fig.grid(grid_rows))))
     shares = report.scopeguide
-    sections.append(("ScopeGuide thumbnail share per class (a shortcut a model can learn)", sink.figure(
-        "scopeguide", fig.bars(list(shares), [v["share"] for v in shares.values()], "share with ScopeGuide",
-                               "share of images"))))
+    sections.append(
+        (
+            "ScopeGuide thumbnail share per class (a shortcut a model can learn)",
+            sink.figure(
+                "scopeguide",
+                fig.bars(
+                    list(shares), [v["share"] for v in shares.values()], "share with ScopeGuide", "share of images"
+                ),
+            ),
+        )
+    )
     if report.label_conflicts:
-        sections.append(("Label conflicts: the same picture under two classes (class letter and 2-fold fold "
-                         "per image, letters as in the samples above)", sink.image(
-            "label-conflicts", fig.grid([(" vs ".join(f"{lookup(c).letter} fold {f}" for c, f in zip(
-                conflict["classes"], conflict["fold2"])),
-                                          [fig.thumbnail(release.root / f) for f in conflict["files"][:8]])
-                                         for conflict in report.label_conflicts[:WORST_GROUPS]]))))
-    groups = sorted(report.exact_groups + report.near_groups,
-                    key=lambda g: (-len(set(f for f in g.fold2 if f is not None)), -len(g.files)))[:WORST_GROUPS]
+        sections.append(
+            (
+                "Label conflicts: the same picture under two classes (class letter and 2-fold fold "
+                "per image, letters as in the samples above)",
+                sink.image(
+                    "label-conflicts",
+                    fig.grid(
+                        [
+                            (
+                                " vs ".join(
+                                    f"{lookup(c).letter} fold {f}"
+                                    for c, f in zip(conflict["classes"], conflict["fold2"])
+                                ),
+                                [fig.thumbnail(release.root / f) for f in conflict["files"][:8]],
+                            )
+                            for conflict in report.label_conflicts[:WORST_GROUPS]
+                        ]
+                    ),
+                ),
+            )
+        )
+    groups = sorted(
+        report.exact_groups + report.near_groups,
+        key=lambda g: (-len(set(f for f in g.fold2 if f is not None)), -len(g.files)),
+    )[:WORST_GROUPS]
     if groups:
-        sections.append(("Duplicates and cross-fold leakage (worst groups side by side)", sink.image(
-            "duplicates", fig.grid([(f"{g.kind}, folds {sorted(set(map(str, g.fold2)))}",
-                                     [fig.thumbnail(release.root / f) for f in g.files[:8]]) for g in groups]))))
+        sections.append(
+            (
+                "Duplicates and cross-fold leakage (worst groups side by side)",
+                sink.image(
+                    "duplicates",
+                    fig.grid(
+                        [
+                            (
+                                f"{g.kind}, folds {sorted(set(map(str, g.fold2)))}",
+                                [fig.thumbnail(release.root / f) for f in g.files[:8]],
+                            )
+                            for g in groups
+                        ]
+                    ),
+                ),
+            )
+        )
     sections += _segmented_sections(release, rows, sink)
     sections += _video_sections(release, rows, sink)
 
-    cards = [("labeled images", f"{len(labeled):,}"), ("classes", str(len(counts))),
-             ("segmented", str(sum(1 for r in rows if r["part"] == "segmented" and r["kind"] == "image"))),
-             ("unlabeled", f"{sum(1 for r in rows if r['part'] == 'unlabeled'):,}"),
-             ("videos", str(sum(1 for r in rows if r["kind"] == "video"))),
-             ("duplicate groups", str(len(report.duplicate_sets()))),
-             ("label conflicts", str(len(report.label_conflicts)))]
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("hyperkvasir", "report"),
-                                     autoescape=jinja2.select_autoescape(["html", "j2"]))
+    cards = [
+        ("labeled images", f"{len(labeled):,}"),
+        ("classes", str(len(counts))),
+        ("segmented", str(sum(1 for r in rows if r["part"] == "segmented" and r["kind"] == "image"))),
+        ("unlabeled", f"{sum(1 for r in rows if r['part'] == 'unlabeled'):,}"),
+        ("videos", str(sum(1 for r in rows if r["kind"] == "video"))),
+        ("duplicate groups", str(len(report.duplicate_sets()))),
+        ("label conflicts", str(len(report.label_conflicts))),
+    ]
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("hyperkvasir", "report"), autoescape=jinja2.select_autoescape(["html", "j2"])
+    )
     return environment.get_template("template.html.j2").render(
-        root=str(release.root), version=__version__, figures_dir=figures_name, findings=findings, cards=cards,
-        sunburst=_sunburst(labeled), figures=uris, sections=sections, audit_summary=report.summary,
+        root=str(release.root),
+        version=__version__,
+        figures_dir=figures_name,
+        findings=findings,
+        cards=cards,
+        sunburst=_sunburst(labeled),
+        figures=uris,
+        sections=sections,
+        audit_summary=report.summary,
         results=_results_section(Path(results), sink, release.root, report.scopeguide_files) if results else None,
-        labeling=labeling_section(release, report, Path(results) if results else None, sink))
+        labeling=labeling_section(release, report, Path(results) if results else None, sink),
+    )
 
 
 def _segmented_sections(release: Release, rows: list[dict], sink: fig.FigureSink) -> list[tuple[str, str]]:
@@ -255,16 +371,33 @@ def _segmented_sections(release: Release, rows: list[dict], sink: fig.FigureSink
     for row in images[:12]:
         if row.get("mask_path") and row["decodes"]:
             entry = boxes.get(Path(row["path"]).stem)
-            overlays.append(fig.overlay(release.root / row["path"], release.root / row["mask_path"],
-                                        [(b.xmin, b.ymin, b.xmax, b.ymax) for b in entry.boxes] if entry else []))
+            overlays.append(
+                fig.overlay(
+                    release.root / row["path"],
+                    release.root / row["mask_path"],
+                    [(b.xmin, b.ymin, b.xmax, b.ymax) for b in entry.boxes] if entry else [],
+                )
+            )
     return [
         ("Segmented polyps: mask area", sink.figure("mask-area", fig.histogram(areas, "mask area fraction", "share"))),
-        ("Segmented polyps: polyps per image", sink.figure("boxes-per-image", fig.histogram(
-            [r["box_count"] or 0 for r in images], "boxes per image", "boxes", bins=10))),
-        ("Segmented polyps: box sizes", sink.figure("box-sizes", fig.scatter(widths, heights, "box sizes",
-                                                                              "width (px)", "height (px)"))),
-        ("Segmented polyps: image, mask outline and boxes", sink.image("overlays", fig.grid(
-            [("", overlays[i : i + 6]) for i in range(0, len(overlays), 6)], size=160, label_width=4))),
+        (
+            "Segmented polyps: polyps per image",
+            sink.figure(
+                "boxes-per-image",
+                fig.histogram([r["box_count"] or 0 for r in images], "boxes per image", "boxes", bins=10),
+            ),
+        ),
+        (
+            "Segmented polyps: box sizes",
+            sink.figure("box-sizes", fig.scatter(widths, heights, "box sizes", "width (px)", "height (px)")),
+        ),
+        (
+            "Segmented polyps: image, mask outline and boxes",
+            sink.image(
+                "overlays",
+                fig.grid([("", overlays[i : i + 6]) for i in range(0, len(overlays), 6)], size=160, label_width=4),
+            ),
+        ),
     ]
 
 
@@ -272,14 +405,28 @@ def _video_sections(release: Release, rows: list[dict], sink: fig.FigureSink) ->
     videos = [r for r in rows if r["kind"] == "video" and r["decodes"]]
     if not videos:
         return []
-    findings = Counter(v.main_finding for v in read_video_labels(release.video_labels_csv)) \
-        if release.video_labels_csv else Counter()
+    findings = (
+        Counter(v.main_finding for v in read_video_labels(release.video_labels_csv))
+        if release.video_labels_csv
+        else Counter()
+    )
     resolutions = Counter(f"{v['width']}×{v['height']}@{v['fps']:.0f}" for v in videos)
     return [
-        ("Videos: duration", sink.figure("video-duration", fig.histogram(
-            [v["duration_s"] or 0 for v in videos], "duration", "seconds"))),
-        ("Videos: resolution and frame rate", sink.figure("video-resolution", fig.bars(
-            list(resolutions), list(resolutions.values()), "videos per resolution", "videos"))),
-        ("Videos: main findings", sink.figure("video-findings", fig.bars(
-            list(findings), list(findings.values()), "videos per main finding", "videos"))),
+        (
+            "Videos: duration",
+            sink.figure("video-duration", fig.histogram([v["duration_s"] or 0 for v in videos], "duration", "seconds")),
+        ),
+        (
+            "Videos: resolution and frame rate",
+            sink.figure(
+                "video-resolution",
+                fig.bars(list(resolutions), list(resolutions.values()), "videos per resolution", "videos"),
+            ),
+        ),
+        (
+            "Videos: main findings",
+            sink.figure(
+                "video-findings", fig.bars(list(findings), list(findings.values()), "videos per main finding", "videos")
+            ),
+        ),
     ]

@@ -60,10 +60,14 @@ def _calibration(runs: list[Path], rows: list[dict], name: str, sink: fig.Figure
         members = [r for r in rows if r["run"] == run]
         if not members:
             continue
-        rule = json.loads((run / "metrics-test.json").read_text()).get("decision_rule") if (
-            run / "metrics-test.json").is_file() else None
-        probabilities = decision_probabilities(np.stack([r["probabilities"] for r in members]),
-                                               np.asarray(rule["offsets"]) if rule else None)
+        rule = (
+            json.loads((run / "metrics-test.json").read_text()).get("decision_rule")
+            if (run / "metrics-test.json").is_file()
+            else None
+        )
+        probabilities = decision_probabilities(
+            np.stack([r["probabilities"] for r in members]), np.asarray(rule["offsets"]) if rule else None
+        )
         truths = [r["truth"] for r in members]
         result = calibration(probabilities, truths, len(CLASSES))
         eces.append(f"{run.name} {result['ece']:.3f}")
@@ -76,13 +80,24 @@ def _calibration(runs: list[Path], rows: list[dict], name: str, sink: fig.Figure
             support[cls] += 1
     if not eces:
         return []
-    table = [[CLASSES[cls].folder, str(sum(r["truth"] == cls for r in rows)), f"{per_class[cls] / support[cls]:.3f}"]
-             for cls in sorted(per_class)]
-    return [(f"Calibration of {name}, per fold, of the decision reported (after its decision rule): top-label "
-             f"expected calibration error {', '.join(eces)}; reliability diagram of {plotted}", "image",
-             sink.png("reliability", (sink.folder / "reliability.png").read_bytes())),
-            ("Classwise calibration: per class, the classwise ECE (Kull et al. 2019) of its probability, averaged over "
-             "folds", "table", {"header": ["class", "test images", "classwise ECE"], "rows": table})]
+    table = [
+        [CLASSES[cls].folder, str(sum(r["truth"] == cls for r in rows)), f"{per_class[cls] / support[cls]:.3f}"]
+        for cls in sorted(per_class)
+    ]
+    return [
+        (
+            f"Calibration of {name}, per fold, of the decision reported (after its decision rule): top-label "
+            f"expected calibration error {', '.join(eces)}; reliability diagram of {plotted}",
+            "image",
+            sink.png("reliability", (sink.folder / "reliability.png").read_bytes()),
+        ),
+        (
+            "Classwise calibration: per class, the classwise ECE (Kull et al. 2019) of its probability, averaged over "
+            "folds",
+            "table",
+            {"header": ["class", "test images", "classwise ECE"], "rows": table},
+        ),
+    ]
 
 
 def error_analysis(results_dir: Path, root: Path, sink: fig.FigureSink) -> list[tuple[str, str, str]]:
@@ -106,21 +121,38 @@ def error_analysis(results_dir: Path, root: Path, sink: fig.FigureSink) -> list[
     sections: list[tuple[str, str]] = []
     wrong = [r for r in rows if r["truth"] != r["predicted"]]
     for (truth, predicted), count in Counter((r["truth"], r["predicted"]) for r in wrong).most_common(PAIRS):
-        members = sorted((r for r in wrong if (r["truth"], r["predicted"]) == (truth, predicted)),
-                         key=lambda r: -r["confidence"])[:SHOWN]
+        members = sorted(
+            (r for r in wrong if (r["truth"], r["predicted"]) == (truth, predicted)), key=lambda r: -r["confidence"]
+        )[:SHOWN]
         images = [fig.thumbnail(paths[r["file-name"]]) for r in members]
         cams = _gradcam_tiles(members[0]["run"] / "best.ckpt", [paths[r["file-name"]] for r in members])
         caption = f"{CLASSES[truth].folder} taken for {CLASSES[predicted].folder}: {count} test images ({name})"
-        sections.append((caption, "image", sink.image(f"confusion-{truth}-{predicted}", fig.grid(
-            [("images", images), ("Grad-CAM", cams)]))))
+        sections.append(
+            (
+                caption,
+                "image",
+                sink.image(f"confusion-{truth}-{predicted}", fig.grid([("images", images), ("Grad-CAM", cams)])),
+            )
+        )
     right = (r for r in rows if r["truth"] == r["predicted"])
-    for title, chosen in (("Most confident mistakes", sorted(wrong, key=lambda r: -r["confidence"])[:SHOWN]),
-                          ("Least confident correct answers", sorted(right, key=lambda r: r["confidence"])[:SHOWN])):
+    for title, chosen in (
+        ("Most confident mistakes", sorted(wrong, key=lambda r: -r["confidence"])[:SHOWN]),
+        ("Least confident correct answers", sorted(right, key=lambda r: r["confidence"])[:SHOWN]),
+    ):
         if chosen:
-            tiles = [_labelled(fig.thumbnail(paths[r["file-name"]]),
-                               f"{CLASSES[r['truth']].letter}>{CLASSES[r['predicted']].letter} {r['confidence']:.2f}")
-                     for r in chosen]
-            sections.append((f"{title} ({name}; on each image: true > predicted class letter, confidence)", "image",
-                             sink.image(title.lower().replace(" ", "-"), fig.grid([("", tiles)], label_width=4))))
+            tiles = [
+                _labelled(
+                    fig.thumbnail(paths[r["file-name"]]),
+                    f"{CLASSES[r['truth']].letter}>{CLASSES[r['predicted']].letter} {r['confidence']:.2f}",
+                )
+                for r in chosen
+            ]
+            sections.append(
+                (
+                    f"{title} ({name}; on each image: true > predicted class letter, confidence)",
+                    "image",
+                    sink.image(title.lower().replace(" ", "-"), fig.grid([("", tiles)], label_width=4)),
+                )
+            )
     sections += _calibration(runs, rows, name, sink)
     return sections

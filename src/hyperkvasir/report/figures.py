@@ -67,13 +67,29 @@ def hierarchy_rings(counts: dict[str, int]):
         tracts[c.tract] += counts[c.folder]
         categories[(c.tract, c.category)] += counts[c.folder]
     cmap = plt.get_cmap("tab20")
-    ax.pie(list(tracts.values()), radius=0.45, labels=[t.replace("-gi-tract", " GI") for t in tracts],
-           labeldistance=0.35, colors=[cmap(i * 2) for i in range(len(tracts))], wedgeprops={"width": 0.45})
-    ax.pie(list(categories.values()), radius=0.75, colors=[cmap(i + 4) for i in range(len(categories))],
-           wedgeprops={"width": 0.3, "edgecolor": "white"})
-    ax.pie(sizes, radius=1.05, labels=[_short(c.folder) for c in classes], labeldistance=1.05,
-           textprops={"fontsize": 6}, colors=[cmap(c.index % 20) for c in classes],
-           wedgeprops={"width": 0.3, "edgecolor": "white"})
+    ax.pie(
+        list(tracts.values()),
+        radius=0.45,
+        labels=[t.replace("-gi-tract", " GI") for t in tracts],
+        labeldistance=0.35,
+        colors=[cmap(i * 2) for i in range(len(tracts))],
+        wedgeprops={"width": 0.45},
+    )
+    ax.pie(
+        list(categories.values()),
+        radius=0.75,
+        colors=[cmap(i + 4) for i in range(len(categories))],
+        wedgeprops={"width": 0.3, "edgecolor": "white"},
+    )
+    ax.pie(
+        sizes,
+        radius=1.05,
+        labels=[_short(c.folder) for c in classes],
+        labeldistance=1.05,
+        textprops={"fontsize": 6},
+        colors=[cmap(c.index % 20) for c in classes],
+        wedgeprops={"width": 0.3, "edgecolor": "white"},
+    )
     ax.set_title("labeled images: tract → category → class")
     return fig
 
@@ -85,8 +101,12 @@ def fold_balance(folds: dict[str, dict[str, int]], title: str):
     fig, ax = plt.subplots(figsize=(8, 7))
     height = 0.8 / max(len(fold_ids), 1)
     for i, fold in enumerate(fold_ids):
-        ax.barh(np.arange(len(names)) + i * height, [folds.get(n, {}).get(fold, 0) for n in names], height,
-                label=f"fold {fold}")
+        ax.barh(
+            np.arange(len(names)) + i * height,
+            [folds.get(n, {}).get(fold, 0) for n in names],
+            height,
+            label=f"fold {fold}",
+        )
     ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2, [_short(n) for n in names], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("images")
@@ -149,8 +169,9 @@ def grid(rows: list[tuple[str, list[Image.Image]]], size: int = 96, label_width:
     return sheet
 
 
-def overlay(image_path: Path, mask_path: Path, boxes: list[tuple[float, float, float, float]],
-            size: int = 160) -> Image.Image:
+def overlay(
+    image_path: Path, mask_path: Path, boxes: list[tuple[float, float, float, float]], size: int = 160
+) -> Image.Image:
     """Image with its mask outline (green) and its boxes (yellow)."""
     rgb = decode_rgb(image_path)
     mask = binarise_mask(decode_mask(mask_path))
@@ -167,8 +188,9 @@ def overlay(image_path: Path, mask_path: Path, boxes: list[tuple[float, float, f
     return image
 
 
-def embedding_map(points: np.ndarray, classes: list[str], folds: list[str], duplicate: np.ndarray,
-                  conflict: np.ndarray, title: str):
+def embedding_map(
+    points: np.ndarray, classes: list[str], folds: list[str], duplicate: np.ndarray, conflict: np.ndarray, title: str
+):
     """Two panels of the same 2-D projection, coloured by class and by fold; members of duplicate sets ringed in
     black, images of label conflicts crossed in red (what a reviewer looks at first)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 6), sharex=True, sharey=True)
@@ -177,14 +199,34 @@ def embedding_map(points: np.ndarray, classes: list[str], folds: list[str], dupl
         cmap = plt.get_cmap("tab10" if len(kinds) <= 10 else "tab20")
         for n, value in enumerate(kinds):
             chosen = np.asarray([v == value for v in values])
-            ax.scatter(points[chosen, 0], points[chosen, 1], s=9, alpha=0.7, color=cmap(n % 20),
-                       label=f"{_short(value)} ({int(chosen.sum())})")
+            ax.scatter(
+                points[chosen, 0],
+                points[chosen, 1],
+                s=9,
+                alpha=0.7,
+                color=cmap(n % 20),
+                label=f"{_short(value)} ({int(chosen.sum())})",
+            )
         if duplicate.any():
-            ax.scatter(points[duplicate, 0], points[duplicate, 1], s=40, facecolors="none", edgecolors="black",
-                       linewidths=0.8, label=f"in a duplicate set ({int(duplicate.sum())})")
+            ax.scatter(
+                points[duplicate, 0],
+                points[duplicate, 1],
+                s=40,
+                facecolors="none",
+                edgecolors="black",
+                linewidths=0.8,
+                label=f"in a duplicate set ({int(duplicate.sum())})",
+            )
         if conflict.any():
-            ax.scatter(points[conflict, 0], points[conflict, 1], s=70, marker="x", color="red", linewidths=1.6,
-                       label=f"label conflict ({int(conflict.sum())})")
+            ax.scatter(
+                points[conflict, 0],
+                points[conflict, 1],
+                s=70,
+                marker="x",
+                color="red",
+                linewidths=1.6,
+                label=f"label conflict ({int(conflict.sum())})",
+            )
         ax.set_title(f"coloured by {name}")
         ax.legend(fontsize=6, markerscale=1.2, loc="best")
     fig.suptitle(title, fontsize=10)

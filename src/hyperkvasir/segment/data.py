@@ -27,27 +27,47 @@ def segmentation_transform(size: int, train: bool) -> A.Compose:
     """The usual polyp recipe: resize to ``size``², flips, rotations, scale and colour jitter when training."""
     steps: list = [A.Resize(size, size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST)]
     if train:
-        steps += [A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(),
-                  A.Affine(scale=(0.75, 1.25), rotate=(-30, 30), interpolation=cv2.INTER_LINEAR,
-                           mask_interpolation=cv2.INTER_NEAREST, p=0.7),
-                  A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.1, hue=0.02, p=0.5)]
-    return A.Compose([*steps, ToTensorV2()],
-                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=["box_labels"], clip=True,
-                                              min_visibility=0.1))
+        steps += [
+            A.HorizontalFlip(),
+            A.VerticalFlip(),
+            A.RandomRotate90(),
+            A.Affine(
+                scale=(0.75, 1.25),
+                rotate=(-30, 30),
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+                p=0.7,
+            ),
+            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.1, hue=0.02, p=0.5),
+        ]
+    return A.Compose(
+        [*steps, ToTensorV2()],
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["box_labels"], clip=True, min_visibility=0.1),
+    )
 
 
 class SegmentedPolyps(Dataset):
     """Segmented images named by file name; the image is a uint8 CHW tensor, the mask a float HW tensor."""
 
-    def __init__(self, root: str | Path, files: list[str], *, size: int = 352, train: bool = False,
-                 seed: int = 0, download: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        files: list[str],
+        *,
+        size: int = 352,
+        train: bool = False,
+        seed: int = 0,
+        download: bool = False,
+    ) -> None:
         release = ensure_parts(root, ("segmented",), download_missing=download)
         by_name = {p.name: p for p in release.segmented_pairs()[0]}
         mask_by_stem = release.segmented_masks()
         missing = [f for f in files if f not in by_name or Path(f).stem not in mask_by_stem]
         if missing:
-            raise HyperKvasirError(f"{release.root}: {len(missing)} segmented images lack an image or a mask "
-                                   f"(first: {missing[0]}); run `hyperkvasir validate {release.root}`")
+            raise HyperKvasirError(
+                f"{release.root}: {len(missing)} segmented images lack an image or a mask "
+                f"(first: {missing[0]}); run `hyperkvasir validate {release.root}`"
+            )
         self.images = [by_name[f] for f in files]
         self.masks = [mask_by_stem[Path(f).stem] for f in files]
         self.boxes = read_bounding_boxes(release.bounding_boxes_json) if release.bounding_boxes_json else {}
@@ -65,8 +85,10 @@ class SegmentedPolyps(Dataset):
         image = decode_rgb(self.images[index])
         mask = load_mask(self.masks[index]).astype(np.uint8)  # a file that is no mask is refused (MaskError)
         if mask.shape != image.shape[:2]:
-            raise DataError(f"{self.masks[index]}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
-                                   f"{image.shape[1]}x{image.shape[0]}; run `hyperkvasir validate`")
+            raise DataError(
+                f"{self.masks[index]}: mask is {mask.shape[1]}x{mask.shape[0]}, image is "
+                f"{image.shape[1]}x{image.shape[0]}; run `hyperkvasir validate`"
+            )
         entry = self.boxes.get(self.images[index].stem)
         boxes = [list(box) for box in entry.scaled(image.shape[1], image.shape[0])] if entry else []
         return image, mask, boxes
@@ -76,12 +98,19 @@ class SegmentedPolyps(Dataset):
         if self.train:
             self.transform.set_random_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)
         out = self.transform(image=image, mask=mask, bboxes=boxes, box_labels=[0] * len(boxes))
-        return {"image": out["image"], "mask": out["mask"].float(),
-                "boxes": torch.as_tensor(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)),
-                "name": self.images[index].name}
+        return {
+            "image": out["image"],
+            "mask": out["mask"].float(),
+            "boxes": torch.as_tensor(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)),
+            "name": self.images[index].name,
+        }
 
 
 def collate_segmentation(batch: list[dict]) -> dict:
     """Stack images and masks; boxes stay a list (their number varies per image)."""
-    return {"image": torch.stack([b["image"] for b in batch]), "mask": torch.stack([b["mask"] for b in batch]),
-            "boxes": [b["boxes"] for b in batch], "name": [b["name"] for b in batch]}
+    return {
+        "image": torch.stack([b["image"] for b in batch]),
+        "mask": torch.stack([b["mask"] for b in batch]),
+        "boxes": [b["boxes"] for b in batch],
+        "name": [b["name"] for b in batch],
+    }

@@ -32,8 +32,9 @@ def _maps(folder: Path, role: str) -> dict[str, Path]:
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _MAP_SUFFIXES and p.is_file())
     maps = dict(zip(output_names(files, [folder]), files))
     if not maps:
-        raise HyperKvasirError(f"{folder}: no {role} images ({', '.join(_MAP_SUFFIXES)}); pass the folder that "
-                               f"holds the {role} maps")
+        raise HyperKvasirError(
+            f"{folder}: no {role} images ({', '.join(_MAP_SUFFIXES)}); pass the folder that holds the {role} maps"
+        )
     return maps
 
 
@@ -61,19 +62,23 @@ def _prediction_scale(predictions: dict[str, Path]) -> int:
     return 255 if max(peaks) == 1 else 1
 
 
-def evaluate_segmentation(pred_dir: str | Path, truth_dir: str | Path, *, boxes_json: str | Path | None = None,
-                          subset: bool = False) -> dict:
+def evaluate_segmentation(
+    pred_dir: str | Path, truth_dir: str | Path, *, boxes_json: str | Path | None = None, subset: bool = False
+) -> dict:
     """Metrics over the predicted files; extra predictions are an error, and unpredicted truths are an error
     unless ``subset`` (a test part scored against the folder of all masks)."""
     predictions, truths = _maps(Path(pred_dir), "prediction"), _maps(Path(truth_dir), "truth")
     extra = sorted(set(predictions) - set(truths))
     if extra:
-        raise HyperKvasirError(f"{pred_dir}: {len(extra)} predictions have no truth mask in {truth_dir} "
-                               f"(first: {', '.join(extra[:5])})")
+        raise HyperKvasirError(
+            f"{pred_dir}: {len(extra)} predictions have no truth mask in {truth_dir} (first: {', '.join(extra[:5])})"
+        )
     missing = sorted(set(truths) - set(predictions))
     if missing and not subset:
-        raise HyperKvasirError(f"{pred_dir}: {len(missing)} truth masks have no prediction "
-                               f"(first: {', '.join(missing[:5])}); pass --subset to score only the predicted ones")
+        raise HyperKvasirError(
+            f"{pred_dir}: {len(missing)} truth masks have no prediction "
+            f"(first: {', '.join(missing[:5])}); pass --subset to score only the predicted ones"
+        )
     boxes = read_bounding_boxes(boxes_json) if boxes_json else None
     metrics = SegmentationMetrics()
     true_boxes, detections, sizes = {}, {}, {}
@@ -86,12 +91,17 @@ def evaluate_segmentation(pred_dir: str | Path, truth_dir: str | Path, *, boxes_
         metrics.add(prediction, truth)
         if boxes is not None and stem in boxes:
             entry, (h, w) = boxes[stem], truth.shape
-            outside = [b for b in entry.boxes if not (0 <= b.xmin < b.xmax <= entry.width
-                                                      and 0 <= b.ymin < b.ymax <= entry.height)]
+            outside = [
+                b
+                for b in entry.boxes
+                if not (0 <= b.xmin < b.xmax <= entry.width and 0 <= b.ymin < b.ymax <= entry.height)
+            ]
             if outside:
                 b = outside[0]
-                raise DataError(f"{boxes_json}: box of {stem} ({b.xmin},{b.ymin})-({b.xmax},{b.ymax}) leaves its "
-                                f"{entry.width}x{entry.height} image; fix the box (`hyperkvasir validate` lists all)")
+                raise DataError(
+                    f"{boxes_json}: box of {stem} ({b.xmin},{b.ymin})-({b.xmax},{b.ymax}) leaves its "
+                    f"{entry.width}x{entry.height} image; fix the box (`hyperkvasir validate` lists all)"
+                )
             true_boxes[stem] = [list(box) for box in entry.scaled(w, h)]
             detections[stem] = boxes_from_mask(prediction.astype(np.float32) / 255)
             sizes[stem] = (w, h)
@@ -101,8 +111,9 @@ def evaluate_segmentation(pred_dir: str | Path, truth_dir: str | Path, *, boxes_
     return result
 
 
-def evaluate_segmentation_checkpoint(checkpoint: str | Path, images: str | Path, masks: str | Path,
-                                     out: str | Path, *, progress=None) -> dict:
+def evaluate_segmentation_checkpoint(
+    checkpoint: str | Path, images: str | Path, masks: str | Path, out: str | Path, *, progress=None
+) -> dict:
     """External validation: a segmentation checkpoint on a folder of images with their masks (same stems); the
     predictions (masks, probability maps, overlays, boxes) go to ``out`` and are scored like any predictions."""
     from hyperkvasir.segment.predict import predict_masks

@@ -16,8 +16,12 @@ ENCODERS = ("tf_efficientnet_lite0", "efficientnet_b3", "resnet50", "convnext_ti
 
 def _block(channels_in: int, channels_out: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(channels_in, channels_out, 3, padding=1, bias=False), nn.BatchNorm2d(channels_out), nn.ReLU(True),
-        nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False), nn.BatchNorm2d(channels_out), nn.ReLU(True),
+        nn.Conv2d(channels_in, channels_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(channels_out),
+        nn.ReLU(True),
+        nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(channels_out),
+        nn.ReLU(True),
     )
 
 
@@ -45,8 +49,13 @@ class UNet(nn.Module):
         return F.interpolate(self.head(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def create_unet(encoder: str = "tf_efficientnet_lite0", *, pretrained: bool = True,
-                weights: str | None = None, weights_partial: bool = False) -> tuple[UNet, str]:
+def create_unet(
+    encoder: str = "tf_efficientnet_lite0",
+    *,
+    pretrained: bool = True,
+    weights: str | None = None,
+    weights_partial: bool = False,
+) -> tuple[UNet, str]:
     """(model, where the encoder's weights came from)."""
     if encoder not in ENCODERS:
         raise HyperKvasirError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")

@@ -70,10 +70,11 @@ class SegmentData(L.LightningDataModule):
         config = self.config
         split = segmentation_scheme_split(config.root, config.scheme, seed=config.seed)
         if not split.train or not split.val or not split.test:
-            raise DataError(f"{config.root}: the {config.scheme} split has {len(split.train)}/{len(split.val)}/"
-                            f"{len(split.test)} train/val/test images; at least one each is needed")
-        self.train_set = SegmentedPolyps(config.root, list(split.train), size=config.size, train=True,
-                                         seed=config.seed)
+            raise DataError(
+                f"{config.root}: the {config.scheme} split has {len(split.train)}/{len(split.val)}/"
+                f"{len(split.test)} train/val/test images; at least one each is needed"
+            )
+        self.train_set = SegmentedPolyps(config.root, list(split.train), size=config.size, train=True, seed=config.seed)
         self.val_set = SegmentedPolyps(config.root, list(split.val), size=config.size)
         self.test_set = SegmentedPolyps(config.root, list(split.test), size=config.size)
 
@@ -82,15 +83,28 @@ class SegmentData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        sampler = EpochSampler(len(self.train_set), seed=self.config.seed, rank=trainer.global_rank if trainer else 0,
-                               world=trainer.world_size if trainer else 1)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=loader_workers(self.config.workers), collate_fn=collate_segmentation,
-                          drop_last=len(sampler) > self.batch_size)
+        sampler = EpochSampler(
+            len(self.train_set),
+            seed=self.config.seed,
+            rank=trainer.global_rank if trainer else 0,
+            world=trainer.world_size if trainer else 1,
+        )
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=loader_workers(self.config.workers),
+            collate_fn=collate_segmentation,
+            drop_last=len(sampler) > self.batch_size,
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=loader_workers(self.config.workers),
-                          collate_fn=collate_segmentation)
+        return DataLoader(
+            self.val_set,
+            batch_size=self.batch_size,
+            num_workers=loader_workers(self.config.workers),
+            collate_fn=collate_segmentation,
+        )
 
 
 class SegmentationModule(L.LightningModule):
@@ -100,8 +114,12 @@ class SegmentationModule(L.LightningModule):
         super().__init__()
         self.config = config
         self.save_hyperparameters({"task": "segment", "config": dataclasses.asdict(config)})
-        self.model, self.weights_from = create_unet(config.model, pretrained=config.pretrained and pretrained_weights,
-                                                    weights=config.weights, weights_partial=config.weights_partial)
+        self.model, self.weights_from = create_unet(
+            config.model,
+            pretrained=config.pretrained and pretrained_weights,
+            weights=config.weights,
+            weights_partial=config.weights_partial,
+        )
         encoder_config = getattr(self.model.encoder, "pretrained_cfg", {}) or {}
         self.mean = tuple(encoder_config.get("mean", (0.5,) * 3))
         self.std = tuple(encoder_config.get("std", (0.5,) * 3))
@@ -134,15 +152,19 @@ class SegmentationModule(L.LightningModule):
         self.log("val_dice", self.val_dice, prog_bar=True)  # the whole set on every process: no reduction
 
     def epoch_row(self) -> dict:
-        totals = self.trainer.strategy.reduce(torch.tensor([self.seen, self.loss_sum], dtype=torch.float64,
-                                                           device=self.device), reduce_op="sum")
+        totals = self.trainer.strategy.reduce(
+            torch.tensor([self.seen, self.loss_sum], dtype=torch.float64, device=self.device), reduce_op="sum"
+        )
         seen, loss_sum = (float(v) for v in totals)
-        return {"train_loss": loss_sum / max(seen, 1), "train_images": int(seen), "val_dice": self.val_dice,
-                "val_images": len(self.scores)}
+        return {
+            "train_loss": loss_sum / max(seen, 1),
+            "train_images": int(seen),
+            "val_dice": self.val_dice,
+            "val_images": len(self.scores),
+        }
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
-                                      weight_decay=self.config.weight_decay)
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.config.epochs))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
@@ -150,8 +172,9 @@ class SegmentationModule(L.LightningModule):
         checkpoint["weights_from"] = self.weights_from
 
 
-def load_segmentation_checkpoint(path: str | Path,
-                                 device: torch.device | str = "cpu") -> tuple[SegmentationModule, dict]:
+def load_segmentation_checkpoint(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[SegmentationModule, dict]:
     """(module in eval mode, the checkpoint dict) of a checkpoint of ``train segment``, loaded safely."""
     checkpoint = load_checkpoint(path, "segment", device)
     module = SegmentationModule(checkpoint_config(checkpoint, path, SegmentConfig, ENCODERS), pretrained_weights=False)
@@ -184,17 +207,31 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False, progress: bo
     require_choice("encoder", config.model, ENCODERS)
     require_choice("loss", config.loss, LOSSES)
     require_compatible(config.weights, config.pretrained)
-    require_ranges(("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
-                   ("--size", config.size, 32, 2048), ("--lr", config.lr, 0, None),
-                   ("--workers", config.workers, 0, None))
+    require_ranges(
+        ("--epochs", config.epochs, 1, None),
+        ("--batch-size", config.batch_size, 1, None),
+        ("--size", config.size, 32, 2048),
+        ("--lr", config.lr, 0, None),
+        ("--workers", config.workers, 0, None),
+    )
     check_device(config.device)
     trainer, module, data = fit(
-        lambda: (SegmentationModule(config), SegmentData(config)), folder, EngineOptions(
-            epochs=config.epochs, monitor="val_dice", seed=config.seed, device=config.device,
-            precision="auto" if config.amp else "32-true", max_steps_per_epoch=config.max_steps_per_epoch,
-            progress=progress, sync_batchnorm=config.sync_batchnorm,
-            freeze_batchnorm=config.freeze_batchnorm),
-        config=config, resume=resume)
+        lambda: (SegmentationModule(config), SegmentData(config)),
+        folder,
+        EngineOptions(
+            epochs=config.epochs,
+            monitor="val_dice",
+            seed=config.seed,
+            device=config.device,
+            precision="auto" if config.amp else "32-true",
+            max_steps_per_epoch=config.max_steps_per_epoch,
+            progress=progress,
+            sync_batchnorm=config.sync_batchnorm,
+            freeze_batchnorm=config.freeze_batchnorm,
+        ),
+        config=config,
+        resume=resume,
+    )
     if not trainer.is_global_zero:
         return {}
     best, checkpoint = load_segmentation_checkpoint(folder.best, module.device)
@@ -205,12 +242,18 @@ def train_segmenter(config: SegmentConfig, *, resume: bool = False, progress: bo
         with atomic_write(predictions / f"{Path(name).stem}.png") as handle:
             handle.write(encoded.tobytes())
     release = Release(config.root)
-    metrics = evaluate_segmentation(predictions, release.segmented_dir / "masks",
-                                    boxes_json=release.bounding_boxes_json, subset=True)
+    metrics = evaluate_segmentation(
+        predictions, release.segmented_dir / "masks", boxes_json=release.bounding_boxes_json, subset=True
+    )
     history = json.loads((folder.path / "metrics.json").read_text())
-    metrics |= {"encoder": config.model, "scheme": config.scheme, "weights_from": checkpoint.get("weights_from"),
-                "best_epoch": checkpoint["epoch"], "world_size": trainer.world_size,
-                "train_images_per_s": float(np.mean([h["train_images_per_s"] for h in history]))}
+    metrics |= {
+        "encoder": config.model,
+        "scheme": config.scheme,
+        "weights_from": checkpoint.get("weights_from"),
+        "best_epoch": checkpoint["epoch"],
+        "world_size": trainer.world_size,
+        "train_images_per_s": float(np.mean([h["train_images_per_s"] for h in history])),
+    }
     with atomic_write(folder.path / "metrics-test.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
     return metrics

@@ -35,8 +35,15 @@ def _png(path: Path, image: np.ndarray) -> None:
 
 
 @torch.no_grad()
-def predict_masks(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, part: str | None = None,
-                  device: str = "auto", progress=None) -> dict:
+def predict_masks(
+    checkpoint: str | Path,
+    inputs: list[str | Path],
+    out: str | Path,
+    *,
+    part: str | None = None,
+    device: str = "auto",
+    progress=None,
+) -> dict:
     """Masks, overlays and boxes for every image of ``inputs``; returns counts and the undecodable files."""
     module, _ = load_segmentation_checkpoint(checkpoint, pick_device(device))
     paths, root = resolve_inputs(inputs, part)
@@ -46,12 +53,17 @@ def predict_masks(checkpoint: str | Path, inputs: list[str | Path], out: str | P
     out = Path(out)
     with staged_folder(out, "predict", reads=[root] if root else inputs) as staging:  # whole, or not at all
         boxes, failed = _write_predictions(module, paths, name_of, staging, progress)
-    return {"images": len(boxes), "boxes": sum(len(e["bbox"]) for e in boxes.values()), "out": str(out),
-            "undecodable": failed}
+    return {
+        "images": len(boxes),
+        "boxes": sum(len(e["bbox"]) for e in boxes.values()),
+        "out": str(out),
+        "undecodable": failed,
+    }
 
 
-def _write_predictions(module, paths: list[Path], name_of: dict[Path, str], out: Path,
-                       progress) -> tuple[dict, list[str]]:
+def _write_predictions(
+    module, paths: list[Path], name_of: dict[Path, str], out: Path, progress
+) -> tuple[dict, list[str]]:
     """Write every image's mask, overlay and probability map, then ``bounding-boxes.json``, into ``out``."""
     size, boxes, failed = module.config.size, {}, []
     for path in progress(paths, len(paths)) if progress else paths:
@@ -66,9 +78,14 @@ def _write_predictions(module, paths: list[Path], name_of: dict[Path, str], out:
         probability = cv2.resize(torch.sigmoid(logits)[0, 0].cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
         mask = (probability > PROBABILITY_THRESHOLD).astype(np.uint8) * 255
         found = [box for box, _ in boxes_from_mask(probability)]
-        boxes[name_of[path]] = {"height": h, "width": w, "bbox": [
-            {"label": "polyp", "xmin": int(x0), "ymin": int(y0), "xmax": int(x1), "ymax": int(y1)}
-            for x0, y0, x1, y1 in found]}
+        boxes[name_of[path]] = {
+            "height": h,
+            "width": w,
+            "bbox": [
+                {"label": "polyp", "xmin": int(x0), "ymin": int(y0), "xmax": int(x1), "ymax": int(y1)}
+                for x0, y0, x1, y1 in found
+            ],
+        }
         overlay = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(overlay, contours, -1, (0, 255, 0), max(1, w // 300))

@@ -44,8 +44,13 @@ def plant_labeled_faults(
     exact = _crossing_copy(images, exact_source, names)
     (root / exact.relpath).write_bytes((root / exact_source.relpath).read_bytes())
     images = [*images, exact]
-    faults.append({"kind": "exact-duplicate", "files": [exact_source.relpath, exact.relpath],
-                   "detail": "byte-identical copy in the other fold of the 2-fold split"})
+    faults.append(
+        {
+            "kind": "exact-duplicate",
+            "files": [exact_source.relpath, exact.relpath],
+            "detail": "byte-identical copy in the other fold of the 2-fold split",
+        }
+    )
 
     near_source = by_class["cecum"][0]
     near = _crossing_copy(images, near_source, names)
@@ -53,26 +58,42 @@ def plant_labeled_faults(
         brighter = ImageEnhance.Brightness(original.convert("RGB")).enhance(1.04)
     (root / near.relpath).write_bytes(_jpeg_bytes(brighter, quality=80))
     images = [*images, near]
-    faults.append({"kind": "near-duplicate", "files": [near_source.relpath, near.relpath],
-                   "detail": "re-encoded copy (quality 80, 4 % brighter) in the other fold of the 2-fold split"})
+    faults.append(
+        {
+            "kind": "near-duplicate",
+            "files": [near_source.relpath, near.relpath],
+            "detail": "re-encoded copy (quality 80, 4 % brighter) in the other fold of the 2-fold split",
+        }
+    )
 
     conflict_source = by_class["ulcerative-colitis-grade-2"][0]
     other = by_class["ulcerative-colitis-grade-2-3"][0].cls
     conflict = replace(conflict_source, cls=other, stem=_uuid(names))
     (root / conflict.relpath).write_bytes((root / conflict_source.relpath).read_bytes())
     images = [*images, conflict]
-    faults.append({"kind": "label-conflict", "files": [conflict_source.relpath, conflict.relpath],
-                   "detail": f"the same bytes filed under {conflict_source.cls.folder} and {other.folder}"})
+    faults.append(
+        {
+            "kind": "label-conflict",
+            "files": [conflict_source.relpath, conflict.relpath],
+            "detail": f"the same bytes filed under {conflict_source.cls.folder} and {other.folder}",
+        }
+    )
 
     truncated = by_class["esophagitis-a"][-1]
     data = (root / truncated.relpath).read_bytes()
     (root / truncated.relpath).write_bytes(data[: int(len(data) * rng.uniform(0.4, 0.7))])
-    faults.append({"kind": "truncated-image", "files": [truncated.relpath],
-                   "detail": "JPEG cut short; the file does not decode"})
+    faults.append(
+        {"kind": "truncated-image", "files": [truncated.relpath], "detail": "JPEG cut short; the file does not decode"}
+    )
 
     unlisted = by_class["retroflex-stomach"][-1]
-    faults.append({"kind": "missing-image-label", "files": [unlisted.relpath],
-                   "detail": "image has no row in labeled-images/image-labels.csv"})
+    faults.append(
+        {
+            "kind": "missing-image-label",
+            "files": [unlisted.relpath],
+            "detail": "image has no row in labeled-images/image-labels.csv",
+        }
+    )
     return images, {unlisted.stem}, faults
 
 
@@ -86,12 +107,23 @@ def plant_segmented_faults(root: Path, chosen: list[LabeledImage], boxes: dict[s
     buffer = io.BytesIO()
     smaller.save(buffer, "JPEG", quality=90)
     mask_path.write_bytes(buffer.getvalue())
-    faults.append({"kind": "mask-size-mismatch", "files": [f"segmented-images/masks/{resized.stem}.jpg"],
-                   "detail": f"mask is {smaller.width}x{smaller.height}, image is {resized.size[0]}x{resized.size[1]}"})
+    faults.append(
+        {
+            "kind": "mask-size-mismatch",
+            "files": [f"segmented-images/masks/{resized.stem}.jpg"],
+            "detail": f"mask is {smaller.width}x{smaller.height}, image is {resized.size[0]}x{resized.size[1]}",
+        }
+    )
 
     outside = chosen[1]
     entry = boxes[outside.stem]
     entry["bbox"][0]["xmax"] = entry["width"] + 25
-    faults.append({"kind": "box-out-of-bounds", "files": ["segmented-images/bounding-boxes.json"], "key": outside.stem,
-                   "detail": f"box 0 of {outside.stem} has xmax {entry['width'] + 25} > width {entry['width']}"})
+    faults.append(
+        {
+            "kind": "box-out-of-bounds",
+            "files": ["segmented-images/bounding-boxes.json"],
+            "key": outside.stem,
+            "detail": f"box 0 of {outside.stem} has xmax {entry['width'] + 25} > width {entry['width']}",
+        }
+    )
     return faults

@@ -21,8 +21,13 @@ Polygon = list[tuple[float, float]]
 # Released resolutions (W, H) and how often they are drawn: mostly 720×576, the cropped ~622×529 and ~626×547
 # frames of the polyp images, and a few large ones (dataset.md §1.2; the real Kvasir-SEG sample).
 RESOLUTIONS: tuple[tuple[tuple[int, int], float], ...] = (
-    ((720, 576), 0.5), ((622, 529), 0.15), ((626, 547), 0.1), ((1280, 1024), 0.15), ((1920, 1072), 0.05),
-    ((1348, 1070), 0.05))
+    ((720, 576), 0.5),
+    ((622, 529), 0.15),
+    ((626, 547), 0.1),
+    ((1280, 1024), 0.15),
+    ((1920, 1072), 0.05),
+    ((1348, 1070), 0.05),
+)
 _CANVAS_SCALE = 4
 _TISSUE = {  # base RGB of the mucosa
     "colon": (200, 108, 88),
@@ -32,12 +37,24 @@ _TISSUE = {  # base RGB of the mucosa
 # Share of images with the Olympus ScopeGuide box, per lower-GI class (a shortcut the audit must find); the
 # polyp and colitis shares follow the real sample (docs/calibration.md), the others are guesses.
 SCOPEGUIDE_SHARE = {
-    "polyps": 0.05, "dyed-lifted-polyps": 0.5, "dyed-resection-margins": 0.5, "cecum": 0.6, "ileum": 0.5,
-    "bbps-0-1": 0.3, "bbps-2-3": 0.35, "impacted-stool": 0.3, "retroflex-rectum": 0.1, "hemorrhoids": 0.1,
+    "polyps": 0.05,
+    "dyed-lifted-polyps": 0.5,
+    "dyed-resection-margins": 0.5,
+    "cecum": 0.6,
+    "ileum": 0.5,
+    "bbps-0-1": 0.3,
+    "bbps-2-3": 0.35,
+    "impacted-stool": 0.3,
+    "retroflex-rectum": 0.1,
+    "hemorrhoids": 0.1,
 }
 _UC_SEVERITY = {
-    "ulcerative-colitis-grade-0-1": 0.15, "ulcerative-colitis-grade-1": 0.3, "ulcerative-colitis-grade-1-2": 0.45,
-    "ulcerative-colitis-grade-2": 0.6, "ulcerative-colitis-grade-2-3": 0.75, "ulcerative-colitis-grade-3": 0.9,
+    "ulcerative-colitis-grade-0-1": 0.15,
+    "ulcerative-colitis-grade-1": 0.3,
+    "ulcerative-colitis-grade-1-2": 0.45,
+    "ulcerative-colitis-grade-2": 0.6,
+    "ulcerative-colitis-grade-2-3": 0.75,
+    "ulcerative-colitis-grade-3": 0.9,
 }
 
 
@@ -226,9 +243,17 @@ def _scope_tube(c: Canvas) -> None:
 
     alpha = c.layer(tube, blur=1.0)
     c.paint(alpha, (18, 18, 22))
-    sheen = c.layer(lambda d: d.line([(x - dy * r * 0.4, y - dx * r * 0.4),
-                                      (x + dx * length * 0.9 - dy * r * 0.4, y + dy * length * 0.9 - dx * r * 0.4)],
-                                     fill=255, width=max(1, int(r * 0.15))), blur=1.5)
+    sheen = c.layer(
+        lambda d: d.line(
+            [
+                (x - dy * r * 0.4, y - dx * r * 0.4),
+                (x + dx * length * 0.9 - dy * r * 0.4, y + dy * length * 0.9 - dx * r * 0.4),
+            ],
+            fill=255,
+            width=max(1, int(r * 0.15)),
+        ),
+        blur=1.5,
+    )
     c.paint(0.6 * sheen * alpha, (150, 150, 160))
 
 
@@ -353,8 +378,11 @@ def _cue_pylorus(c: Canvas) -> None:
     def draw(d: ImageDraw.ImageDraw) -> None:
         for k in range(8):
             a = k * np.pi / 4 + c.rng.normal(0, 0.1)
-            d.line([(cx + np.cos(a) * r, cy + np.sin(a) * r), (cx + np.cos(a) * r * 3, cy + np.sin(a) * r * 3)],
-                   fill=255, width=2)
+            d.line(
+                [(cx + np.cos(a) * r, cy + np.sin(a) * r), (cx + np.cos(a) * r * 3, cy + np.sin(a) * r * 3)],
+                fill=255,
+                width=2,
+            )
 
     c.shade(1 - 0.3 * c.layer(draw, blur=1.2))
     c.paint(c.layer(lambda d: d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255), blur=1.5), (25, 10, 10))
@@ -394,8 +422,7 @@ _RECIPES: dict[str, _Recipe] = {
     "dyed-resection-margins": _Recipe("colon", _cue_dyed_margins),
     "bbps-0-1": _Recipe("colon", lambda c: None, debris=(0.3, 0.6)),
     "bbps-2-3": _Recipe("colon", lambda c: None, debris=(0.0, 0.12), vessels=0.5),
-    "impacted-stool": _Recipe("colon", lambda c: _debris(c, c.rng.uniform(0.65, 0.9), (150, 110, 40)),
-                              vessels=0.1),
+    "impacted-stool": _Recipe("colon", lambda c: _debris(c, c.rng.uniform(0.65, 0.9), (150, 110, 40)), vessels=0.1),
     "cecum": _Recipe("colon", _cue_cecum, lumen_depth=0.5),
     "ileum": _Recipe("colon", _cue_ileum, vessels=0.1),
     "retroflex-rectum": _Recipe("colon", _cue_retroflex_rectum, lumen_depth=0.3),
@@ -427,8 +454,9 @@ def _field_of_view(size: tuple[int, int], rng: np.random.Generator) -> Image.Ima
     w, h = size
     cut = int(min(w, h) * rng.uniform(0.12, 0.2))
     mask = Image.new("L", size, 0)
-    ImageDraw.Draw(mask).polygon([(cut, 0), (w - cut, 0), (w, cut), (w, h - cut), (w - cut, h), (cut, h), (0, h - cut),
-                                  (0, cut)], fill=255)
+    ImageDraw.Draw(mask).polygon(
+        [(cut, 0), (w - cut, 0), (w, cut), (w, h - cut), (w - cut, h), (cut, h), (0, h - cut), (0, cut)], fill=255
+    )
     return mask
 
 
@@ -441,12 +469,19 @@ def _screen_text(image: Image.Image, rng: np.random.Generator) -> None:
     w, h = image.size
     size = max(8, int(h * 0.028))
     day, month, year = int(rng.integers(1, 29)), int(rng.integers(1, 13)), int(rng.integers(2008, 2017))
-    lines = [f"{day:02d}/{month:02d}/{year}", f"{int(rng.integers(8, 17)):02d}:{int(rng.integers(0, 60)):02d}:"
-             f"{int(rng.integers(0, 60)):02d}", "CVP:1", "Fr:A1 Cm:1", "", "Comment:"]
+    lines = [
+        f"{day:02d}/{month:02d}/{year}",
+        f"{int(rng.integers(8, 17)):02d}:{int(rng.integers(0, 60)):02d}:{int(rng.integers(0, 60)):02d}",
+        "CVP:1",
+        "Fr:A1 Cm:1",
+        "",
+        "Comment:",
+    ]
     draw = ImageDraw.Draw(image)
     for number, line in enumerate(lines):
-        draw.text((int(w * 0.01), int(h * 0.04) + number * int(size * 1.3)), line, fill=(235, 235, 235),
-                  font=_font(size))
+        draw.text(
+            (int(w * 0.01), int(h * 0.04) + number * int(size * 1.3)), line, fill=(235, 235, 235), font=_font(size)
+        )
 
 
 def _scopeguide(image: Image.Image, rng: np.random.Generator) -> None:
@@ -463,21 +498,21 @@ def _scopeguide(image: Image.Image, rng: np.random.Generator) -> None:
     draw.text((x0 + 3 * frame, y0 + 2 * frame), "Fr:A1 Cm:1", fill=(240, 240, 240), font=_font(box_h // 10))
     t = np.linspace(0, 1, 24)
     wiggle = rng.uniform(0.05, 0.15)
-    path = [(x0 + box_w * (0.45 + 0.25 * np.sin(5 * u)), y0 + box_h * (0.9 - 0.6 * u + wiggle * np.cos(7 * u)))
-            for u in t]
+    path = [
+        (x0 + box_w * (0.45 + 0.25 * np.sin(5 * u)), y0 + box_h * (0.9 - 0.6 * u + wiggle * np.cos(7 * u))) for u in t
+    ]
     draw.line(path, fill=(25, 35, 40), width=max(2, box_w // 40))
 
 
 def _black_box(image: Image.Image, rng: np.random.Generator) -> None:
     """Kvasir-SEG's solid black box over the lower-left corner."""
     w, h = image.size
-    ImageDraw.Draw(image).rectangle((0, h - int(h * rng.uniform(0.25, 0.32)), int(w * rng.uniform(0.25, 0.32)), h),
-                                    fill=(0, 0, 0))
+    ImageDraw.Draw(image).rectangle(
+        (0, h - int(h * rng.uniform(0.25, 0.32)), int(w * rng.uniform(0.25, 0.32)), h), fill=(0, 0, 0)
+    )
 
 
-def render_frame(
-    folder: str, rng: np.random.Generator, size: tuple[int, int], *, overscan: float = 1.0
-) -> Frame:
+def render_frame(folder: str, rng: np.random.Generator, size: tuple[int, int], *, overscan: float = 1.0) -> Frame:
     """One frame of class ``folder`` (released folder name) at ``size`` = (W, H)."""
     recipe = _RECIPES[folder]
     w, h = size

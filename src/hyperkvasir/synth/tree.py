@@ -78,8 +78,15 @@ def scale_spec(scale: str) -> ScaleSpec:
         return ScaleSpec(counts, segmented=100, unlabeled=1000, videos=12, video_frames=60)
     if scale == "full":
         counts = {c.folder: c.released_count for c in CLASSES}
-        return ScaleSpec(counts, segmented=RELEASED_SEGMENTED, unlabeled=RELEASED_UNLABELED, videos=RELEASED_VIDEOS,
-                         video_frames=8, shrink=4, runs=(20, 180))
+        return ScaleSpec(
+            counts,
+            segmented=RELEASED_SEGMENTED,
+            unlabeled=RELEASED_UNLABELED,
+            videos=RELEASED_VIDEOS,
+            video_frames=8,
+            shrink=4,
+            runs=(20, 180),
+        )
     raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
 
 
@@ -178,8 +185,14 @@ def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple], delimiter
 
 
 def make_synthetic_release(
-    root: str | Path, *, seed: int = 0, scale: str = "tiny", faults: bool = False, workers: int = 1,
-    parts: tuple[str, ...] = ("labeled", "segmented", "unlabeled", "videos"), videos: int | None = None,
+    root: str | Path,
+    *,
+    seed: int = 0,
+    scale: str = "tiny",
+    faults: bool = False,
+    workers: int = 1,
+    parts: tuple[str, ...] = ("labeled", "segmented", "unlabeled", "videos"),
+    videos: int | None = None,
 ) -> SynthInfo:
     """Write a twin of the release under ``root`` (which must not exist or be empty), whole or not at all."""
     root = Path(root)
@@ -194,8 +207,9 @@ def make_synthetic_release(
     return info
 
 
-def _write_tree(root: Path, seed: int, scale: str, spec: ScaleSpec, faults: bool, workers: int,
-                parts: tuple[str, ...]) -> SynthInfo:
+def _write_tree(
+    root: Path, seed: int, scale: str, spec: ScaleSpec, faults: bool, workers: int, parts: tuple[str, ...]
+) -> SynthInfo:
     """Every part of the twin written under ``root`` (a staging folder), with the expected answers."""
     names = random.Random(seed)
     info = SynthInfo(root, seed, scale, {}, {}, {}, (), {}, 0, (), {}, {})
@@ -211,8 +225,10 @@ def _write_tree(root: Path, seed: int, scale: str, spec: ScaleSpec, faults: bool
         (root / image.relpath).parent.mkdir(parents=True, exist_ok=True)
         jobs.append((str(root / image.relpath), image.cls.folder, (seed, _PART_SEED["labeled"], number), spec.shrink))
     results = _render_all(jobs, workers)
-    images = [LabeledImage(im.cls, im.stem, size, corner, tuple(tuple(p) for p in polys))
-              for im, (size, corner, polys) in zip(images, results)]
+    images = [
+        LabeledImage(im.cls, im.stem, size, corner, tuple(tuple(p) for p in polys))
+        for im, (size, corner, polys) in zip(images, results)
+    ]
 
     unlabelled_rows: set[str] = set()
     if faults:
@@ -235,8 +251,11 @@ def _write_tree(root: Path, seed: int, scale: str, spec: ScaleSpec, faults: bool
     _write_csv(
         root / "labeled-images" / "image-labels.csv",
         IMAGE_LABELS_HEADER,
-        [(im.stem, TRACT_TO_ORGAN[im.cls.tract], im.cls.folder, im.cls.category)
-         for im in sorted(images, key=lambda im: im.stem) if im.stem not in unlabelled_rows],
+        [
+            (im.stem, TRACT_TO_ORGAN[im.cls.tract], im.cls.folder, im.cls.category)
+            for im in sorted(images, key=lambda im: im.stem)
+            if im.stem not in unlabelled_rows
+        ],
         ",",
     )
     info.per_class = {c.folder: len(by_class[c.folder]) for c in CLASSES}
@@ -269,7 +288,8 @@ def _write_segmented(root: Path, info: SynthInfo, images: list[LabeledImage], sp
         # masks were drawn anti-aliased and saved as JPEG: grey values at the edges (dataset.md §1.4)
         # (the blur scales with the image, so a shrunk twin's edges stay as thin a share as the released ones)
         mask = polygon_mask([list(p) for p in image.polyps], image.size).filter(
-            ImageFilter.GaussianBlur(1.2 / spec.shrink))
+            ImageFilter.GaussianBlur(1.2 / spec.shrink)
+        )
         (root / "segmented-images" / "masks" / f"{image.stem}.jpg").write_bytes(
             _jpeg_bytes(mask.convert("RGB"), quality=90)
         )
@@ -277,8 +297,15 @@ def _write_segmented(root: Path, info: SynthInfo, images: list[LabeledImage], sp
         entries = []
         for outline in image.polyps:
             xs, ys = [p[0] for p in outline], [p[1] for p in outline]
-            entries.append({"label": "polyp", "xmin": max(0, int(min(xs)) - 1), "ymin": max(0, int(min(ys)) - 1),
-                            "xmax": min(w - 1, int(max(xs)) + 2), "ymax": min(h - 1, int(max(ys)) + 2)})
+            entries.append(
+                {
+                    "label": "polyp",
+                    "xmin": max(0, int(min(xs)) - 1),
+                    "ymin": max(0, int(min(ys)) - 1),
+                    "xmax": min(w - 1, int(max(xs)) + 2),
+                    "ymax": min(h - 1, int(max(ys)) + 2),
+                }
+            )
         boxes[image.stem] = {"height": h, "width": w, "bbox": entries}
     if faults:
         from hyperkvasir.synth.faults import plant_segmented_faults

@@ -28,13 +28,33 @@ class VideoClass:
 # upper-case BBPS; dataset.md §1.6).
 VIDEO_CLASSES: tuple[VideoClass, ...] = (
     VideoClass("polyps", "lower-gi-tract", "pathological-findings", "polyps", "Pathological findings", "Polyp"),
-    VideoClass("bbps-2-3", "lower-gi-tract", "quality-of-mucosal-view", "BBPS-2-3", "Quality of mucosal views",
-               "BBPS 2-3", ("Anatomical landmarks", "Cecum")),
+    VideoClass(
+        "bbps-2-3",
+        "lower-gi-tract",
+        "quality-of-mucosal-view",
+        "BBPS-2-3",
+        "Quality of mucosal views",
+        "BBPS 2-3",
+        ("Anatomical landmarks", "Cecum"),
+    ),
     VideoClass("z-line", "upper-gi-tract", "anatomical-landmarks", "z-line", "Anatomical landmarks", "Z-line"),
-    VideoClass("ulcerative-colitis-grade-2", "lower-gi-tract", "pathological-findings", "ulcerative-colitis",
-               "Pathological findings", "Ulcerative colitis"),
-    VideoClass("dyed-lifted-polyps", "lower-gi-tract", "therapeutic-interventions", "dyed-lifted-polyps",
-               "Therapeutic interventions", "Dyed lifted polyp", ("Pathological findings", "Polyp")),
+    VideoClass(
+        "ulcerative-colitis-grade-2",
+        "lower-gi-tract",
+        "pathological-findings",
+        "ulcerative-colitis",
+        "Pathological findings",
+        "Ulcerative colitis",
+    ),
+    VideoClass(
+        "dyed-lifted-polyps",
+        "lower-gi-tract",
+        "therapeutic-interventions",
+        "dyed-lifted-polyps",
+        "Therapeutic interventions",
+        "Dyed lifted polyp",
+        ("Pathological findings", "Polyp"),
+    ),
     VideoClass("pylorus", "upper-gi-tract", "anatomical-landmarks", "pylorus", "Anatomical landmarks", "Pylorus"),
 )
 

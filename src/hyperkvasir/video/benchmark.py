@@ -28,13 +28,18 @@ def run_video_benchmark(config: VideoConfig, out: str | Path) -> dict:
         json.dump(results, handle, indent=2)
     test_metrics = results["test"]
     frames = results["frames"]
-    lines = ["# Video benchmark (per-video evaluation of a frame classifier)", "",
-             f"Videos train/val/test: {results['split']}; {frames} frames (every {config.every}th, "
-             f"{config.size} px); model {config.model}.", "",
-             f"Protocol: video-level split (seeded, duplicate videos kept together); checkpoint chosen on "
-             f"{results['validation_from']}; test videos never seen in training or selection.", "",
-             "| aggregation | accuracy | macro F1 | MCC |",
-             "|---|---|---|---|"]
+    lines = [
+        "# Video benchmark (per-video evaluation of a frame classifier)",
+        "",
+        f"Videos train/val/test: {results['split']}; {frames} frames (every {config.every}th, "
+        f"{config.size} px); model {config.model}.",
+        "",
+        f"Protocol: video-level split (seeded, duplicate videos kept together); checkpoint chosen on "
+        f"{results['validation_from']}; test videos never seen in training or selection.",
+        "",
+        "| aggregation | accuracy | macro F1 | MCC |",
+        "|---|---|---|---|",
+    ]
     for key in ("mean_probability", "majority_vote"):
         m = test_metrics[key]
         lines.append(f"| {key.replace('_', ' ')} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['mcc']:.3f} |")

@@ -33,8 +33,9 @@ def video_labels(root: str | Path) -> dict[str, int]:
     return {r["path"]: VIDEO_CLASS_NAMES.index(r["finding_class"]) for r in rows if r["finding_class"]}
 
 
-def video_split(root: str | Path, *, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
-                seed: int = 0) -> dict[str, list[str]]:
+def video_split(
+    root: str | Path, *, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0
+) -> dict[str, list[str]]:
     """train/val/test lists of video paths: whole duplicate groups (also when their copies are filed under
     different findings), stratified by the finding of each group's first video, seeded."""
     from hyperkvasir.data.audit import audit
@@ -43,8 +44,9 @@ def video_split(root: str | Path, *, fractions: tuple[float, float, float] = (0.
     if not labels:
         raise HyperKvasirError(f"{root}: no decodable video with a known finding; run `hyperkvasir validate {root}`")
     duplicates = audit(root).video_duplicates
-    group_of = {path: min(group) for kind in ("exact", "metadata") for group in duplicates.get(kind, [])
-                for path in group}
+    group_of = {
+        path: min(group) for kind in ("exact", "metadata") for group in duplicates.get(kind, []) for path in group
+    }
     members: dict[str, list[str]] = defaultdict(list)
     for path in sorted(labels):
         members[group_of.get(path, path)].append(path)
@@ -68,8 +70,16 @@ def video_split(root: str | Path, *, fractions: tuple[float, float, float] = (0.
 class VideoFrames(Dataset):
     """Frames of the chosen videos from a frames folder (``hyperkvasir video frames``), labelled by video."""
 
-    def __init__(self, frames_dir: str | Path, labels: dict[str, int], videos: list[str], *, size: int = 224,
-                 transform=None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        frames_dir: str | Path,
+        labels: dict[str, int],
+        videos: list[str],
+        *,
+        size: int = 224,
+        transform=None,
+        seed: int = 0,
+    ) -> None:
         self.folder = Path(frames_dir)
         self.seed, self.epoch = seed, 0
         table = pq.read_table(self.folder / "frames.parquet").to_pylist()
@@ -99,8 +109,9 @@ class VideoFrames(Dataset):
 class VideoClips(Dataset):
     """Clips of ``frames`` frames sampled evenly from each video: (T, 3, S, S) uint8, label, video."""
 
-    def __init__(self, frames_dir: str | Path, labels: dict[str, int], videos: list[str], *, frames: int = 8,
-                 size: int = 224) -> None:
+    def __init__(
+        self, frames_dir: str | Path, labels: dict[str, int], videos: list[str], *, frames: int = 8, size: int = 224
+    ) -> None:
         self.frames = VideoFrames(frames_dir, labels, videos, size=size)
         by_video: dict[str, list[int]] = defaultdict(list)
         for i, (_, _, video) in enumerate(self.frames.items):
@@ -127,8 +138,18 @@ class VideoData(L.LightningDataModule):
     folder's lock: one process (one node on a shared file system) extracts while the others wait, then every
     process reads them. The extraction's report is ``extracted`` on the processes that ran it."""
 
-    def __init__(self, frames_dir: str | Path, root: str | Path, split: dict[str, list[str]], *, size: int,
-                 batch_size: int, workers: int | None, seed: int, extract: dict | None = None) -> None:
+    def __init__(
+        self,
+        frames_dir: str | Path,
+        root: str | Path,
+        split: dict[str, list[str]],
+        *,
+        size: int,
+        batch_size: int,
+        workers: int | None,
+        seed: int,
+        extract: dict | None = None,
+    ) -> None:
         super().__init__()
         self.frames_dir, self.root, self.split, self.size = Path(frames_dir), root, split, size
         self.batch_size, self.workers, self.seed = batch_size, workers, seed
@@ -148,13 +169,22 @@ class VideoData(L.LightningDataModule):
 
         self.labels = video_labels(self.root)
         if not self.split["train"] or not self.split["test"]:
-            raise DataError(f"{self.root}: the video split leaves {len(self.split['train'])} training and "
-                            f"{len(self.split['test'])} test videos; at least one of each is needed (a class needs "
-                            f"two videos to reach the test part)")
-        self.train_set = VideoFrames(self.frames_dir, self.labels, self.split["train"], size=self.size,
-                                     transform=classification_transform("paper", self.size, True), seed=self.seed)
-        self.val_set = VideoFrames(self.frames_dir, self.labels, self.split["val"] or self.split["train"],
-                                   size=self.size)
+            raise DataError(
+                f"{self.root}: the video split leaves {len(self.split['train'])} training and "
+                f"{len(self.split['test'])} test videos; at least one of each is needed (a class needs "
+                f"two videos to reach the test part)"
+            )
+        self.train_set = VideoFrames(
+            self.frames_dir,
+            self.labels,
+            self.split["train"],
+            size=self.size,
+            transform=classification_transform("paper", self.size, True),
+            seed=self.seed,
+        )
+        self.val_set = VideoFrames(
+            self.frames_dir, self.labels, self.split["val"] or self.split["train"], size=self.size
+        )
         self.test_set = VideoFrames(self.frames_dir, self.labels, self.split["test"], size=self.size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -162,15 +192,25 @@ class VideoData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        sampler = EpochSampler(len(self.train_set), seed=self.seed, rank=trainer.global_rank if trainer else 0,
-                               world=trainer.world_size if trainer else 1)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=loader_workers(self.workers),
-                          collate_fn=collate_skipping, drop_last=len(sampler) > self.batch_size)
+        sampler = EpochSampler(
+            len(self.train_set),
+            seed=self.seed,
+            rank=trainer.global_rank if trainer else 0,
+            world=trainer.world_size if trainer else 1,
+        )
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=loader_workers(self.workers),
+            collate_fn=collate_skipping,
+            drop_last=len(sampler) > self.batch_size,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self.evaluation_loader(self.val_set)
 
     def evaluation_loader(self, dataset: VideoFrames) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=loader_workers(self.workers),
-                          collate_fn=collate_skipping)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, num_workers=loader_workers(self.workers), collate_fn=collate_skipping
+        )

@@ -64,8 +64,9 @@ def short_side(rgb: np.ndarray, size: int | None) -> np.ndarray:
     return cv2.resize(rgb, (target[1], target[0]), interpolation=cv2.INTER_AREA)
 
 
-def decode_frames(video: str | Path, *, every: int | None = None, fps: float | None = None,
-                  size: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+def decode_frames(
+    video: str | Path, *, every: int | None = None, fps: float | None = None, size: int | None = None
+) -> Iterator[tuple[int, float, np.ndarray]]:
     """(frame index from 0, time in s, RGB uint8 with short side ``size``) of each selected frame, in order.
     Raises :class:`VideoDecodeError` where decoding stops, after the frames that did decode, and at the end when
     fewer than :data:`MIN_DECODED_SHARE` of the declared frames decoded."""
@@ -89,8 +90,10 @@ def decode_frames(video: str | Path, *, every: int | None = None, fps: float | N
     if not decoded:
         raise VideoDecodeError("no frame decoded (empty or unreadable video)")
     if declared and decoded < MIN_DECODED_SHARE * declared:
-        raise VideoDecodeError(f"truncated: {decoded} of the {declared} frames its header declares decode; not "
-                               f"marked done (re-copy the file, then rerun)")
+        raise VideoDecodeError(
+            f"truncated: {decoded} of the {declared} frames its header declares decode; not "
+            f"marked done (re-copy the file, then rerun)"
+        )
 
 
 def frame_jpeg(rgb: np.ndarray) -> bytes:

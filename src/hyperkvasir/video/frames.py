@@ -84,8 +84,9 @@ def _extract_one(job: tuple[str, str, int | None, float | None, int | None]) -> 
     return video, frames, error, False
 
 
-def _decode(video: str, folder: Path, stem: str, every: int | None, fps: float | None,
-            size: int | None) -> tuple[list, str | None]:
+def _decode(
+    video: str, folder: Path, stem: str, every: int | None, fps: float | None, size: int | None
+) -> tuple[list, str | None]:
     """Write the selected frames of ``video`` into ``folder`` (those already there are kept); (frames, error)."""
     frames: list = []
     try:
@@ -100,9 +101,16 @@ def _decode(video: str, folder: Path, stem: str, every: int | None, fps: float |
     return frames, None
 
 
-def extract_frames(root: str | Path, out: str | Path, *, every: int | None = None, fps: float | None = None,
-                   size: int | None = None, workers: int | None = None,
-                   progress: Callable[[Iterable, int], Iterable] | None = None) -> FramesReport:
+def extract_frames(
+    root: str | Path,
+    out: str | Path,
+    *,
+    every: int | None = None,
+    fps: float | None = None,
+    size: int | None = None,
+    workers: int | None = None,
+    progress: Callable[[Iterable, int], Iterable] | None = None,
+) -> FramesReport:
     """Frames of every labeled video under ``root`` into ``out``; see the module docstring."""
     if every is not None and fps is not None:
         raise HyperKvasirError("give --every N or --fps F, not both")
@@ -115,8 +123,9 @@ def extract_frames(root: str | Path, out: str | Path, *, every: int | None = Non
         return _extract_all(release, out, every, fps, size, workers, progress)
 
 
-def _extract_all(release: Release, out: Path, every: int | None, fps: float | None, size: int | None,
-                 workers: int | None, progress) -> FramesReport:
+def _extract_all(
+    release: Release, out: Path, every: int | None, fps: float | None, size: int | None, workers: int | None, progress
+) -> FramesReport:
     videos = release.video_files()
     jobs = [(str(v), str(out), every, fps, size) for v in videos]
     workers = workers or os.cpu_count() or 1
@@ -124,7 +133,7 @@ def _extract_all(release: Release, out: Path, every: int | None, fps: float | No
     rows: dict[str, list] = {"video": [], "frame_index": [], "time_s": [], "path": []}
     with process_pool(workers, len(jobs)) as pool:
         results = pool.map(_extract_one, jobs)
-        for video, frames, error, finished in (progress(results, len(jobs)) if progress else results):
+        for video, frames, error, finished in progress(results, len(jobs)) if progress else results:
             relative = str(Path(video).relative_to(release.root))
             if error:
                 report.failed[relative] = error

@@ -54,11 +54,13 @@ class FrameClassifierModule(L.LightningModule):
     def __init__(self, config: VideoConfig, *, pretrained_weights: bool = True) -> None:
         super().__init__()
         self.config = config
-        self.save_hyperparameters({"task": "video", "config": dataclasses.asdict(config),
-                                   "classes": list(VIDEO_CLASS_NAMES)})
+        self.save_hyperparameters(
+            {"task": "video", "config": dataclasses.asdict(config), "classes": list(VIDEO_CLASS_NAMES)}
+        )
         self.spec = MODELS[config.model]
-        self.model, self.weights_from = create_model(config.model, pretrained=config.pretrained and pretrained_weights,
-                                                     num_classes=len(VIDEO_CLASS_NAMES))
+        self.model, self.weights_from = create_model(
+            config.model, pretrained=config.pretrained and pretrained_weights, num_classes=len(VIDEO_CLASS_NAMES)
+        )
         self.seen, self.loss_sum, self.per_video, self.val_accuracy = 0, 0.0, defaultdict(list), 0.0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -87,16 +89,22 @@ class FrameClassifierModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         labels = self.trainer.datamodule.labels
-        self.val_accuracy = video_level_metrics(self.per_video, labels)["mean_probability"]["accuracy"] \
-            if self.per_video else 0.0
+        self.val_accuracy = (
+            video_level_metrics(self.per_video, labels)["mean_probability"]["accuracy"] if self.per_video else 0.0
+        )
         self.log("val_video_accuracy", self.val_accuracy, prog_bar=True)  # whole set on every process
 
     def epoch_row(self) -> dict:
-        totals = self.trainer.strategy.reduce(torch.tensor([self.seen, self.loss_sum], dtype=torch.float64,
-                                                           device=self.device), reduce_op="sum")
+        totals = self.trainer.strategy.reduce(
+            torch.tensor([self.seen, self.loss_sum], dtype=torch.float64, device=self.device), reduce_op="sum"
+        )
         seen, loss_sum = (float(v) for v in totals)
-        return {"train_loss": loss_sum / max(seen, 1), "train_images": int(seen),
-                "val_video_accuracy": self.val_accuracy, "val_videos": len(self.per_video)}
+        return {
+            "train_loss": loss_sum / max(seen, 1),
+            "train_images": int(seen),
+            "val_video_accuracy": self.val_accuracy,
+            "val_videos": len(self.per_video),
+        }
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.model.parameters(), lr=self.config.lr, weight_decay=1e-4)
@@ -132,38 +140,69 @@ def train_video(config: VideoConfig, *, resume: bool = False, progress: bool = F
     folder = RunFolder(config.out)
     config = folder.config_for(config, resume)
     require_choice("model", config.model, MODELS)
-    require_ranges(("--epochs", config.epochs, 1, None), ("--batch-size", config.batch_size, 1, None),
-                   ("--size", config.size, 16, 2048), ("--every", config.every, 1, None),
-                   ("--lr", config.lr, 0, None), ("--workers", config.workers, 0, None))
+    require_ranges(
+        ("--epochs", config.epochs, 1, None),
+        ("--batch-size", config.batch_size, 1, None),
+        ("--size", config.size, 16, 2048),
+        ("--every", config.every, 1, None),
+        ("--lr", config.lr, 0, None),
+        ("--workers", config.workers, 0, None),
+    )
     check_device(config.device)
     if config.frames and not (Path(config.frames) / "frames.parquet").is_file():
-        raise HyperKvasirError(f"--frames {config.frames}: no frames.parquet there; extract frames with "
-                               f"`hyperkvasir video frames ROOT {config.frames}` or drop --frames")
+        raise HyperKvasirError(
+            f"--frames {config.frames}: no frames.parquet there; extract frames with "
+            f"`hyperkvasir video frames ROOT {config.frames}` or drop --frames"
+        )
     split = video_split(config.root, seed=config.seed)
     if not split["val"] and not config.select_on_train:
         raise DataError(
             f"{config.root}: the video split has no validation video ({len(split['train'])} train, "
             f"{len(split['test'])} test), so the checkpoint would be chosen on training videos; add videos or "
-            f"pass --select-on-train to accept that protocol (it is printed in results.md)")
+            f"pass --select-on-train to accept that protocol (it is printed in results.md)"
+        )
     extract = None if config.frames else dict(every=config.every, size=config.size)
     trainer, module, data = fit(
-        lambda: (FrameClassifierModule(config), VideoData(
-            Path(config.frames) if config.frames else folder.path / "frames", config.root, split, size=config.size,
-            batch_size=config.batch_size, workers=config.workers, seed=config.seed, extract=extract)),
-        folder, EngineOptions(epochs=config.epochs, monitor="val_video_accuracy", seed=config.seed,
-                              device=config.device, max_steps_per_epoch=config.max_steps_per_epoch, progress=progress,
-                              sync_batchnorm=config.sync_batchnorm, freeze_batchnorm=config.freeze_batchnorm),
-        config=config, resume=resume)
+        lambda: (
+            FrameClassifierModule(config),
+            VideoData(
+                Path(config.frames) if config.frames else folder.path / "frames",
+                config.root,
+                split,
+                size=config.size,
+                batch_size=config.batch_size,
+                workers=config.workers,
+                seed=config.seed,
+                extract=extract,
+            ),
+        ),
+        folder,
+        EngineOptions(
+            epochs=config.epochs,
+            monitor="val_video_accuracy",
+            seed=config.seed,
+            device=config.device,
+            max_steps_per_epoch=config.max_steps_per_epoch,
+            progress=progress,
+            sync_batchnorm=config.sync_batchnorm,
+            freeze_batchnorm=config.freeze_batchnorm,
+        ),
+        config=config,
+        resume=resume,
+    )
     if not trainer.is_global_zero:
         return {}
     best, checkpoint = load_video_checkpoint(folder.best, module.device)
-    results = {"config": dataclasses.asdict(config), "weights_from": checkpoint.get("weights_from"),
-               "best_epoch": checkpoint["epoch"], "frames": data.extracted.frames if data.extracted else None,
-               "failed_videos": data.extracted.failed if data.extracted else {},
-               "split": {k: len(v) for k, v in split.items()},
-               "validation_from": "val videos" if split["val"] else "train videos (no val video in this tree)",
-               "test": video_level_metrics(frame_probabilities(best, data.evaluation_loader(data.test_set)),
-                                           data.labels)}
+    results = {
+        "config": dataclasses.asdict(config),
+        "weights_from": checkpoint.get("weights_from"),
+        "best_epoch": checkpoint["epoch"],
+        "frames": data.extracted.frames if data.extracted else None,
+        "failed_videos": data.extracted.failed if data.extracted else {},
+        "split": {k: len(v) for k, v in split.items()},
+        "validation_from": "val videos" if split["val"] else "train videos (no val video in this tree)",
+        "test": video_level_metrics(frame_probabilities(best, data.evaluation_loader(data.test_set)), data.labels),
+    }
     with atomic_write(folder.path / "metrics-test.json", "w") as handle:
         json.dump(results, handle, indent=2)
     return results

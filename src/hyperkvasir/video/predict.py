@@ -90,13 +90,13 @@ class _Work:
             record = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        same_file = video.path.is_file() and {k: record.get(k) for k in ("video", "bytes", "mtime_ns")} == \
-            video.stamp()
+        same_file = video.path.is_file() and {k: record.get(k) for k in ("video", "bytes", "mtime_ns")} == video.stamp()
         return record if same_file else None
 
 
-def _timeline(times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...],
-              decide: Callable[[np.ndarray], np.ndarray]) -> list[tuple[int, str, float]]:
+def _timeline(
+    times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], decide: Callable[[np.ndarray], np.ndarray]
+) -> list[tuple[int, str, float]]:
     """(second, finding, its probability) per second: the frames of each second averaged, then a centred moving
     average over :data:`SMOOTHING_SECONDS` of the seconds that hold scored frames (the ends and the gaps of a
     large ``--every`` are averaged over the seconds present, never over zeros); a second with no scored frame
@@ -108,10 +108,16 @@ def _timeline(times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...],
     present = (counts > 0).astype(float)
     kernel = np.ones(SMOOTHING_SECONDS)
     weight = np.convolve(present, kernel, mode="same")
-    smooth = np.stack([np.convolve(sums[:, c] / np.maximum(counts, 1), kernel, mode="same")
-                       for c in range(probs.shape[1])], 1) / np.maximum(weight, 1)[:, None]
-    return [(int(s), classes[int(c)], float(smooth[s, c]))
-            for s, c in zip(np.flatnonzero(weight), decide(smooth[weight > 0]))]
+    smooth = (
+        np.stack(
+            [np.convolve(sums[:, c] / np.maximum(counts, 1), kernel, mode="same") for c in range(probs.shape[1])], 1
+        )
+        / np.maximum(weight, 1)[:, None]
+    )
+    return [
+        (int(s), classes[int(c)], float(smooth[s, c]))
+        for s, c in zip(np.flatnonzero(weight), decide(smooth[weight > 0]))
+    ]
 
 
 def _strip(video: str, timeline: list[tuple[int, str, float]], path: Path) -> None:
@@ -127,8 +133,15 @@ def _strip(video: str, timeline: list[tuple[int, str, float]], path: Path) -> No
     for second, finding, _ in timeline:
         axis.axvspan(second, second + 1, color=colours[finding])
     axis.set(xlim=(0, length), yticks=[], xlabel="seconds", title=video)
-    axis.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in findings], labels=findings,
-                loc="upper center", bbox_to_anchor=(0.5, -0.6), ncol=min(4, len(findings)), fontsize=7, frameon=False)
+    axis.legend(
+        handles=[plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in findings],
+        labels=findings,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.6),
+        ncol=min(4, len(findings)),
+        fontsize=7,
+        frameon=False,
+    )
     figure.tight_layout()
     with atomic_write(path) as handle:
         figure.savefig(handle, format="png", dpi=100)
@@ -146,7 +159,7 @@ class _Decoded(IterableDataset):
 
     def __iter__(self) -> Iterator[tuple]:
         worker = get_worker_info()
-        positions = range(len(self.videos))[worker.id::worker.num_workers] if worker else range(len(self.videos))
+        positions = range(len(self.videos))[worker.id :: worker.num_workers] if worker else range(len(self.videos))
         for position in positions:
             indices, times, squares = [], [], []
             try:
@@ -181,13 +194,16 @@ def _share(videos: list[_Video], rank: int, world: int) -> list[_Video]:
 
 
 @torch.no_grad()
-def _score(model: FrameModel, videos: list[_Video], work: _Work, *, every: int, batch: int,
-           workers: int) -> Iterator[_Video]:
+def _score(
+    model: FrameModel, videos: list[_Video], work: _Work, *, every: int, batch: int, workers: int
+) -> Iterator[_Video]:
     """Score ``videos`` into the work folder, yielding each as it finishes (or fails)."""
-    dataset = _Decoded([v.path for v in videos], every=every, size=model.size, mask_corners=model.mask_corners,
-                       batch=batch)
-    loader = DataLoader(dataset, batch_size=None, num_workers=min(workers, len(videos)),
-                        pin_memory=model.device.type == "cuda")
+    dataset = _Decoded(
+        [v.path for v in videos], every=every, size=model.size, mask_corners=model.mask_corners, batch=batch
+    )
+    loader = DataLoader(
+        dataset, batch_size=None, num_workers=min(workers, len(videos)), pin_memory=model.device.type == "cuda"
+    )
     scored: dict[int, tuple[list, list, list]] = {}
     for position, kind, payload in loader:
         video = videos[position]
@@ -212,9 +228,12 @@ def _score(model: FrameModel, videos: list[_Video], work: _Work, *, every: int, 
 def _finish(model: FrameModel, video: _Video, work: _Work, indices: list, times: list, probs: list) -> None:
     """A scored video's rows, timeline and strip into the work folder, then its done marker (written last)."""
     matrix = np.concatenate(probs)
-    columns = {"video": [video.row] * len(indices), "frame_index": indices,
-               "time_s": [round(float(t), 3) for t in times],
-               "label": [model.classes[int(i)] for i in model.decide(matrix)]}
+    columns = {
+        "video": [video.row] * len(indices),
+        "frame_index": indices,
+        "time_s": [round(float(t), 3) for t in times],
+        "label": [model.classes[int(i)] for i in model.decide(matrix)],
+    }
     table = pa.table(columns | {name: matrix[:, i].astype(np.float32) for i, name in enumerate(model.classes)})
     with atomic_write(work.folder / f"{video.key}.parquet") as handle:
         pq.write_table(table, handle)
@@ -236,11 +255,16 @@ def _open_work(out: Path, params: dict, rank: int, reads: list) -> _Work:
         except (OSError, ValueError):
             recorded = None
         if recorded != params:
-            shown = ", ".join(f"{k} {recorded.get(k)!r} → {v!r}" for k, v in params.items()
-                              if recorded.get(k) != v) if isinstance(recorded, dict) else "no params.json"
-            raise HyperKvasirError(f"--out {out}: {folder} holds the finished videos of another run ({shown}); "
-                                   f"rerun with its checkpoint and options to continue it, or delete {folder} to "
-                                   f"start over")
+            shown = (
+                ", ".join(f"{k} {recorded.get(k)!r} → {v!r}" for k, v in params.items() if recorded.get(k) != v)
+                if isinstance(recorded, dict)
+                else "no params.json"
+            )
+            raise HyperKvasirError(
+                f"--out {out}: {folder} holds the finished videos of another run ({shown}); "
+                f"rerun with its checkpoint and options to continue it, or delete {folder} to "
+                f"start over"
+            )
     elif rank == 0:
         with staged_folder(folder, COMMAND, reads=reads) as staging:
             (staging / "params.json").write_text(json.dumps(params), encoding="utf-8")
@@ -254,8 +278,17 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def predict_videos(model: FrameModel, inputs: list[str | Path], out: str | Path, *, part: str | None = None,
-                   every: int = 5, batch_size: int = 32, workers: int = 0, progress=None) -> dict:
+def predict_videos(
+    model: FrameModel,
+    inputs: list[str | Path],
+    out: str | Path,
+    *,
+    part: str | None = None,
+    every: int = 5,
+    batch_size: int = 32,
+    workers: int = 0,
+    progress=None,
+) -> dict:
     """Score the videos of ``inputs`` (files, folders searched, or the release root with ``part="videos"``) with
     ``model`` and write OUT; returns the summary on rank 0 (``{"rank": r}`` on the others)."""
     paths, root = resolve_videos(inputs, part)
@@ -263,8 +296,9 @@ def predict_videos(model: FrameModel, inputs: list[str | Path], out: str | Path,
         raise HyperKvasirError(f"no video file (.avi, .mpg, .mp4) in {', '.join(map(str, inputs))}")
     out, reads = Path(out), [root] if root else list(inputs)
     names = output_names(paths, inputs, root / "labeled-videos" if root else None)
-    videos = [_Video(p, escaped(str(p.relative_to(root)) if root else f"{n}{p.suffix}"), n)
-              for p, n in zip(paths, names)]
+    videos = [
+        _Video(p, escaped(str(p.relative_to(root)) if root else f"{n}{p.suffix}"), n) for p, n in zip(paths, names)
+    ]
     rank, world = distributed()
     refuse_replacing(out, COMMAND, "--out", reads=reads)  # before any work: OUT is replaced at the end
     work = _open_work(out, {"every": every, "size": model.size} | model.identity, rank, reads)
@@ -281,8 +315,10 @@ def predict_videos(model: FrameModel, inputs: list[str | Path], out: str | Path,
         dist.destroy_process_group()  # all ranks leave together; rank 0 merges alone
     if rank != 0:
         return {"rank": rank}
-    return _merge(videos, work, out, reads, model.classes) | {"kept": len(videos) - len(pending),
-                                                               "scored": len(pending)}
+    return _merge(videos, work, out, reads, model.classes) | {
+        "kept": len(videos) - len(pending),
+        "scored": len(pending),
+    }
 
 
 def _merge(videos: list[_Video], work: _Work, out: Path, reads: list, classes: tuple[str, ...]) -> dict:
@@ -309,8 +345,7 @@ def _merge(videos: list[_Video], work: _Work, out: Path, reads: list, classes: t
             shutil.copyfile(work.folder / f"{video.key}.png", strip)
     if not failed:
         remove_folder(work.folder, COMMAND, "--out")
-    return {"videos": len(done), "frames": table.num_rows, "classes": len(classes), "failed": failed,
-            "out": str(out)}
+    return {"videos": len(done), "frames": table.num_rows, "classes": len(classes), "failed": failed, "out": str(out)}
 
 
 def _failure(work: _Work, video: _Video) -> str:

@@ -25,7 +25,10 @@ log = logging.getLogger("hyperkvasir.data.audit")  # the package's logger: one n
 
 
 def audit(
-    root: str | Path, *, workers: int | None = None, threshold: int = NEAR_DUPLICATE_THRESHOLD,
+    root: str | Path,
+    *,
+    workers: int | None = None,
+    threshold: int = NEAR_DUPLICATE_THRESHOLD,
     min_correlation: float = NEAR_DUPLICATE_MIN_CORRELATION,
     progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> AuditReport:
@@ -47,8 +50,14 @@ def audit(
     return report
 
 
-def _audit(root: Path, manifest: pa.Table, workers: int | None, threshold: int, min_correlation: float,
-           progress: Callable[[Iterable, int], Iterable] | None) -> AuditReport:
+def _audit(
+    root: Path,
+    manifest: pa.Table,
+    workers: int | None,
+    threshold: int,
+    min_correlation: float,
+    progress: Callable[[Iterable, int], Iterable] | None,
+) -> AuditReport:
     features = pixel_features(root, manifest, workers=workers, progress=progress)
     rows = [r for r in manifest.to_pylist() if r["kind"] == "image" and r["sha256"]]
     unreadable = {r["path"] for r in rows if features.get(r["sha256"], {}).get("pixel_error")}
@@ -56,8 +65,11 @@ def _audit(root: Path, manifest: pa.Table, workers: int | None, threshold: int, 
     report = AuditReport(threshold, min_correlation, dict(Counter(r["part"] for r in rows)))
     report.unreadable = sorted(unreadable)
     evidence = collect_evidence(rows, features, threshold, min_correlation)
-    report.exact_groups, report.near_groups, report.labeled_near_groups = (evidence.exact, evidence.near,
-                                                                           evidence.labeled_near)
+    report.exact_groups, report.near_groups, report.labeled_near_groups = (
+        evidence.exact,
+        evidence.near,
+        evidence.labeled_near,
+    )
     report.near_units, report.labeled_near_units = evidence.near_units, evidence.labeled_near_units
     report.labeled_pairs = evidence.labeled_pairs
     merged = report.duplicate_sets()
@@ -68,11 +80,15 @@ def _audit(root: Path, manifest: pa.Table, workers: int | None, threshold: int, 
         report.leakage[scheme] = leakage(report.labeled_pairs, {r["path"]: r[scheme] for r in labeled_rows})
     report.large_units = large_units(report.labeled_split_units(), Counter(r["class"] for r in labeled_rows))
     for other in ("segmented", "unlabeled"):
-        found = {kind: {f for g in groups if "labeled" in g.parts for f, p in zip(g.files, g.parts) if p == other}
-                 for kind, groups in (("exact", report.exact_groups), ("near", report.near_groups))}
-        report.overlaps[f"{other}-in-labeled"] = {"exact": len(found["exact"]),
-                                                  "near": len(found["near"] - found["exact"]),
-                                                  "total": report.images.get(other, 0)}
+        found = {
+            kind: {f for g in groups if "labeled" in g.parts for f, p in zip(g.files, g.parts) if p == other}
+            for kind, groups in (("exact", report.exact_groups), ("near", report.near_groups))
+        }
+        report.overlaps[f"{other}-in-labeled"] = {
+            "exact": len(found["exact"]),
+            "near": len(found["near"] - found["exact"]),
+            "total": report.images.get(other, 0),
+        }
     report.scopeguide_files = sorted(r["path"] for r in rows if has_scopeguide(features, r))
     report.black_box_files = sorted(r["path"] for r in rows if has_black_box(features, r))
     for cls in CLASSES:
@@ -101,6 +117,9 @@ def _video_duplicates(videos: list[dict]) -> dict[str, list[list[str]]]:
         if row["frames"]:
             by_meta[(row["width"], row["height"], row["frames"], row["bytes"])].append(row)
     exact = sorted(sorted(paths) for paths in by_hash.values() if len(paths) > 1)
-    metadata = sorted(sorted(r["path"] for r in rows) for rows in by_meta.values()
-                      if len(rows) > 1 and len({r["sha256"] for r in rows}) > 1)
+    metadata = sorted(
+        sorted(r["path"] for r in rows)
+        for rows in by_meta.values()
+        if len(rows) > 1 and len({r["sha256"] for r in rows}) > 1
+    )
     return {"exact": exact, "metadata": metadata}

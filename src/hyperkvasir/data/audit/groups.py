@@ -41,9 +41,15 @@ class DuplicateGroup:
     def labeled_members(self) -> DuplicateGroup:
         """This group restricted to its labeled images."""
         keep = self.labeled_files()
-        return DuplicateGroup(self.kind, [self.files[i] for i in keep], [self.parts[i] for i in keep],
-                              [self.classes[i] for i in keep], [self.fold2[i] for i in keep],
-                              [self.fold5[i] for i in keep], self.max_distance)
+        return DuplicateGroup(
+            self.kind,
+            [self.files[i] for i in keep],
+            [self.parts[i] for i in keep],
+            [self.classes[i] for i in keep],
+            [self.fold2[i] for i in keep],
+            [self.fold5[i] for i in keep],
+            self.max_distance,
+        )
 
 
 def merge_groups(groups: list[DuplicateGroup]) -> list[DuplicateGroup]:
@@ -88,8 +94,7 @@ class Evidence:
     labeled_pairs: list[list[str]]
 
 
-def collect_evidence(rows: list[dict], features: dict[str, dict], threshold: int,
-                     min_correlation: float) -> Evidence:
+def collect_evidence(rows: list[dict], features: dict[str, dict], threshold: int, min_correlation: float) -> Evidence:
     """Exact groups; near groups (reported, leader clusters) and near units (split units, whole components) over
     every part and from pairs of labeled images alone (so two labeled images are never grouped because both
     resemble one unlabeled frame); and every confirmed pair of labeled images, by path."""
@@ -99,9 +104,15 @@ def collect_evidence(rows: list[dict], features: dict[str, dict], threshold: int
 
     def group(kind: str, members: list[dict], distance: int = 0) -> DuplicateGroup:
         members = sorted(members, key=lambda r: r["path"])
-        return DuplicateGroup(kind, [r["path"] for r in members], [r["part"] for r in members],
-                              [r["class"] for r in members], [r["fold2"] for r in members],
-                              [r["fold5"] for r in members], distance)
+        return DuplicateGroup(
+            kind,
+            [r["path"] for r in members],
+            [r["part"] for r in members],
+            [r["class"] for r in members],
+            [r["fold2"] for r in members],
+            [r["fold5"] for r in members],
+            distance,
+        )
 
     exact = [group("exact", members) for members in by_sha.values() if len(members) > 1]
     shas = [sha for sha in by_sha if features.get(sha, {}).get("phash") is not None]
@@ -121,8 +132,14 @@ def collect_evidence(rows: list[dict], features: dict[str, dict], threshold: int
         return row["part"] == "labeled"
 
     labeled_pairs = pairs[labeled[pairs[:, 0]] & labeled[pairs[:, 1]]] if len(pairs) else pairs
-    path_pairs = [[a["path"], b["path"]] for i, j in labeled_pairs for a in by_sha[shas[i]] if is_labeled(a)
-                  for b in by_sha[shas[j]] if is_labeled(b)]
+    path_pairs = [
+        [a["path"], b["path"]]
+        for i, j in labeled_pairs
+        for a in by_sha[shas[i]]
+        if is_labeled(a)
+        for b in by_sha[shas[j]]
+        if is_labeled(b)
+    ]
     for g in exact:
         members = [path for path, part in zip(g.files, g.parts) if part == "labeled"]
         path_pairs += [[a, b] for a, b in itertools.combinations(members, 2)]
@@ -132,7 +149,8 @@ def collect_evidence(rows: list[dict], features: dict[str, dict], threshold: int
         labeled_near=near_groups(near_clusters(len(shas), labeled_pairs), is_labeled),
         near_units=near_groups(pair_components(len(shas), pairs), lambda row: True),
         labeled_near_units=near_groups(pair_components(len(shas), labeled_pairs), is_labeled),
-        labeled_pairs=sorted(path_pairs))
+        labeled_pairs=sorted(path_pairs),
+    )
 
 
 def near_clusters(count: int, pairs: np.ndarray) -> list[list[int]]:

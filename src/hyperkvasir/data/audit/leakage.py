@@ -29,8 +29,12 @@ def leakage(pairs: Iterable[Sequence[str]], fold_of: Mapping[str, int | None]) -
         if fa is not None and fb is not None and fa != fb:
             across[f"{min(fa, fb)}-{max(fa, fb)}"] += 1
             images.update((a, b))
-    return {"pairs": sum(across.values()), "images": len(images), "groups": _spanning_units(listed, fold_of),
-            "fold_pairs": dict(sorted(across.items()))}
+    return {
+        "pairs": sum(across.values()),
+        "images": len(images),
+        "groups": _spanning_units(listed, fold_of),
+        "fold_pairs": dict(sorted(across.items())),
+    }
 
 
 def _spanning_units(pairs: list[tuple[str, ...]], fold_of: Mapping[str, int | None]) -> int:
@@ -55,8 +59,9 @@ def large_units(units: list[DuplicateGroup], class_sizes: Counter) -> list[dict]
         counts = Counter(unit.classes[i] for i in unit.labeled_files())
         worst = max(counts, key=lambda c: counts[c] / class_sizes[c])
         if len(unit.files) > 2 and counts[worst] > LARGE_UNIT_SHARE * class_sizes[worst]:
-            found.append({"files": len(unit.files), "class": worst, "class_images": class_sizes[worst],
-                          "first": unit.files[0]})
+            found.append(
+                {"files": len(unit.files), "class": worst, "class_images": class_sizes[worst], "first": unit.files[0]}
+            )
     return sorted(found, key=lambda u: -u["files"])
 
 
@@ -66,8 +71,14 @@ def label_conflicts(merged: list[DuplicateGroup]) -> list[dict]:
     for g in merged:
         labeled = g.labeled_files()
         if len({g.classes[i] for i in labeled}) > 1:
-            conflicts.append({"files": [g.files[i] for i in labeled], "classes": [g.classes[i] for i in labeled],
-                              "fold2": [g.fold2[i] for i in labeled], "fold5": [g.fold5[i] for i in labeled]})
+            conflicts.append(
+                {
+                    "files": [g.files[i] for i in labeled],
+                    "classes": [g.classes[i] for i in labeled],
+                    "fold2": [g.fold2[i] for i in labeled],
+                    "fold5": [g.fold5[i] for i in labeled],
+                }
+            )
     return conflicts
 
 
@@ -75,8 +86,14 @@ def kvasir_seg_straddle(merged: list[DuplicateGroup], segmented: list[dict]) -> 
     """Duplicate sets of segmented images with members on both sides of Kvasir-SEG's official 880/120 split."""
     side = {stem: subset for subset, stems in kvasir_seg_official_ids().items() for stem in stems}
     listed = sum(1 for r in segmented if Path(r["path"]).stem in side)
-    straddling = [g for g in merged if len({side.get(Path(f).stem) for f, p in zip(g.files, g.parts)
-                                            if p == "segmented"} - {None}) > 1]
-    return {"segmented_images": len(segmented), "in_official_lists": listed,
-            "groups_straddling": len(straddling), "images_straddling": sum(
-                1 for g in straddling for p in g.parts if p == "segmented")}
+    straddling = [
+        g
+        for g in merged
+        if len({side.get(Path(f).stem) for f, p in zip(g.files, g.parts) if p == "segmented"} - {None}) > 1
+    ]
+    return {
+        "segmented_images": len(segmented),
+        "in_official_lists": listed,
+        "groups_straddling": len(straddling),
+        "images_straddling": sum(1 for g in straddling for p in g.parts if p == "segmented"),
+    }

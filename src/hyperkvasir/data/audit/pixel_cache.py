@@ -17,8 +17,16 @@ from hyperkvasir.data.pixels import BLACK_BOX_MIN_HEIGHT, SCOPEGUIDE_MIN_SHARE, 
 from hyperkvasir.parallel import process_pool
 
 PIXELS_NAME = "pixels.parquet"
-_PIXEL_SCHEMA = pa.schema([("sha256", pa.string()), ("phash", pa.uint64()), ("thumbnail", pa.binary()),
-                           ("scopeguide", pa.float32()), ("black_box", pa.float32()), ("pixel_error", pa.string())])
+_PIXEL_SCHEMA = pa.schema(
+    [
+        ("sha256", pa.string()),
+        ("phash", pa.uint64()),
+        ("thumbnail", pa.binary()),
+        ("scopeguide", pa.float32()),
+        ("black_box", pa.float32()),
+        ("pixel_error", pa.string()),
+    ]
+)
 
 
 def _pixel_job(path: str) -> dict:
@@ -27,16 +35,29 @@ def _pixel_job(path: str) -> dict:
         with open(path, "rb") as handle:
             data = handle.read()
         if not data:
-            return {"phash": None, "thumbnail": None, "scopeguide": None, "black_box": None,
-                    "pixel_error": "empty file (0 bytes)"}
+            return {
+                "phash": None,
+                "thumbnail": None,
+                "scopeguide": None,
+                "black_box": None,
+                "pixel_error": "empty file (0 bytes)",
+            }
         return {**pixel_evidence(data), "pixel_error": None}
     except (OSError, SyntaxError, ValueError) as error:
-        return {"phash": None, "thumbnail": None, "scopeguide": None, "black_box": None,
-                "pixel_error": str(error) or type(error).__name__}
+        return {
+            "phash": None,
+            "thumbnail": None,
+            "scopeguide": None,
+            "black_box": None,
+            "pixel_error": str(error) or type(error).__name__,
+        }
 
 
 def pixel_features(
-    root: Path, manifest: pa.Table, *, workers: int | None = None,
+    root: Path,
+    manifest: pa.Table,
+    *,
+    workers: int | None = None,
     progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> dict[str, dict]:
     """sha256 → pixel evidence for every image (not masks) of the manifest, cached (older caches are redone)."""
@@ -57,8 +78,7 @@ def pixel_features(
         jobs = list(todo.values())
         workers = workers or os.cpu_count() or 1
         with process_pool(workers, len(jobs), minimum=32) as pool:
-            results: Iterable[dict] = pool.map(_pixel_job, jobs,
-                                               chunksize=max(1, min(32, len(jobs) // (workers * 8))))
+            results: Iterable[dict] = pool.map(_pixel_job, jobs, chunksize=max(1, min(32, len(jobs) // (workers * 8))))
             results = list(progress(results, len(jobs)) if progress else results)
         for sha, result in zip(todo, results):
             cached[sha] = {"sha256": sha, **result}
@@ -74,8 +94,10 @@ def has_scopeguide(features: dict[str, dict], row: dict) -> bool:
 
 def has_black_box(features: dict[str, dict], row: dict) -> bool:
     """Whether the image hides its lower-left corner under a black box (a ScopeGuide frame is not counted)."""
-    return (not has_scopeguide(features, row)
-            and (features.get(row["sha256"], {}).get("black_box") or 0) >= BLACK_BOX_MIN_HEIGHT)
+    return (
+        not has_scopeguide(features, row)
+        and (features.get(row["sha256"], {}).get("black_box") or 0) >= BLACK_BOX_MIN_HEIGHT
+    )
 
 
 def mark_counts(rows: list[dict], features: dict[str, dict]) -> dict:
@@ -83,5 +105,10 @@ def mark_counts(rows: list[dict], features: dict[str, dict]) -> dict:
     scope = sum(1 for r in rows if has_scopeguide(features, r))
     box = sum(1 for r in rows if has_black_box(features, r))
     n = len(rows)
-    return {"images": n, "scopeguide": scope, "share": round(scope / n, 4) if n else 0.0,
-            "black_box": box, "black_box_share": round(box / n, 4) if n else 0.0}
+    return {
+        "images": n,
+        "scopeguide": scope,
+        "share": round(scope / n, 4) if n else 0.0,
+        "black_box": box,
+        "black_box_share": round(box / n, 4) if n else 0.0,
+    }

@@ -26,8 +26,9 @@ _BAND_BITS = 16  # four bands of 16 bits: a dense 65,536-entry table per band
 
 def _flip_masks(bits: int, radius: int) -> np.ndarray:
     """Every value of ``bits`` bits with at most ``radius`` bits set (0 first)."""
-    masks = [0] + [sum(1 << b for b in combo) for r in range(1, radius + 1)
-                   for combo in itertools.combinations(range(bits), r)]
+    masks = [0] + [
+        sum(1 << b for b in combo) for r in range(1, radius + 1) for combo in itertools.combinations(range(bits), r)
+    ]
     return np.asarray(masks, np.int64)
 
 
@@ -68,8 +69,9 @@ def near_pairs(hashes: np.ndarray, threshold: int = NEAR_DUPLICATE_THRESHOLD) ->
     return np.stack([codes // count, codes % count], axis=1)
 
 
-def confirmed_near_pairs(hashes: np.ndarray, thumbnails: list[bytes], threshold: int,
-                         min_correlation: float) -> np.ndarray:
+def confirmed_near_pairs(
+    hashes: np.ndarray, thumbnails: list[bytes], threshold: int, min_correlation: float
+) -> np.ndarray:
     """pHash candidates within ``threshold`` bits whose thumbnails correlate at ``min_correlation`` or more."""
     pairs = near_pairs(hashes, threshold)
     return pairs[thumbnail_correlations(thumbnails, pairs) >= min_correlation] if len(pairs) else pairs
