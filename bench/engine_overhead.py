@@ -46,8 +46,17 @@ def bare_loop(module: ClassifierModule, loader) -> float:
 
 def main() -> None:
     args, root = twin_root(__doc__.splitlines()[0])
-    config = TrainConfig(root=str(root), model="tf_efficientnet_lite0", input_size=96, batch_size=16, workers=0,
-                         pretrained=False, epochs=1, max_steps_per_epoch=WARMUP + STEPS, val_fraction=0.02)
+    config = TrainConfig(
+        root=str(root),
+        model="tf_efficientnet_lite0",
+        input_size=96,
+        batch_size=16,
+        workers=0,
+        pretrained=False,
+        epochs=1,
+        max_steps_per_epoch=WARMUP + STEPS,
+        val_fraction=0.02,
+    )
     data = ClassifyData(config)
     data.prepare_data()
     data.setup()
@@ -59,17 +68,29 @@ def main() -> None:
         timer = StepTimer(WARMUP, STEPS)
         run = RunFolder(Path(tempfile.mkdtemp(prefix="hk-engine-")) / "run")
         run.start(config, resume=False)
-        trainer = build_trainer(run.path, EngineOptions(epochs=1, monitor="val_macro_f1", device="cpu",
-                                                        max_steps_per_epoch=WARMUP + STEPS, progress=False))
+        trainer = build_trainer(
+            run.path,
+            EngineOptions(
+                epochs=1, monitor="val_macro_f1", device="cpu", max_steps_per_epoch=WARMUP + STEPS, progress=False
+            ),
+        )
         trainer.callbacks.append(timer)
         trainer.fit(ClassifierModule(config), datamodule=data)
         engine_rates.append(timer.rate)
     bare, engine = max(bare_rates), max(engine_rates)
-    report(args, {"model": config.model, "input_size": config.input_size, "batch_size": config.batch_size,
-                  "threads": torch.get_num_threads(), "steps": STEPS,
-                  "bare_loop_img_per_s": [round(r, 1) for r in bare_rates],
-                  "engine_img_per_s": [round(r, 1) for r in engine_rates],
-                  "engine_over_bare_best_of_two": round(engine / bare, 3)})
+    report(
+        args,
+        {
+            "model": config.model,
+            "input_size": config.input_size,
+            "batch_size": config.batch_size,
+            "threads": torch.get_num_threads(),
+            "steps": STEPS,
+            "bare_loop_img_per_s": [round(r, 1) for r in bare_rates],
+            "engine_img_per_s": [round(r, 1) for r in engine_rates],
+            "engine_over_bare_best_of_two": round(engine / bare, 3),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -72,8 +72,12 @@ def rate(config: TrainConfig, data: L.LightningDataModule, steps: int) -> float:
     timer = StepTimer(WARMUP, steps)
     run = RunFolder(Path(tempfile.mkdtemp(prefix="hk-gpu-")) / "run")
     run.start(config, resume=False)
-    trainer = build_trainer(run.path, EngineOptions(epochs=1, monitor="val_macro_f1", device=config.device,
-                                                    max_steps_per_epoch=WARMUP + steps, progress=False))
+    trainer = build_trainer(
+        run.path,
+        EngineOptions(
+            epochs=1, monitor="val_macro_f1", device=config.device, max_steps_per_epoch=WARMUP + steps, progress=False
+        ),
+    )
     trainer.callbacks.append(timer)
     trainer.fit(ClassifierModule(config), datamodule=data)
     return timer.rate
@@ -92,11 +96,23 @@ def main() -> None:
         root = Path(tempfile.mkdtemp(prefix="hk-gpu-")) / "medium"
         make_synthetic_release(root, seed=0, scale="medium", workers=args.workers, parts=("labeled",))
     torch.backends.cudnn.benchmark = True
-    config = TrainConfig(root=str(root), model="resnet50", input_size=224, batch_size=args.batch_size,
-                         workers=args.workers, pretrained=False, epochs=1, device=args.device,
-                         balanced=True)  # draws with replacement, so a small tree feeds every step
-    results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu"
-               else "cpu", "batch_size": args.batch_size, "workers": args.workers, "steps": args.steps}
+    config = TrainConfig(
+        root=str(root),
+        model="resnet50",
+        input_size=224,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        pretrained=False,
+        epochs=1,
+        device=args.device,
+        balanced=True,
+    )  # draws with replacement, so a small tree feeds every step
+    results = {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "cpu",
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "steps": args.steps,
+    }
     results["random_tensors_img_per_s"] = round(rate(config, RandomData(args.batch_size, args.steps), args.steps), 1)
     results["our_loader_img_per_s"] = round(rate(config, ClassifyData(config), args.steps), 1)
     results["ratio"] = round(results["our_loader_img_per_s"] / results["random_tensors_img_per_s"], 3)

@@ -30,8 +30,12 @@ def naive_baseline(files: list) -> float:
 def main() -> None:
     args, root = twin_root(__doc__.splitlines()[0])
     release = Release(root)
-    images = release.labeled_files() + release.segmented_pairs()[0] + release.segmented_pairs()[1] \
+    images = (
+        release.labeled_files()
+        + release.segmented_pairs()[0]
+        + release.segmented_pairs()[1]
         + release.unlabeled_files()
+    )
     shutil.rmtree(release.root / CACHE_DIR, ignore_errors=True)
     # Warm the lazy imports (pyarrow's pandas shim, PyAV for the videos) so the timings measure work, not
     # module loading; worker processes fork from this one and inherit them.
@@ -49,14 +53,20 @@ def main() -> None:
         build_index(root)
         again.append(time.perf_counter() - started)
     again_s = sorted(again)[1]  # median of three re-indexes
-    report(args, {
-        "images": len(images), "rows": table.num_rows, "cores": os.cpu_count(),
-        "naive_full_decode_img_per_s": round(len(images) / naive_s, 1),
-        "index_img_per_s": round(len(images) / first_s, 1),
-        "speedup": round(naive_s / first_s, 2),
-        "reindex_s": round(again_s, 3), "first_index_s": round(first_s, 3),
-        "reindex_share": round(again_s / first_s, 4),
-    })
+    report(
+        args,
+        {
+            "images": len(images),
+            "rows": table.num_rows,
+            "cores": os.cpu_count(),
+            "naive_full_decode_img_per_s": round(len(images) / naive_s, 1),
+            "index_img_per_s": round(len(images) / first_s, 1),
+            "speedup": round(naive_s / first_s, 2),
+            "reindex_s": round(again_s, 3),
+            "first_index_s": round(first_s, 3),
+            "reindex_share": round(again_s / first_s, 4),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,14 @@ def plant_noise(root: Path) -> list[dict]:
         source = files[index]
         target_folder = folders[rng.choice([i for i, f in enumerate(folders) if f != source.parent])]
         shutil.move(source, target_folder / source.name)
-        moves.append({"file": source.name, "from": source.parent.name, "to": target_folder.name,
-                      "path": (target_folder / source.name).relative_to(root).as_posix()})
+        moves.append(
+            {
+                "file": source.name,
+                "from": source.parent.name,
+                "to": target_folder.name,
+                "path": (target_folder / source.name).relative_to(root).as_posix(),
+            }
+        )
     moved = {m["file"]: m["to"] for m in moves}
     for split in sorted((root / "official_splits").glob("*_fold_split.csv")):
         with open(split, newline="") as handle:
@@ -72,8 +78,11 @@ def plant_noise(root: Path) -> list[dict]:
 
 def benchmark(root: Path, out: Path) -> float:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "hyperkvasir", "benchmark", str(root), "--config", "demo", "--out",
-                           str(out)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "hyperkvasir", "benchmark", str(root), "--config", "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         raise SystemExit(f"benchmark failed: {done.stderr[-2000:]}")
     return time.perf_counter() - started
@@ -90,18 +99,33 @@ def issues_figures(root: Path, results: Path, moves: list[dict]) -> dict:
     hits = len(planted & set(ranked[:k]))
     labeled = sum(1 for _ in (root / "labeled-images").rglob("*.jpg"))
     rng = np.random.default_rng(SEED)
-    random_hits = [len(planted & set(rng.permutation(sorted(str(p.relative_to(root)) for p in
-                                                             (root / "labeled-images").rglob("*.jpg")))[:k]))
-                   for _ in range(1000)]
+    random_hits = [
+        len(
+            planted
+            & set(
+                rng.permutation(sorted(str(p.relative_to(root)) for p in (root / "labeled-images").rglob("*.jpg")))[:k]
+            )
+        )
+        for _ in range(1000)
+    ]
     conflicts = [f for c in audit(root).label_conflicts for f in c["files"]]
-    return {"labeled": labeled, "planted": k, "rows": len(rows), "hits_top_k": hits,
-            "precision_at_k": hits / k, "recall_at_k": hits / k, "recall_all_rows": len(planted & set(ranked)) / k,
-            "random_precision_at_k_mean": float(np.mean(random_hits)) / k,
-            "random_precision_at_k_95": [float(np.percentile(random_hits, 2.5)) / k,
-                                         float(np.percentile(random_hits, 97.5)) / k],
-            "conflict_files": conflicts,
-            "conflict_ranks": {f: (ranked.index(f) + 1 if f in ranked else None) for f in conflicts},
-            "top_rows": rows[:10]}
+    return {
+        "labeled": labeled,
+        "planted": k,
+        "rows": len(rows),
+        "hits_top_k": hits,
+        "precision_at_k": hits / k,
+        "recall_at_k": hits / k,
+        "recall_all_rows": len(planted & set(ranked)) / k,
+        "random_precision_at_k_mean": float(np.mean(random_hits)) / k,
+        "random_precision_at_k_95": [
+            float(np.percentile(random_hits, 2.5)) / k,
+            float(np.percentile(random_hits, 97.5)) / k,
+        ],
+        "conflict_files": conflicts,
+        "conflict_ranks": {f: (ranked.index(f) + 1 if f in ranked else None) for f in conflicts},
+        "top_rows": rows[:10],
+    }
 
 
 def similar_figures(root: Path) -> dict:
@@ -120,9 +144,14 @@ def similar_figures(root: Path) -> dict:
     hits = sum(1 for q, near in found.items() if copies[q] & {f for f, _ in near})
     first = sum(1 for q, near in found.items() if near and near[0][0] in copies[q])
     distances = [d for q, near in found.items() for f, d in near if f in copies[q]]
-    return {"queries": len(copies), f"labeled_copy_in_top_{TOP}": hits, "share": hits / len(copies) if copies else None,
-            "labeled_copy_first": first, "copy_distance_median": float(np.median(distances)) if distances else None,
-            "copy_distance_max": float(np.max(distances)) if distances else None}
+    return {
+        "queries": len(copies),
+        f"labeled_copy_in_top_{TOP}": hits,
+        "share": hits / len(copies) if copies else None,
+        "labeled_copy_first": first,
+        "copy_distance_median": float(np.median(distances)) if distances else None,
+        "copy_distance_max": float(np.max(distances)) if distances else None,
+    }
 
 
 def embed_speed(root: Path) -> dict:
@@ -134,8 +163,13 @@ def embed_speed(root: Path) -> dict:
     found = embed_parts(root, parts=("labeled", "segmented"), size=224)
     seconds = time.perf_counter() - started
     rate = len(found.paths) / seconds
-    return {"images": len(found.paths), "seconds": round(seconds, 1), "images_per_s": round(rate, 2),
-            "threads": torch.get_num_threads(), "hours_for_110k": round(110_079 / rate / 3600, 2)}
+    return {
+        "images": len(found.paths),
+        "seconds": round(seconds, 1),
+        "images_per_s": round(rate, 2),
+        "threads": torch.get_num_threads(),
+        "hours_for_110k": round(110_079 / rate / 3600, 2),
+    }
 
 
 def loop_figures(root: Path) -> dict:
@@ -150,8 +184,9 @@ def loop_figures(root: Path) -> dict:
     groups = duplicate_sets(root, found.paths)
     threshold, pairs = calibrated_distance(found.vectors, found.paths, groups)
     row_of = {Path(p).name: i for i, p in enumerate(found.paths) if p.startswith("labeled-images/")}
-    label_of = np.asarray([lookup(Path(p).parent.name).index if p.startswith("labeled-images/") else -1
-                           for p in found.paths])
+    label_of = np.asarray(
+        [lookup(Path(p).parent.name).index if p.startswith("labeled-images/") else -1 for p in found.paths]
+    )
     arms = ("random", "to-label")
     runs = []  # one per (seed, fold): the scored labels and each arm's predictions per round
     for seed in LOOP_SEEDS:
@@ -159,26 +194,54 @@ def loop_figures(root: Path) -> dict:
         for fold in range(split.k):
             dev = protocol_subsets(root, split, fold, "dev", seed=seed)
             pool = np.asarray([row_of[n] for n in dev["train"] + dev["val"]])  # nothing is selected: one pool
-            scored = {"dev": np.asarray([row_of[n] for n in dev["test"]]),
-                      "test": np.asarray([row_of[n] for n in split.subsets(fold)["test"]])}
-            runs.append({"seed": seed, "fold": fold, "pool": len(pool), "scored": scored,
-                         "rounds": _loop_arms(found.vectors, label_of, groups, found.paths, pool, scored, threshold,
-                                              seed * 10 + fold)})
-    out = {"protocol": "official 2-fold, dev carve-out scored (test fold scored once, apart)", "seeds": LOOP_SEEDS,
-           "duplicate_distance": threshold, "calibration_pairs": pairs,
-           "pool_sizes": [r["pool"] for r in runs], "classifier": "StandardScaler + LogisticRegression(C=1, "
-           "class_weight=balanced) on frozen tf_efficientnet_lite0 ImageNet features, 224 px"}
+            scored = {
+                "dev": np.asarray([row_of[n] for n in dev["test"]]),
+                "test": np.asarray([row_of[n] for n in split.subsets(fold)["test"]]),
+            }
+            runs.append(
+                {
+                    "seed": seed,
+                    "fold": fold,
+                    "pool": len(pool),
+                    "scored": scored,
+                    "rounds": _loop_arms(
+                        found.vectors, label_of, groups, found.paths, pool, scored, threshold, seed * 10 + fold
+                    ),
+                }
+            )
+    out = {
+        "protocol": "official 2-fold, dev carve-out scored (test fold scored once, apart)",
+        "seeds": LOOP_SEEDS,
+        "duplicate_distance": threshold,
+        "calibration_pairs": pairs,
+        "pool_sizes": [r["pool"] for r in runs],
+        "classifier": "StandardScaler + LogisticRegression(C=1, "
+        "class_weight=balanced) on frozen tf_efficientnet_lite0 ImageNet features, 224 px",
+    }
     for where in ("dev", "test"):
         out[where] = _round_figures(runs, where, arms, label_of)
     out["labeled_per_class_last_round"] = {  # what each arm asked the experts to label, mean over seeds × folds
-        arm: {CLASSES[c].folder: round(float(np.mean([np.sum(label_of[r["rounds"][ROUNDS][arm]["labeled"]] == c)
-                                                      for r in runs])), 1)
-              for c in sorted(set(label_of[label_of >= 0]))} for arm in arms}
+        arm: {
+            CLASSES[c].folder: round(
+                float(np.mean([np.sum(label_of[r["rounds"][ROUNDS][arm]["labeled"]] == c) for r in runs])), 1
+            )
+            for c in sorted(set(label_of[label_of >= 0]))
+        }
+        for arm in arms
+    }
     return out
 
 
-def _loop_arms(vectors: np.ndarray, label_of: np.ndarray, groups: dict[str, int], paths: list[str],
-               pool: np.ndarray, scored: dict[str, np.ndarray], threshold: float, seed: int) -> list[dict]:
+def _loop_arms(
+    vectors: np.ndarray,
+    label_of: np.ndarray,
+    groups: dict[str, int],
+    paths: list[str],
+    pool: np.ndarray,
+    scored: dict[str, np.ndarray],
+    threshold: float,
+    seed: int,
+) -> list[dict]:
     """Per round (0 = the start set), each arm's predictions on the scored sets and how many images it labeled."""
     from hyperkvasir.label.queue import choose
 
@@ -201,8 +264,15 @@ def _loop_arms(vectors: np.ndarray, label_of: np.ndarray, groups: dict[str, int]
                 rows += list(rng.choice(rest, step, replace=False))
                 continue
             taken = {groups[paths[r]] for r in rows if paths[r] in groups}
-            chosen, _, _ = choose(vectors[rest], vectors[rows], head(vectors[rest]), step, threshold=threshold,
-                                  candidate_groups=[groups.get(paths[r]) for r in rest], labeled_groups=taken)
+            chosen, _, _ = choose(
+                vectors[rest],
+                vectors[rows],
+                head(vectors[rest]),
+                step,
+                threshold=threshold,
+                candidate_groups=[groups.get(paths[r]) for r in rest],
+                labeled_groups=taken,
+            )
             rows += [int(rest[c]) for c in chosen]
         rounds.append(entry)
     return rounds
@@ -256,19 +326,31 @@ def _round_figures(runs: list[dict], where: str, arms: tuple[str, str], label_of
         averaged = {arm: fold_average(draws[arm], keys=("macro_f1",)) for arm in arms}
         per_run = [b - a for a, b in zip(points["random"], points["to-label"])]
         mean = {arm: {"macro_f1": float(np.mean(points[arm]))} for arm in arms}
-        difference = paired_difference(averaged["random"], averaged["to-label"], mean["random"], mean["to-label"],
-                                       keys=("macro_f1",))["macro_f1"]
-        figures.append({"round": round_, "labeled_share": round(START + STEP * round_, 2),
-                        **{arm: {"macro_f1": round(mean[arm]["macro_f1"], 4),
-                                 "ci": [round(v, 4) for v in percentile_interval(averaged[arm]["macro_f1"])]}
-                           for arm in arms},
-                        "to_label_minus_random": {"delta": round(difference["delta"], 4),
-                                                  "ci": [round(v, 4) for v in difference["ci"]],
-                                                  "p_better": round(difference["p_better"], 3),
-                                                  "per_run": [round(d, 4) for d in per_run],
-                                                  # the spread of selection and start sets, which resampling the
-                                                  # scored images does not see: the 6 runs drawn with replacement
-                                                  "runs_ci": [round(v, 4) for v in mean_interval(per_run)]}})
+        difference = paired_difference(
+            averaged["random"], averaged["to-label"], mean["random"], mean["to-label"], keys=("macro_f1",)
+        )["macro_f1"]
+        figures.append(
+            {
+                "round": round_,
+                "labeled_share": round(START + STEP * round_, 2),
+                **{
+                    arm: {
+                        "macro_f1": round(mean[arm]["macro_f1"], 4),
+                        "ci": [round(v, 4) for v in percentile_interval(averaged[arm]["macro_f1"])],
+                    }
+                    for arm in arms
+                },
+                "to_label_minus_random": {
+                    "delta": round(difference["delta"], 4),
+                    "ci": [round(v, 4) for v in difference["ci"]],
+                    "p_better": round(difference["p_better"], 3),
+                    "per_run": [round(d, 4) for d in per_run],
+                    # the spread of selection and start sets, which resampling the
+                    # scored images does not see: the 6 runs drawn with replacement
+                    "runs_ci": [round(v, 4) for v in mean_interval(per_run)],
+                },
+            }
+        )
     return figures
 
 

@@ -21,8 +21,8 @@ cv2.setNumThreads(1)
 
 from _common import report, twin_root  # noqa: E402
 
-from hyperkvasir.data.index import build_index  # noqa: E402
 from hyperkvasir.classify.data import LabeledImages, open_labeled  # noqa: E402
+from hyperkvasir.data.index import build_index  # noqa: E402
 
 
 def throughput(dataset, count: int) -> float:
@@ -38,11 +38,18 @@ def main() -> None:
     args, root = twin_root(__doc__.splitlines()[0])
     from torchvision import datasets, transforms
 
-    paper = transforms.Compose([
-        transforms.Resize(256), transforms.CenterCrop(256), transforms.Resize(224),
-        transforms.RandomHorizontalFlip(), transforms.RandomVerticalFlip(), transforms.RandomRotation(90),
-        transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3),
-    ])
+    paper = transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.CenterCrop(256),
+            transforms.Resize(224),
+            transforms.RandomHorizontalFlip(),
+            transforms.RandomVerticalFlip(),
+            transforms.RandomRotation(90),
+            transforms.ToTensor(),
+            transforms.Normalize([0.5] * 3, [0.5] * 3),
+        ]
+    )
     baseline = datasets.ImageFolder(str(root / "labeled-images"), transform=paper)
     manifest = build_index(root).to_pylist()
     files = sorted(os.path.basename(r["path"]) for r in manifest if r["part"] == "labeled" and r["decodes"])

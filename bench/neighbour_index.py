@@ -45,8 +45,10 @@ def main() -> None:
     few = vectors[:10]
     results: dict = {"n": args.n, "width": args.width, "queries": args.queries}
     seconds, (exact, _) = _timed(lambda: nearest(queries, vectors, K))
-    results["numpy_exact"] = {"few_queries_s": round(_timed(lambda: nearest(few, vectors, K))[0] / len(few), 4),
-                              "all_knn_extrapolated_s": round(seconds / args.queries * args.n, 1)}
+    results["numpy_exact"] = {
+        "few_queries_s": round(_timed(lambda: nearest(few, vectors, K))[0] / len(few), 4),
+        "all_knn_extrapolated_s": round(seconds / args.queries * args.n, 1),
+    }
     try:
         import faiss
     except ImportError:
@@ -55,17 +57,21 @@ def main() -> None:
         flat = faiss.IndexFlatIP(args.width)
         build, _ = _timed(lambda: flat.add(vectors))
         seconds, _ = _timed(lambda: flat.search(queries, K))
-        results["faiss_flat"] = {"build_s": round(build, 2),
-                                 "few_queries_s": round(_timed(lambda: flat.search(few, K))[0] / len(few), 4),
-                                 "all_knn_extrapolated_s": round(seconds / args.queries * args.n, 1)}
+        results["faiss_flat"] = {
+            "build_s": round(build, 2),
+            "few_queries_s": round(_timed(lambda: flat.search(few, K))[0] / len(few), 4),
+            "all_knn_extrapolated_s": round(seconds / args.queries * args.n, 1),
+        }
         hnsw = faiss.IndexHNSWFlat(args.width, 32, faiss.METRIC_INNER_PRODUCT)
         build, _ = _timed(lambda: hnsw.add(vectors))
         seconds, (_, found) = _timed(lambda: hnsw.search(queries, K))
         recall = np.mean([len(set(a) & set(b)) / K for a, b in zip(found, exact)])
-        results["faiss_hnsw32"] = {"build_s": round(build, 1),
-                                   "few_queries_s": round(_timed(lambda: hnsw.search(few, K))[0] / len(few), 5),
-                                   "all_knn_extrapolated_s": round(seconds / args.queries * args.n, 1),
-                                   "recall_at_6": round(float(recall), 4)}
+        results["faiss_hnsw32"] = {
+            "build_s": round(build, 1),
+            "few_queries_s": round(_timed(lambda: hnsw.search(few, K))[0] / len(few), 5),
+            "all_knn_extrapolated_s": round(seconds / args.queries * args.n, 1),
+            "recall_at_6": round(float(recall), 4),
+        }
     print(json.dumps(results, indent=2))
     if args.json:
         with open(args.json, "w") as handle:

@@ -33,7 +33,7 @@ def saturated_green_rule(path: Path) -> bool:
 
     rgb = np.asarray(Image.open(path).convert("RGB")).astype(np.int16)
     h, w, _ = rgb.shape
-    corner = rgb[int(h * 0.7):, : int(w * 0.22)]
+    corner = rgb[int(h * 0.7) :, : int(w * 0.22)]
     r, g, b = corner[..., 0], corner[..., 1], corner[..., 2]
     return float(((g > 110) & (g > r + 50) & (g > b + 40)).mean()) >= 0.01
 
@@ -47,8 +47,11 @@ def main() -> None:
 
     def precision_recall(flagged: np.ndarray) -> dict:
         tp = int((flagged & truth).sum())
-        return {"flagged": int(flagged.sum()), "precision": round(tp / max(1, flagged.sum()), 4),
-                "recall": round(tp / max(1, truth.sum()), 4)}
+        return {
+            "flagged": int(flagged.sum()),
+            "precision": round(tp / max(1, flagged.sum()), 4),
+            "recall": round(tp / max(1, truth.sum()), 4),
+        }
 
     scope = np.asarray([e["scopeguide"] >= SCOPEGUIDE_MIN_SHARE for e in evidence])
     box = np.asarray([not s and e["black_box"] >= BLACK_BOX_MIN_HEIGHT for s, e in zip(scope, evidence)])
@@ -58,21 +61,39 @@ def main() -> None:
     distance = np.bitwise_count(hashes[:, None] ^ hashes[None, :])[upper]
     correlation = thumbnail_correlations([e["thumbnail"] for e in evidence], np.stack(upper, axis=1))  # the audit's
     same = correlation >= NEAR_DUPLICATE_MIN_CORRELATION
-    table = {int(d): {"pairs": int((distance == d).sum()), "confirmed": int(((distance == d) & same).sum()),
-                      "max_correlation_unconfirmed": round(float(correlation[(distance == d) & ~same].max()), 3)
-                      if ((distance == d) & ~same).any() else None}
-             for d in range(0, 17, 2)}
-    print(json.dumps({
-        "images": len(paths), "scopeguide_truth": int(truth.sum()),
-        "scopeguide_calibrated": precision_recall(scope),
-        "scopeguide_saturated_green_baseline": precision_recall(np.asarray([saturated_green_rule(p) for p in paths])),
-        "black_box_share": {"segmented": round(float(box[segmented].mean()), 3),
-                            "labeled polyps": round(float(box[[p.parent.name == "polyps" for p in paths]].mean()), 3),
-                            "labeled other": round(float(box[[p.parent.name not in ("polyps", "images")
-                                                              for p in paths]].mean()), 3)},
-        "phash_threshold": NEAR_DUPLICATE_THRESHOLD, "min_correlation": NEAR_DUPLICATE_MIN_CORRELATION,
-        "pairs_by_phash_distance": table,
-    }, indent=2))
+    table = {
+        int(d): {
+            "pairs": int((distance == d).sum()),
+            "confirmed": int(((distance == d) & same).sum()),
+            "max_correlation_unconfirmed": round(float(correlation[(distance == d) & ~same].max()), 3)
+            if ((distance == d) & ~same).any()
+            else None,
+        }
+        for d in range(0, 17, 2)
+    }
+    print(
+        json.dumps(
+            {
+                "images": len(paths),
+                "scopeguide_truth": int(truth.sum()),
+                "scopeguide_calibrated": precision_recall(scope),
+                "scopeguide_saturated_green_baseline": precision_recall(
+                    np.asarray([saturated_green_rule(p) for p in paths])
+                ),
+                "black_box_share": {
+                    "segmented": round(float(box[segmented].mean()), 3),
+                    "labeled polyps": round(float(box[[p.parent.name == "polyps" for p in paths]].mean()), 3),
+                    "labeled other": round(
+                        float(box[[p.parent.name not in ("polyps", "images") for p in paths]].mean()), 3
+                    ),
+                },
+                "phash_threshold": NEAR_DUPLICATE_THRESHOLD,
+                "min_correlation": NEAR_DUPLICATE_MIN_CORRELATION,
+                "pairs_by_phash_distance": table,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="hk-bench-")) / "medium"
     print(f"synthesising a medium twin at {root} …", flush=True)
     make_synthetic_release(root, seed=0, scale="medium", workers=os.cpu_count() or 1)
-    runs = [[name, "--root", str(root)] for name in ("index_speed.py", "loader_speed.py", "video_frames.py",
-                                                     "engine_overhead.py")]
+    runs = [
+        [name, "--root", str(root)]
+        for name in ("index_speed.py", "loader_speed.py", "video_frames.py", "engine_overhead.py")
+    ]
     runs.append(["scale.py"])  # synthesises its own full-scale twin (about 10 minutes in all)
     if (Path(os.environ.get("HYPERKVASIR_SHARED", "../shared/data")) / "real-sample").is_dir():
         runs.append(["real_calibration.py"])

@@ -68,8 +68,9 @@ def _tree_rss(pid: int) -> int:
 def timed(command: list[str] | str, stdout=subprocess.DEVNULL) -> dict:
     """Run ``command``; wall seconds and peak resident memory (GB) of its process tree."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, shell=isinstance(command, str),
-                               text=True)
+    process = subprocess.Popen(
+        command, stdout=stdout, stderr=subprocess.PIPE, shell=isinstance(command, str), text=True
+    )
     peak = 0
     done = threading.Event()
 
@@ -100,9 +101,16 @@ def search_timings(hashes: np.ndarray) -> list[dict]:
         started = time.perf_counter()
         slow = all_pairs_reference(values, NEAR_DUPLICATE_THRESHOLD)
         slow_s = time.perf_counter() - started
-        rows.append({"n": n, "multi_index_s": round(fast_s, 2), "all_pairs_s": round(slow_s, 2),
-                     "speedup": round(slow_s / fast_s, 1), "pairs": len(fast),
-                     "same_pairs": bool(np.array_equal(fast, slow))})
+        rows.append(
+            {
+                "n": n,
+                "multi_index_s": round(fast_s, 2),
+                "all_pairs_s": round(slow_s, 2),
+                "speedup": round(slow_s / fast_s, 1),
+                "pairs": len(fast),
+                "same_pairs": bool(np.array_equal(fast, slow)),
+            }
+        )
     return rows
 
 
@@ -121,31 +129,41 @@ def group_distances(report: dict, work: Path) -> dict:
     merged = merge_groups([DuplicateGroup(**g) for g in report["exact_groups"]] + near)
     near_widths = [widest(g.files) for g in near]
     merged_widths = [widest(g.files) for g in merged]
-    return {"near_groups": len(near), "largest_near_group": max((len(g.files) for g in near), default=0),
-            "max_distance_in_near_group": max(near_widths, default=0),
-            "near_groups_over_2x_threshold": sum(w > 2 * NEAR_DUPLICATE_THRESHOLD for w in near_widths),
-            "duplicate_sets": len(merged), "largest_set": max((len(g.files) for g in merged), default=0),
-            "max_distance_in_set": max(merged_widths, default=0),
-            "sets_over_3x_threshold": sum(w > 3 * NEAR_DUPLICATE_THRESHOLD for w in merged_widths)}
+    return {
+        "near_groups": len(near),
+        "largest_near_group": max((len(g.files) for g in near), default=0),
+        "max_distance_in_near_group": max(near_widths, default=0),
+        "near_groups_over_2x_threshold": sum(w > 2 * NEAR_DUPLICATE_THRESHOLD for w in near_widths),
+        "duplicate_sets": len(merged),
+        "largest_set": max((len(g.files) for g in merged), default=0),
+        "max_distance_in_set": max(merged_widths, default=0),
+        "sets_over_3x_threshold": sum(w > 3 * NEAR_DUPLICATE_THRESHOLD for w in merged_widths),
+    }
 
 
 def split_unit_figures(report: dict, grouped_csv: Path) -> dict:
     """Split units (connected components of every confirmed pair) and the confirmed pairs that grouped-2fold
     leaves across its folds (must be 0)."""
-    groups = {name: [DuplicateGroup(**g) for g in report[name]]
-              for name in ("exact_groups", "near_units", "labeled_near_units")}
+    groups = {
+        name: [DuplicateGroup(**g) for g in report[name]]
+        for name in ("exact_groups", "near_units", "labeled_near_units")
+    }
     units = merge_groups(groups["exact_groups"] + groups["near_units"])
     labeled_exact = [g for g in groups["exact_groups"] if sum(p == "labeled" for p in g.parts) > 1]
     labeled_units = merge_groups(labeled_exact + groups["labeled_near_units"])
     rows = [line.split(";") for line in grouped_csv.read_text().splitlines()[1:]]
     fold_of = {name: int(fold) for name, _, fold, _ in rows}
     pairs = [[Path(a).name, Path(b).name] for a, b in report["labeled_pairs"]]
-    return {"split_units": len(units), "largest_split_unit": max((len(u.files) for u in units), default=0),
-            "labeled_split_units": len(labeled_units),
-            "largest_labeled_split_unit": max((len(u.files) for u in labeled_units), default=0),
-            "large_units": len(report["large_units"]), "labeled_confirmed_pairs": len(pairs),
-            "grouped_2fold_pairs_across_folds": leakage(pairs, fold_of)["pairs"],
-            "official_2fold_pairs_across_folds": report["leakage"]["fold2"]["pairs"]}
+    return {
+        "split_units": len(units),
+        "largest_split_unit": max((len(u.files) for u in units), default=0),
+        "labeled_split_units": len(labeled_units),
+        "largest_labeled_split_unit": max((len(u.files) for u in labeled_units), default=0),
+        "large_units": len(report["large_units"]),
+        "labeled_confirmed_pairs": len(pairs),
+        "grouped_2fold_pairs_across_folds": leakage(pairs, fold_of)["pairs"],
+        "official_2fold_pairs_across_folds": report["leakage"]["fold2"]["pairs"],
+    }
 
 
 def main() -> None:
@@ -174,16 +192,18 @@ def main() -> None:
     with open(scratch / "validate.json", "w") as handle:  # exit 1 would mean the twin itself has findings
         results["validate"] = timed(with_work + ["validate", str(root), "--json"], stdout=handle)
     for scheme in ("official-2fold", "grouped-2fold"):
-        results[f"splits_{scheme}"] = timed(with_work + ["splits", str(root), "--scheme", scheme,
-                                                         "--out", str(scratch / f"{scheme}.csv")])
+        results[f"splits_{scheme}"] = timed(
+            with_work + ["splits", str(root), "--scheme", scheme, "--out", str(scratch / f"{scheme}.csv")]
+        )
     report = json.loads((scratch / "audit.json").read_text())
     results["groups"] = group_distances(report, work)
     results["label_conflicts"] = len(report["label_conflicts"])
     results["split_units"] = split_unit_figures(report, scratch / "grouped-2fold.csv")
     results["index_over_cat"] = round(results["first_index"]["seconds"] / results["cat"]["seconds"], 2)
     manifest = pq.read_table(work / MANIFEST_NAME, columns=["sha256", "kind"]).to_pylist()
-    phash = {r["sha256"]: r["phash"] for r in pq.read_table(work / PIXELS_NAME, columns=["sha256", "phash"])
-             .to_pylist()}
+    phash = {
+        r["sha256"]: r["phash"] for r in pq.read_table(work / PIXELS_NAME, columns=["sha256", "phash"]).to_pylist()
+    }
     shas = dict.fromkeys(r["sha256"] for r in manifest if r["kind"] == "image" and phash.get(r["sha256"]) is not None)
     hashes = np.asarray([phash[sha] for sha in shas], np.uint64)  # one per distinct file, as the audit searches
     results["near_duplicate_search"] = search_timings(hashes)

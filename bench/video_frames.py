@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import av
+from _common import report, twin_root
 from PIL import Image
 
-from _common import report, twin_root
 from hyperkvasir.data.layout import Release
 from hyperkvasir.video.frames import extract_frames
 
@@ -27,7 +27,9 @@ def plain_loop(videos: list[Path], out: Path) -> int:
     for video in videos:
         with av.open(str(video)) as container:
             for index, frame in enumerate(container.decode(video=0)):
-                Image.fromarray(frame.to_ndarray(format="rgb24")).save(out / f"{video.stem}_{index:06d}.jpg", quality=90)
+                Image.fromarray(frame.to_ndarray(format="rgb24")).save(
+                    out / f"{video.stem}_{index:06d}.jpg", quality=90
+                )
                 count += 1
     return count
 
@@ -49,8 +51,19 @@ def main() -> None:
         (scratch / "ffmpeg").mkdir()
         started = time.perf_counter()
         for video in videos:
-            subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(video), "-q:v", "3",
-                            str(scratch / "ffmpeg" / f"{video.stem}_%06d.jpg")], check=True)
+            subprocess.run(
+                [
+                    "ffmpeg",
+                    "-loglevel",
+                    "error",
+                    "-i",
+                    str(video),
+                    "-q:v",
+                    "3",
+                    str(scratch / "ffmpeg" / f"{video.stem}_%06d.jpg"),
+                ],
+                check=True,
+            )
         results["ffmpeg_cli_fps"] = round(frames_plain / (time.perf_counter() - started), 1)
     else:
         results["ffmpeg_cli_fps"] = "ffmpeg not installed"

@@ -107,10 +107,13 @@ def main() -> None:
         (tree / "labeled-videos").mkdir(parents=True)
         videos = _reencode(videos, bit_rate, tree / "labeled-videos")
         args.root = tree
-    results: dict = {"videos": len(videos), "bit_rate_mbit_s": round(bit_rate / 1e6, 2) if twin and bit_rate else
-                     "as found",
-                     "model": f"{MODEL} at {SIZE}, batch {BATCH}", "cores": os.cpu_count(),
-                     "torch_threads": torch.get_num_threads()}
+    results: dict = {
+        "videos": len(videos),
+        "bit_rate_mbit_s": round(bit_rate / 1e6, 2) if twin and bit_rate else "as found",
+        "model": f"{MODEL} at {SIZE}, batch {BATCH}",
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     for every in (1, 5):
         fps, frames = _decode_fps(videos, every)
         results[f"decode_fps_every{every}"] = round(fps, 1)
@@ -127,22 +130,29 @@ def main() -> None:
         network(normalise(batch, spec.mean, spec.std))
     results["model_fps"] = round(rounds * BATCH / (time.perf_counter() - started), 1)
 
-    model = FrameModel(lambda images: torch.softmax(network(normalise(images, spec.mean, spec.std)).float(), 1),
-                       tuple(f"class{i}" for i in range(23)), SIZE, torch.device("cpu"), {"bench": MODEL})
+    model = FrameModel(
+        lambda images: torch.softmax(network(normalise(images, spec.mean, spec.std)).float(), 1),
+        tuple(f"class{i}" for i in range(23)),
+        SIZE,
+        torch.device("cpu"),
+        {"bench": MODEL},
+    )
     started = time.perf_counter()
     summary = predict_videos(model, [args.root], scratch / "out", part="videos", every=1, batch_size=BATCH)
     results["decode_and_model_fps"] = round(summary["frames"] / (time.perf_counter() - started), 1)
 
     # scored frames/s here: measured end to end at every 1; at every 5, the measured decode then the model, in turn
-    here = {1: results["decode_and_model_fps"],
-            5: 1 / (1 / results["decode_fps_every5"] + 1 / results["model_fps"])}
+    here = {1: results["decode_and_model_fps"], 5: 1 / (1 / results["decode_fps_every5"] + 1 / results["model_fps"])}
     results["release_frames"] = release_frames
-    results["extrapolation"] = {f"every{every}": {
-        "frames_scored": release_frames // every,
-        "hours_here": round(release_frames / every / here[every] / 3600, 1),
-        "minutes_8_gpus_fed": round(release_frames / every / (8 * GPU_IMAGES_PER_S) / 60, 1),
-        "decode_workers_per_gpu": int(np.ceil(GPU_IMAGES_PER_S / results[f"decode_fps_every{every}"])),
-    } for every in (1, 5)}
+    results["extrapolation"] = {
+        f"every{every}": {
+            "frames_scored": release_frames // every,
+            "hours_here": round(release_frames / every / here[every] / 3600, 1),
+            "minutes_8_gpus_fed": round(release_frames / every / (8 * GPU_IMAGES_PER_S) / 60, 1),
+            "decode_workers_per_gpu": int(np.ceil(GPU_IMAGES_PER_S / results[f"decode_fps_every{every}"])),
+        }
+        for every in (1, 5)
+    }
     results["gpu_images_per_s_assumed"] = f"{GPU_IMAGES_PER_S} ({MODEL} 224 AMP, RTX 4090, timm's benchmark CSV)"
     print(json.dumps(results, indent=2))
     if args.json:

@@ -70,8 +70,9 @@ def real_release_tree(shared: Path, root: Path, *, labeled: bool = True, segment
     if segmented:
         for kind in ("images", "masks"):
             shutil.copytree(sample / "segmented-original" / kind, root / "segmented-images" / kind)
-        shutil.copyfile(sample / "segmented-original" / "kvasir-seg-bboxes.json",
-                        root / "segmented-images" / "bounding-boxes.json")
+        shutil.copyfile(
+            sample / "segmented-original" / "kvasir-seg-bboxes.json", root / "segmented-images" / "bounding-boxes.json"
+        )
     return root
 
 
@@ -114,10 +115,16 @@ def run_cli():
     import sys
 
     def run(args: list, processes: int = 1) -> subprocess.CompletedProcess:
-        launcher = (["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
-                    if processes > 1 else [])
-        done = subprocess.run([sys.executable, *launcher, "-m", "hyperkvasir", *map(str, args)], capture_output=True,
-                              text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
+        launcher = (
+            ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] if processes > 1 else []
+        )
+        done = subprocess.run(
+            [sys.executable, *launcher, "-m", "hyperkvasir", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=os.environ | {"OMP_NUM_THREADS": "1"},
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return done
 
@@ -135,8 +142,9 @@ def small_disk(tmp_path: Path):
     def mount(size: str) -> Path:
         point = tmp_path / f"disk-{len(mounted)}"
         point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
         mounted.append(point)
@@ -154,8 +162,17 @@ def classify_checkpoint(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> 
     from hyperkvasir.classify.module import TrainConfig, train_classifier
 
     run = tmp_path_factory.mktemp("ckpt") / "run"
-    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(run), model="test_efficientnet", epochs=1,
-                                 input_size=32, workers=0, pretrained=False))
+    train_classifier(
+        TrainConfig(
+            root=str(tiny_twin.root),
+            out=str(run),
+            model="test_efficientnet",
+            epochs=1,
+            input_size=32,
+            workers=0,
+            pretrained=False,
+        )
+    )
     return run / "best.ckpt"
 
 
@@ -167,7 +184,14 @@ def tiny_bench(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hyperkvasir.classify.module import TrainConfig
 
     out = tmp_path_factory.mktemp("bench") / "bench"
-    base = TrainConfig(root=str(tiny_twin.root), model="test_efficientnet", epochs=1, input_size=32, batch_size=8,
-                       workers=0, pretrained=False)
+    base = TrainConfig(
+        root=str(tiny_twin.root),
+        model="test_efficientnet",
+        epochs=1,
+        input_size=32,
+        batch_size=8,
+        workers=0,
+        pretrained=False,
+    )
     run_benchmark(tiny_twin.root, ["test_efficientnet"], out, base=base)
     return out

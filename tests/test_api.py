@@ -22,8 +22,17 @@ def test_classification_dataset_and_model(tiny_twin, tmp_path: Path) -> None:
 
     from hyperkvasir.classify.module import TrainConfig, train_classifier
 
-    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "run"), model="test_efficientnet",
-                                 epochs=1, input_size=32, workers=0, pretrained=False))
+    train_classifier(
+        TrainConfig(
+            root=str(tiny_twin.root),
+            out=str(tmp_path / "run"),
+            model="test_efficientnet",
+            epochs=1,
+            input_size=32,
+            workers=0,
+            pretrained=False,
+        )
+    )
     model = load_model(tmp_path / "run" / "best.ckpt")
     probabilities = model.predict(test.paths[:4])
     assert probabilities.shape == (4, 23) and np.allclose(probabilities.sum(1), 1, atol=1e-5)
@@ -53,14 +62,37 @@ def test_external_validation_on_a_folder_in_another_naming(tiny_twin, tmp_path: 
     from hyperkvasir.classify.module import TrainConfig, train_classifier
     from hyperkvasir.cli import main
 
-    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "run"), model="test_efficientnet",
-                                 epochs=1, input_size=32, workers=0, pretrained=False))
+    train_classifier(
+        TrainConfig(
+            root=str(tiny_twin.root),
+            out=str(tmp_path / "run"),
+            model="test_efficientnet",
+            epochs=1,
+            input_size=32,
+            workers=0,
+            pretrained=False,
+        )
+    )
     hospital = tmp_path / "hospital"
     for folder, name in (("polyps", "polyp"), ("cecum", "normal-cecum"), ("hemorrhoids", "hemorroids")):
         source = next(tiny_twin.root.glob(f"labeled-images/**/{folder}"))
         shutil.copytree(source, hospital / name)  # split-CSV naming, as a hospital might use
-    assert main(["evaluate", "classify", "--checkpoint", str(tmp_path / "run" / "best.ckpt"), "--imagefolder",
-                 str(hospital), "--out", str(tmp_path / "ext"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "classify",
+                "--checkpoint",
+                str(tmp_path / "run" / "best.ckpt"),
+                "--imagefolder",
+                str(hospital),
+                "--out",
+                str(tmp_path / "ext"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["n"] == sum(1 for _ in hospital.rglob("*.jpg"))
     assert 0.0 <= metrics["calibration"]["ece"] <= 1.0

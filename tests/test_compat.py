@@ -28,19 +28,62 @@ def test_the_installed_torch_is_inside_the_declared_range() -> None:
 
 
 def test_a_classifier_trains_predicts_and_exports(tiny_twin, tmp_path: Path) -> None:
-    assert main(["train", "classify", str(tiny_twin.root), "--model", "test_efficientnet", "--input-size", "32",
-                 *FAST, "--out", str(tmp_path / "run")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                str(tiny_twin.root),
+                "--model",
+                "test_efficientnet",
+                "--input-size",
+                "32",
+                *FAST,
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "run" / "metrics-test.json").read_text())
-    assert main(["predict", str(tmp_path / "run" / "best.ckpt"), str(tiny_twin.root), "--part", "unlabeled",
-                 "--workers", "0", "--out", str(tmp_path / "p.parquet")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "run" / "best.ckpt"),
+                str(tiny_twin.root),
+                "--part",
+                "unlabeled",
+                "--workers",
+                "0",
+                "--out",
+                str(tmp_path / "p.parquet"),
+            ]
+        )
+        == 0
+    )
     pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[export]')")
-    assert main(["export-model", str(tmp_path / "run" / "best.ckpt"), "--format", "onnx", "--out",
-                 str(tmp_path / "onnx")]) == 0
+    assert (
+        main(["export-model", str(tmp_path / "run" / "best.ckpt"), "--format", "onnx", "--out", str(tmp_path / "onnx")])
+        == 0
+    )
 
 
 def test_a_segmenter_trains_and_predicts_masks(tiny_twin, tmp_path: Path) -> None:
     assert main(["train", "segment", str(tiny_twin.root), "--size", "32", *FAST, "--out", str(tmp_path / "seg")]) == 0
     images = tiny_twin.root / "segmented-images" / "images"
-    assert main(["predict", str(tmp_path / "seg" / "best.ckpt"), str(images), "--workers", "0", "--out",
-                 str(tmp_path / "masks")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "seg" / "best.ckpt"),
+                str(images),
+                "--workers",
+                "0",
+                "--out",
+                str(tmp_path / "masks"),
+            ]
+        )
+        == 0
+    )
     assert len(list((tmp_path / "masks").rglob("*.png"))) >= len(list(images.iterdir()))

@@ -17,8 +17,18 @@ def classifier(tiny_twin, tmp_path_factory) -> Path:
     from hyperkvasir.classify.module import TrainConfig, train_classifier
 
     run = tmp_path_factory.mktemp("export") / "run"
-    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(run), model="test_efficientnet", epochs=1,
-                                 input_size=32, workers=0, pretrained=False, decision_rule=True))
+    train_classifier(
+        TrainConfig(
+            root=str(tiny_twin.root),
+            out=str(run),
+            model="test_efficientnet",
+            epochs=1,
+            input_size=32,
+            workers=0,
+            pretrained=False,
+            decision_rule=True,
+        )
+    )
     return run / "best.ckpt"
 
 

@@ -28,8 +28,10 @@ def _pins() -> dict[str, Version]:
     from packaging.utils import canonicalize_name
 
     lines = (line.split("#")[0].strip() for line in (ROOT / "constraints.txt").read_text().splitlines())
-    return {canonicalize_name(r.name): Version(str(next(iter(r.specifier)).version))
-            for r in map(Requirement, filter(None, lines))}
+    return {
+        canonicalize_name(r.name): Version(str(next(iter(r.specifier)).version))
+        for r in map(Requirement, filter(None, lines))
+    }
 
 
 def test_version_flag_names_the_package_version(capsys) -> None:
@@ -63,8 +65,14 @@ def test_the_wheel_runs_the_main_commands_from_another_folder(tmp_path: Path) ->
     command = venv / "bin" / "hyperkvasir"
 
     def run(*args: str) -> str:
-        done = subprocess.run([str(command), *args], cwd=work, capture_output=True, text=True, timeout=600,
-                              env=os.environ | {"OMP_NUM_THREADS": "1", "PYTHONSAFEPATH": "1"})
+        done = subprocess.run(
+            [str(command), *args],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=os.environ | {"OMP_NUM_THREADS": "1", "PYTHONSAFEPATH": "1"},
+        )
         assert done.returncode == 0, f"hyperkvasir {' '.join(args)}: {done.stderr[-1500:]}"
         return done.stdout
 
@@ -74,11 +82,32 @@ def test_the_wheel_runs_the_main_commands_from_another_folder(tmp_path: Path) ->
     run("synth", "twin", "--scale", "tiny", "--seed", "0")
     run("index", "twin")
     run("validate", "twin")
-    lists = run_python(venv, "from hyperkvasir.data.splits import kvasir_seg_official_ids as ids; "
-                             "print(sorted(len(v) for v in ids().values()))")
+    lists = run_python(
+        venv,
+        "from hyperkvasir.data.splits import kvasir_seg_official_ids as ids; "
+        "print(sorted(len(v) for v in ids().values()))",
+    )
     assert lists == "[120, 880]"  # the Kvasir-SEG lists, read from the installed package
-    run("train", "classify", "twin", "--config", "imbalanced-cpu", "--model", "test_efficientnet", "--epochs", "1",
-        "--input-size", "32", "--batch-size", "8", "--workers", "0", "--no-pretrained", "--out", "run")
+    run(
+        "train",
+        "classify",
+        "twin",
+        "--config",
+        "imbalanced-cpu",
+        "--model",
+        "test_efficientnet",
+        "--epochs",
+        "1",
+        "--input-size",
+        "32",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+        "--no-pretrained",
+        "--out",
+        "run",
+    )
     run("predict", "run/best.ckpt", "twin", "--part", "unlabeled", "--out", "predicted.parquet", "--workers", "0")
     run("export-model", "run/best.ckpt", "--format", "onnx", "--out", "onnx")
     run("report", "twin", "--out", "report.html")
@@ -94,8 +123,11 @@ def test_the_wheel_carries_every_data_file_of_the_package(tmp_path: Path) -> Non
     wheel = next(_build(tmp_path).glob("*.whl"))
     shipped = set(zipfile.ZipFile(wheel).namelist())
     source = ROOT / "src"
-    data = {p.relative_to(source).as_posix() for p in (source / "hyperkvasir").rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    data = {
+        p.relative_to(source).as_posix()
+        for p in (source / "hyperkvasir").rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    }
     assert data and not data - shipped, sorted(data - shipped)
 
 
@@ -131,6 +163,19 @@ def _install_wheel(dist: Path, venv: Path) -> Path:
     site = Path(run_python(venv, "import sysconfig; print(sysconfig.get_path('purelib'))"))
     (site / "libraries.pth").write_text(sysconfig.get_path("purelib") + "\n")
     wheel = next(dist.glob("*.whl"))
-    _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-deps",
-          "--ignore-installed", "--no-index", str(wheel)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--ignore-installed",
+            "--no-index",
+            str(wheel),
+        ]
+    )
     return venv

@@ -53,8 +53,15 @@ def test_resume_refuses_a_last_checkpoint_that_carries_code(tiny_twin, tmp_path:
     from hyperkvasir.classify.module import TrainConfig, train_classifier
 
     monkeypatch.chdir(tmp_path)
-    config = TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "run"), model="test_efficientnet", epochs=2,
-                         input_size=32, workers=0, pretrained=False)
+    config = TrainConfig(
+        root=str(tiny_twin.root),
+        out=str(tmp_path / "run"),
+        model="test_efficientnet",
+        epochs=2,
+        input_size=32,
+        workers=0,
+        pretrained=False,
+    )
     train_classifier(config)
     last = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)
     last["x"] = _Payload()

@@ -32,8 +32,18 @@ def video_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, li
 
     base = tmp_path_factory.mktemp("video")
     twin = make_synthetic_release(base / "hk", seed=5, scale="tiny", parts=("videos",), videos=18)
-    train_video(VideoConfig(root=str(twin.root), out=str(base / "run"), model="test_efficientnet", epochs=1,
-                            size=32, batch_size=8, pretrained=False, every=10))
+    train_video(
+        VideoConfig(
+            root=str(twin.root),
+            out=str(base / "run"),
+            model="test_efficientnet",
+            epochs=1,
+            size=32,
+            batch_size=8,
+            pretrained=False,
+            every=10,
+        )
+    )
     return base / "run" / "best.ckpt", sorted(twin.root.glob("labeled-videos/**/*.avi"))[:2]
 
 
@@ -71,8 +81,9 @@ def test_index_records_the_upright_size_of_an_exif_rotated_jpeg(twin_copy: Path)
     buffer = io.BytesIO()
     Image.new("RGB", (40, 30), (200, 60, 60)).save(buffer, "JPEG", exif=exif.tobytes())
     target.write_bytes(buffer.getvalue())
-    row = next(r for r in build_index(twin_copy, workers=1).to_pylist()
-               if r["path"] == str(target.relative_to(twin_copy)))
+    row = next(
+        r for r in build_index(twin_copy, workers=1).to_pylist() if r["path"] == str(target.relative_to(twin_copy))
+    )
     assert (row["width"], row["height"]) == (30, 40) == decode_rgb(target).shape[1::-1]
 
 
@@ -136,17 +147,44 @@ def test_interrupted_gradcam_leaves_no_folder(classifier: Path, tiny_twin, tmp_p
 
     monkeypatch.setattr(gradcam, "overlay", interrupt_after_one)
     images = tiny_twin.root / "unlabeled-images" / "images"
-    assert main(["predict", str(classifier), str(images), "--out", str(tmp_path / "p.parquet"), "--workers", "0",
-                 "--gradcam", str(tmp_path / "cam")]) == 130
+    assert (
+        main(
+            [
+                "predict",
+                str(classifier),
+                str(images),
+                "--out",
+                str(tmp_path / "p.parquet"),
+                "--workers",
+                "0",
+                "--gradcam",
+                str(tmp_path / "cam"),
+            ]
+        )
+        == 130
+    )
     assert drawn and not (tmp_path / "cam").exists() and _litter(tmp_path, "cam") == []
     assert not (tmp_path / "p.parquet").exists()
 
 
-def test_gradcam_under_two_processes_is_renamed_whole_with_every_rank_s_overlays(classifier: Path, tiny_twin,
-                                                                               tmp_path: Path, run_cli) -> None:
+def test_gradcam_under_two_processes_is_renamed_whole_with_every_rank_s_overlays(
+    classifier: Path, tiny_twin, tmp_path: Path, run_cli
+) -> None:
     images = tiny_twin.root / "unlabeled-images" / "images"
-    run_cli(["predict", classifier, images, "--out", tmp_path / "p.parquet", "--workers", "0", "--gradcam",
-             tmp_path / "cam"], processes=2)
+    run_cli(
+        [
+            "predict",
+            classifier,
+            images,
+            "--out",
+            tmp_path / "p.parquet",
+            "--workers",
+            "0",
+            "--gradcam",
+            tmp_path / "cam",
+        ],
+        processes=2,
+    )
     written = sorted(p.stem for p in (tmp_path / "cam").glob("*.png"))
     assert written == sorted(p.stem for p in images.glob("*.jpg"))
     assert (tmp_path / "cam" / ".hyperkvasir-output.json").is_file() and _litter(tmp_path, "cam") == []
@@ -154,8 +192,9 @@ def test_gradcam_under_two_processes_is_renamed_whole_with_every_rank_s_overlays
 
 
 # ------------------------------------------------------------------------------------------- the sweep
-def test_resume_of_a_run_whose_config_json_is_damaged_names_the_file(classifier: Path, tiny_twin, tmp_path: Path,
-                                                                      capsys) -> None:
+def test_resume_of_a_run_whose_config_json_is_damaged_names_the_file(
+    classifier: Path, tiny_twin, tmp_path: Path, capsys
+) -> None:
     run = Path(shutil.copytree(classifier.parent, tmp_path / "run"))
     (run / "config.json").write_text('{"model": ')
     assert main(["train", "classify", str(tiny_twin.root), "--resume", "--out", str(run)]) == 1
@@ -163,27 +202,56 @@ def test_resume_of_a_run_whose_config_json_is_damaged_names_the_file(classifier:
 
 
 @pytest.mark.parametrize("change", [{"future_option": 3}, {"model": "resnet9000"}])
-def test_a_checkpoint_from_a_newer_toolkit_is_refused_by_name(classifier: Path, tiny_twin, tmp_path: Path, change,
-                                                              capsys) -> None:
+def test_a_checkpoint_from_a_newer_toolkit_is_refused_by_name(
+    classifier: Path, tiny_twin, tmp_path: Path, change, capsys
+) -> None:
     import torch
 
     checkpoint = torch.load(classifier, weights_only=True)
     checkpoint["hyper_parameters"]["config"] |= change
     torch.save(checkpoint, tmp_path / "newer.ckpt")
-    assert main(["predict", str(tmp_path / "newer.ckpt"), str(tiny_twin.root / "unlabeled-images" / "images"),
-                 "--out", str(tmp_path / "p.parquet"), "--workers", "0"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "newer.ckpt"),
+                str(tiny_twin.root / "unlabeled-images" / "images"),
+                "--out",
+                str(tmp_path / "p.parquet"),
+                "--workers",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert "unknown to hyperkvasir" in capsys.readouterr().err and not (tmp_path / "p.parquet").exists()
 
 
-def test_predict_scores_an_image_whose_name_is_no_utf8_and_names_it_escaped(classifier: Path, tiny_twin,
-                                                                           tmp_path: Path) -> None:
+def test_predict_scores_an_image_whose_name_is_no_utf8_and_names_it_escaped(
+    classifier: Path, tiny_twin, tmp_path: Path
+) -> None:
     (tmp_path / "images").mkdir()
     source = next((tiny_twin.root / "unlabeled-images" / "images").glob("*.jpg"))
     shutil.copyfile(source, os.path.join(os.fsencode(tmp_path / "images"), b"scan\xff.jpg"))
-    assert main(["predict", str(classifier), str(tmp_path / "images"), "--out", str(tmp_path / "p.parquet"),
-                 "--workers", "0", "--gradcam", str(tmp_path / "cam")]) == 0
-    assert pq.read_table(tmp_path / "p.parquet").column("path").to_pylist() == \
-        [str(tmp_path / "images" / "scan\\xff.jpg")]
+    assert (
+        main(
+            [
+                "predict",
+                str(classifier),
+                str(tmp_path / "images"),
+                "--out",
+                str(tmp_path / "p.parquet"),
+                "--workers",
+                "0",
+                "--gradcam",
+                str(tmp_path / "cam"),
+            ]
+        )
+        == 0
+    )
+    assert pq.read_table(tmp_path / "p.parquet").column("path").to_pylist() == [
+        str(tmp_path / "images" / "scan\\xff.jpg")
+    ]
     assert sorted(os.listdir(os.fsencode(tmp_path / "cam"))) == [b".hyperkvasir-output.json", b"scan\xff.png"]
 
 
@@ -192,13 +260,27 @@ def test_video_predict_names_a_video_whose_name_is_no_utf8_escaped(video_checkpo
     (tmp_path / "videos").mkdir()
     shutil.copyfile(videos[0], os.path.join(os.fsencode(tmp_path / "videos"), b"case\xff.avi"))
     assert main(["predict", str(checkpoint), str(tmp_path / "videos"), "--out", str(tmp_path / "out")]) == 0
-    assert {row["video"] for row in pq.read_table(tmp_path / "out" / "frames.parquet").to_pylist()} == \
-        {"case\\xff.avi"}
+    assert {row["video"] for row in pq.read_table(tmp_path / "out" / "frames.parquet").to_pylist()} == {"case\\xff.avi"}
 
 
-def test_an_output_folder_inside_the_release_s_own_folders_is_refused(twin_copy: Path, classify_checkpoint: Path,
-                                                                      capsys) -> None:
+def test_an_output_folder_inside_the_release_s_own_folders_is_refused(
+    twin_copy: Path, classify_checkpoint: Path, capsys
+) -> None:
     cams = twin_copy / "labeled-images" / "cams"
-    assert main(["predict", str(classify_checkpoint), str(twin_copy / "unlabeled-images" / "images"), "--out",
-                 str(twin_copy.parent / "p.parquet"), "--workers", "0", "--gradcam", str(cams)]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(classify_checkpoint),
+                str(twin_copy / "unlabeled-images" / "images"),
+                "--out",
+                str(twin_copy.parent / "p.parquet"),
+                "--workers",
+                "0",
+                "--gradcam",
+                str(cams),
+            ]
+        )
+        == 2
+    )
     assert "a folder of the release" in capsys.readouterr().err and not cams.exists()

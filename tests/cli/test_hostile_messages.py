@@ -32,6 +32,7 @@ def _error_line(err: str) -> str:
 
 # --- paths and values print as they are ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["HK [old]", "HK [/]x", "scans :cat: 2019", "[bold]scan 1"])
 def test_a_path_prints_as_it_is(tmp_path: Path, capsys, name: str) -> None:
     missing = tmp_path / name / "missing"
@@ -63,10 +64,25 @@ def test_a_usage_error_is_one_line_naming_the_help(tiny_twin, capsys) -> None:
 
 # --- errors raised in workers -----------------------------------------------------------------------------------
 
+
 def test_a_toolkit_error_in_a_loader_worker_is_its_own_line(faulty_twin, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
-    code = main(["train", "segment", str(faulty_twin.root), "--no-pretrained", "--epochs", "1", "--size", "32",
-                 "--workers", "1", "--out", str(run)])
+    code = main(
+        [
+            "train",
+            "segment",
+            str(faulty_twin.root),
+            "--no-pretrained",
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+            "--workers",
+            "1",
+            "--out",
+            str(run),
+        ]
+    )
     line = _error_line(capsys.readouterr().err)
     assert code == 1 and "mask is" in line and "segmented-images/masks/" in line and "Caught" not in line
     assert not run.exists(), "a run that failed before its first checkpoint leaves no folder"
@@ -97,11 +113,17 @@ class _Refusing(torch.utils.data.Dataset):
         raise self.error
 
 
-@pytest.mark.parametrize("error, line, code", [
-    (ReleaseFormatError("labels.csv", "expected 2 fields, found 3", 41), "labels.csv:41: expected 2 fields, found 3",
-     1),
-    (ValueError("bad pixel value"), "unexpected ValueError in DataLoader worker process 0: bad pixel value", 1),
-])
+@pytest.mark.parametrize(
+    "error, line, code",
+    [
+        (
+            ReleaseFormatError("labels.csv", "expected 2 fields, found 3", 41),
+            "labels.csv:41: expected 2 fields, found 3",
+            1,
+        ),
+        (ValueError("bad pixel value"), "unexpected ValueError in DataLoader worker process 0: bad pixel value", 1),
+    ],
+)
 def test_the_line_of_an_error_torch_copied_from_a_worker(error: Exception, line: str, code: int) -> None:
     from hyperkvasir.cli import _line
 
@@ -113,15 +135,19 @@ def test_the_line_of_an_error_torch_copied_from_a_worker(error: Exception, line:
 
 # --- a checkpoint that cannot be resumed ------------------------------------------------------------------------
 
+
 def _config(task: str, root: Path, out: Path) -> dict:
     if task == "classify":
         from hyperkvasir.classify.module import TrainConfig as Config
+
         extra = {"model": "test_efficientnet", "input_size": 32}
     elif task == "segment":
         from hyperkvasir.segment.module import SegmentConfig as Config
+
         extra = {"size": 32}
     else:
         from hyperkvasir.video.module import VideoConfig as Config
+
         extra = {"size": 32, "select_on_train": True}
     return dataclasses.asdict(Config(root=str(root), out=str(out), epochs=1, workers=0, pretrained=False, **extra))
 
@@ -148,8 +174,9 @@ def _state(run: Path) -> dict[Path, int]:
 
 @pytest.mark.parametrize("task", ["classify", "segment", "video"])
 @pytest.mark.parametrize("kind", ["empty", "truncated", "zip of something else", "another task's"])
-def test_a_last_checkpoint_that_cannot_be_resumed_is_named_with_what_to_do(tiny_twin, tmp_path: Path, capsys,
-                                                                        task: str, kind: str) -> None:
+def test_a_last_checkpoint_that_cannot_be_resumed_is_named_with_what_to_do(
+    tiny_twin, tmp_path: Path, capsys, task: str, kind: str
+) -> None:
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps(_config(task, tiny_twin.root, run)))
@@ -163,16 +190,30 @@ def test_a_last_checkpoint_that_cannot_be_resumed_is_named_with_what_to_do(tiny_
 
 # --- Ctrl-C -----------------------------------------------------------------------------------------------------
 
-def test_ctrl_c_during_training_is_one_line_and_gives_ctrl_c_back(tiny_twin, tmp_path: Path, capsys,
-                                                                   monkeypatch) -> None:
+
+def test_ctrl_c_during_training_is_one_line_and_gives_ctrl_c_back(
+    tiny_twin, tmp_path: Path, capsys, monkeypatch
+) -> None:
     from hyperkvasir.engine.callbacks import EpochHistory
 
     def press_ctrl_c(self, trainer, module) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(EpochHistory, "on_train_epoch_end", press_ctrl_c, raising=False)
-    code = main(["train", "classify", str(tiny_twin.root), *_TRAIN, "--model", "test_efficientnet",
-                 "--input-size", "32", "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "classify",
+            str(tiny_twin.root),
+            *_TRAIN,
+            "--model",
+            "test_efficientnet",
+            "--input-size",
+            "32",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 130 and _error_line(capsys.readouterr().err) == "error: interrupted"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Lightning left Ctrl-C ignored"
     assert (tmp_path / "run" / "last.ckpt").is_file(), "the epoch saved before Ctrl-C is kept for --resume"
@@ -201,8 +242,13 @@ def test_ctrl_c_during_a_pooled_index_is_one_line_and_stops_every_worker(twin_co
     images = sorted(twin_copy.glob("labeled-images/**/*.jpg"))
     for number in range(1500):  # enough work that the workers are busy when Ctrl-C comes
         os.link(images[number % len(images)], images[0].parent / f"copy{number:04d}.jpg")
-    command = subprocess.Popen([sys.executable, "-m", "hyperkvasir", "index", str(twin_copy), "--workers", "2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    command = subprocess.Popen(
+        [sys.executable, "-m", "hyperkvasir", "index", str(twin_copy), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while len(workers := _children(command.pid)) < 2 and time.monotonic() < deadline and command.poll() is None:
         time.sleep(0.02)
@@ -219,8 +265,11 @@ def test_a_command_killed_outright_leaves_no_worker_behind(twin_copy: Path) -> N
     images = sorted(twin_copy.glob("labeled-images/**/*.jpg"))
     for number in range(1500):
         os.link(images[number % len(images)], images[0].parent / f"copy{number:04d}.jpg")
-    command = subprocess.Popen([sys.executable, "-m", "hyperkvasir", "index", str(twin_copy), "--workers", "2"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = subprocess.Popen(
+        [sys.executable, "-m", "hyperkvasir", "index", str(twin_copy), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while len(workers := _children(command.pid)) < 2 and time.monotonic() < deadline and command.poll() is None:
         time.sleep(0.02)
@@ -239,6 +288,7 @@ def test_a_command_killed_outright_leaves_no_worker_behind(twin_copy: Path) -> N
 
 # --- what the machine runs out of ------------------------------------------------------------------------------
 
+
 def test_a_full_disk_is_named_with_what_to_do(tiny_twin, small_disk, capsys) -> None:
     small = small_disk("12k")
     assert main(["index", str(tiny_twin.root), "--out", str(small / "m.parquet")]) == 1
@@ -248,7 +298,20 @@ def test_a_full_disk_is_named_with_what_to_do(tiny_twin, small_disk, capsys) -> 
 
 def test_a_file_name_that_is_not_utf8_prints_on_a_strict_utf8_stream(tiny_twin, tmp_path: Path) -> None:
     out = tmp_path / "split\udcff.csv"  # the byte 0xff, as Python carries it
-    done = subprocess.run([sys.executable, "-m", "hyperkvasir", "splits", str(tiny_twin.root), "--scheme",
-                           "segmentation", "--out", str(out)], capture_output=True, text=True,
-                          env=os.environ | {"PYTHONIOENCODING": "utf-8"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hyperkvasir",
+            "splits",
+            str(tiny_twin.root),
+            "--scheme",
+            "segmentation",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONIOENCODING": "utf-8"},
+    )
     assert done.returncode == 0 and "split\\xff.csv" in done.stdout, done.stderr

@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from hyperkvasir.cli import main
@@ -19,8 +18,11 @@ from hyperkvasir.cli import main
 
 def _digest(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` (relative path → SHA-1), to prove a folder was left exactly as it was."""
-    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def _release_only(folder: Path) -> dict[str, str]:
@@ -35,20 +37,23 @@ def test_export_overwrite_onto_its_own_release_deletes_nothing(twin_copy: Path, 
     assert _release_only(twin_copy) == before
 
 
-def test_export_overwrite_onto_the_folder_holding_the_release_deletes_nothing(tiny_twin, tmp_path: Path,
-                                                                                capsys) -> None:
+def test_export_overwrite_onto_the_folder_holding_the_release_deletes_nothing(
+    tiny_twin, tmp_path: Path, capsys
+) -> None:
     holder = tmp_path / "holder"
     shutil.copytree(tiny_twin.root, holder / "release", ignore=shutil.ignore_patterns(".hyperkvasir"))
     (holder / "thesis.txt").write_text("years of work")
     before = _digest(holder)
     assert main(["export", "coco", str(holder / "release"), str(holder), "--overwrite"]) == 2
     assert "nothing was deleted" in capsys.readouterr().err
-    assert {k: v for k, v in _digest(holder).items() if "/.hyperkvasir/" not in k} == \
-        {k: v for k, v in before.items() if "/.hyperkvasir/" not in k}
+    assert {k: v for k, v in _digest(holder).items() if "/.hyperkvasir/" not in k} == {
+        k: v for k, v in before.items() if "/.hyperkvasir/" not in k
+    }
 
 
-def test_export_overwrite_refuses_release_roots_work_dirs_and_foreign_folders(tiny_twin, twin_copy: Path,
-                                                                            tmp_path: Path, capsys) -> None:
+def test_export_overwrite_refuses_release_roots_work_dirs_and_foreign_folders(
+    tiny_twin, twin_copy: Path, tmp_path: Path, capsys
+) -> None:
     other = tmp_path / "other-release"
     (other / "official_splits").mkdir(parents=True)
     (other / "official_splits" / "2_fold_split.csv").write_text("keep me")
@@ -59,8 +64,11 @@ def test_export_overwrite_refuses_release_roots_work_dirs_and_foreign_folders(ti
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"jpeg")
-    for target, expected in ((other, "is a release root"), (inside, "lies inside the release root"),
-                             (foreign, "holds files the toolkit did not create")):
+    for target, expected in (
+        (other, "is a release root"),
+        (inside, "lies inside the release root"),
+        (foreign, "holds files the toolkit did not create"),
+    ):
         before = _digest(target)
         assert main(["export", "imagefolder", str(tiny_twin.root), str(target), "--overwrite"]) == 2
         assert expected in capsys.readouterr().err
@@ -81,10 +89,12 @@ def test_demo_refuses_a_folder_it_did_not_make(tiny_twin, tmp_path: Path, capsys
 
 
 # ---------------------------------------------------------------------------------- stepping outside
-@pytest.mark.parametrize("fmt, extra", [("imagefolder", ["--copy"]), ("imagefolder", []), ("webdataset", []),
-                                        ("hf", [])])
-def test_export_reads_nothing_outside_the_tree_through_a_link(twin_copy: Path, tmp_path: Path, fmt: str,
-                                                              extra: list[str], capsys) -> None:
+@pytest.mark.parametrize(
+    "fmt, extra", [("imagefolder", ["--copy"]), ("imagefolder", []), ("webdataset", []), ("hf", [])]
+)
+def test_export_reads_nothing_outside_the_tree_through_a_link(
+    twin_copy: Path, tmp_path: Path, fmt: str, extra: list[str], capsys
+) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_bytes(b"SECRET-OUTSIDE-THE-TREE " * 20)
     victim = next((twin_copy / "labeled-images").rglob("*.jpg"))
@@ -120,8 +130,9 @@ def test_export_and_frames_name_what_a_listing_leaves_out(twin_copy: Path, tmp_p
 def test_coco_and_yolo_refuse_a_mask_of_another_size(twin_copy: Path, tmp_path: Path, capsys) -> None:
     mask = next((twin_copy / "segmented-images" / "masks").glob("*.jpg"))
     pixels = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)
-    cv2.imwrite(str(mask), cv2.resize(pixels, (pixels.shape[1] // 2, pixels.shape[0] // 2),
-                                      interpolation=cv2.INTER_NEAREST))
+    cv2.imwrite(
+        str(mask), cv2.resize(pixels, (pixels.shape[1] // 2, pixels.shape[0] // 2), interpolation=cv2.INTER_NEAREST)
+    )
     for fmt in ("coco", "yolo"):
         assert main(["export", fmt, str(twin_copy), str(tmp_path / fmt)]) == 1
         err = capsys.readouterr().err
@@ -149,13 +160,24 @@ def segment_checkpoint(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> P
     from hyperkvasir.segment.module import SegmentConfig, train_segmenter
 
     run = tmp_path_factory.mktemp("seg") / "run"
-    train_segmenter(SegmentConfig(root=str(tiny_twin.root), out=str(run), epochs=1, size=32, batch_size=4, workers=0,
-                                  pretrained=False, model="test_efficientnet"))
+    train_segmenter(
+        SegmentConfig(
+            root=str(tiny_twin.root),
+            out=str(run),
+            epochs=1,
+            size=32,
+            batch_size=4,
+            workers=0,
+            pretrained=False,
+            model="test_efficientnet",
+        )
+    )
     return run / "best.ckpt"
 
 
-def test_ctrl_c_during_segment_predict_leaves_the_previous_output_whole(segment_checkpoint: Path, tiny_twin,
-                                                                       tmp_path: Path, monkeypatch) -> None:
+def test_ctrl_c_during_segment_predict_leaves_the_previous_output_whole(
+    segment_checkpoint: Path, tiny_twin, tmp_path: Path, monkeypatch
+) -> None:
     import hyperkvasir.segment.predict as predict
 
     images = str(tiny_twin.root / "segmented-images" / "images")
@@ -180,8 +202,9 @@ def test_ctrl_c_during_segment_predict_leaves_the_previous_output_whole(segment_
     assert not (tmp_path / "new").exists()
 
 
-def test_predict_refuses_an_out_folder_it_did_not_make(segment_checkpoint: Path, tiny_twin, tmp_path: Path,
-                                                       capsys) -> None:
+def test_predict_refuses_an_out_folder_it_did_not_make(
+    segment_checkpoint: Path, tiny_twin, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep")
@@ -205,11 +228,19 @@ def test_report_escapes_a_foreign_results_folder(tiny_twin, tmp_path: Path) -> N
     evil = "<script>alert('x')</script>"
     results = tmp_path / "results"
     results.mkdir()
-    metrics = dict.fromkeys(("macro_precision", "macro_recall", "macro_f1", "micro_precision", "micro_recall",
-                             "micro_f1", "mcc"), 0.5)
-    (results / "results.json").write_text(json.dumps({
-        "scheme": "official-2fold", "models": {evil: {"mean": metrics, "per_class_f1": {evil: {"f1": 0.5}}}},
-        "majority_class": metrics, "shortcuts": {"summary": evil}}))
+    metrics = dict.fromkeys(
+        ("macro_precision", "macro_recall", "macro_f1", "micro_precision", "micro_recall", "micro_f1", "mcc"), 0.5
+    )
+    (results / "results.json").write_text(
+        json.dumps(
+            {
+                "scheme": "official-2fold",
+                "models": {evil: {"mean": metrics, "per_class_f1": {evil: {"f1": 0.5}}}},
+                "majority_class": metrics,
+                "shortcuts": {"summary": evil},
+            }
+        )
+    )
     (results / "results.md").write_text(f"| model |\n|---|\n| {evil} |\n| <img src=x onerror=alert(1)> |\n")
     assert main(["report", str(tiny_twin.root), "--out", str(tmp_path / "r.html"), "--results", str(results)]) == 0
     html = (tmp_path / "r.html").read_text()
@@ -231,36 +262,84 @@ def test_report_replaces_only_its_own_figures_folder(tiny_twin, tmp_path: Path, 
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_a_disk_too_small_for_the_image_cache_is_one_line_and_leaves_nothing(tiny_twin, tmp_path: Path,
-                                                                            small_disk) -> None:
+def test_a_disk_too_small_for_the_image_cache_is_one_line_and_leaves_nothing(
+    tiny_twin, tmp_path: Path, small_disk
+) -> None:
     import sys
 
     work = small_disk("600k")  # the manifest fits, the 64-px cache (0.8 MiB) does not
     run = tmp_path / "run"
-    command = subprocess.Popen([sys.executable, "-m", "hyperkvasir", "--work-dir", str(work), "train", "classify",
-                                str(tiny_twin.root), "--model", "test_efficientnet", "--input-size", "64", "--epochs",
-                                "1", "--workers", "0", "--no-pretrained", "--out", str(run)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    command = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hyperkvasir",
+            "--work-dir",
+            str(work),
+            "train",
+            "classify",
+            str(tiny_twin.root),
+            "--model",
+            "test_efficientnet",
+            "--input-size",
+            "64",
+            "--epochs",
+            "1",
+            "--workers",
+            "0",
+            "--no-pretrained",
+            "--out",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     _, stderr = command.communicate(timeout=300)  # the pipes close only when every process holding them ended
-    left = [line.split()[1] for line in subprocess.run(["ps", "-eo", "sid=,pid="], capture_output=True,
-                                                       text=True).stdout.splitlines()
-            if line.split()[0] == str(command.pid)]
+    left = [
+        line.split()[1]
+        for line in subprocess.run(["ps", "-eo", "sid=,pid="], capture_output=True, text=True).stdout.splitlines()
+        if line.split()[0] == str(command.pid)
+    ]
     assert command.returncode == 1, stderr[-2000:]
     assert len(stderr.strip().splitlines()) == 1 and str(work) in stderr and "--work-dir" in stderr
     assert not list(work.rglob("*.tmp")) and not run.exists()
     assert left == []  # no worker outlives the command
 
 
-def test_checkpoints_are_staged_beside_the_run_not_in_the_system_temp_folder(tiny_twin, tmp_path: Path,
-                                                                            small_disk) -> None:
+def test_checkpoints_are_staged_beside_the_run_not_in_the_system_temp_folder(
+    tiny_twin, tmp_path: Path, small_disk
+) -> None:
     import sys
 
     system_temp = small_disk("64k")  # a small system temp folder, as on many clusters; a checkpoint does not fit
     run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "hyperkvasir", "train", "classify", str(tiny_twin.root), "--model",
-                           "test_efficientnet", "--input-size", "32", "--epochs", "1", "--workers", "0",
-                           "--no-pretrained", "--out", str(run)], capture_output=True, text=True, timeout=300,
-                          env=os.environ | {"TMPDIR": str(system_temp)})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hyperkvasir",
+            "train",
+            "classify",
+            str(tiny_twin.root),
+            "--model",
+            "test_efficientnet",
+            "--input-size",
+            "32",
+            "--epochs",
+            "1",
+            "--workers",
+            "0",
+            "--no-pretrained",
+            "--out",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"TMPDIR": str(system_temp)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (run / "best.ckpt").is_file() and (run / "last.ckpt").is_file() and not list(run.glob(".*.tmp"))
 
@@ -292,8 +371,10 @@ def test_two_video_frames_runs_into_one_folder_do_not_mix(tiny_twin, tmp_path: P
 
     out = tmp_path / "frames"
     command = [sys.executable, "-m", "hyperkvasir", "video", "frames", str(tiny_twin.root), str(out), "--workers", "1"]
-    runs = [subprocess.Popen(command + ["--every", str(every)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for every in (2, 3)]
+    runs = [
+        subprocess.Popen(command + ["--every", str(every)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for every in (2, 3)
+    ]
     results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
     assert sorted(code for code, _ in results) in ([0, 0], [0, 2]), results
     assert all("another `hyperkvasir video frames` is writing there" in err for code, err in results if code == 2)
@@ -303,8 +384,9 @@ def test_two_video_frames_runs_into_one_folder_do_not_mix(tiny_twin, tmp_path: P
     assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
 
 
-def test_a_concurrent_export_into_the_same_out_is_not_replaced_without_overwrite(tiny_twin, tmp_path: Path,
-                                                                               monkeypatch, capsys) -> None:
+def test_a_concurrent_export_into_the_same_out_is_not_replaced_without_overwrite(
+    tiny_twin, tmp_path: Path, monkeypatch, capsys
+) -> None:
     import hyperkvasir.export as exporting
 
     out = tmp_path / "out"

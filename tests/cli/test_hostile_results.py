@@ -36,8 +36,10 @@ def _rewrite_masks(root: Path, change) -> list[Path]:
 
 # ------------------------------------------------------------------------------------------------ masks
 def test_masks_stored_as_0_1_are_polyps_not_empty(twin_copy: Path, tmp_path: Path, capsys) -> None:
-    truth = {p.stem: np.asarray(Image.open(p).convert("L")) >= 128
-             for p in sorted((twin_copy / "segmented-images" / "masks").glob("*.jpg"))}
+    truth = {
+        p.stem: np.asarray(Image.open(p).convert("L")) >= 128
+        for p in sorted((twin_copy / "segmented-images" / "masks").glob("*.jpg"))
+    }
     masks = _rewrite_masks(twin_copy, lambda polyp: polyp.astype(np.uint8))
     for path in masks:  # read as the same polyp, to the pixel but for JPEG's edge noise
         assert (load_mask(path) == truth[path.stem]).mean() > 0.99 and load_mask(path).any()
@@ -66,19 +68,22 @@ def test_inverted_masks_are_refused_not_trained_or_scored(twin_copy: Path, tmp_p
     predictions = tmp_path / "pred"
     predictions.mkdir()
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(predictions / f"{masks[0].stem}.png")
-    assert main(["evaluate", "segment", "--pred", str(predictions), "--truth", str(masks[0].parent),
-                 "--subset"]) == 1
+    assert main(["evaluate", "segment", "--pred", str(predictions), "--truth", str(masks[0].parent), "--subset"]) == 1
     err = capsys.readouterr().err
     assert masks[0].name in err and "inverted" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("save", [
-    lambda m, p: Image.fromarray(m.astype(np.uint16)).save(p),  # 16-bit 0/1
-    lambda m, p: Image.fromarray(m.astype(np.uint16) * 65535).save(p),  # 16-bit 0/65535
-    lambda m, p: Image.fromarray(np.dstack([m] * 3)).save(p),  # RGB 0/1
-    lambda m, p: Image.fromarray(m.astype(bool)).save(p),  # 1-bit
-    lambda m, p: Image.fromarray(np.dstack([np.full(m.shape + (3,), 255, np.uint8), m * 255])).save(p),  # alpha
-], ids=["uint16-0-1", "uint16-full", "rgb-0-1", "1-bit", "alpha-is-the-mask"])
+@pytest.mark.parametrize(
+    "save",
+    [
+        lambda m, p: Image.fromarray(m.astype(np.uint16)).save(p),  # 16-bit 0/1
+        lambda m, p: Image.fromarray(m.astype(np.uint16) * 65535).save(p),  # 16-bit 0/65535
+        lambda m, p: Image.fromarray(np.dstack([m] * 3)).save(p),  # RGB 0/1
+        lambda m, p: Image.fromarray(m.astype(bool)).save(p),  # 1-bit
+        lambda m, p: Image.fromarray(np.dstack([np.full(m.shape + (3,), 255, np.uint8), m * 255])).save(p),  # alpha
+    ],
+    ids=["uint16-0-1", "uint16-full", "rgb-0-1", "1-bit", "alpha-is-the-mask"],
+)
 def test_mask_encodings_read_as_the_same_polyp(tmp_path: Path, save) -> None:
     polyp = np.zeros((40, 50), np.uint8)
     polyp[10:25, 15:35] = 1
@@ -89,27 +94,36 @@ def test_mask_encodings_read_as_the_same_polyp(tmp_path: Path, save) -> None:
 # ------------------------------------------------------------------------------------------------ pixels
 def _bomb_png(path: Path) -> None:
     """A PNG whose header claims 20000 × 20000 pixels (over Pillow's decompression-bomb limit)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 20001)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 20001))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _bomb_jpeg(source: Path, path: Path) -> None:
     """A real JPEG whose frame header is patched to 20000 × 20000 pixels."""
     data = source.read_bytes()
     at = data.index(b"\xff\xc0") + 5
-    path.write_bytes(data[:at] + struct.pack(">HH", 20000, 20000) + data[at + 4:])
+    path.write_bytes(data[:at] + struct.pack(">HH", 20000, 20000) + data[at + 4 :])
 
 
-@pytest.mark.parametrize(("save", "mode"), [
-    (lambda g, p: Image.fromarray(g.astype(np.uint16) * 257).save(p.with_suffix(".png")), ".png"),
-    (lambda g, p: Image.fromarray(g.astype(np.uint16) * 257).save(p.with_suffix(".tif")), ".tif"),
-    (lambda g, p: Image.fromarray(g.astype(np.float32) / 255).save(p.with_suffix(".tif")), ".tif"),
-    (lambda g, p: Image.fromarray(g).convert("P").save(p.with_suffix(".png")), ".png"),
-    (lambda g, p: Image.fromarray(np.dstack([g, g, g, np.full_like(g, 255)])).save(p.with_suffix(".png")), ".png"),
-], ids=["16-bit-grey-png", "16-bit-tiff", "float-tiff", "palette", "opaque-rgba"])
+@pytest.mark.parametrize(
+    ("save", "mode"),
+    [
+        (lambda g, p: Image.fromarray(g.astype(np.uint16) * 257).save(p.with_suffix(".png")), ".png"),
+        (lambda g, p: Image.fromarray(g.astype(np.uint16) * 257).save(p.with_suffix(".tif")), ".tif"),
+        (lambda g, p: Image.fromarray(g.astype(np.float32) / 255).save(p.with_suffix(".tif")), ".tif"),
+        (lambda g, p: Image.fromarray(g).convert("P").save(p.with_suffix(".png")), ".png"),
+        (lambda g, p: Image.fromarray(np.dstack([g, g, g, np.full_like(g, 255)])).save(p.with_suffix(".png")), ".png"),
+    ],
+    ids=["16-bit-grey-png", "16-bit-tiff", "float-tiff", "palette", "opaque-rgba"],
+)
 def test_pixel_formats_decode_as_their_8_bit_twin(tmp_path: Path, save, mode: str) -> None:
     save(GRADIENT, tmp_path / "image")
     assert np.abs(decode_rgb(tmp_path / f"image{mode}").astype(int) - GRADIENT[..., None]).max() <= 1
@@ -125,10 +139,14 @@ def test_transparency_is_black_and_exif_orientation_is_applied(tmp_path: Path) -
     assert decode_rgb(tmp_path / "phone.jpg").shape == (30, 20, 3)
 
 
-@pytest.mark.parametrize(("array", "text"), [
-    (GRADIENT.astype(np.int32), "32-bit integer"),
-    (GRADIENT.astype(np.float32), "float pixels beyond 0–1"),
-], ids=["int32", "float-0-255"])
+@pytest.mark.parametrize(
+    ("array", "text"),
+    [
+        (GRADIENT.astype(np.int32), "32-bit integer"),
+        (GRADIENT.astype(np.float32), "float pixels beyond 0–1"),
+    ],
+    ids=["int32", "float-0-255"],
+)
 def test_ambiguous_bit_depths_are_refused(tmp_path: Path, array: np.ndarray, text: str) -> None:
     Image.fromarray(array).save(tmp_path / "x.tif")
     with pytest.raises(ImageDecodeError, match=text):
@@ -140,8 +158,10 @@ def test_16_bit_png_gets_the_8_bit_probabilities(checkpoint: Path, tiny_twin, tm
     (tmp_path / "in").mkdir()
     Image.fromarray(grey).save(tmp_path / "in" / "eight.png")
     Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "in" / "sixteen.png")
-    assert main(["predict", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "p.parquet"),
-                 "--workers", "0"]) == 0
+    assert (
+        main(["predict", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "p.parquet"), "--workers", "0"])
+        == 0
+    )
     rows = {Path(r.pop("path")).name: r for r in pq.read_table(tmp_path / "p.parquet").to_pylist()}
     eight, sixteen = rows["eight.png"], rows["sixteen.png"]
     assert eight.pop("label") == sixteen.pop("label")
@@ -154,8 +174,10 @@ def test_decompression_bomb_is_named_and_skipped(checkpoint: Path, twin_copy: Pa
     shutil.copyfile(images[1], tmp_path / "in" / "good.jpg")
     _bomb_png(tmp_path / "in" / "bomb.png")
     _bomb_jpeg(images[1], tmp_path / "in" / "bomb-too.jpg")
-    assert main(["predict", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "p.parquet"),
-                 "--workers", "0"]) == 0
+    assert (
+        main(["predict", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "p.parquet"), "--workers", "0"])
+        == 0
+    )
     err = capsys.readouterr().err
     assert "bomb.png" in err and "bomb-too.jpg" in err and pq.read_table(tmp_path / "p.parquet").num_rows == 1
     _bomb_jpeg(images[0], images[0])
@@ -177,36 +199,92 @@ def test_same_file_names_in_two_folders_keep_their_own_outputs(checkpoint: Path,
     for site, image in (("site1", images[0]), ("site2", images[-1])):
         (tmp_path / "in" / site).mkdir(parents=True)
         shutil.copyfile(image, tmp_path / "in" / site / "img001.jpg")
-    assert main(["predict", str(checkpoint), str(tmp_path / "in"), str(tmp_path / "in" / "site1" / "img001.jpg"),
-                 "--out", str(tmp_path / "p.parquet"), "--gradcam", str(tmp_path / "cam"), "--workers", "0"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(checkpoint),
+                str(tmp_path / "in"),
+                str(tmp_path / "in" / "site1" / "img001.jpg"),
+                "--out",
+                str(tmp_path / "p.parquet"),
+                "--gradcam",
+                str(tmp_path / "cam"),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert pq.read_table(tmp_path / "p.parquet").num_rows == 2  # the file named twice is scored once
-    assert sorted(p.relative_to(tmp_path / "cam").as_posix() for p in (tmp_path / "cam").rglob("*.png")) == \
-        ["site1/img001.png", "site2/img001.png"]
+    assert sorted(p.relative_to(tmp_path / "cam").as_posix() for p in (tmp_path / "cam").rglob("*.png")) == [
+        "site1/img001.png",
+        "site2/img001.png",
+    ]
     shutil.copyfile(images[1], tmp_path / "in" / "site1" / "img001.png")
-    assert main(["predict", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "q.parquet"),
-                 "--gradcam", str(tmp_path / "cam2")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(checkpoint),
+                str(tmp_path / "in"),
+                "--out",
+                str(tmp_path / "q.parquet"),
+                "--gradcam",
+                str(tmp_path / "cam2"),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "q.parquet").exists() and not (tmp_path / "cam2").exists()
 
 
 # ------------------------------------------------------------------------------------------------ recipes
-@pytest.mark.parametrize(("recipe", "texts"), [
-    ('tta: "false"\n', ['tta is "false"', "true or false"]),
-    ('balanced: "no"\n', ['balanced is "no"', "true or false"]),
-    ('epochs: "ten"\n', ['epochs is "ten"', "whole number"]),
-    ("input_size: 40.5\n", ["input_size is 40.5", "whole number"]),
-    ('lr: "1e-3"\n', ['lr is "1e-3"', "a number"]),
-    ("lr: .nan\n", ["lr is NaN", "finite"]),
-    ("seed: null\n", ["seed is null", "whole number"]),
-    ("model: [a, b]\n", ['model is ["a", "b"]', "a string"]),
-    ("recipe: {name: paper}\n", ["recipe is {", "a string"]),
-    ("root: /elsewhere\n", ["unknown key 'root'"]),
-    ("epochs: 1\nbogus: 2\n", ["unknown key 'bogus'", "known keys:"]),
-], ids=["tta-string", "balanced-string", "epochs-word", "input-size-float", "lr-quoted", "lr-nan", "seed-null",
-        "model-list", "recipe-nested", "root", "unknown"])
+@pytest.mark.parametrize(
+    ("recipe", "texts"),
+    [
+        ('tta: "false"\n', ['tta is "false"', "true or false"]),
+        ('balanced: "no"\n', ['balanced is "no"', "true or false"]),
+        ('epochs: "ten"\n', ['epochs is "ten"', "whole number"]),
+        ("input_size: 40.5\n", ["input_size is 40.5", "whole number"]),
+        ('lr: "1e-3"\n', ['lr is "1e-3"', "a number"]),
+        ("lr: .nan\n", ["lr is NaN", "finite"]),
+        ("seed: null\n", ["seed is null", "whole number"]),
+        ("model: [a, b]\n", ['model is ["a", "b"]', "a string"]),
+        ("recipe: {name: paper}\n", ["recipe is {", "a string"]),
+        ("root: /elsewhere\n", ["unknown key 'root'"]),
+        ("epochs: 1\nbogus: 2\n", ["unknown key 'bogus'", "known keys:"]),
+    ],
+    ids=[
+        "tta-string",
+        "balanced-string",
+        "epochs-word",
+        "input-size-float",
+        "lr-quoted",
+        "lr-nan",
+        "seed-null",
+        "model-list",
+        "recipe-nested",
+        "root",
+        "unknown",
+    ],
+)
 def test_recipe_values_are_type_checked(tiny_twin, tmp_path: Path, capsys, recipe: str, texts: list[str]) -> None:
     (tmp_path / "r.yaml").write_text(recipe)
-    assert main(["train", "classify", str(tiny_twin.root), "--config", str(tmp_path / "r.yaml"), "--out",
-                 str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                str(tiny_twin.root),
+                "--config",
+                str(tmp_path / "r.yaml"),
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "r.yaml" in err and all(text in err for text in texts), err
@@ -218,8 +296,13 @@ def test_recipe_numbers_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
     from hyperkvasir.recipes import read_recipe
 
     (tmp_path / "r.yaml").write_text("lr: 1e-3\nlogit_tau: 1\ntta: false\nbalanced: no\nweights: null\n")
-    assert read_recipe(tmp_path / "r.yaml", TrainConfig) == {"lr": 0.001, "logit_tau": 1.0, "tta": False,
-                                                             "balanced": False, "weights": None}
+    assert read_recipe(tmp_path / "r.yaml", TrainConfig) == {
+        "lr": 0.001,
+        "logit_tau": 1.0,
+        "tta": False,
+        "balanced": False,
+        "weights": None,
+    }
     packaged = Path(__file__).parents[2] / "src" / "hyperkvasir" / "configs"
     for path in packaged.glob("*.yaml"):  # every shipped recipe passes its own schema
         kind = TrainConfig
@@ -229,16 +312,19 @@ def test_recipe_numbers_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ CSVs
-@pytest.mark.parametrize(("body", "text"), [
-    ("{a},polyps\n{b}\n", "p.csv:3: 1 fields where the header has 2"),
-    ("{a},polyps\n\n{b},polyps,0.5\n", "p.csv:4: 3 fields where the header has 2"),
-    ('{a},"polyps\n', "p.csv:2: not a CSV row"),
-], ids=["row-is-only-a-name", "row-with-an-extra-field", "unclosed-quote"])
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ("{a},polyps\n{b}\n", "p.csv:3: 1 fields where the header has 2"),
+        ("{a},polyps\n\n{b},polyps,0.5\n", "p.csv:4: 3 fields where the header has 2"),
+        ('{a},"polyps\n', "p.csv:2: not a CSV row"),
+    ],
+    ids=["row-is-only-a-name", "row-with-an-extra-field", "unclosed-quote"],
+)
 def test_ragged_predictions_csv_names_the_line(tiny_twin, tmp_path: Path, capsys, body: str, text: str) -> None:
     a, b = (p.name for p in sorted(tiny_twin.root.glob("labeled-images/**/*.jpg"))[:2])
     (tmp_path / "p.csv").write_text("file-name,label\n" + body.format(a=a, b=b))
-    assert main(["evaluate", "classify", "--predictions", str(tmp_path / "p.csv"), "--root",
-                 str(tiny_twin.root)]) == 1
+    assert main(["evaluate", "classify", "--predictions", str(tmp_path / "p.csv"), "--root", str(tiny_twin.root)]) == 1
     err = capsys.readouterr().err
     assert text in err and "Traceback" not in err, err
 

@@ -106,8 +106,9 @@ def test_pipes_and_link_loops_in_the_tree_neither_hang_nor_recurse(twin_copy: Pa
     (twin_copy / "labeled-videos" / "again").symlink_to("..", target_is_directory=True)
     (twin_copy / "labeled-videos" / "self").symlink_to(".", target_is_directory=True)
     done: list[int] = []
-    worker = threading.Thread(target=lambda: done.append(main(["index", str(twin_copy), "--workers", "1"])),
-                              daemon=True)
+    worker = threading.Thread(
+        target=lambda: done.append(main(["index", str(twin_copy), "--workers", "1"])), daemon=True
+    )
     worker.start()
     worker.join(120)
     assert done == [0], "index hung on a pipe named .jpg"
@@ -197,8 +198,13 @@ sys.exit(main(["index", sys.argv[1], "--workers", "2"]))
 def test_ctrl_c_during_index_is_one_line(twin_copy: Path, tmp_path: Path) -> None:
     script, started = tmp_path / "slow_index.py", tmp_path / "started"
     script.write_text(textwrap.dedent(_SLOW_INDEX))
-    job = subprocess.Popen([sys.executable, str(script), str(twin_copy), str(started)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    job = subprocess.Popen(
+        [sys.executable, str(script), str(twin_copy), str(started)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not started.exists() and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -68,7 +68,8 @@ def test_clean_twin_marks_match_the_renderer(tiny_twin) -> None:
     assert {k: v["black_box"] for k, v in report.scopeguide.items()} == tiny_twin.black_box
     assert sum(tiny_twin.black_box.values()) > 0 and sum(tiny_twin.scopeguide.values()) > 0
     assert len(report.scopeguide_files) == sum(tiny_twin.scopeguide.values()) + sum(
-        1 for f in report.scopeguide_files if not f.startswith("labeled-images/"))
+        1 for f in report.scopeguide_files if not f.startswith("labeled-images/")
+    )
 
 
 def test_segmented_only_copy_still_finds_its_own_duplicates(tiny_twin, tmp_path) -> None:
@@ -79,11 +80,13 @@ def test_segmented_only_copy_still_finds_its_own_duplicates(tiny_twin, tmp_path)
     images = sorted((root / "segmented-images" / "images").glob("*.jpg"))
     twin_name = images[0].with_name("copy-of-first.jpg")
     shutil.copyfile(images[0], twin_name)
-    shutil.copyfile(images[0].parent.parent / "masks" / images[0].name,
-                    images[0].parent.parent / "masks" / twin_name.name)
+    shutil.copyfile(
+        images[0].parent.parent / "masks" / images[0].name, images[0].parent.parent / "masks" / twin_name.name
+    )
     report = audit(root, workers=1)
-    assert [g.files for g in report.exact_groups] == [sorted(
-        f"segmented-images/images/{p.name}" for p in (images[0], twin_name))]
+    assert [g.files for g in report.exact_groups] == [
+        sorted(f"segmented-images/images/{p.name}" for p in (images[0], twin_name))
+    ]
     assert "labeled part is not in this copy" in report.summary and "most often in :" not in report.summary
     from hyperkvasir.data.splits import segmentation_split
 
@@ -136,6 +139,7 @@ def test_real_sample_near_duplicate_threshold_separates_captures_from_different_
     """Two different polyps 4 pHash bits apart stay apart; two captures of one polyp 8 bits apart are joined
     (pairs seen in the calibration, docs/calibration.md)."""
     together = {frozenset(f.rsplit("/", 1)[-1] for f in g.files) for g in real_audit.duplicate_sets()}
+
     def joined(a: str, b: str) -> bool:
         return any({a, b} <= group for group in together)
 
@@ -194,16 +198,32 @@ def test_an_unlabeled_frame_resembling_two_labeled_images_does_not_join_them() -
     from hyperkvasir.data.audit.groups import collect_evidence
 
     thumbnail = bytes(range(256))  # one picture up to the hash: every candidate pair is confirmed
-    rows = [{"path": f"{name}.jpg", "sha256": name, "part": part, "class": cls, "fold2": fold, "fold5": fold}
-            for name, part, cls, fold in (("a", "labeled", "polyps", 0), ("b", "labeled", "cecum", 1),
-                                          ("u", "unlabeled", None, None))]
-    features = {"a": {"phash": 0, "thumbnail": thumbnail}, "u": {"phash": 0xFF, "thumbnail": thumbnail},
-                "b": {"phash": 0xFFFF, "thumbnail": thumbnail}}
+    rows = [
+        {"path": f"{name}.jpg", "sha256": name, "part": part, "class": cls, "fold2": fold, "fold5": fold}
+        for name, part, cls, fold in (
+            ("a", "labeled", "polyps", 0),
+            ("b", "labeled", "cecum", 1),
+            ("u", "unlabeled", None, None),
+        )
+    ]
+    features = {
+        "a": {"phash": 0, "thumbnail": thumbnail},
+        "u": {"phash": 0xFF, "thumbnail": thumbnail},
+        "b": {"phash": 0xFFFF, "thumbnail": thumbnail},
+    }
     evidence = collect_evidence(rows, features, NEAR_DUPLICATE_THRESHOLD, 0.95)
     assert [g.files for g in evidence.near] == [["a.jpg", "b.jpg", "u.jpg"]] and not evidence.exact
     assert evidence.labeled_near == [] and evidence.labeled_near_units == [] and evidence.labeled_pairs == []
-    report = AuditReport(NEAR_DUPLICATE_THRESHOLD, 0.95, {}, evidence.exact, evidence.near, evidence.labeled_near,
-                         evidence.near_units, evidence.labeled_near_units)
+    report = AuditReport(
+        NEAR_DUPLICATE_THRESHOLD,
+        0.95,
+        {},
+        evidence.exact,
+        evidence.near,
+        evidence.labeled_near,
+        evidence.near_units,
+        evidence.labeled_near_units,
+    )
     assert report.labeled_sets() == [] and report.labeled_split_units() == [] and len(report.duplicate_sets()) == 1
 
 
@@ -220,7 +240,8 @@ def test_the_audit_is_kept_until_the_tree_or_its_parameters_change(twin_copy, mo
     a, b = sorted(twin_copy.glob("labeled-images/**/cecum/*.jpg"))[:2]
     b.write_bytes(a.read_bytes())  # the tree changed: a new exact duplicate
     assert [str(a.relative_to(twin_copy)), str(b.relative_to(twin_copy))] in [
-        g.files for g in audit(twin_copy, workers=1).exact_groups]
+        g.files for g in audit(twin_copy, workers=1).exact_groups
+    ]
     (twin_copy / ".hyperkvasir" / "audit.json").write_text("{not json")
     assert audit(twin_copy, workers=1).exact_groups and len(calls) == 4, "a damaged cache is audited again"
 
@@ -251,15 +272,25 @@ def test_the_audit_key_changes_with_the_code_of_every_audit_module(tmp_path) -> 
     the taxonomy or the Kvasir-SEG lists reader, or a module added to the package, is a new key."""
     import hyperkvasir
 
-    copy = Path(shutil.copytree(Path(hyperkvasir.__file__).parent, tmp_path / "hyperkvasir",
-                                ignore=shutil.ignore_patterns("__pycache__")))
+    copy = Path(
+        shutil.copytree(
+            Path(hyperkvasir.__file__).parent, tmp_path / "hyperkvasir", ignore=shutil.ignore_patterns("__pycache__")
+        )
+    )
     data = copy / "data"
-    modules = sorted((data / "audit").glob("*.py")) + [data / name for name in (
-        "pixels.py", "taxonomy.py", "kvasir_seg_lists.py")]
+    modules = sorted((data / "audit").glob("*.py")) + [
+        data / name for name in ("pixels.py", "taxonomy.py", "kvasir_seg_lists.py")
+    ]
     assert len(modules) >= 9
-    done = subprocess.run([sys.executable, "-c", _KEY_OF_EVERY_CHANGE, str(data), json.dumps(list(map(str, modules)))],
-                          capture_output=True, text=True, timeout=120, env=os.environ | {"PYTHONPATH": str(tmp_path)},
-                          cwd=tmp_path, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _KEY_OF_EVERY_CHANGE, str(data), json.dumps(list(map(str, modules)))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     keys = json.loads(done.stdout)
     assert len(keys) == len(modules) + 2 and len(set(keys.values())) == len(keys), keys

@@ -13,8 +13,11 @@ from hyperkvasir.data.index import build_index, manifest_path
 
 
 def _meta(table) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in table.schema.metadata.items()
-            if k in (b"hyperkvasir.read", b"hyperkvasir.reused")}
+    return {
+        k.decode(): int(v)
+        for k, v in table.schema.metadata.items()
+        if k in (b"hyperkvasir.read", b"hyperkvasir.reused")
+    }
 
 
 def test_manifest_has_a_row_per_file_of_every_part(tiny_twin, tmp_path: Path) -> None:
@@ -22,9 +25,13 @@ def test_manifest_has_a_row_per_file_of_every_part(tiny_twin, tmp_path: Path) ->
     table = build_index(tiny_twin.root, workers=2, out=out)
     parts = Counter(zip(table.column("part").to_pylist(), table.column("kind").to_pylist()))
     segmented = len(tiny_twin.segmented)
-    assert parts == {("labeled", "image"): sum(tiny_twin.per_class.values()), ("segmented", "image"): segmented,
-                     ("segmented", "mask"): segmented, ("unlabeled", "image"): tiny_twin.unlabeled,
-                     ("videos", "video"): len(tiny_twin.videos)}
+    assert parts == {
+        ("labeled", "image"): sum(tiny_twin.per_class.values()),
+        ("segmented", "image"): segmented,
+        ("segmented", "mask"): segmented,
+        ("unlabeled", "image"): tiny_twin.unlabeled,
+        ("videos", "video"): len(tiny_twin.videos),
+    }
     rows = table.to_pylist()
     labeled = [r for r in rows if r["part"] == "labeled"]
     assert all(r["fold2"] == tiny_twin.folds2[Path(r["path"]).name] for r in labeled)
@@ -33,8 +40,10 @@ def test_manifest_has_a_row_per_file_of_every_part(tiny_twin, tmp_path: Path) ->
         assert (row["width"], row["height"]) == Image.open(tiny_twin.root / row["path"]).size
         assert row["decodes"] and len(row["sha256"]) == 64
     segmented = [r for r in rows if r["part"] == "segmented" and r["kind"] == "image"]
-    assert all(0 < r["mask_area"] < 0.5 and r["box_count"] == tiny_twin.boxes_per_image[Path(r["path"]).stem]
-               for r in segmented)
+    assert all(
+        0 < r["mask_area"] < 0.5 and r["box_count"] == tiny_twin.boxes_per_image[Path(r["path"]).stem]
+        for r in segmented
+    )
     video = next(r for r in rows if r["kind"] == "video")
     assert (video["frames"], video["fps"], video["codec"]) == (20, 25.0, "mpeg4")
     assert pq.read_table(out).equals(table)
@@ -60,7 +69,8 @@ def test_interrupted_write_keeps_the_previous_manifest(twin_copy: Path, monkeypa
     build_index(twin_copy, workers=1)
     before = manifest_path(twin_copy).read_bytes()
     (twin_copy / "unlabeled-images" / "images" / "new.jpg").write_bytes(
-        (next((twin_copy / "unlabeled-images" / "images").glob("*.jpg"))).read_bytes())
+        (next((twin_copy / "unlabeled-images" / "images").glob("*.jpg"))).read_bytes()
+    )
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
@@ -102,10 +112,28 @@ def test_a_read_only_release_is_never_written_with_a_work_dir(tiny_twin, tmp_pat
         path.chmod(path.stat().st_mode & ~0o222)
     try:
         work = tmp_path / "work"
-        for argv in (["index", str(tree)], ["validate", str(tree)], ["audit", str(tree)],
-                     ["splits", str(tree), "--scheme", "grouped-2fold"],
-                     ["train", "classify", str(tree), "--model", "test_efficientnet", "--epochs", "1", "--input-size",
-                      "32", "--no-pretrained", "--workers", "0", "--out", str(tmp_path / "run")]):
+        for argv in (
+            ["index", str(tree)],
+            ["validate", str(tree)],
+            ["audit", str(tree)],
+            ["splits", str(tree), "--scheme", "grouped-2fold"],
+            [
+                "train",
+                "classify",
+                str(tree),
+                "--model",
+                "test_efficientnet",
+                "--epochs",
+                "1",
+                "--input-size",
+                "32",
+                "--no-pretrained",
+                "--workers",
+                "0",
+                "--out",
+                str(tmp_path / "run"),
+            ],
+        ):
             assert main(["--work-dir", str(work), *argv]) in (0, 1), argv  # validate exits 1 on findings
         assert snapshot() == before and not (tree / ".hyperkvasir").exists()
         assert (work / "manifest.parquet").is_file() and (work / "pixels.parquet").is_file()

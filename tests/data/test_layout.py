@@ -141,7 +141,10 @@ def test_image_labels_spellings(tmp_path: Path) -> None:
     path.write_text("Video file,Organ,Finding,Classification\nabc,lower gi,Cecum,Anatomical-Landmarks\n")
     (row,) = read_image_labels(path)
     assert (row.tract, row.category, row.cls.folder, row.relpath) == (
-        "lower-gi-tract", "anatomical-landmarks", "cecum", "lower-gi-tract/anatomical-landmarks/cecum/abc.jpg",
+        "lower-gi-tract",
+        "anatomical-landmarks",
+        "cecum",
+        "lower-gi-tract/anatomical-landmarks/cecum/abc.jpg",
     )
 
 
@@ -152,8 +155,10 @@ def test_image_labels_spellings(tmp_path: Path) -> None:
         ("[]", r"top level must be an object"),
         ('{"a": {"height": 1, "width": 2}}', r"entry 'a': expected an object with a 'bbox' list"),
         ('{"a": {"height": "x", "width": 2, "bbox": []}}', r"entry 'a': 'width' must be|'height' must be"),
-        ('{"a": {"height": 1, "width": 2, "bbox": [{"xmin": 1, "ymin": 0, "xmax": 2.5, "ymax": 1}]}}',
-         r"entry 'a' box 0: 'xmax' must be an integer"),
+        (
+            '{"a": {"height": 1, "width": 2, "bbox": [{"xmin": 1, "ymin": 0, "xmax": 2.5, "ymax": 1}]}}',
+            r"entry 'a' box 0: 'xmax' must be an integer",
+        ),
     ],
 )
 def test_bounding_boxes_errors(tmp_path: Path, payload: str, message: str) -> None:
@@ -165,8 +170,17 @@ def test_bounding_boxes_errors(tmp_path: Path, payload: str, message: str) -> No
 
 def test_bounding_boxes_reads_release_example(tmp_path: Path) -> None:
     path = tmp_path / "bounding-boxes.json"
-    path.write_text(json.dumps({"cju0qkwl35piu0993l0dewei2": {"height": 529, "width": 622, "bbox": [
-        {"label": "polyp", "xmin": 38, "ymin": 5, "xmax": 430, "ymax": 338}]}}))
+    path.write_text(
+        json.dumps(
+            {
+                "cju0qkwl35piu0993l0dewei2": {
+                    "height": 529,
+                    "width": 622,
+                    "bbox": [{"label": "polyp", "xmin": 38, "ymin": 5, "xmax": 430, "ymax": 338}],
+                }
+            }
+        )
+    )
     entry = read_bounding_boxes(path)["cju0qkwl35piu0993l0dewei2"]
     assert (entry.width, entry.height, entry.boxes[0].xmax) == (622, 529, 430)
 
@@ -177,7 +191,9 @@ def test_video_csv_errors(tmp_path: Path) -> None:
     with pytest.raises(ReleaseFormatError, match=r"video-labels.csv:2: no finding"):
         read_video_labels(labels)
     meta = tmp_path / "meta.csv"
-    meta.write_text("file-name;finding;width;height;number-of-frames;fps;length;kilobytes\na.avi;polyp;720;576;x;25;1;2\n")
+    meta.write_text(
+        "file-name;finding;width;height;number-of-frames;fps;length;kilobytes\na.avi;polyp;720;576;x;25;1;2\n"
+    )
     with pytest.raises(ReleaseFormatError, match=r"meta.csv:2: column 'number-of-frames' is not an integer"):
         read_video_metadata(meta)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hyperkvasir.cli import main
-from hyperkvasir.data.audit import audit, leakage, near_clusters, pair_components, near_pairs
+from hyperkvasir.data.audit import audit, leakage, near_clusters, near_pairs, pair_components
 from hyperkvasir.data.layout import Release, read_split_csv
 from hyperkvasir.data.splits import assignment, carve_validation, segmentation_split
 from hyperkvasir.data.taxonomy import lookup
@@ -141,8 +141,25 @@ def test_fold_indices_outside_the_scheme_are_refused(twin_copy: Path, tmp_path: 
     assert main(["splits", str(twin_copy), "--out", str(tmp_path / "s.csv")]) == 1
     assert "split index 2" in capsys.readouterr().err and not (tmp_path / "s.csv").exists()
     run = tmp_path / "run"
-    assert main(["train", "classify", str(twin_copy), "--no-pretrained", "--workers", "0", "--epochs", "1",
-                 "--input-size", "32", "--out", str(run)]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                str(twin_copy),
+                "--no-pretrained",
+                "--workers",
+                "0",
+                "--epochs",
+                "1",
+                "--input-size",
+                "32",
+                "--out",
+                str(run),
+            ]
+        )
+        == 1
+    )
     assert "2_fold_split.csv:2" in capsys.readouterr().err and not run.exists()
 
 
@@ -156,8 +173,18 @@ def test_a_file_under_two_class_folders_stops_train(twin_copy: Path, tmp_path: P
     source = next((twin_copy / _LOWER / "polyps").glob("*.jpg"))
     copy = twin_copy / _LOWER / "ulcerative-colitis-grade-1" / source.name
     shutil.copyfile(source, copy)
-    argv = ["train", "classify", str(twin_copy), "--no-pretrained", "--workers", "0", "--epochs", "1",
-            "--input-size", "32"]
+    argv = [
+        "train",
+        "classify",
+        str(twin_copy),
+        "--no-pretrained",
+        "--workers",
+        "0",
+        "--epochs",
+        "1",
+        "--input-size",
+        "32",
+    ]
     assert main([*argv, "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert source.name in err and "polyps" in err and "ulcerative-colitis-grade-1" in err

@@ -83,8 +83,14 @@ def test_kvasir_seg_official_split_refuses_uuid_names(tiny_twin) -> None:
 def test_exclude_conflicts_drops_both_members_from_training_and_validation_only(faulty_twin) -> None:
     from hyperkvasir.data.splits import drop_label_conflicts
 
-    conflict = {Path(f).name for f in next(f["files"] for f in __import__("json").loads(
-        (faulty_twin.root / "FAULTS.json").read_text())["faults"] if f["kind"] == "label-conflict")}
+    conflict = {
+        Path(f).name
+        for f in next(
+            f["files"]
+            for f in __import__("json").loads((faulty_twin.root / "FAULTS.json").read_text())["faults"]
+            if f["kind"] == "label-conflict"
+        )
+    }
     split = assignment(faulty_twin.root, "official-2fold")
     for fold in (0, 1):
         subsets = split.subsets(fold)

@@ -21,7 +21,9 @@ def test_paper_letters_differ_from_sorted_split_names_only_for_colitis() -> None
     differing = [i for i, c in enumerate(CLASSES) if sorted_names[i] != c.split_name]
     assert differing == [18, 19, 20, 21]  # UC 0-1 (17) and grade 3 (22) sit at the same index in both orders
     assert [c.paper_name for c in CLASSES[17:20]] == [
-        "ulcerative-colitis-0-1", "ulcerative-colitis-1-2", "ulcerative-colitis-2-3",
+        "ulcerative-colitis-0-1",
+        "ulcerative-colitis-1-2",
+        "ulcerative-colitis-2-3",
     ]
 
 

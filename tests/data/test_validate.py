@@ -9,9 +9,12 @@ from hyperkvasir.data.validate import validate
 
 # FAULTS.json kind -> the finding code validate reports for it
 FAULT_CODES = {
-    "exact-duplicate": "exact-duplicate", "near-duplicate": "near-duplicate",
-    "truncated-image": "undecodable-image", "missing-image-label": "labeled-file-without-row",
-    "mask-size-mismatch": "mask-size-mismatch", "box-out-of-bounds": "box-out-of-bounds",
+    "exact-duplicate": "exact-duplicate",
+    "near-duplicate": "near-duplicate",
+    "truncated-image": "undecodable-image",
+    "missing-image-label": "labeled-file-without-row",
+    "mask-size-mismatch": "mask-size-mismatch",
+    "box-out-of-bounds": "box-out-of-bounds",
     "label-conflict": "label-conflict",
 }
 _GROUP_FAULTS = {"exact-duplicate", "near-duplicate", "label-conflict"}
@@ -30,12 +33,16 @@ def test_clean_twin_validates(tiny_twin) -> None:
 def test_faulty_twin_reports_every_fault_and_nothing_else(faulty_twin) -> None:
     report = validate(faulty_twin.root, workers=1)
     planted = json.loads((faulty_twin.root / "FAULTS.json").read_text())["faults"]
-    expected = sorted((FAULT_CODES[f["kind"]], sorted(f["files"])[0] if f["kind"] in _GROUP_FAULTS else f["files"][0])
-                      for f in planted)
+    expected = sorted(
+        (FAULT_CODES[f["kind"]], sorted(f["files"])[0] if f["kind"] in _GROUP_FAULTS else f["files"][0])
+        for f in planted
+    )
     assert sorted((f.code, f.file) for f in _problems(report)) == expected
     assert report.exit_code == 1
     conflict = next(f for f in report.findings if f.code == "label-conflict")
-    assert "ulcerative-colitis-grade-2 (2-fold" in conflict.message and "ulcerative-colitis-grade-2-3" in conflict.message
+    assert (
+        "ulcerative-colitis-grade-2 (2-fold" in conflict.message and "ulcerative-colitis-grade-2-3" in conflict.message
+    )
 
 
 def test_cli_exit_codes(tiny_twin, faulty_twin, tmp_path: Path, capsys) -> None:

@@ -146,8 +146,10 @@ def test_404_then_fallback_location(server, segmented_zip, tmp_path: Path, monke
     server.files["/old/hyper-kvasir-segmented-images.zip"] = segmented_zip
     monkeypatch.setattr(dl, "BASE_URLS", (server.url + "/new/", server.url + "/old/"))
     assert dl.download(tmp_path, ("segmented",), allow_http=True)["segmented"] == "downloaded, extracted"
-    assert [path for path, _ in server.requests][:2] == ["/new/hyper-kvasir-segmented-images.zip",
-                                                         "/old/hyper-kvasir-segmented-images.zip"]
+    assert [path for path, _ in server.requests][:2] == [
+        "/new/hyper-kvasir-segmented-images.zip",
+        "/old/hyper-kvasir-segmented-images.zip",
+    ]
     monkeypatch.setattr(dl, "BASE_URLS", (server.url + "/none/",))
     with pytest.raises(dl.DownloadError, match="not found at"):
         dl.download(tmp_path / "x", ("segmented",), allow_http=True)
@@ -160,7 +162,7 @@ def _zip(entries: dict[str, bytes], links: dict[str, str] | None = None) -> byte
             archive.writestr(name, data)
         for name, target in (links or {}).items():
             info = zipfile.ZipInfo(name)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             archive.writestr(info, target)
     return buffer.getvalue()
 
@@ -200,24 +202,30 @@ def _damaged_zip() -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize(("payload", "message"), [
-    (_zip({"../evil.txt": b"x"}), "climbs out with '..'"),
-    (_zip({"segmented-images\\..\\..\\evil.txt": b"x"}), "climbs out with '..'"),
-    (_zip({"/etc/evil.txt": b"x"}), "absolute path"),
-    (_zip({"C:/evil.txt": b"x"}), "absolute path"),
-    (_zip({"segmented-images/a.txt": b"x"}, {"segmented-images/link": "../../etc/passwd"}), "is a link"),
-    (_zip({"segmented-images/a.txt": b"x"}, {"segmented-images/link": "a.txt"}), "'segmented-images/link' is a link"),
-    (_tar("segmented-images/link", "/etc/passwd"), "is a link"),
-    (_tar("segmented-images/hard", "/etc/passwd", tarfile.LNKTYPE), "is a link"),
-    (_tar("segmented-images/null", "", tarfile.CHRTYPE), "device, pipe or socket"),
-    (_tar("segmented-images/pipe", "", tarfile.FIFOTYPE), "device, pipe or socket"),
-    (_zip_in_order([("segmented-images/a.jpg", None), ("segmented-images/a.jpg", None)]), "appears twice"),
-    (_zip_in_order([("segmented-images/a", None), ("segmented-images/a/b.jpg", None)]), "lies below the file"),
-    (_zip({"segmented-images/bomb.bin": b"\0" * 50_000_000}), "archive bomb"),
-    (_damaged_zip(), "damaged archive"),
-    (_zip({f"segmented-images/{'a' * 300}.jpg": b"x"}), "File name too long"),
-    (b"PK\x03\x04 not really a zip", "neither a zip nor a tar"),
-])
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (_zip({"../evil.txt": b"x"}), "climbs out with '..'"),
+        (_zip({"segmented-images\\..\\..\\evil.txt": b"x"}), "climbs out with '..'"),
+        (_zip({"/etc/evil.txt": b"x"}), "absolute path"),
+        (_zip({"C:/evil.txt": b"x"}), "absolute path"),
+        (_zip({"segmented-images/a.txt": b"x"}, {"segmented-images/link": "../../etc/passwd"}), "is a link"),
+        (
+            _zip({"segmented-images/a.txt": b"x"}, {"segmented-images/link": "a.txt"}),
+            "'segmented-images/link' is a link",
+        ),
+        (_tar("segmented-images/link", "/etc/passwd"), "is a link"),
+        (_tar("segmented-images/hard", "/etc/passwd", tarfile.LNKTYPE), "is a link"),
+        (_tar("segmented-images/null", "", tarfile.CHRTYPE), "device, pipe or socket"),
+        (_tar("segmented-images/pipe", "", tarfile.FIFOTYPE), "device, pipe or socket"),
+        (_zip_in_order([("segmented-images/a.jpg", None), ("segmented-images/a.jpg", None)]), "appears twice"),
+        (_zip_in_order([("segmented-images/a", None), ("segmented-images/a/b.jpg", None)]), "lies below the file"),
+        (_zip({"segmented-images/bomb.bin": b"\0" * 50_000_000}), "archive bomb"),
+        (_damaged_zip(), "damaged archive"),
+        (_zip({f"segmented-images/{'a' * 300}.jpg": b"x"}), "File name too long"),
+        (b"PK\x03\x04 not really a zip", "neither a zip nor a tar"),
+    ],
+)
 def test_malicious_archives_are_refused(tmp_path: Path, payload: bytes, message: str) -> None:
     archive = tmp_path / "bad.archive"
     archive.write_bytes(payload)
@@ -238,8 +246,11 @@ def test_an_archive_of_too_many_entries_is_refused(tmp_path: Path, monkeypatch) 
 
 def _outside(tmp_path: Path, root: Path) -> list[str]:
     """Everything under ``tmp_path`` but ROOT, what lies in it and the folders leading to it."""
-    return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
-                  if root not in (p, *p.parents) and p not in root.parents)
+    return sorted(
+        str(p.relative_to(tmp_path))
+        for p in tmp_path.rglob("*")
+        if root not in (p, *p.parents) and p not in root.parents
+    )
 
 
 def test_chained_links_served_to_download_write_nothing_outside_root(server, tmp_path: Path, capsys) -> None:
@@ -264,8 +275,9 @@ def test_local_archive_with_chained_links_is_never_extracted(tmp_path: Path, tru
     assert _outside(tmp_path, root) == before and not list(root.rglob("escaped.txt"))
 
 
-def test_an_archive_of_unknown_hash_is_extracted_only_when_trusted(server, segmented_zip, tmp_path: Path,
-                                                                   capsys) -> None:
+def test_an_archive_of_unknown_hash_is_extracted_only_when_trusted(
+    server, segmented_zip, tmp_path: Path, capsys
+) -> None:
     (tmp_path / "hyper-kvasir-segmented-images.zip").write_bytes(segmented_zip)  # placed by someone else
     with pytest.raises(dl.DownloadError, match="not a known hash.*--trust-archive"):
         dl.ensure_parts(tmp_path, ("segmented",))
@@ -303,8 +315,9 @@ def test_dataset_ladder(server, segmented_zip, tmp_path: Path) -> None:
     (tmp_path / "b" / "hyper-kvasir-segmented-images.zip").write_bytes(segmented_zip)
     assert dl.ensure_parts(tmp_path / "b", ("segmented",), trust_archive=True).segmented_dir is not None
     server.files["/hyper-kvasir-segmented-images.zip"] = segmented_zip
-    release = dl.ensure_parts(tmp_path / "c", ("segmented",), download_missing=True, base_url=server.url,
-                              allow_http=True)
+    release = dl.ensure_parts(
+        tmp_path / "c", ("segmented",), download_missing=True, base_url=server.url, allow_http=True
+    )
     assert release.segmented_dir is not None
 
 
@@ -323,9 +336,28 @@ def _tls_server(tmp_path: Path) -> tuple[Server, Path]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl command absent: cannot make a self-signed certificate")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = Server()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
@@ -367,8 +399,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_extracted(server, small
 
     big = os.urandom(3_000_000)  # incompressible: more than the disk holds
     server.files["/hyper-kvasir-segmented-images.zip"] = _zip({"segmented-images/images/a.jpg": big})
-    code = main(["download", str(disk / "root"), "--parts", "segmented", "--base-url", server.url,
-                 "--allow-http"])
+    code = main(["download", str(disk / "root"), "--parts", "segmented", "--base-url", server.url, "--allow-http"])
     err = capsys.readouterr().err
     assert code == 1 and "the disk is full" in err and "rerun to resume" in err and "Traceback" not in err
     archive = disk / "a.zip"

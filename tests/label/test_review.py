@@ -25,8 +25,15 @@ from fastapi.testclient import TestClient  # noqa: E402
 from hyperkvasir.label.review import create_app, open_session  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -60,13 +67,15 @@ def test_decisions_are_appended_with_every_column(twin_copy: Path, work: Path) -
     assert list(rows[0]) == list(REVIEW_COLUMNS)
     assert [(r["file"], r["old"], r["new"], r["decision"], r["reviewer"]) for r in rows] == [
         (first["file"], first["given"], "polyps", "relabel", "alice"),
-        (second["file"], second["given"], "", "exclude", "alice")]
+        (second["file"], second["given"], "", "exclude", "alice"),
+    ]
     assert client.get("/api/item/0").json()["decision"] == "relabel"
     assert not (twin_copy / ".hyperkvasir").exists()  # the release is never written
 
 
-@pytest.mark.parametrize("body", [{"decision": "relabel", "new": "no-such-class"}, {"decision": "delete"},
-                                  {"decision": "relabel"}])
+@pytest.mark.parametrize(
+    "body", [{"decision": "relabel", "new": "no-such-class"}, {"decision": "delete"}, {"decision": "relabel"}]
+)
 def test_bad_decisions_are_refused_and_write_nothing(twin_copy: Path, work: Path, body: dict) -> None:
     client, session = _client(twin_copy)
     answer = client.post("/api/decide", json={"file": session.items[0].file, **body})
@@ -87,8 +96,13 @@ def test_images_are_served_only_from_inside_the_tree(twin_copy: Path, work: Path
     assert client.get("/image", params={"path": inside}).content == (twin_copy / inside).read_bytes()
     secret = tmp_path / "secret.jpg"
     secret.write_bytes(b"secret")
-    for path in ("../../etc/passwd", "/etc/passwd", f"{inside}/../../../../etc/passwd", str(secret),
-                 "labeled-images/../../secret.jpg"):
+    for path in (
+        "../../etc/passwd",
+        "/etc/passwd",
+        f"{inside}/../../../../etc/passwd",
+        str(secret),
+        "labeled-images/../../secret.jpg",
+    ):
         assert client.get("/image", params={"path": path}).status_code == 404, path
     linked = session.items[1].file  # an indexed image replaced by a link leaving the tree
     (twin_copy / linked).unlink()
@@ -116,8 +130,10 @@ def test_queue_csv_names_images_of_the_tree(twin_copy: Path, work: Path, tmp_pat
     labeled = next(r for r in manifest if r["part"] == "labeled")
     unlabeled = next(r for r in manifest if r["part"] == "unlabeled")
     queue = tmp_path / "issues.csv"
-    queue.write_text(f"file,given,suggested,score,reason\n{Path(labeled['path']).name},x,polyp,0.9,conflict\n"
-                     f"{unlabeled['path']},,,,\n")
+    queue.write_text(
+        f"file,given,suggested,score,reason\n{Path(labeled['path']).name},x,polyp,0.9,conflict\n"
+        f"{unlabeled['path']},,,,\n"
+    )
     client, session = _client(twin_copy, queue=queue)
     first, second = client.get("/api/item/0").json(), client.get("/api/item/1").json()
     assert (first["file"], first["suggested"], first["score"]) == (labeled["path"], "polyps", 0.9)
@@ -140,8 +156,9 @@ def test_a_to_label_csv_is_a_queue(twin_copy: Path, work: Path, tmp_path: Path) 
     assert _rows(work / "reviews.csv")[0]["new"] == "polyps"  # any of a class's names, stored as its folder name
 
 
-def test_results_give_the_label_issues_and_the_model_top_classes(tiny_twin, tiny_bench: Path, tmp_path: Path,
-                                                                 monkeypatch) -> None:
+def test_results_give_the_label_issues_and_the_model_top_classes(
+    tiny_twin, tiny_bench: Path, tmp_path: Path, monkeypatch
+) -> None:
     from hyperkvasir.data.index import WORK_DIR_VARIABLE
     from hyperkvasir.label.issues import label_issues
 
@@ -155,13 +172,16 @@ def test_results_give_the_label_issues_and_the_model_top_classes(tiny_twin, tiny
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-6
 
 
-@pytest.mark.parametrize("content, code, text", [
-    ("file,score\nlabeled-images/none.jpg,1\n", 1, "no image of this tree"),
-    ("name,score\nx.jpg,1\n", 1, "no 'file' column"),
-    ("file,score\n{first},high\n", 1, "score 'high'"),
-    ("file,suggested\n{first},no-such-class\n", 1, "suggested"),
-    ("file\n", 1, "queue is empty"),
-])
+@pytest.mark.parametrize(
+    "content, code, text",
+    [
+        ("file,score\nlabeled-images/none.jpg,1\n", 1, "no image of this tree"),
+        ("name,score\nx.jpg,1\n", 1, "no 'file' column"),
+        ("file,score\n{first},high\n", 1, "score 'high'"),
+        ("file,suggested\n{first},no-such-class\n", 1, "suggested"),
+        ("file\n", 1, "queue is empty"),
+    ],
+)
 def test_cli_refuses_a_bad_queue(twin_copy: Path, work: Path, tmp_path: Path, capsys, content, code, text) -> None:
     from hyperkvasir.data.index import build_index
 
@@ -266,8 +286,17 @@ def _data(root: Path, reviews: Path | None, on_test: bool = False, sha256: str |
     from hyperkvasir.classify.data import ClassifyData
     from hyperkvasir.classify.module import TrainConfig
 
-    data = ClassifyData(TrainConfig(root=str(root), cache=False, workers=0, input_size=32, reviews_sha256=sha256,
-                                    reviews=str(reviews) if reviews else None, reviews_on_test=on_test))
+    data = ClassifyData(
+        TrainConfig(
+            root=str(root),
+            cache=False,
+            workers=0,
+            input_size=32,
+            reviews_sha256=sha256,
+            reviews=str(reviews) if reviews else None,
+            reviews_on_test=on_test,
+        )
+    )
     data.setup()
     return data
 
@@ -277,8 +306,9 @@ def _label(dataset, name: str) -> int | None:
 
 
 @pytest.mark.parametrize("on_test", [False, True])
-def test_a_relabel_changes_training_and_validation_never_test_unless_asked(tiny_twin, tmp_path: Path,
-                                                                          on_test: bool) -> None:
+def test_a_relabel_changes_training_and_validation_never_test_unless_asked(
+    tiny_twin, tmp_path: Path, on_test: bool
+) -> None:
     from hyperkvasir.data.taxonomy import lookup
 
     polyps = lookup("polyps").index
@@ -300,8 +330,9 @@ def _not_polyps(root: Path, subsets: dict, polyps: int) -> dict[str, str]:
     from hyperkvasir.data.index import build_index
     from hyperkvasir.data.taxonomy import lookup
 
-    label = {Path(r["path"]).name: lookup(r["class"]).index for r in build_index(root).to_pylist()
-             if r["part"] == "labeled"}
+    label = {
+        Path(r["path"]).name: lookup(r["class"]).index for r in build_index(root).to_pylist() if r["part"] == "labeled"
+    }
     return {part: next(n for n in subsets[part] if label[n] != polyps) for part in ("train", "val", "test")}
 
 
@@ -324,34 +355,78 @@ def test_train_records_the_reviews_in_provenance(tiny_twin, tmp_path: Path) -> N
     reviews = tmp_path / "reviews.csv"
     _reviews(tiny_twin.root, reviews, names)
     run = tmp_path / "run"
-    assert main(["train", "classify", str(tiny_twin.root), "--out", str(run), "--model", "test_efficientnet",
-                 "--input-size", "32", "--epochs", "1", "--workers", "0", "--no-pretrained",
-                 "--reviews", str(reviews)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                str(tiny_twin.root),
+                "--out",
+                str(run),
+                "--model",
+                "test_efficientnet",
+                "--input-size",
+                "32",
+                "--epochs",
+                "1",
+                "--workers",
+                "0",
+                "--no-pretrained",
+                "--reviews",
+                str(reviews),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((run / "metrics-test.json").read_text())
     record = metrics["provenance"]["reviews"]
     assert record["relabeled"]["train"] == 1 and record["on_test"] is False and record["rows"] == 3
     assert metrics["test_labels"] == "as released"
 
 
-@pytest.mark.parametrize("problem, code, text", [
-    ("stale", 1, "was reviewed as"), ("foreign", 1, "is not in the tree"), ("columns", 1, "no file"),
-    ("decision", 1, "unknown decision"), ("missing", 2, "no such reviews file"), ("on-test-alone", 2, "--reviews FILE"),
-])
-def test_train_refuses_bad_reviews_before_any_run_folder(tiny_twin, tmp_path: Path, capsys, problem, code,
-                                                         text) -> None:
+@pytest.mark.parametrize(
+    "problem, code, text",
+    [
+        ("stale", 1, "was reviewed as"),
+        ("foreign", 1, "is not in the tree"),
+        ("columns", 1, "no file"),
+        ("decision", 1, "unknown decision"),
+        ("missing", 2, "no such reviews file"),
+        ("on-test-alone", 2, "--reviews FILE"),
+    ],
+)
+def test_train_refuses_bad_reviews_before_any_run_folder(
+    tiny_twin, tmp_path: Path, capsys, problem, code, text
+) -> None:
     from hyperkvasir.data.index import build_index
 
     row = next(r for r in build_index(tiny_twin.root).to_pylist() if r["part"] == "labeled")
     other = "cecum" if row["class"] != "cecum" else "polyps"
     reviews = tmp_path / "reviews.csv"
-    body = {"stale": f"{row['path']},{other},polyps,relabel,t,a",
-            "foreign": "labeled-images/elsewhere/x.jpg,polyps,cecum,relabel,t,a",
-            "decision": f"{row['path']},{row['class']},,delete,t,a"}
+    body = {
+        "stale": f"{row['path']},{other},polyps,relabel,t,a",
+        "foreign": "labeled-images/elsewhere/x.jpg,polyps,cecum,relabel,t,a",
+        "decision": f"{row['path']},{row['class']},,delete,t,a",
+    }
     header = "file,old,new,decision,time,reviewer\n" if problem != "columns" else "name,old\n"
     if problem != "missing":
         reviews.write_text(header + body.get(problem, "x,y") + "\n")
-    argv = ["train", "classify", str(tiny_twin.root), "--out", str(tmp_path / "run"), "--model", "test_efficientnet",
-            "--input-size", "32", "--epochs", "1", "--workers", "0", "--no-pretrained"]
+    argv = [
+        "train",
+        "classify",
+        str(tiny_twin.root),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "test_efficientnet",
+        "--input-size",
+        "32",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--no-pretrained",
+    ]
     argv += ["--reviews-on-test"] if problem == "on-test-alone" else ["--reviews", str(reviews)]
     assert main(argv) == code
     error = capsys.readouterr().err
@@ -363,14 +438,32 @@ def test_train_refuses_bad_reviews_before_any_run_folder(tiny_twin, tmp_path: Pa
 def _start(root: Path, work: Path) -> tuple[subprocess.Popen, str]:
     """The real command on a free port; its URL from the line it prints."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "hyperkvasir", "--work-dir", str(work), "review", str(root),
-                                "--port", "0", "--neighbours", "0", "--reviewer", "carol"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hyperkvasir",
+            "--work-dir",
+            str(work),
+            "review",
+            str(root),
+            "--port",
+            "0",
+            "--neighbours",
+            "0",
+            "--reviewer",
+            "carol",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     line = process.stdout.readline()
     if "http://127.0.0.1:" not in line:
         process.kill()
         pytest.fail(f"the app did not start: {line}{process.stderr.read()}")
-    return process, line[line.index("http://"):].split()[0]
+    return process, line[line.index("http://") :].split()[0]
 
 
 def test_browser_relabels_with_the_keyboard(tiny_twin, tmp_path: Path) -> None:
@@ -394,8 +487,9 @@ def test_browser_relabels_with_the_keyboard(tiny_twin, tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=30)
     rows = _rows(work / "reviews.csv")
-    assert [(r["file"], r["new"], r["decision"], r["reviewer"]) for r in rows] == [(shown, "polyps", "relabel",
-                                                                                    "carol")]
+    assert [(r["file"], r["new"], r["decision"], r["reviewer"]) for r in rows] == [
+        (shown, "polyps", "relabel", "carol")
+    ]
 
 
 def test_a_reviews_file_changed_after_the_run_began_is_refused(tiny_twin, tmp_path: Path, capsys) -> None:
@@ -406,8 +500,24 @@ def test_a_reviews_file_changed_after_the_run_began_is_refused(tiny_twin, tmp_pa
     reviews = tmp_path / "reviews.csv"
     _reviews(tiny_twin.root, reviews, {"train": names["train"]})
     run = tmp_path / "run"
-    argv = ["train", "classify", str(tiny_twin.root), "--out", str(run), "--model", "test_efficientnet",
-            "--input-size", "32", "--epochs", "1", "--workers", "0", "--no-pretrained", "--reviews", str(reviews)]
+    argv = [
+        "train",
+        "classify",
+        str(tiny_twin.root),
+        "--out",
+        str(run),
+        "--model",
+        "test_efficientnet",
+        "--input-size",
+        "32",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--no-pretrained",
+        "--reviews",
+        str(reviews),
+    ]
     assert main(argv) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["reviews"] == str(reviews.resolve()) and len(config["reviews_sha256"]) == 64
@@ -429,7 +539,9 @@ def test_a_row_cut_short_by_a_killed_writer_is_not_glued_to_the_next(tmp_path: P
 
 def test_reviews_saved_by_a_spreadsheet_are_read(tmp_path: Path) -> None:
     path = tmp_path / "reviews.csv"
-    path.write_text("\ufefffile,old,new,decision,time,reviewer\n"
-                    "\"a,b.jpg\",polyps,cecum,relabel,t,\"o'neil, \"\"x\"\"\"\n", encoding="utf-8")
+    path.write_text(
+        '\ufefffile,old,new,decision,time,reviewer\n"a,b.jpg",polyps,cecum,relabel,t,"o\'neil, ""x"""\n',
+        encoding="utf-8",
+    )
     (review,) = read_reviews(path)
-    assert (review.file, review.new, review.reviewer) == ("a,b.jpg", "cecum", "o'neil, \"x\"")
+    assert (review.file, review.new, review.reviewer) == ("a,b.jpg", "cecum", 'o\'neil, "x"')

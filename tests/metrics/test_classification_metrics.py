@@ -45,16 +45,32 @@ def test_hand_computed_case_and_keys() -> None:
     # per class: barretts P1 R1, bbps-0-1 P 0.5 R 1, bbps-2-3 P0 R0
     assert m["macro_precision"] == pytest.approx(0.5) and m["macro_recall"] == pytest.approx(2 / 3)
     assert m["per_class"]["bbps-0-1"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3), "support": 2}
-    assert m["confusion_matrix"] == {"labels": ["barretts", "bbps-0-1", "bbps-2-3"],
-                                     "matrix": [[2, 0, 0], [0, 2, 0], [0, 2, 0]]}
-    assert set(m) >= {"n", "accuracy", "macro_precision", "macro_recall", "macro_f1", "micro_precision",
-                      "micro_recall", "micro_f1", "mcc", "per_class", "confusion_matrix"}
+    assert m["confusion_matrix"] == {
+        "labels": ["barretts", "bbps-0-1", "bbps-2-3"],
+        "matrix": [[2, 0, 0], [0, 2, 0], [0, 2, 0]],
+    }
+    assert set(m) >= {
+        "n",
+        "accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "micro_precision",
+        "micro_recall",
+        "micro_f1",
+        "mcc",
+        "per_class",
+        "confusion_matrix",
+    }
 
 
 def test_labels_in_taxonomy_order_not_sorted_names() -> None:
     m = classification_metrics([17, 20, 18], [17, 20, 18])  # UC 0-1, UC grade 1, UC 1-2
     assert m["confusion_matrix"]["labels"] == [
-        "ulcerative-colitis-grade-0-1", "ulcerative-colitis-grade-1-2", "ulcerative-colitis-grade-1"]
+        "ulcerative-colitis-grade-0-1",
+        "ulcerative-colitis-grade-1-2",
+        "ulcerative-colitis-grade-1",
+    ]
 
 
 def test_fold_average_is_arithmetic() -> None:

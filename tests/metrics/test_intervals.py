@@ -32,10 +32,10 @@ def test_the_resampled_metrics_follow_scikit_learn_on_each_resample() -> None:
         t, p = truth[index], pred[index]
         labels = sorted(set(t) | set(p))
         assert np.isclose(draws["macro_f1"][r], f1_score(t, p, labels=labels, average="macro", zero_division=0))
-        assert np.isclose(draws["macro_precision"][r],
-                          precision_score(t, p, labels=labels, average="macro", zero_division=0))
-        assert np.isclose(draws["macro_recall"][r], recall_score(t, p, labels=labels, average="macro",
-                                                                 zero_division=0))
+        assert np.isclose(
+            draws["macro_precision"][r], precision_score(t, p, labels=labels, average="macro", zero_division=0)
+        )
+        assert np.isclose(draws["macro_recall"][r], recall_score(t, p, labels=labels, average="macro", zero_division=0))
         assert np.isclose(draws["mcc"][r], matthews_corrcoef(t, p))
         assert np.isclose(draws["micro_f1"][r], f1_score(t, p, average="micro"))
 
@@ -65,9 +65,10 @@ def test_a_planted_difference_is_found_by_the_paired_comparison() -> None:
     rng = np.random.default_rng(7)
     strong = np.where(rng.random(len(truth)) < 0.5, truth, weak)  # half of the errors fixed
     a, b = (resampled(truth, p, classes=23, seed=0) for p in (weak, strong))
-    point = {name: {"macro_f1": f1_score(truth, p, average="macro", zero_division=0),
-                    "mcc": matthews_corrcoef(truth, p)}
-             for name, p in (("a", weak), ("b", strong))}
+    point = {
+        name: {"macro_f1": f1_score(truth, p, average="macro", zero_division=0), "mcc": matthews_corrcoef(truth, p)}
+        for name, p in (("a", weak), ("b", strong))
+    }
     result = paired_difference(a, b, point["a"], point["b"], keys=("macro_f1", "mcc"))
     assert result["macro_f1"]["delta"] > 0 and result["macro_f1"]["ci"][0] > 0 and result["macro_f1"]["p_better"] > 0.99
     same = paired_difference(a, a, point["a"], point["a"], keys=("mcc",))

@@ -43,8 +43,10 @@ def _s_measure(p: np.ndarray, g: np.ndarray, alpha: float = 0.5) -> float:
     def ssim(x: np.ndarray, y: np.ndarray) -> float:
         n = x.size
         mx, my = x.mean(), y.mean()
-        vx, vy, cov = (((a - ma) * (b - mb)).sum() / (n - 1) if n > 1 else 0.0
-                       for a, ma, b, mb in ((x, mx, x, mx), (y, my, y, my), (x, mx, y, my)))
+        vx, vy, cov = (
+            ((a - ma) * (b - mb)).sum() / (n - 1) if n > 1 else 0.0
+            for a, ma, b, mb in ((x, mx, x, mx), (y, my, y, my), (x, mx, y, my))
+        )
         numerator, denominator = 4 * mx * my * cov, (mx**2 + my**2) * (vx + vy)
         return numerator / denominator if numerator != 0 else float(denominator == 0)
 
@@ -54,8 +56,12 @@ def _s_measure(p: np.ndarray, g: np.ndarray, alpha: float = 0.5) -> float:
     # pysodmetrics rounds the 0-based centroid half to even, so the two differ when it ends in exactly .5 with an
     # even whole part; the maps here have no such tie (see segmentation.py).
     cy, cx = (int(np.floor(v.mean() + 1 + 0.5)) for v in (rows, cols))
-    parts = [(slice(None, cy), slice(None, cx)), (slice(None, cy), slice(cx, None)),
-             (slice(cy, None), slice(None, cx)), (slice(cy, None), slice(cx, None))]
+    parts = [
+        (slice(None, cy), slice(None, cx)),
+        (slice(None, cy), slice(cx, None)),
+        (slice(cy, None), slice(None, cx)),
+        (slice(cy, None), slice(cx, None)),
+    ]
     s_region = sum(p[r, c].size / p.size * ssim(p[r, c], g[r, c].astype(float)) for r, c in parts if p[r, c].size)
     return max(0.0, alpha * s_object + (1 - alpha) * s_region)
 
@@ -105,8 +111,15 @@ def _reference(pairs) -> dict:
         b = pred.astype(np.float64) / 255 > 0.5
         tp, fp, fn = (b & t).sum(), (b & ~t).sum(), (~b & t).sum()
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-        per_image.append([_ratio(2 * tp, 2 * tp + fp + fn), _ratio(tp, tp + fp + fn), precision, recall,
-                          _ratio(5 * precision * recall, 4 * precision + recall)])
+        per_image.append(
+            [
+                _ratio(2 * tp, 2 * tp + fp + fn),
+                _ratio(tp, tp + fp + fn),
+                precision,
+                recall,
+                _ratio(5 * precision * recall, 4 * precision + recall),
+            ]
+        )
         pooled += [tp, fp, fn]
         q = (p * 255).astype(np.uint8)
         curve = []
@@ -115,17 +128,30 @@ def _reference(pairs) -> dict:
             tp_, fp_, fn_ = (bt & t).sum(), (bt & ~t).sum(), (~bt & t).sum()
             curve.append([_ratio(2 * tp_, 2 * tp_ + fp_ + fn_), _ratio(tp_, tp_ + fp_ + fn_), _e_measure(bt, t)])
         curves.append(curve)
-        structure.append([_s_measure(p, t), _e_measure(p >= min(2 * p.mean(), 1), t), _weighted_f(p, t),
-                          np.abs(p - t).mean()])
+        structure.append(
+            [_s_measure(p, t), _e_measure(p >= min(2 * p.mean(), 1), t), _weighted_f(p, t), np.abs(p - t).mean()]
+        )
     mean = np.mean(per_image, axis=0)
     tp, fp, fn = pooled
     curve = np.mean(curves, axis=0)  # (threshold, key): averaged over images first, as the toolbox does
     s, e_adaptive, weighted_f, mae = np.mean(structure, axis=0)
-    return {"dice": mean[0], "iou": mean[1], "precision": mean[2], "recall": mean[3], "f2": mean[4],
-            "dice_pooled": _ratio(2 * tp, 2 * tp + fp + fn), "iou_pooled": _ratio(tp, tp + fp + fn),
-            "mdice_256": curve[:, 0].mean(), "miou_256": curve[:, 1].mean(), "s_measure": s,
-            "e_measure_mean": curve[:, 2].mean(), "e_measure_max": curve[:, 2].max(),
-            "e_measure_adaptive": e_adaptive, "weighted_f": weighted_f, "mae": mae}
+    return {
+        "dice": mean[0],
+        "iou": mean[1],
+        "precision": mean[2],
+        "recall": mean[3],
+        "f2": mean[4],
+        "dice_pooled": _ratio(2 * tp, 2 * tp + fp + fn),
+        "iou_pooled": _ratio(tp, tp + fp + fn),
+        "mdice_256": curve[:, 0].mean(),
+        "miou_256": curve[:, 1].mean(),
+        "s_measure": s,
+        "e_measure_mean": curve[:, 2].mean(),
+        "e_measure_max": curve[:, 2].max(),
+        "e_measure_adaptive": e_adaptive,
+        "weighted_f": weighted_f,
+        "mae": mae,
+    }
 
 
 def _blob(shape=(40, 50), centre=(20, 25), radius=9) -> np.ndarray:
@@ -193,6 +219,7 @@ def test_hand_computed_binary_prediction() -> None:
     # object pixels the prediction misses (SSIM 0), each part a quarter of the image.
     o_fg = (8 / 9) / ((4 / 9) ** 2 + 1 + np.sqrt(5 / 18))
     _close(m["s_measure"], 0.5 * (0.25 * o_fg + 0.75) + 0.5 * 0.25)
+
     # E-measure per part (TP, FN, TN; no FP): φ_FM = 8/9 or −1/9, φ_G = 3/4 or −1/4
     def enhanced(a_fm: float, a_gt: float) -> float:
         return (2 * a_fm * a_gt / (a_fm**2 + a_gt**2) + 1) ** 2 / 4

@@ -22,8 +22,15 @@ def test_offline_lite0_weights_load_key_by_key() -> None:
 
 
 def test_registry_names_and_errors(tmp_path: Path) -> None:
-    assert {"resnet50", "resnet152", "densenet161", "resnet152+densenet161", "tf_efficientnet_lite0",
-            "efficientnet_b0", "convnext_tiny"} <= set(MODELS)
+    assert {
+        "resnet50",
+        "resnet152",
+        "densenet161",
+        "resnet152+densenet161",
+        "tf_efficientnet_lite0",
+        "efficientnet_b0",
+        "convnext_tiny",
+    } <= set(MODELS)
     with pytest.raises(HyperKvasirError, match="unknown model 'vgg'"):
         create_model("vgg")
     with pytest.raises(HyperKvasirError, match="weights file not found"):

@@ -35,8 +35,9 @@ def test_without_inputs_the_section_says_how_to_get_them(tiny_twin, work: Path, 
     assert not (tmp_path / "report-figures" / "embedding-map.png").exists()
 
 
-def test_label_issue_table_and_embedding_map_from_their_inputs(tiny_twin, tiny_bench: Path, work: Path,
-                                                              tmp_path: Path) -> None:
+def test_label_issue_table_and_embedding_map_from_their_inputs(
+    tiny_twin, tiny_bench: Path, work: Path, tmp_path: Path
+) -> None:
     from hyperkvasir.data.audit import audit
     from hyperkvasir.label.embed import embed_parts
     from hyperkvasir.label.issues import label_issues
@@ -75,8 +76,9 @@ def test_embeddings_of_a_changed_tree_are_not_mapped(twin_copy: Path, work: Path
     assert "Embedding map: " in _section(build_report(twin_copy, tmp_path / "again.html").read_text())
 
 
-def test_a_dev_protocol_benchmark_gives_a_note_not_a_failure(tiny_twin, tiny_bench: Path, work: Path,
-                                                             tmp_path: Path) -> None:
+def test_a_dev_protocol_benchmark_gives_a_note_not_a_failure(
+    tiny_twin, tiny_bench: Path, work: Path, tmp_path: Path
+) -> None:
     bench = Path(shutil.copytree(tiny_bench, tmp_path / "bench"))
     results = json.loads((bench / "results.json").read_text())
     (bench / "results.json").write_text(json.dumps(results | {"protocol": "dev"}))

@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 from hyperkvasir.cli import main
-from hyperkvasir.segment.data import SegmentedPolyps
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.segment.evaluate import evaluate_segmentation
 from hyperkvasir.segment.benchmark import run_segmentation_benchmark
 from hyperkvasir.segment.boxes import box_map, boxes_from_mask
+from hyperkvasir.segment.data import SegmentedPolyps
+from hyperkvasir.segment.evaluate import evaluate_segmentation
 from hyperkvasir.segment.loss import dice_loss, structure_loss
 from hyperkvasir.segment.model import create_unet
 from hyperkvasir.segment.module import SegmentConfig, train_segmenter
@@ -42,7 +42,7 @@ def test_unet_shapes_and_losses() -> None:
     assert logits.shape == (2, 1, 64, 64)
     mask = torch.zeros(2, 1, 64, 64)
     mask[:, :, 20:40, 20:40] = 1
-    perfect = (mask * 40 - 20)
+    perfect = mask * 40 - 20
     assert structure_loss(perfect, mask) < 0.05 < structure_loss(-perfect, mask)
     assert dice_loss(perfect, mask) < 0.01
 
@@ -77,10 +77,13 @@ def test_evaluation_resizes_and_reports_mismatches(tmp_path: Path) -> None:
         evaluate_segmentation(tmp_path / "pred", tmp_path / "truth", subset=True)
 
 
-@pytest.mark.parametrize(("mask", "message"), [
-    (np.full((20, 20), 255, np.uint8), "all white"),
-    (np.tile(np.array([0, 128, 255], np.uint8), (20, 7))[:, :20], "mid-grey"),
-])
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (np.full((20, 20), 255, np.uint8), "all white"),
+        (np.tile(np.array([0, 128, 255], np.uint8), (20, 7))[:, :20], "mid-grey"),
+    ],
+)
 def test_not_a_mask(tmp_path: Path, mask: np.ndarray, message: str) -> None:
     _write(tmp_path / "truth", "a.png", mask)
     _write(tmp_path / "pred", "a.png", mask)
@@ -94,12 +97,28 @@ def test_training_benchmark_and_cli(tiny_twin, tmp_path: Path, capsys) -> None:
     predictions = sorted((tmp_path / "bench" / "run" / "predictions").glob("*.png"))
     assert len(predictions) == results["metrics"]["n"] >= 1
     for path in predictions:  # 8-bit maps at the ground-truth size
-        with Image.open(path) as pred, Image.open(tiny_twin.root / "segmented-images" / "images" / f"{path.stem}.jpg") as image:
+        with (
+            Image.open(path) as pred,
+            Image.open(tiny_twin.root / "segmented-images" / "images" / f"{path.stem}.jpg") as image,
+        ):
             assert pred.mode == "L" and pred.size == image.size
     table = (tmp_path / "bench" / "results.md").read_text()
     assert "| mdice_256 |" in table and "TransNetR" in table and "880 / 120" in table
-    assert main(["evaluate", "segment", "--pred", str(predictions[0].parent), "--truth",
-                 str(tiny_twin.root / "segmented-images" / "masks"), "--subset", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "segment",
+                "--pred",
+                str(predictions[0].parent),
+                "--truth",
+                str(tiny_twin.root / "segmented-images" / "masks"),
+                "--subset",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["n"] == len(predictions)
 
 
@@ -118,12 +137,30 @@ def test_segmentation_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, cra
 def test_two_processes_with_gloo_match_one_process(tiny_twin, tmp_path: Path, run_cli) -> None:
     """lr 0 keeps the weights; both runs score the whole validation part (BatchNorm statistics differ per rank,
     hence a tolerance of 0.1 on the validation Dice)."""
-    args = ["train", "segment", str(tiny_twin.root), "--model", "test_efficientnet", "--epochs", "1", "--size", "64",
-            "--batch-size", "2", "--workers", "0", "--no-pretrained", "--lr", "0", "--json"]
+    args = [
+        "train",
+        "segment",
+        str(tiny_twin.root),
+        "--model",
+        "test_efficientnet",
+        "--epochs",
+        "1",
+        "--size",
+        "64",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--no-pretrained",
+        "--lr",
+        "0",
+        "--json",
+    ]
     run_cli([*args, "--out", tmp_path / "ddp"], processes=2)
     run_cli([*args, "--out", tmp_path / "one"])
     two, one = (json.loads((tmp_path / name / "metrics.json").read_text())[0] for name in ("ddp", "one"))
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
     assert two["val_images"] == one["val_images"] > 0 and abs(two["val_dice"] - one["val_dice"]) <= 0.1
-    assert sorted(p.name for p in (tmp_path / "ddp" / "predictions").glob("*.png")) == \
-        sorted(p.name for p in (tmp_path / "one" / "predictions").glob("*.png"))
+    assert sorted(p.name for p in (tmp_path / "ddp" / "predictions").glob("*.png")) == sorted(
+        p.name for p in (tmp_path / "one" / "predictions").glob("*.png")
+    )

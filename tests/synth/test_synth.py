@@ -25,16 +25,19 @@ from hyperkvasir.data.layout import (
     read_image_labels,
     read_split_csv,
 )
-from hyperkvasir.data.splits import official_chunk_folds
 from hyperkvasir.data.pixels import pixel_evidence
+from hyperkvasir.data.splits import official_chunk_folds
 from hyperkvasir.data.taxonomy import CLASSES, RELEASED_TOTAL
 from hyperkvasir.synth.render import RESOLUTIONS
 from hyperkvasir.synth.tree import _render_run, make_synthetic_release, scale_spec
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and ".hyperkvasir" not in p.parts}  # toolkit cache
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".hyperkvasir" not in p.parts
+    }  # toolkit cache
 
 
 def test_official_chunk_algorithm_matches_release_remainders() -> None:
@@ -113,8 +116,15 @@ def test_faults_are_planted_and_listed(faulty_twin) -> None:
     root = faulty_twin.root
     listed = json.loads((root / "FAULTS.json").read_text())["faults"]
     kinds = [f["kind"] for f in listed]
-    assert kinds == ["exact-duplicate", "near-duplicate", "label-conflict", "truncated-image", "missing-image-label",
-                     "mask-size-mismatch", "box-out-of-bounds"]
+    assert kinds == [
+        "exact-duplicate",
+        "near-duplicate",
+        "label-conflict",
+        "truncated-image",
+        "missing-image-label",
+        "mask-size-mismatch",
+        "box-out-of-bounds",
+    ]
     by_kind = {f["kind"]: f for f in listed}
     a, b = by_kind["exact-duplicate"]["files"]
     assert (root / a).read_bytes() == (root / b).read_bytes()
@@ -171,8 +181,9 @@ def test_full_scale_unlabeled_runs_change_slowly_and_never_repeat_bytes(tmp_path
     hashes = np.asarray([e["phash"] for e in evidence], np.uint64)
     assert np.median(np.bitwise_count(hashes[1:] ^ hashes[:-1])) <= NEAR_DUPLICATE_THRESHOLD / 2
     distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
-    pairs = confirmed_near_pairs(hashes, [e["thumbnail"] for e in evidence], NEAR_DUPLICATE_THRESHOLD,
-                                 NEAR_DUPLICATE_MIN_CORRELATION)
+    pairs = confirmed_near_pairs(
+        hashes, [e["thumbnail"] for e in evidence], NEAR_DUPLICATE_THRESHOLD, NEAR_DUPLICATE_MIN_CORRELATION
+    )
     single_links = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(paths), len(paths)))
     _, labels = connected_components(single_links, directed=False)
     largest = np.flatnonzero(labels == np.bincount(labels).argmax())

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from hyperkvasir.classify.benchmark import run_benchmark
+from hyperkvasir.classify.module import TrainConfig, train_classifier
 from hyperkvasir.data.imaging import load_square
 from hyperkvasir.data.index import build_index
 from hyperkvasir.datasets.cache import open_cache
-from hyperkvasir.classify.module import TrainConfig, train_classifier
 
 FAST = dict(model="test_efficientnet", epochs=2, input_size=32, batch_size=8, workers=0, pretrained=False)
 
@@ -34,10 +34,12 @@ def test_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, crash_after_firs
     assert len(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == 1
     resumed = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut")), resume=True)
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("train_images_per_s", "epoch_s")} for r in rows]  # noqa: E731
-    assert strip(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == \
-        strip(json.loads((tmp_path / "full" / "metrics.json").read_text()))
-    assert (tmp_path / "cut" / "predictions-test.csv").read_text() == \
-        (tmp_path / "full" / "predictions-test.csv").read_text()
+    assert strip(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == strip(
+        json.loads((tmp_path / "full" / "metrics.json").read_text())
+    )
+    assert (tmp_path / "cut" / "predictions-test.csv").read_text() == (
+        tmp_path / "full" / "predictions-test.csv"
+    ).read_text()
     assert resumed["macro_f1"] == full["macro_f1"]
     a = torch.load(tmp_path / "cut" / "best.ckpt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "full" / "best.ckpt", weights_only=True)["state_dict"]
@@ -47,8 +49,9 @@ def test_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, crash_after_firs
 def test_corrupt_image_is_skipped_and_counted(faulty_twin, tmp_path: Path) -> None:
     truncated = next(f["files"][0] for f in faulty_twin.faults if f["kind"] == "truncated-image")
     fold = faulty_twin.folds2[Path(truncated).name]
-    metrics = train_classifier(TrainConfig(root=str(faulty_twin.root), out=str(tmp_path / "run"), fold=1 - fold,
-                                           **FAST | {"epochs": 1}))
+    metrics = train_classifier(
+        TrainConfig(root=str(faulty_twin.root), out=str(tmp_path / "run"), fold=1 - fold, **FAST | {"epochs": 1})
+    )
     assert metrics["skipped_images"] == 1
     rows = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert rows[0]["skipped_images"] == 1
@@ -60,7 +63,7 @@ def test_two_fold_protocol_on_tiny_twin(tiny_twin, tmp_path: Path) -> None:
     folds = results["models"]["test_efficientnet"]["folds"]
     assert len(folds) == 2
     for fold in (0, 1):
-        predictions = (tmp_path / "bench" / "test_efficientnet" / f"test-fold-{fold}" / "predictions-test.csv")
+        predictions = tmp_path / "bench" / "test_efficientnet" / f"test-fold-{fold}" / "predictions-test.csv"
         lines = predictions.read_text().splitlines()
         assert lines[0].startswith("file-name,label,barretts,bbps-0-1")
         assert len(lines) - 1 == sum(1 for f in tiny_twin.folds2.values() if f == fold)
@@ -76,18 +79,39 @@ def test_two_processes_with_gloo_score_the_whole_validation_set(tiny_twin, tmp_p
     """With lr 0 and batch norm on its running statistics the weights and statistics never move, so two
     processes score the same whole validation and test sets as one process, to the last digit. The class-balanced
     sampler runs sharded: together the two ranks draw as many images as one process."""
-    args = ["train", "classify", str(tiny_twin.root), "--model", "test_efficientnet", "--epochs", "1",
-            "--input-size", "32", "--batch-size", "4", "--workers", "0", "--no-pretrained", "--lr", "0", "--json",
-            "--balanced", "--freeze-batchnorm"]  # the class-balanced sampler, sharded over the two processes
+    args = [
+        "train",
+        "classify",
+        str(tiny_twin.root),
+        "--model",
+        "test_efficientnet",
+        "--epochs",
+        "1",
+        "--input-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--no-pretrained",
+        "--lr",
+        "0",
+        "--json",
+        "--balanced",
+        "--freeze-batchnorm",
+    ]  # the class-balanced sampler, sharded over the two processes
     run_cli([*args, "--out", tmp_path / "ddp"], processes=2)
     run_cli([*args, "--out", tmp_path / "one"])
     two, one = (json.loads((tmp_path / name / "metrics.json").read_text())[0] for name in ("ddp", "one"))
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
     assert two["val_images"] == one["val_images"] > 0
     assert two["val_macro_f1"] == one["val_macro_f1"]
-    assert abs(two["train_images"] - one["train_images"]) <= 8 and two["train_images"] > 0  # halves, last batches dropped
-    assert (tmp_path / "ddp" / "predictions-test.csv").read_text() == \
-        (tmp_path / "one" / "predictions-test.csv").read_text()
+    assert (
+        abs(two["train_images"] - one["train_images"]) <= 8 and two["train_images"] > 0
+    )  # halves, last batches dropped
+    assert (tmp_path / "ddp" / "predictions-test.csv").read_text() == (
+        tmp_path / "one" / "predictions-test.csv"
+    ).read_text()
 
 
 def test_existing_run_is_refused(tiny_twin, tmp_path: Path) -> None:
@@ -98,8 +122,9 @@ def test_existing_run_is_refused(tiny_twin, tmp_path: Path) -> None:
         train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "r"), **FAST))
 
 
-def test_benchmark_rerun_skips_finished_folds_and_continues_an_unfinished_one(tiny_twin, tmp_path: Path,
-                                                                              crash_after_first_epoch) -> None:
+def test_benchmark_rerun_skips_finished_folds_and_continues_an_unfinished_one(
+    tiny_twin, tmp_path: Path, crash_after_first_epoch
+) -> None:
     base = TrainConfig(root=str(tiny_twin.root), **FAST)
     disarm = crash_after_first_epoch()
     with pytest.raises(RuntimeError, match="simulated crash"):

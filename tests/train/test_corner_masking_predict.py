@@ -19,13 +19,25 @@ from hyperkvasir.models import MODELS
 
 
 def test_predict_ignores_the_masked_corner_that_the_network_would_see(tiny_twin, tmp_path: Path) -> None:
-    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "run"), model="test_efficientnet",
-                                 epochs=1, input_size=32, batch_size=8, workers=0, pretrained=False, mask_corners=True))
+    train_classifier(
+        TrainConfig(
+            root=str(tiny_twin.root),
+            out=str(tmp_path / "run"),
+            model="test_efficientnet",
+            epochs=1,
+            input_size=32,
+            batch_size=8,
+            workers=0,
+            pretrained=False,
+            mask_corners=True,
+        )
+    )
     checkpoint = tmp_path / "run" / "best.ckpt"
     frame = decode_rgb(next(iter(sorted(tiny_twin.root.glob("labeled-images/**/polyps/*.jpg")))))
     painted = frame.copy()
     painted[corner_region(*frame.shape[:2])] = np.random.default_rng(0).integers(
-        0, 256, painted[corner_region(*frame.shape[:2])].shape, dtype=np.uint8)
+        0, 256, painted[corner_region(*frame.shape[:2])].shape, dtype=np.uint8
+    )
     assert (painted != frame).any() and (painted[: frame.shape[0] // 2] == frame[: frame.shape[0] // 2]).all()
     images = tmp_path / "images"
     images.mkdir()

@@ -37,8 +37,11 @@ def test_balanced_sampler_shards_one_sequence_over_ranks() -> None:
     alone = list(EpochSampler(100, seed=3, weights=weights))
     ranks = [list(EpochSampler(100, seed=3, weights=weights, rank=r, world=2)) for r in (0, 1)]
     assert sorted(ranks[0] + ranks[1]) == sorted(alone) and len(ranks[0]) == len(ranks[1]) == 50
-    draws = [i for epoch in range(20) for i in (lambda s: (s.set_epoch(epoch), list(s))[1])(
-        EpochSampler(100, seed=3, weights=weights))]
+    draws = [
+        i
+        for epoch in range(20)
+        for i in (lambda s: (s.set_epoch(epoch), list(s))[1])(EpochSampler(100, seed=3, weights=weights))
+    ]
     assert 0.4 < np.mean([i >= 90 for i in draws]) < 0.6  # rare samples drawn as often as common ones
 
 
@@ -93,8 +96,20 @@ def test_decision_rule_is_fitted_on_validation_only(twin_copy: Path, tmp_path: P
     probs = np.asarray([[float(v) for v in row[2:]] for row in rows])
     assert [row[1] for row in rows] == [CLASSES[i].folder for i in decide(probs, offsets)]
     images = sorted(twin_copy.glob("labeled-images/**/*.jpg"))[:6]
-    assert main(["predict", str(tmp_path / "a" / "best.ckpt"), *map(str, images), "--out",
-                 str(tmp_path / "p.parquet"), "--workers", "0"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "a" / "best.ckpt"),
+                *map(str, images),
+                "--out",
+                str(tmp_path / "p.parquet"),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     import pyarrow.parquet as pq
 
     table = pq.read_table(tmp_path / "p.parquet").to_pylist()
@@ -112,15 +127,38 @@ def test_flip_averaged_probabilities_do_not_change_when_the_input_is_flipped() -
 
 
 def test_packaged_recipes_resolve_by_name(tiny_twin, tmp_path: Path, capsys) -> None:
-    assert main(["train", "classify", str(tiny_twin.root), "--config", "imbalanced-cpu", "--model",
-                 "test_efficientnet", "--epochs", "1", "--input-size", "32", "--no-pretrained", "--workers", "0",
-                 "--out", str(tmp_path / "run"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                str(tiny_twin.root),
+                "--config",
+                "imbalanced-cpu",
+                "--model",
+                "test_efficientnet",
+                "--epochs",
+                "1",
+                "--input-size",
+                "32",
+                "--no-pretrained",
+                "--workers",
+                "0",
+                "--out",
+                str(tmp_path / "run"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["loss"] == "logit-adjusted" and saved["rare_below"] == 40 and saved["tta"]
     assert metrics["decision_rule"] is None and metrics["tta"] is True
-    assert main(["train", "classify", str(tiny_twin.root), "--config", "no-such-recipe",
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["train", "classify", str(tiny_twin.root), "--config", "no-such-recipe", "--out", str(tmp_path / "x")])
+        == 2
+    )
     assert "packaged: " in capsys.readouterr().err and not (tmp_path / "x").exists()
     (tmp_path / "bad.yaml").write_text("just some words")
     assert main(["train", "classify", str(tiny_twin.root), "--config", str(tmp_path / "bad.yaml")]) == 2

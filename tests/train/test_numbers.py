@@ -45,19 +45,38 @@ def test_results_carry_intervals_seeds_and_provenance(two_seed_benchmark: Path) 
     assert "2 seed(s)" in table and "standard deviation over 2 seeds" in table and "random start" in table
 
 
-def test_a_rerun_with_another_config_is_refused_naming_the_keys(two_seed_benchmark: Path, tiny_twin,
-                                                                tmp_path: Path, capsys) -> None:
+def test_a_rerun_with_another_config_is_refused_naming_the_keys(
+    two_seed_benchmark: Path, tiny_twin, tmp_path: Path, capsys
+) -> None:
     copy = shutil.copytree(two_seed_benchmark, tmp_path / "bench")
-    assert main(["benchmark", str(tiny_twin.root), "--models", MODEL, "--out", str(copy), "--epochs", "3",
-                 "--input-size", "64", "--workers", "0"]) == 2
+    assert (
+        main(
+            [
+                "benchmark",
+                str(tiny_twin.root),
+                "--models",
+                MODEL,
+                "--out",
+                str(copy),
+                "--epochs",
+                "3",
+                "--input-size",
+                "64",
+                "--workers",
+                "0",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "epochs" in err and "input_size" in err and "--force" in err
     with pytest.raises(HyperKvasirError, match="lr"):
         run_benchmark(tiny_twin.root, [MODEL], copy, base=TrainConfig(root=str(tiny_twin.root), **FAST | {"lr": 0.1}))
 
 
-def test_compare_finds_a_planted_difference_and_refuses_other_images(two_seed_benchmark: Path, tiny_twin,
-                                                                     tmp_path: Path, capsys) -> None:
+def test_compare_finds_a_planted_difference_and_refuses_other_images(
+    two_seed_benchmark: Path, tiny_twin, tmp_path: Path, capsys
+) -> None:
     better = shutil.copytree(two_seed_benchmark, tmp_path / "better")
     truth = {name: cls.folder for name, (cls, _, _) in assignment(tiny_twin.root, "official-2fold").files.items()}
     for predictions in better.glob(f"{MODEL}/**/predictions-test.csv"):
@@ -112,12 +131,27 @@ def test_the_dev_protocol_never_opens_a_test_image(tiny_twin, tmp_path: Path, mo
 
 
 def test_resume_with_other_options_and_a_second_training_into_a_held_folder_are_refused(
-        tiny_twin, tmp_path: Path, capsys) -> None:
+    tiny_twin, tmp_path: Path, capsys
+) -> None:
     import subprocess
     import sys
 
-    argv = ["train", "classify", str(tiny_twin.root), "--model", MODEL, "--epochs", "1", "--input-size", "32",
-            "--workers", "0", "--no-pretrained", "--out", str(tmp_path / "run")]
+    argv = [
+        "train",
+        "classify",
+        str(tiny_twin.root),
+        "--model",
+        MODEL,
+        "--epochs",
+        "1",
+        "--input-size",
+        "32",
+        "--workers",
+        "0",
+        "--no-pretrained",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(argv) == 0
     before = (tmp_path / "run" / "metrics-test.json").read_text()
     assert main([*argv, "--resume", "--lr", "0.5"]) == 2
@@ -125,10 +159,21 @@ def test_resume_with_other_options_and_a_second_training_into_a_held_folder_are_
     assert "lr 0.001 → 0.5" in err and "--resume" in err
     assert main([*argv[:3], "--out", str(tmp_path / "run"), "--resume"]) == 0, "the saved options need no repeating"
     assert json.loads(before)["n"] == json.loads((tmp_path / "run" / "metrics-test.json").read_text())["n"]
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; h = open(sys.argv[1], 'w'); "
-                               "fcntl.flock(h, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
-                               str(tmp_path / "held" / ".run.lock")], stdout=subprocess.PIPE, text=True) \
-        if (tmp_path / "held").mkdir() is None else None
+    holder = (
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import fcntl, sys, time; h = open(sys.argv[1], 'w'); "
+                "fcntl.flock(h, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+                str(tmp_path / "held" / ".run.lock"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if (tmp_path / "held").mkdir() is None
+        else None
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert main([*argv[:-1], str(tmp_path / "held")]) == 2
@@ -138,8 +183,9 @@ def test_resume_with_other_options_and_a_second_training_into_a_held_folder_are_
         holder.kill()
 
 
-def test_an_average_of_independently_trained_models_is_its_own_row(two_seed_benchmark: Path, tiny_twin,
-                                                                   tmp_path: Path) -> None:
+def test_an_average_of_independently_trained_models_is_its_own_row(
+    two_seed_benchmark: Path, tiny_twin, tmp_path: Path
+) -> None:
     from hyperkvasir.classify.benchmark import average_members
 
     results = json.loads((two_seed_benchmark / "results.json").read_text())

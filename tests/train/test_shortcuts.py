@@ -16,8 +16,9 @@ from hyperkvasir.data.pixels import SCOPEGUIDE_MIN_SHARE, scopeguide_score
 def test_shortcut_probes_on_the_twin(tiny_twin, capsys) -> None:
     assert main(["shortcuts", str(tiny_twin.root), "--json", "--workers", "1"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert {"corner_probe", "corner_probe_masked", "frame_probe_masked", "majority", "per_class",
-            "summary"} <= set(result)
+    assert {"corner_probe", "corner_probe_masked", "frame_probe_masked", "majority", "per_class", "summary"} <= set(
+        result
+    )
     assert result["per_class"]["polyps"]["black_box_share"] > 0
     assert "sees only the lower-left corner" in result["summary"]
 
@@ -98,9 +99,29 @@ def test_mask_corners_blanks_training_inputs_the_cache_and_predict(tiny_twin, tm
     frame = next(p for p in sorted(tiny_twin.root.glob("labeled-images/**/polyps/*.jpg")))
     square = load_square(frame, 64, mask_corners=True)
     assert not square[-8:, :8].any() and square[8:24, 30:50].any()  # lower-left black, centre untouched
-    assert main(["train", "classify", str(tiny_twin.root), "--model", "test_efficientnet", "--epochs", "1",
-                 "--input-size", "32", "--no-pretrained", "--workers", "0", "--mask-corners",
-                 "--out", str(tmp_path / "run"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                str(tiny_twin.root),
+                "--model",
+                "test_efficientnet",
+                "--epochs",
+                "1",
+                "--input-size",
+                "32",
+                "--no-pretrained",
+                "--workers",
+                "0",
+                "--mask-corners",
+                "--out",
+                str(tmp_path / "run"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert json.loads((tmp_path / "run" / "config.json").read_text())["mask_corners"] is True
     assert (tiny_twin.root / ".hyperkvasir" / "cache" / "square-32-corner-masked.npy").is_file()

@@ -68,19 +68,24 @@ def test_bad_videos_are_reported_by_name_and_the_rest_continues(twin_copy: Path,
 
 
 @pytest.mark.parametrize(("size", "mask_corners"), [(33, False), (96, True)])
-def test_predict_scores_the_pixels_training_reads_back(tiny_twin, tmp_path: Path, size: int,
-                                                       mask_corners: bool) -> None:
+def test_predict_scores_the_pixels_training_reads_back(
+    tiny_twin, tmp_path: Path, size: int, mask_corners: bool
+) -> None:
     """The stored training frame, read as training reads it (``load_square``), equals the square predict feeds
     the model for the same decoded frame: one decode, the same JPEG round trip (before video/decode.py they
     differed by 1.5–3.8 grey levels on average)."""
     report = extract_frames(tiny_twin.root, tmp_path / "f", every=3, size=size, workers=1)
-    stored = {(r["video"], r["frame_index"]): r["path"] for r in pq.read_table(tmp_path / "f" / "frames.parquet")
-              .to_pylist()}
+    stored = {
+        (r["video"], r["frame_index"]): r["path"] for r in pq.read_table(tmp_path / "f" / "frames.parquet").to_pylist()
+    }
     compared = 0
     for video in Release(tiny_twin.root).video_files():
         for index, _, rgb in decode_frames(video, every=3, size=size):
-            trained = load_square(tmp_path / "f" / stored[(str(video.relative_to(tiny_twin.root)), index)], size,
-                                  mask_corners=mask_corners)
+            trained = load_square(
+                tmp_path / "f" / stored[(str(video.relative_to(tiny_twin.root)), index)],
+                size,
+                mask_corners=mask_corners,
+            )
             np.testing.assert_array_equal(model_input(rgb, size, mask_corners=mask_corners), trained)
             compared += 1
     assert compared == report.frames == 3 * 7

@@ -9,19 +9,20 @@ import pytest
 from hyperkvasir.cli import main
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES, normalise_video_finding
 from hyperkvasir.synth.tree import make_synthetic_release
-from hyperkvasir.video.frames import extract_frames
-from hyperkvasir.video.evaluate import video_level_metrics
 from hyperkvasir.video.data import (
     VideoClips,
     video_labels,
     video_split,
 )
+from hyperkvasir.video.evaluate import video_level_metrics
+from hyperkvasir.video.frames import extract_frames
 
 
 @pytest.fixture(scope="module")
 def video_twin(tmp_path_factory):
-    return make_synthetic_release(tmp_path_factory.mktemp("videos") / "hk", seed=5, scale="tiny",
-                                  parts=("videos",), videos=18)
+    return make_synthetic_release(
+        tmp_path_factory.mktemp("videos") / "hk", seed=5, scale="tiny", parts=("videos",), videos=18
+    )
 
 
 def test_vocabulary_maps_real_findings(shared_data: Path) -> None:
@@ -60,16 +61,35 @@ def test_clips_and_video_level_evaluation(video_twin, tmp_path: Path) -> None:
 
 
 def test_video_benchmark_end_to_end(video_twin, tmp_path: Path, capsys) -> None:
-    assert main(["benchmark", str(video_twin.root), "--task", "video", "--models", "test_efficientnet",
-                 "--epochs", "1", "--input-size", "32", "--out", str(tmp_path / "vb"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "benchmark",
+                str(video_twin.root),
+                "--task",
+                "video",
+                "--models",
+                "test_efficientnet",
+                "--epochs",
+                "1",
+                "--input-size",
+                "32",
+                "--out",
+                str(tmp_path / "vb"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     results = json.loads(capsys.readouterr().out)
     assert results["split"] == {"train": 6, "val": 6, "test": 6}
     assert results["test"]["videos"] == 6 and "majority_vote" in results["test"]
     assert "| mean probability |" in (tmp_path / "vb" / "results.md").read_text()
 
 
-def test_video_training_resumes_exactly_and_runs_on_two_processes(video_twin, tmp_path: Path,
-                                                                  crash_after_first_epoch, run_cli) -> None:
+def test_video_training_resumes_exactly_and_runs_on_two_processes(
+    video_twin, tmp_path: Path, crash_after_first_epoch, run_cli
+) -> None:
     from hyperkvasir.video.module import VideoConfig, train_video
 
     fast = dict(model="test_efficientnet", epochs=2, size=32, batch_size=8, pretrained=False, every=10)
@@ -80,14 +100,36 @@ def test_video_training_resumes_exactly_and_runs_on_two_processes(video_twin, tm
     disarm()
     resumed = train_video(VideoConfig(root=str(video_twin.root), out=str(tmp_path / "cut")), resume=True)
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("train_images_per_s", "epoch_s")} for r in rows]  # noqa: E731
-    assert strip(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == \
-        strip(json.loads((tmp_path / "full" / "metrics.json").read_text()))
+    assert strip(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == strip(
+        json.loads((tmp_path / "full" / "metrics.json").read_text())
+    )
     assert resumed["test"]["predictions"] == full["test"]["predictions"]
 
     # two processes, frames extracted by rank 0 into the run while the other waits
-    run_cli(["train", "video", video_twin.root, "--model", "test_efficientnet", "--epochs", "1", "--size", "32",
-             "--every", "10", "--batch-size", "4", "--no-pretrained", "--lr", "0", "--json",
-             "--out", tmp_path / "ddp"], processes=2)
+    run_cli(
+        [
+            "train",
+            "video",
+            video_twin.root,
+            "--model",
+            "test_efficientnet",
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+            "--every",
+            "10",
+            "--batch-size",
+            "4",
+            "--no-pretrained",
+            "--lr",
+            "0",
+            "--json",
+            "--out",
+            tmp_path / "ddp",
+        ],
+        processes=2,
+    )
     frames = json.loads((tmp_path / "ddp" / "metrics-test.json").read_text())["frames"]
     assert frames == len(list((tmp_path / "ddp" / "frames").glob("*/*.jpg"))) > 0
     row = json.loads((tmp_path / "ddp" / "metrics.json").read_text())[0]
