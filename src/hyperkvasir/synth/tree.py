@@ -23,7 +23,6 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageFilter
 
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.layout import IMAGE_LABELS_HEADER, SPLIT_FILES, SPLIT_HEADER
 from hyperkvasir.data.splits import official_chunk_folds
 from hyperkvasir.data.taxonomy import (
@@ -35,7 +34,7 @@ from hyperkvasir.data.taxonomy import (
     ClassInfo,
     lookup,
 )
-from hyperkvasir.outputs import staged_folder
+from hyperkvasir.outputs import atomic_write, staged_folder
 from hyperkvasir.parallel import process_pool
 from hyperkvasir.synth.render import (
     finish_frame,
