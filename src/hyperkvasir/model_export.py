@@ -101,9 +101,9 @@ def _write_checked(
         torch.onnx.export(
             model,
             (probe[:1],),
-            buffer,
+            buffer,  # type: ignore[arg-type]
             dynamo=False,
-            input_names=["pixels"],  # type: ignore[arg-type]
+            input_names=["pixels"],
             output_names=["probabilities"],
             dynamic_axes={"pixels": {0: "batch"}},
             opset_version=17,

@@ -1,4 +1,6 @@
-"""The one home for folders the toolkit creates, and the only code that may delete or replace one.
+"""The one home for files and folders the toolkit writes, and the only code that may delete or replace one.
+
+A single file is written by :func:`atomic_write` (a temp file beside it, renamed into place).
 
 Every multi-file output (an export, predicted masks, a model and its card, report figures, a video's frames) is
 written into a staging folder beside its target and renamed into place whole, so an error, a full disk or Ctrl-C
@@ -17,6 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 from hyperkvasir.errors import DataError, HyperKvasirError
 
@@ -129,6 +132,26 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Write to a temp file beside ``path`` and rename it into place, so a reader never sees half a file. The
+    file gets the permissions any tool would give it under the umask (temp files start private)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as handle:
+            yield handle
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(error, OSError) and not error.filename:  # a failed write names no file: name the target
+            error.filename = str(target)
+        raise
 
 
 def _swap_in(staging: Path, target: Path) -> None:

@@ -387,7 +387,7 @@ def test_two_video_frames_runs_into_one_folder_do_not_mix(tiny_twin, tmp_path: P
 def test_a_concurrent_export_into_the_same_out_is_not_replaced_without_overwrite(
     tiny_twin, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    import hyperkvasir.export as exporting
+    import hyperkvasir.dataset_export as exporting
 
     out = tmp_path / "out"
     real = exporting._EXPORTERS["imagefolder"]

@@ -10,8 +10,8 @@ import pytest
 from hyperkvasir.cli import main
 from hyperkvasir.data.imaging import binarise_mask, decode_gray
 from hyperkvasir.data.taxonomy import CLASSES
+from hyperkvasir.dataset_export import export
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.export import export
 
 
 def test_imagefolder_links_and_loads_with_torchvision(tiny_twin, tmp_path: Path) -> None:

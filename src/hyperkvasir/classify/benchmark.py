@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hyperkvasir.classify.module import TrainConfig, check_train_config, scored_part, train_classifier
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError, require_range
 from hyperkvasir.metrics.classification import SUMMARY_KEYS, average_folds, classification_metrics, scored_metrics
 from hyperkvasir.metrics.intervals import INTERVAL_KEYS, fold_average, percentile_interval, resampled
 from hyperkvasir.metrics.ordinal import ORDINAL_KEYS, resampled_ordinal, uc_positions
+from hyperkvasir.outputs import atomic_write
 from hyperkvasir.provenance import config_hash, differing_keys, git_revision, tree_key
 from hyperkvasir.version import __version__
 

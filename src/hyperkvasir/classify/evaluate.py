@@ -187,11 +187,11 @@ def evaluate_checkpoint(
 
     from hyperkvasir.classify.decision import decide, decision_probabilities
     from hyperkvasir.classify.predict import load_classifier, predict_images
-    from hyperkvasir.data.imaging import atomic_write
     from hyperkvasir.data.taxonomy import CLASSES
     from hyperkvasir.engine.runs import checkpoint_task, loader_workers
     from hyperkvasir.metrics.calibration import calibration, plot_reliability
     from hyperkvasir.metrics.classification import plot_confusion_matrix
+    from hyperkvasir.outputs import atomic_write
 
     checkpoint_task(checkpoint)  # a file that is no checkpoint is refused before the folder is read
     if labels is not None:

@@ -27,7 +27,6 @@ from torch.utils.data import DataLoader
 from hyperkvasir.classify.data import ClassifyData
 from hyperkvasir.classify.decision import decide, fit_offsets
 from hyperkvasir.classify.losses import uc_distance_penalty
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION, PROTOCOLS
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import RECIPES, normalise
@@ -36,6 +35,7 @@ from hyperkvasir.engine.runs import check_device, checkpoint_config, load_checkp
 from hyperkvasir.errors import HyperKvasirError, require_choice, require_compatible, require_ranges
 from hyperkvasir.metrics.classification import classification_metrics, plot_confusion_matrix, scored_metrics
 from hyperkvasir.models import MODELS, NUM_CLASSES, create_model
+from hyperkvasir.outputs import atomic_write
 from hyperkvasir.provenance import provenance
 
 if TYPE_CHECKING:

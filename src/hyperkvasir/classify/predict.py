@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hyperkvasir.classify.decision import decide
 from hyperkvasir.classify.module import flip_averaged
-from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
+from hyperkvasir.data.imaging import ImageDecodeError, load_square
 from hyperkvasir.data.inputs import output_names, resolve_inputs
 from hyperkvasir.data.layout import escaped
 from hyperkvasir.data.taxonomy import CLASSES
@@ -28,7 +28,7 @@ from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine.runs import distributed, pick_device
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.models import MODELS
-from hyperkvasir.outputs import refuse_replacing, staged_folder
+from hyperkvasir.outputs import atomic_write, refuse_replacing, staged_folder
 
 
 class _Images(Dataset):

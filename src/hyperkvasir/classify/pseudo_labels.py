@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.outputs import atomic_write
 from hyperkvasir.provenance import tree_key
 
 # What decides a teacher's training images; a student must match every one.

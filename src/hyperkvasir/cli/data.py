@@ -401,8 +401,8 @@ def export(
 
     Example: hyperkvasir export coco /data/hyper-kvasir ./coco
     """
+    from hyperkvasir.dataset_export import export as run_export
     from hyperkvasir.errors import require_output
-    from hyperkvasir.export import export as run_export
 
     require_output(out_dir, folder=True, option="OUT")
     summary = run_export(fmt, root, out_dir, scheme=scheme, seed=seed, copy=copy, overwrite=overwrite)

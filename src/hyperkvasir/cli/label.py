@@ -253,7 +253,7 @@ def to_label_command(
 def _write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
     import csv
 
-    from hyperkvasir.data.imaging import atomic_write
+    from hyperkvasir.outputs import atomic_write
 
     with atomic_write(path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")

@@ -1,4 +1,4 @@
-"""The one image path of the toolkit: header sizes, DCT-scaled JPEG decoding, mask binarisation, atomic writes.
+"""The one image path of the toolkit: header sizes, DCT-scaled JPEG decoding, mask binarisation.
 
 Everything that reads pixels goes through here so that there is a single decoder with a single behaviour
 (colour mode, draft scaling, truncation handling) across indexing, validation, training and reports.
@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -273,33 +271,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _umask() -> int:
-    """The process umask (reading it means setting it; it is put back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Write to a temp file beside ``path`` and rename it into place, so a reader never sees half a file. The
-    file gets the permissions any tool would give it under the umask (temp files start private)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as handle:
-            yield handle
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(error, OSError) and not error.filename:  # a failed write names no file: name the target
-            error.filename = str(target)
-        raise
 
 
 # The lower-left region (x0, y0, x1, y1 as fractions of the frame) where the ScopeGuide box and Kvasir-SEG's black

@@ -22,14 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from hyperkvasir.data.imaging import (
-    atomic_write,
-    binarise_mask,
-    decode_mask,
-    is_jpeg_bytes,
-    jpeg_header_size,
-    upright_size,
-)
+from hyperkvasir.data.imaging import binarise_mask, decode_mask, is_jpeg_bytes, jpeg_header_size, upright_size
 from hyperkvasir.data.layout import (
     Release,
     Skipped,
@@ -40,6 +33,7 @@ from hyperkvasir.data.layout import (
 )
 from hyperkvasir.data.taxonomy import normalise_video_finding
 from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
+from hyperkvasir.outputs import atomic_write
 from hyperkvasir.parallel import process_pool
 
 MANIFEST_NAME = "manifest.parquet"

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from hyperkvasir.data.audit import AuditReport, audit, leakage
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.kvasir_seg_lists import kvasir_seg_official_ids
 from hyperkvasir.data.layout import SPLIT_HEADER, Release, read_split_csv
 from hyperkvasir.data.taxonomy import ClassInfo, lookup
 from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.outputs import atomic_write
 
 SCHEMES = ("official-2fold", "official-5fold", "grouped-2fold")
 DEFAULT_VALIDATION_FRACTION = 0.1

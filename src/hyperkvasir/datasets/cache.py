@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, load_square
+from hyperkvasir.data.imaging import ImageDecodeError, load_square
 from hyperkvasir.data.index import preparing, work_dir
 from hyperkvasir.errors import DataError
+from hyperkvasir.outputs import atomic_write
 from hyperkvasir.parallel import process_pool
 
 

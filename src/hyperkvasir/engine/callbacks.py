@@ -10,8 +10,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.engine.runs import seed_everything
+from hyperkvasir.outputs import atomic_write
 
 
 class EpochSeeding(L.Callback):

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.errors import DataError, HyperKvasirError, require_output
+from hyperkvasir.outputs import atomic_write
 
 
 def seed_everything(seed: int) -> None:

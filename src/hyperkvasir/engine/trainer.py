@@ -24,10 +24,10 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.layer_sync import LayerSync
 
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.engine.callbacks import EpochHistory, EpochSeeding, FrozenBatchNorm
 from hyperkvasir.engine.runs import RunFolder, launched_world, load_checkpoint, seed_everything, under_slurm_alone
 from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.outputs import atomic_write
 
 log = logging.getLogger(__name__)
 DDP_TIMEOUT = timedelta(hours=3)

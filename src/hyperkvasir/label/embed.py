@@ -280,8 +280,8 @@ def _compute(
 ) -> None:
     """Embed the chunks not yet saved (this rank's share under torchrun), then join them into ``target``;
     ``files`` gives each path's (or frame name's) image file."""
-    from hyperkvasir.data.imaging import atomic_write
     from hyperkvasir.engine.runs import distributed
+    from hyperkvasir.outputs import atomic_write
 
     rank, world = distributed()
     chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]

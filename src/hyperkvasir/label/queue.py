@@ -227,7 +227,7 @@ def write_queue(out: str | Path, summary: dict, model_version: str) -> list[Path
     """``OUT/to-label.csv``, ``OUT/label-studio.json`` and ``OUT/label-studio.xml``: all three are written and
     flushed to temp files first and renamed only then, so a full disk leaves the previous set (or none), never a
     mix."""
-    from hyperkvasir.data.imaging import atomic_write
+    from hyperkvasir.outputs import atomic_write
 
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=FIELDS, lineterminator="\n")

@@ -74,7 +74,7 @@ def plot_reliability(result: dict, path: str | Path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hyperkvasir.data.imaging import atomic_write
+    from hyperkvasir.outputs import atomic_write
 
     figure, axis = plt.subplots(figsize=(4.2, 4.2))
     axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)

@@ -94,9 +94,9 @@ def plot_confusion_matrix(metrics: dict, path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hyperkvasir.data.imaging import atomic_write
     from hyperkvasir.data.taxonomy import lookup
     from hyperkvasir.errors import HyperKvasirError
+    from hyperkvasir.outputs import atomic_write
 
     labels = metrics["confusion_matrix"]["labels"]
     matrix = np.asarray(metrics["confusion_matrix"]["matrix"], dtype=float)

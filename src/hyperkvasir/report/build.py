@@ -13,7 +13,6 @@ from pathlib import Path
 import jinja2
 
 from hyperkvasir.data.audit import audit
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.layout import (
     Release,
@@ -25,7 +24,7 @@ from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.data.validate import validate
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.outputs import staged_folder
+from hyperkvasir.outputs import atomic_write, staged_folder
 from hyperkvasir.report import figures as fig
 from hyperkvasir.report.labeling import labeling_section
 from hyperkvasir.version import __version__

@@ -15,12 +15,12 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from hyperkvasir.data.imaging import (  # noqa: E402
-    atomic_write,
     binarise_mask,
     decode_mask,
     decode_rgb,
 )
 from hyperkvasir.data.taxonomy import CLASSES  # noqa: E402
+from hyperkvasir.outputs import atomic_write  # noqa: E402
 
 
 class FigureSink:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.metrics.segmentation import METRIC_KEYS
+from hyperkvasir.outputs import atomic_write
 from hyperkvasir.segment.module import SegmentConfig, train_segmenter
 
 # (method, mDice, metric key it corresponds to, protocol)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from hyperkvasir.data.imaging import atomic_write, header_size
+from hyperkvasir.data.imaging import header_size
 from hyperkvasir.data.layout import Release
 from hyperkvasir.data.splits import segmentation_scheme_split
 from hyperkvasir.datasets.transforms import normalise
@@ -28,6 +28,7 @@ from hyperkvasir.engine import EngineOptions, EpochSampler, RunFolder, fit
 from hyperkvasir.engine.runs import check_device, checkpoint_config, load_checkpoint, loader_workers
 from hyperkvasir.errors import DataError, require_choice, require_compatible, require_ranges
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
+from hyperkvasir.outputs import atomic_write
 from hyperkvasir.segment.data import SegmentedPolyps, collate_segmentation
 from hyperkvasir.segment.loss import LOSSES, segmentation_loss
 from hyperkvasir.segment.model import ENCODERS, create_unet

@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 import torch
 
-from hyperkvasir.data.imaging import ImageDecodeError, atomic_write, decode_rgb
+from hyperkvasir.data.imaging import ImageDecodeError, decode_rgb
 from hyperkvasir.data.inputs import output_names, resolve_inputs
 from hyperkvasir.engine.runs import pick_device
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
-from hyperkvasir.outputs import staged_folder
+from hyperkvasir.outputs import atomic_write, staged_folder
 from hyperkvasir.segment.boxes import boxes_from_mask
 from hyperkvasir.segment.module import load_segmentation_checkpoint
 

@@ -15,14 +15,14 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from hyperkvasir.data.splits import official_chunk_folds
-from hyperkvasir.synth.tree import LabeledImage, _jpeg_bytes, _uuid
+from hyperkvasir.synth.files import LabeledImage, jpeg_bytes, seeded_uuid
 
 
 def _crossing_copy(images: list[LabeledImage], source: LabeledImage, names: random.Random) -> LabeledImage:
     """A new image of the source's class whose name lands it in the other fold of the 2-fold split."""
     siblings = sorted(f"{im.stem}.jpg" for im in images if im.cls is source.cls)
     while True:
-        stem = _uuid(names)
+        stem = seeded_uuid(names)
         files = sorted([*siblings, f"{stem}.jpg"])
         folds = dict(zip(files, official_chunk_folds(files, 2)))
         if folds[f"{stem}.jpg"] != folds[f"{source.stem}.jpg"]:
@@ -56,7 +56,7 @@ def plant_labeled_faults(
     near = _crossing_copy(images, near_source, names)
     with Image.open(root / near_source.relpath) as original:
         brighter = ImageEnhance.Brightness(original.convert("RGB")).enhance(1.04)
-    (root / near.relpath).write_bytes(_jpeg_bytes(brighter, quality=80))
+    (root / near.relpath).write_bytes(jpeg_bytes(brighter, quality=80))
     images = [*images, near]
     faults.append(
         {
@@ -68,7 +68,7 @@ def plant_labeled_faults(
 
     conflict_source = by_class["ulcerative-colitis-grade-2"][0]
     other = by_class["ulcerative-colitis-grade-2-3"][0].cls
-    conflict = replace(conflict_source, cls=other, stem=_uuid(names))
+    conflict = replace(conflict_source, cls=other, stem=seeded_uuid(names))
     (root / conflict.relpath).write_bytes((root / conflict_source.relpath).read_bytes())
     images = [*images, conflict]
     faults.append(

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import random
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -23,7 +21,6 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageFilter
 
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.layout import IMAGE_LABELS_HEADER, SPLIT_FILES, SPLIT_HEADER
 from hyperkvasir.data.splits import official_chunk_folds
 from hyperkvasir.data.taxonomy import (
@@ -32,11 +29,12 @@ from hyperkvasir.data.taxonomy import (
     RELEASED_UNLABELED,
     RELEASED_VIDEOS,
     TRACT_TO_ORGAN,
-    ClassInfo,
     lookup,
 )
-from hyperkvasir.outputs import staged_folder
+from hyperkvasir.outputs import atomic_write, staged_folder
 from hyperkvasir.parallel import process_pool
+from hyperkvasir.synth.faults import plant_labeled_faults, plant_segmented_faults
+from hyperkvasir.synth.files import LabeledImage, jpeg_bytes, seeded_uuid
 from hyperkvasir.synth.render import (
     finish_frame,
     pick_corner,
@@ -48,7 +46,6 @@ from hyperkvasir.synth.video import VIDEO_CLASSES, write_video
 
 Scale = Literal["tiny", "small", "medium", "full"]
 SCALES: tuple[str, ...] = ("tiny", "small", "medium", "full")
-JPEG_QUALITY = 92
 _PART_SEED = {"labeled": 1, "segmented": 2, "unlabeled": 3, "videos": 4, "faults": 5}
 
 
@@ -90,19 +87,6 @@ def scale_spec(scale: str) -> ScaleSpec:
     raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
 
 
-@dataclass(frozen=True)
-class LabeledImage:
-    cls: ClassInfo
-    stem: str
-    size: tuple[int, int]
-    corner: str  # none | scopeguide | black-box (synth.render.CORNERS)
-    polyps: tuple[tuple[tuple[float, float], ...], ...] = ()
-
-    @property
-    def relpath(self) -> str:
-        return f"labeled-images/{self.cls.path}/{self.stem}.jpg"
-
-
 @dataclass
 class SynthInfo:
     """The expected answers for a synthetic tree."""
@@ -122,16 +106,6 @@ class SynthInfo:
     faults: list[dict] = field(default_factory=list)
 
 
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
-def _jpeg_bytes(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
-
-
 def _render_job(job: tuple[str, str, tuple[int, ...], int]) -> tuple[tuple[int, int], str, list]:
     """Render one image to ``path`` (runs in a worker process); returns size, corner mark, polyps."""
     path, folder, seed, shrink = job
@@ -139,7 +113,7 @@ def _render_job(job: tuple[str, str, tuple[int, ...], int]) -> tuple[tuple[int, 
     size = _shrunk(pick_resolution(rng), shrink)
     corner = pick_corner(folder, rng)
     frame = render_frame(folder, rng, size)
-    Path(path).write_bytes(_jpeg_bytes(finish_frame(frame, rng, corner)))
+    Path(path).write_bytes(jpeg_bytes(finish_frame(frame, rng, corner)))
     return size, corner, frame.polyps
 
 
@@ -174,7 +148,7 @@ def _render_run(job: tuple[list[str], str, tuple[int, ...], int]) -> None:
         pixels = np.asarray(scene.image.crop((x, y, x + w, y + h)), np.float32) * rng.uniform(0.97, 1.03)
         crop = Image.fromarray(np.clip(pixels + rng.normal(0, 2, pixels.shape), 0, 255).astype(np.uint8))
         image = finish_frame(type(scene)(crop, []), np.random.default_rng(finish_seed), corner)
-        Path(path).write_bytes(_jpeg_bytes(image))
+        Path(path).write_bytes(jpeg_bytes(image))
 
 
 def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple], delimiter: str) -> None:
@@ -219,7 +193,7 @@ def _write_tree(
     jobs: list[tuple[str, str, tuple[int, ...], int]] = []
     for cls in CLASSES:
         for _ in range(spec.per_class[cls.folder]):
-            stem = _uuid(names)
+            stem = seeded_uuid(names)
             images.append(LabeledImage(cls, stem, (0, 0), "none"))
     for number, image in enumerate(images):
         (root / image.relpath).parent.mkdir(parents=True, exist_ok=True)
@@ -232,8 +206,6 @@ def _write_tree(
 
     unlabelled_rows: set[str] = set()
     if faults:
-        from hyperkvasir.synth.faults import plant_labeled_faults
-
         images, unlabelled_rows, info.faults = plant_labeled_faults(root, images, names, seed)
 
     # ---- official splits and image-labels.csv
@@ -291,7 +263,7 @@ def _write_segmented(root: Path, info: SynthInfo, images: list[LabeledImage], sp
             ImageFilter.GaussianBlur(1.2 / spec.shrink)
         )
         (root / "segmented-images" / "masks" / f"{image.stem}.jpg").write_bytes(
-            _jpeg_bytes(mask.convert("RGB"), quality=90)
+            jpeg_bytes(mask.convert("RGB"), quality=90)
         )
         w, h = image.size
         entries = []
@@ -308,8 +280,6 @@ def _write_segmented(root: Path, info: SynthInfo, images: list[LabeledImage], sp
             )
         boxes[image.stem] = {"height": h, "width": w, "bbox": entries}
     if faults:
-        from hyperkvasir.synth.faults import plant_segmented_faults
-
         info.faults += plant_segmented_faults(root, chosen, boxes)
     with atomic_write(root / "segmented-images" / "bounding-boxes.json", "w") as handle:
         json.dump(boxes, handle, indent=2)
@@ -332,7 +302,7 @@ def _write_unlabeled(root: Path, info: SynthInfo, spec: ScaleSpec, names: random
     classes = pick.choice(len(CLASSES), size=len(lengths), p=weights / weights.sum())
     jobs = []
     for n, (c, length) in enumerate(zip(classes, lengths)):
-        paths = [str(folder / f"{_uuid(names)}.jpg") for _ in range(length)]
+        paths = [str(folder / f"{seeded_uuid(names)}.jpg") for _ in range(length)]
         jobs.append((paths, CLASSES[c].folder, (info.seed, _PART_SEED["unlabeled"], n), spec.shrink))
     if spec.runs:
         with process_pool(workers, len(jobs), minimum=8) as pool:
@@ -348,7 +318,7 @@ def _write_videos(root: Path, info: SynthInfo, spec: ScaleSpec, names: random.Ra
     stems = []
     for number in range(spec.videos):
         video = VIDEO_CLASSES[number % len(VIDEO_CLASSES)]
-        stem = _uuid(names)
+        stem = seeded_uuid(names)
         rng = np.random.default_rng((info.seed, _PART_SEED["videos"], number))
         size = _shrunk((1280, 1024) if number % 4 == 3 else (720, 576), spec.shrink)
         path = root / "labeled-videos" / video.tract / video.category_dir / video.class_dir / f"{stem}.avi"

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from hyperkvasir.data.imaging import atomic_write
+from hyperkvasir.outputs import atomic_write
 from hyperkvasir.video.module import VideoConfig, train_video
 
 

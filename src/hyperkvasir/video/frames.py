@@ -21,10 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.layout import Release
 from hyperkvasir.errors import HyperKvasirError
-from hyperkvasir.outputs import exclusive, mark, promote, remove_folder
+from hyperkvasir.outputs import atomic_write, exclusive, mark, promote, remove_folder
 from hyperkvasir.parallel import process_pool
 from hyperkvasir.video.decode import VideoDecodeError, decode_frames, frame_jpeg
 

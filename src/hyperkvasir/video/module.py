@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.engine import EngineOptions, RunFolder, fit, zero_loss
 from hyperkvasir.engine.runs import check_device, checkpoint_config, load_checkpoint
 from hyperkvasir.errors import DataError, HyperKvasirError, require_choice, require_ranges
 from hyperkvasir.models import MODELS, create_model
+from hyperkvasir.outputs import atomic_write
 from hyperkvasir.video.data import VideoData, video_split
 from hyperkvasir.video.evaluate import video_level_metrics
 

@@ -34,12 +34,11 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from hyperkvasir.data.imaging import atomic_write
 from hyperkvasir.data.inputs import output_names, resolve_videos
 from hyperkvasir.data.layout import escaped
 from hyperkvasir.engine.runs import distributed
 from hyperkvasir.errors import DataError, HyperKvasirError
-from hyperkvasir.outputs import refuse_replacing, remove_folder, staged_folder
+from hyperkvasir.outputs import atomic_write, refuse_replacing, remove_folder, staged_folder
 from hyperkvasir.video.decode import VideoDecodeError, decode_frames, model_input
 
 SMOOTHING_SECONDS = 3  # a centred moving average over this many seconds steadies the timeline

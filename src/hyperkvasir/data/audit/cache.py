@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from hyperkvasir.data import kvasir_seg_lists, pixels, taxonomy
 from hyperkvasir.data.audit.report import AuditReport
-from hyperkvasir.data.imaging import atomic_write
+from hyperkvasir.outputs import atomic_write
 
 AUDIT_NAME = "audit.json"
 
