@@ -1,5 +1,5 @@
 """The fast subset run at both ends of the supported torch range (``pytest -m compat``; .ci/run runs it on the
-pinned set and, with HYPERKVASIR_NEWEST=1, on the newest torch and torchvision): each task trains, predicts and
+pinned set and on the newest torch and torchvision, unless HYPERKVASIR_NEWEST=0): each task trains, predicts and
 exports through the real CLI, which touches the torch, torchvision, timm and Lightning APIs the toolkit uses."""
 
 from __future__ import annotations
