@@ -15,8 +15,9 @@ import time
 from _common import report, twin_root
 from PIL import Image
 
-from hyperkvasir.data.index import CACHE_DIR, build_index
+from hyperkvasir.data.index import build_index
 from hyperkvasir.data.layout import Release
+from hyperkvasir.outputs import CACHE_DIR
 
 
 def naive_baseline(files: list) -> float:

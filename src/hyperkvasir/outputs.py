@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +25,30 @@ from typing import IO
 from hyperkvasir.errors import DataError, HyperKvasirError
 
 MARKER = ".hyperkvasir-output.json"
+CACHE_DIR = ".hyperkvasir"  # a tree's default work dir, inside the tree
+WORK_DIR_VARIABLE = "HYPERKVASIR_WORK_DIR"  # set by `--work-dir`: this tree's work dir itself
+HOME_VARIABLE = "HYPERKVASIR_HOME"  # a home for many trees' work dirs, one subfolder per tree
+
+
+def work_dir(root: str | Path) -> Path:
+    """Where the toolkit writes for the tree at ``root`` (manifest, pixel table, caches, downloads): ``--work-dir``,
+    else ``$HYPERKVASIR_HOME/<tree>-<hash of its path>``, else ``ROOT/.hyperkvasir``. The first two keep a
+    read-only or shared release untouched."""
+    explicit = os.environ.get(WORK_DIR_VARIABLE)
+    if explicit:
+        return Path(explicit)
+    home = os.environ.get(HOME_VARIABLE)
+    if home:
+        home_dir = Path(home).expanduser().absolute()
+        if home_dir.exists() and not home_dir.is_dir():
+            raise HyperKvasirError(
+                f"{HOME_VARIABLE}={home} is a file; point it at a folder (new or existing) or unset it"
+            )
+        resolved = Path(root).resolve()
+        return home_dir / f"{resolved.name}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:10]}"
+    return Path(root) / CACHE_DIR
+
+
 # What makes a folder a release root (or a tree's work dir): any of these entries as a folder.
 RELEASE_ENTRIES = (
     "labeled-images",
@@ -31,7 +56,7 @@ RELEASE_ENTRIES = (
     "unlabeled-images",
     "labeled-videos",
     "official_splits",
-    ".hyperkvasir",
+    CACHE_DIR,
 )
 # Errors of the place written to, not of the data: each becomes one line naming the folder.
 _PLACE_ERRORS = {
@@ -63,8 +88,6 @@ def is_release_root(folder: Path) -> bool:
 def protected_folders(*roots: str | Path) -> list[Path]:
     """The folders no output may replace: each root a command reads, its work dir, and the work dirs the
     environment names (``--work-dir`` / ``HYPERKVASIR_HOME``)."""
-    from hyperkvasir.data.index import HOME_VARIABLE, WORK_DIR_VARIABLE, work_dir
-
     folders = [Path(r) for r in roots] + [work_dir(r) for r in roots]
     folders += [Path(os.environ[v]) for v in (WORK_DIR_VARIABLE, HOME_VARIABLE) if os.environ.get(v)]
     return folders

@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def work(tmp_path: Path, monkeypatch) -> Path:
     """A work dir outside the tree (as --work-dir sets it): the twin stays as released."""
-    from hyperkvasir.data.index import WORK_DIR_VARIABLE
+    from hyperkvasir.outputs import WORK_DIR_VARIABLE
 
     place = tmp_path / "work"
     monkeypatch.setenv(WORK_DIR_VARIABLE, str(place))
@@ -159,8 +159,8 @@ def test_a_to_label_csv_is_a_queue(twin_copy: Path, work: Path, tmp_path: Path) 
 def test_results_give_the_label_issues_and_the_model_top_classes(
     tiny_twin, tiny_bench: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    from hyperkvasir.data.index import WORK_DIR_VARIABLE
     from hyperkvasir.label.issues import label_issues
+    from hyperkvasir.outputs import WORK_DIR_VARIABLE
 
     monkeypatch.setenv(WORK_DIR_VARIABLE, str(tmp_path / "work"))
     session = open_session(tiny_twin.root, queue=None, results=tiny_bench, reviewer="alice", neighbours=0)
@@ -242,7 +242,7 @@ def test_a_full_disk_leaves_no_half_row(small_disk) -> None:
 
 
 def test_a_decision_that_cannot_be_saved_says_so(twin_copy: Path, small_disk, monkeypatch) -> None:
-    from hyperkvasir.data.index import WORK_DIR_VARIABLE
+    from hyperkvasir.outputs import WORK_DIR_VARIABLE
 
     disk = small_disk("64k")
     monkeypatch.setenv(WORK_DIR_VARIABLE, str(disk))

@@ -40,8 +40,8 @@ def _work_dir_option(
 ) -> None:
     import os
 
-    from hyperkvasir.data.index import WORK_DIR_VARIABLE
     from hyperkvasir.errors import require_output
+    from hyperkvasir.outputs import WORK_DIR_VARIABLE
 
     require_output(work_dir, folder=True, option="--work-dir")
     if work_dir is None:

@@ -38,10 +38,9 @@ from pathlib import Path, PurePosixPath
 
 import filelock
 
-from hyperkvasir.data.index import CACHE_DIR, work_dir
 from hyperkvasir.data.layout import Release
 from hyperkvasir.errors import DatasetNotFoundError, HyperKvasirError
-from hyperkvasir.outputs import atomic_write
+from hyperkvasir.outputs import CACHE_DIR, atomic_write, work_dir
 
 log = logging.getLogger(__name__)
 

@@ -33,11 +33,10 @@ from hyperkvasir.data.layout import (
 )
 from hyperkvasir.data.taxonomy import normalise_video_finding
 from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
-from hyperkvasir.outputs import atomic_write
+from hyperkvasir.outputs import CACHE_DIR, HOME_VARIABLE, WORK_DIR_VARIABLE, atomic_write, work_dir
 from hyperkvasir.parallel import process_pool
 
 MANIFEST_NAME = "manifest.parquet"
-CACHE_DIR = ".hyperkvasir"
 
 SCHEMA = pa.schema(
     [
@@ -85,29 +84,6 @@ _CONTENT = (
     "duration_s",
     "codec",
 )
-
-
-WORK_DIR_VARIABLE = "HYPERKVASIR_WORK_DIR"  # set by `--work-dir`: this tree's work dir itself
-HOME_VARIABLE = "HYPERKVASIR_HOME"  # a home for many trees' work dirs, one subfolder per tree
-
-
-def work_dir(root: str | Path) -> Path:
-    """Where the toolkit writes for the tree at ``root`` (manifest, pixel table, caches, downloads): ``--work-dir``,
-    else ``$HYPERKVASIR_HOME/<tree>-<hash of its path>``, else ``ROOT/.hyperkvasir``. The first two keep a
-    read-only or shared release untouched."""
-    explicit = os.environ.get(WORK_DIR_VARIABLE)
-    if explicit:
-        return Path(explicit)
-    home = os.environ.get(HOME_VARIABLE)
-    if home:
-        home_dir = Path(home).expanduser().absolute()
-        if home_dir.exists() and not home_dir.is_dir():
-            raise HyperKvasirError(
-                f"{HOME_VARIABLE}={home} is a file; point it at a folder (new or existing) or unset it"
-            )
-        resolved = Path(root).resolve()
-        return home_dir / f"{resolved.name}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:10]}"
-    return Path(root) / CACHE_DIR
 
 
 def require_work_dir(root: str | Path) -> Path:

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from hyperkvasir.data.imaging import ImageDecodeError, load_square
-from hyperkvasir.data.index import preparing, work_dir
+from hyperkvasir.data.index import preparing
 from hyperkvasir.errors import DataError
-from hyperkvasir.outputs import atomic_write
+from hyperkvasir.outputs import atomic_write, work_dir
 from hyperkvasir.parallel import process_pool
 
 

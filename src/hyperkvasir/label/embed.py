@@ -226,7 +226,8 @@ def stored_embeddings(root: str | Path, part: str = "labeled") -> tuple[Embeddin
     """The newest embeddings of ``part`` kept in the work dir that fit the tree as it is now (their key, recomputed
     from today's manifest and the encoder they record, is their name), with the model that made them; None when
     there are none. Computes nothing: for readers such as the report."""
-    from hyperkvasir.data.index import build_index, work_dir
+    from hyperkvasir.data.index import build_index
+    from hyperkvasir.outputs import work_dir
 
     folder = work_dir(root) / "embeddings"
     kept = sorted(folder.glob("[!.]*.npz"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []

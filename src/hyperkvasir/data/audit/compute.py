@@ -17,9 +17,10 @@ from hyperkvasir.data.audit.pixel_cache import has_black_box, has_scopeguide, ma
 from hyperkvasir.data.audit.report import AuditReport
 from hyperkvasir.data.audit.search import NEAR_DUPLICATE_MIN_CORRELATION, NEAR_DUPLICATE_THRESHOLD
 from hyperkvasir.data.audit.summary import summary
-from hyperkvasir.data.index import build_index, preparing, work_dir
+from hyperkvasir.data.index import build_index, preparing
 from hyperkvasir.data.layout import Release
 from hyperkvasir.data.taxonomy import CLASSES
+from hyperkvasir.outputs import work_dir
 
 log = logging.getLogger("hyperkvasir.data.audit")  # the package's logger: one name for the audit's records
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hyperkvasir.data.index import work_dir
 from hyperkvasir.data.pixels import BLACK_BOX_MIN_HEIGHT, SCOPEGUIDE_MIN_SHARE, pixel_evidence
-from hyperkvasir.outputs import atomic_write
+from hyperkvasir.outputs import atomic_write, work_dir
 from hyperkvasir.parallel import process_pool
 
 PIXELS_NAME = "pixels.parquet"
