@@ -250,9 +250,9 @@ def load_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
             mask_corners=module.config.mask_corners,
         )
     if task == "segment":
-        from hyperkvasir.segment.module import load_segmentation_checkpoint
+        from hyperkvasir.segment.module import SegmentModule
 
-        module, _ = load_segmentation_checkpoint(checkpoint, device)
+        module, _ = SegmentModule.from_checkpoint(checkpoint, device)
         return LoadedModel(module, task, module.config.size, mean=module.mean, std=module.std)
     from hyperkvasir.video.module import load_video_checkpoint
 

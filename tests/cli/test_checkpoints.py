@@ -26,7 +26,9 @@ def test_a_checkpoint_carrying_a_pickled_callable_is_refused(tmp_path: Path, mon
     if task == "classify":
         from hyperkvasir.classify.module import load_classifier_checkpoint as load
     elif task == "segment":
-        from hyperkvasir.segment.module import load_segmentation_checkpoint as load
+        from hyperkvasir.segment.module import SegmentModule
+
+        load = SegmentModule.from_checkpoint
     else:
         from hyperkvasir.video.module import load_video_checkpoint as load
     from hyperkvasir.errors import HyperKvasirError

@@ -142,7 +142,7 @@ def _config(task: str, root: Path, out: Path) -> dict:
 
         extra = {"model": "test_efficientnet", "input_size": 32}
     elif task == "segment":
-        from hyperkvasir.segment.module import SegmentConfig as Config
+        from hyperkvasir.segment.config import SegmentConfig as Config
 
         extra = {"size": 32}
     else:

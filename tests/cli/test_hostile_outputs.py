@@ -157,10 +157,11 @@ def test_yolo_yaml_names_the_final_folder(tiny_twin, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- staged outputs and full disks
 @pytest.fixture(scope="module")
 def segment_checkpoint(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hyperkvasir.segment.module import SegmentConfig, train_segmenter
+    from hyperkvasir.segment.config import SegmentConfig
+    from hyperkvasir.segment.train import train_segment
 
     run = tmp_path_factory.mktemp("seg") / "run"
-    train_segmenter(
+    train_segment(
         SegmentConfig(
             root=str(tiny_twin.root),
             out=str(run),

@@ -307,7 +307,7 @@ def test_recipe_numbers_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
     for path in packaged.glob("*.yaml"):  # every shipped recipe passes its own schema
         kind = TrainConfig
         if path.stem.endswith("segment"):
-            from hyperkvasir.segment.module import SegmentConfig as kind
+            from hyperkvasir.segment.config import SegmentConfig as kind
         assert read_recipe(path, kind)
 
 

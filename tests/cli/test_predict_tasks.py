@@ -14,9 +14,10 @@ from hyperkvasir.data.layout import read_bounding_boxes
 
 
 def test_segmentation_checkpoint_writes_masks_overlays_and_release_boxes(tiny_twin, tmp_path: Path, capsys) -> None:
-    from hyperkvasir.segment.module import SegmentConfig, train_segmenter
+    from hyperkvasir.segment.config import SegmentConfig
+    from hyperkvasir.segment.train import train_segment
 
-    train_segmenter(
+    train_segment(
         SegmentConfig(
             root=str(tiny_twin.root),
             out=str(tmp_path / "seg"),

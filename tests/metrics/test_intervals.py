@@ -113,15 +113,15 @@ def test_the_uc_distance_penalty_charges_far_grades_more_and_ignores_other_class
 
 
 def test_segmentation_dice_and_iou_carry_intervals_around_the_per_image_mean() -> None:
-    from hyperkvasir.metrics.segmentation import segmentation_metrics
+    from hyperkvasir.metrics.segmentation import SegmentationMetrics
 
     rng = np.random.default_rng(11)
-    pairs = []
+    metrics = SegmentationMetrics()
     for _ in range(30):
         truth = np.zeros((32, 32), np.uint8)
         truth[8:24, 8:24] = 255
-        pairs.append((np.clip(truth * rng.uniform(0.3, 1.0) + rng.integers(0, 90, truth.shape), 0, 255), truth))
-    found = segmentation_metrics(pairs)
+        metrics.add(np.clip(truth * rng.uniform(0.3, 1.0) + rng.integers(0, 90, truth.shape), 0, 255), truth)
+    found = metrics.results()
     for key in ("dice", "iou"):
         assert found[f"{key}_ci"][0] <= found[key] <= found[f"{key}_ci"][1] < 1.0
 

@@ -11,7 +11,15 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import distance_transform_edt
 
-from hyperkvasir.metrics.segmentation import METRIC_KEYS, segmentation_metrics
+from hyperkvasir.metrics.segmentation import METRIC_KEYS, SegmentationMetrics
+
+
+def segmentation_metrics(pairs) -> dict:
+    """The accumulator fed (prediction, truth) uint8 map pairs one by one, as ``evaluate segment`` feeds it."""
+    metrics = SegmentationMetrics()
+    for prediction, truth in pairs:
+        metrics.add(prediction, truth)
+    return metrics.results()
 
 
 def _normalised(pred: np.ndarray) -> np.ndarray:

@@ -13,11 +13,12 @@ from hyperkvasir.cli import main
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.segment.benchmark import run_segmentation_benchmark
 from hyperkvasir.segment.boxes import box_map, boxes_from_mask
+from hyperkvasir.segment.config import SegmentConfig
 from hyperkvasir.segment.data import SegmentedPolyps
 from hyperkvasir.segment.evaluate import evaluate_segmentation
 from hyperkvasir.segment.loss import dice_loss, structure_loss
 from hyperkvasir.segment.model import create_unet
-from hyperkvasir.segment.module import SegmentConfig, train_segmenter
+from hyperkvasir.segment.train import train_segment
 
 FAST = dict(epochs=2, size=64, batch_size=4, workers=0, pretrained=False, model="test_efficientnet")
 
@@ -123,12 +124,12 @@ def test_training_benchmark_and_cli(tiny_twin, tmp_path: Path, capsys) -> None:
 
 
 def test_segmentation_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, crash_after_first_epoch) -> None:
-    full = train_segmenter(SegmentConfig(root=str(tiny_twin.root), out=str(tmp_path / "full"), **FAST))
+    full = train_segment(SegmentConfig(root=str(tiny_twin.root), out=str(tmp_path / "full"), **FAST))
     disarm = crash_after_first_epoch()
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_segmenter(SegmentConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut"), **FAST))
+        train_segment(SegmentConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut"), **FAST))
     disarm()
-    resumed = train_segmenter(SegmentConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut")), resume=True)
+    resumed = train_segment(SegmentConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut")), resume=True)
     assert resumed["dice"] == full["dice"] and resumed["s_measure"] == full["s_measure"]
     for path in (tmp_path / "full" / "predictions").glob("*.png"):
         assert path.read_bytes() == (tmp_path / "cut" / "predictions" / path.name).read_bytes()

@@ -213,7 +213,7 @@ def benchmark(
 def _default_model(task: str, config_file: Path | None) -> str:
     """The model a recipe names, else the task's default: ``--config`` with a ``model:`` key trains that model."""
     from hyperkvasir.classify.module import TrainConfig
-    from hyperkvasir.segment.module import SegmentConfig
+    from hyperkvasir.segment.config import SegmentConfig
     from hyperkvasir.video.module import VideoConfig
 
     kind = {"classify": TrainConfig, "segment": SegmentConfig, "video": VideoConfig}[task]

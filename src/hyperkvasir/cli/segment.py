@@ -21,7 +21,7 @@ from hyperkvasir.cli.console import out
 
 
 def _segment_config(root: Path, config_file: Path | None, **overrides):
-    from hyperkvasir.segment.module import SegmentConfig
+    from hyperkvasir.segment.config import SegmentConfig
 
     return _config(SegmentConfig, root, config_file, **overrides)
 
@@ -59,7 +59,8 @@ def train_segment(
 
     Example: hyperkvasir train segment /data/hyper-kvasir --epochs 50 --out runs/unet-lite0
     """
-    from hyperkvasir.segment.module import train_segmenter
+    from hyperkvasir.segment import train
+    from hyperkvasir.segment.config import check_segment_config
 
     config = _segment_config(
         root,
@@ -82,8 +83,9 @@ def train_segment(
         freeze_batchnorm=freeze_batchnorm,
         resume=resume,
     )
+    check_segment_config(config)
     _log_to_stderr()
-    metrics = train_segmenter(config, resume=resume, progress=True)
+    metrics = train.train_segment(config, resume=resume, progress=True)
     if metrics:  # under torchrun, rank 0 reports
         _print_segmentation(metrics, as_json)
     return 0

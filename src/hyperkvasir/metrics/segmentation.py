@@ -31,8 +31,6 @@ when the prediction is empty too; such images are counted in ``empty_truth`` so 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import py_sod_metrics as sod
 
@@ -130,11 +128,3 @@ class SegmentationMetrics:
         # 95 % bootstrap intervals of the per-image means (docs/intervals.md), from the toolbox's own values
         found = {f"{key}_ci": mean_interval(handler.binary_results) for key, handler in self.per_image.items()}
         return {"n": self.count, "empty_truth": self.empty_truth, **{k: out[k] for k in METRIC_KEYS}, **found}
-
-
-def segmentation_metrics(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
-    """Metrics over (prediction, truth) uint8 map pairs."""
-    metrics = SegmentationMetrics()
-    for prediction, truth in pairs:
-        metrics.add(prediction, truth)
-    return metrics.results()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from hyperkvasir.metrics.segmentation import METRIC_KEYS
 from hyperkvasir.outputs import atomic_write
-from hyperkvasir.segment.module import SegmentConfig, train_segmenter
+from hyperkvasir.segment.config import SegmentConfig, check_segment_config
+from hyperkvasir.segment.train import train_segment
 
 # (method, mDice, metric key it corresponds to, protocol)
 PUBLISHED = (
@@ -35,7 +36,8 @@ def run_segmentation_benchmark(config: SegmentConfig, out: str | Path) -> dict:
     out = Path(out)
     if (out / "results.json").is_file():
         return json.loads((out / "results.json").read_text())
-    metrics = train_segmenter(config, resume=(Path(config.out) / "last.ckpt").is_file())
+    check_segment_config(config)
+    metrics = train_segment(config, resume=(Path(config.out) / "last.ckpt").is_file())
     if not metrics:  # another process of a distributed run
         return {}
     results = {

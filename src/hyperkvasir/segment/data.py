@@ -1,4 +1,5 @@
-"""The segmented polyps as ``{"image", "mask", "boxes", "name"}`` samples, transformed together.
+"""The segmented polyps as ``{"image", "mask", "boxes", "name"}`` samples, transformed together, and the task's
+data module over the segmentation scheme's split.
 
 Masks are JPEG in the release: they are read by the one mask reader (0/1 maps scaled up, files that are no mask
 refused) and thresholded (``>= 128``) before any transform, and every resize of a
@@ -20,7 +21,11 @@ from torch.utils.data import Dataset
 from hyperkvasir.data.download import ensure_parts
 from hyperkvasir.data.imaging import decode_rgb, load_mask
 from hyperkvasir.data.layout import read_bounding_boxes
+from hyperkvasir.data.splits import segmentation_scheme_split
+from hyperkvasir.engine.runs import loader_workers
+from hyperkvasir.engine.task import TaskData
 from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.segment.config import SegmentConfig
 
 
 def segmentation_transform(size: int, train: bool) -> A.Compose:
@@ -106,11 +111,25 @@ class SegmentedPolyps(Dataset):
         }
 
 
-def collate_segmentation(batch: list[dict]) -> dict:
-    """Stack images and masks; boxes stay a list (their number varies per image)."""
-    return {
-        "image": torch.stack([b["image"] for b in batch]),
-        "mask": torch.stack([b["mask"] for b in batch]),
-        "boxes": [b["boxes"] for b in batch],
-        "name": [b["name"] for b in batch],
-    }
+class SegmentData(TaskData):
+    """Train/val/test of the segmentation scheme; validation and test are scored whole on every process."""
+
+    train_set: SegmentedPolyps
+    val_set: SegmentedPolyps
+    test_set: SegmentedPolyps
+
+    def __init__(self, config: SegmentConfig) -> None:
+        super().__init__(batch_size=config.batch_size, workers=loader_workers(config.workers), seed=config.seed)
+        self.config = config
+
+    def setup(self, stage: str | None = None) -> None:
+        config = self.config
+        split = segmentation_scheme_split(config.root, config.scheme, seed=config.seed)
+        if not split.train or not split.val or not split.test:
+            raise DataError(
+                f"{config.root}: the {config.scheme} split has {len(split.train)}/{len(split.val)}/"
+                f"{len(split.test)} train/val/test images; at least one each is needed"
+            )
+        self.train_set = SegmentedPolyps(config.root, list(split.train), size=config.size, train=True, seed=config.seed)
+        self.val_set = SegmentedPolyps(config.root, list(split.val), size=config.size)
+        self.test_set = SegmentedPolyps(config.root, list(split.test), size=config.size)

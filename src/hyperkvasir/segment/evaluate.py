@@ -20,6 +20,7 @@ from hyperkvasir.data.layout import read_bounding_boxes
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.metrics.segmentation import SegmentationMetrics
 from hyperkvasir.segment.boxes import box_map, boxes_from_mask
+from hyperkvasir.segment.predict import predict_masks
 
 _MAP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -116,7 +117,5 @@ def evaluate_segmentation_checkpoint(
 ) -> dict:
     """External validation: a segmentation checkpoint on a folder of images with their masks (same stems); the
     predictions (masks, probability maps, overlays, boxes) go to ``out`` and are scored like any predictions."""
-    from hyperkvasir.segment.predict import predict_masks
-
     summary = predict_masks(checkpoint, [images], out, progress=progress)
     return evaluate_segmentation(Path(out) / "probabilities", masks) | {"undecodable": summary["undecodable"]}

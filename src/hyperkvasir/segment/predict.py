@@ -1,4 +1,5 @@
-"""A segmentation checkpoint on new images: binary mask PNGs, overlays, and boxes in the release's schema.
+"""A segmentation checkpoint on images: per-pixel probability maps of a dataset (:func:`mask_probabilities`), and
+on new images binary mask PNGs, overlays, and boxes in the release's schema (:func:`predict_masks`).
 
 Everything is written into a staging folder beside ``OUT`` that replaces it whole when done (an interrupted run
 leaves ``OUT`` as it was): ``OUT/masks/<name>.png`` (0/255 at probability > 0.5 — the one threshold of the
@@ -17,21 +18,39 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
-from hyperkvasir.data.imaging import ImageDecodeError, decode_rgb
+from hyperkvasir.data.imaging import ImageDecodeError, decode_rgb, header_size
 from hyperkvasir.data.inputs import output_names, resolve_inputs
+from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.engine.runs import pick_device
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.metrics.segmentation import PROBABILITY_THRESHOLD
 from hyperkvasir.outputs import atomic_write, staged_folder
 from hyperkvasir.segment.boxes import boxes_from_mask
-from hyperkvasir.segment.module import load_segmentation_checkpoint
+from hyperkvasir.segment.data import SegmentedPolyps
+from hyperkvasir.segment.module import SegmentModule
 
 
 def _png(path: Path, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(".png", image)
     with atomic_write(path) as handle:
         handle.write(encoded.tobytes())
+
+
+@torch.no_grad()
+def mask_probabilities(module: SegmentModule, dataset: SegmentedPolyps, batch_size: int = 8):
+    """Yield (file name, probability map at the original image size, float32 in [0, 1])."""
+    module.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_skipping)  # in dataset order
+    index = 0
+    for batch in loader:
+        with torch.autocast(module.device.type, enabled=module.device.type == "cuda"):
+            probs = torch.sigmoid(module(batch["image"].to(module.device)).float())[:, 0].cpu().numpy()
+        for name, prob in zip(batch["name"], probs):
+            width, height = header_size(dataset.images[index])
+            index += 1
+            yield name, cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 @torch.no_grad()
@@ -45,7 +64,7 @@ def predict_masks(
     progress=None,
 ) -> dict:
     """Masks, overlays and boxes for every image of ``inputs``; returns counts and the undecodable files."""
-    module, _ = load_segmentation_checkpoint(checkpoint, pick_device(device))
+    module, _ = SegmentModule.from_checkpoint(checkpoint, pick_device(device))
     paths, root = resolve_inputs(inputs, part)
     if not paths:
         raise HyperKvasirError(f"no images found in {', '.join(map(str, inputs))}")
