@@ -86,7 +86,8 @@ def train_video_command(
     Example: hyperkvasir train video /data/hyper-kvasir --every 10 --size 160 --epochs 5 --out runs/video
     """
     from hyperkvasir.cli.common import _config
-    from hyperkvasir.video.module import VideoConfig, train_video
+    from hyperkvasir.video.config import VideoConfig, check_video_config
+    from hyperkvasir.video.train import train_video
 
     config = _config(
         VideoConfig,
@@ -109,6 +110,7 @@ def train_video_command(
         sync_batchnorm=sync_batchnorm,
         freeze_batchnorm=freeze_batchnorm,
     )
+    check_video_config(config)
     _log_to_stderr()
     results = train_video(config, resume=resume, progress=True)
     if results:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
+import lightning as L
 import numpy as np
+import torch
 
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
 from hyperkvasir.metrics.classification import classification_metrics
@@ -26,3 +28,18 @@ def video_level_metrics(frame_probs: dict[str, list[np.ndarray]], labels: dict[s
             for v, t, m, j in zip(videos, truth, mean, majority)
         },
     }
+
+
+@torch.no_grad()
+def frame_probabilities(module: L.LightningModule, loader) -> dict[str, list[np.ndarray]]:
+    """Video → the softmax of each of its frames, for the ``(images, labels, videos, skipped)`` batches of
+    ``loader``."""
+    module.eval()
+    per_video: dict[str, list[np.ndarray]] = defaultdict(list)
+    for batch in loader:
+        if batch is None:
+            continue
+        images, _, videos, _ = batch
+        for video, prob in zip(videos, torch.softmax(module(images.to(module.device)).float(), 1).cpu().numpy()):
+            per_video[video].append(prob)
+    return per_video
