@@ -254,7 +254,7 @@ def load_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
 
         module, _ = SegmentModule.from_checkpoint(checkpoint, device)
         return LoadedModel(module, task, module.config.size, mean=module.mean, std=module.std)
-    from hyperkvasir.video.module import load_video_checkpoint
+    from hyperkvasir.video.module import VideoModule
 
-    module, _ = load_video_checkpoint(checkpoint, device)
+    module, _ = VideoModule.from_checkpoint(checkpoint, device)
     return LoadedModel(module, task, module.config.size, mean=module.spec.mean, std=module.spec.std)

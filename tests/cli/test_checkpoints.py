@@ -30,7 +30,9 @@ def test_a_checkpoint_carrying_a_pickled_callable_is_refused(tmp_path: Path, mon
 
         load = SegmentModule.from_checkpoint
     else:
-        from hyperkvasir.video.module import load_video_checkpoint as load
+        from hyperkvasir.video.module import VideoModule
+
+        load = VideoModule.from_checkpoint
     from hyperkvasir.errors import HyperKvasirError
 
     with pytest.raises(HyperKvasirError, match="not a hyperkvasir checkpoint that loads safely"):

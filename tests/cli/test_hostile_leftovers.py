@@ -28,7 +28,8 @@ def _litter(parent: Path, name: str) -> list[str]:
 def video_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     """(best.ckpt of a one-epoch video model, two different video files of its twin)."""
     from hyperkvasir.synth.tree import make_synthetic_release
-    from hyperkvasir.video.module import VideoConfig, train_video
+    from hyperkvasir.video.config import VideoConfig
+    from hyperkvasir.video.train import train_video
 
     base = tmp_path_factory.mktemp("video")
     twin = make_synthetic_release(base / "hk", seed=5, scale="tiny", parts=("videos",), videos=18)

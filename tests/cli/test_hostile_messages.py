@@ -146,7 +146,7 @@ def _config(task: str, root: Path, out: Path) -> dict:
 
         extra = {"size": 32}
     else:
-        from hyperkvasir.video.module import VideoConfig as Config
+        from hyperkvasir.video.config import VideoConfig as Config
 
         extra = {"size": 32, "select_on_train": True}
     return dataclasses.asdict(Config(root=str(root), out=str(out), epochs=1, workers=0, pretrained=False, **extra))

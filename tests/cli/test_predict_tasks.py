@@ -70,7 +70,8 @@ def test_segmentation_checkpoint_writes_masks_overlays_and_release_boxes(tiny_tw
 
 def test_video_checkpoint_scores_video_files(tmp_path: Path, capsys) -> None:
     from hyperkvasir.synth.tree import make_synthetic_release
-    from hyperkvasir.video.module import VideoConfig, train_video
+    from hyperkvasir.video.config import VideoConfig
+    from hyperkvasir.video.train import train_video
 
     twin = make_synthetic_release(tmp_path / "hk", seed=5, scale="tiny", parts=("videos",), videos=18)
     train_video(

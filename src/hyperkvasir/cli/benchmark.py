@@ -111,7 +111,7 @@ def benchmark(
     require_output(out_dir, folder=True)  # the options themselves are checked by each task before any work
     if task == "video":
         from hyperkvasir.video.benchmark import run_video_benchmark
-        from hyperkvasir.video.module import VideoConfig
+        from hyperkvasir.video.config import VideoConfig
 
         options = {
             k: v
@@ -214,7 +214,7 @@ def _default_model(task: str, config_file: Path | None) -> str:
     """The model a recipe names, else the task's default: ``--config`` with a ``model:`` key trains that model."""
     from hyperkvasir.classify.module import TrainConfig
     from hyperkvasir.segment.config import SegmentConfig
-    from hyperkvasir.video.module import VideoConfig
+    from hyperkvasir.video.config import VideoConfig
 
     kind = {"classify": TrainConfig, "segment": SegmentConfig, "video": VideoConfig}[task]
     if config_file is not None:

@@ -170,9 +170,9 @@ def frame_model(checkpoint: Path, device, *, tta: bool = False):
     identity = {"checkpoint_sha256": sha256_file(checkpoint), "tta": tta}
     if checkpoint_task(checkpoint) == "video":
         from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
-        from hyperkvasir.video.module import load_video_checkpoint
+        from hyperkvasir.video.module import VideoModule
 
-        module, _ = load_video_checkpoint(checkpoint, device)
+        module, _ = VideoModule.from_checkpoint(checkpoint, device)
         return FrameModel(
             lambda images: torch.softmax(module(images).float(), 1),
             tuple(VIDEO_CLASS_NAMES),

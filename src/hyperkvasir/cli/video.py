@@ -1,4 +1,4 @@
-"""Video commands: video frames, train video."""
+"""Video commands: video frames, train video, evaluate video."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hyperkvasir.cli.common import (
     _SYNC_BATCHNORM_HELP,
     _WORKERS_HELP,
     _log_to_stderr,
+    evaluate_app,
     train_app,
     video_app,
 )
@@ -86,7 +87,8 @@ def train_video_command(
     Example: hyperkvasir train video /data/hyper-kvasir --every 10 --size 160 --epochs 5 --out runs/video
     """
     from hyperkvasir.cli.common import _config
-    from hyperkvasir.video.module import VideoConfig, train_video
+    from hyperkvasir.video.config import VideoConfig, check_video_config
+    from hyperkvasir.video.train import train_video
 
     config = _config(
         VideoConfig,
@@ -109,6 +111,7 @@ def train_video_command(
         sync_batchnorm=sync_batchnorm,
         freeze_batchnorm=freeze_batchnorm,
     )
+    check_video_config(config)
     _log_to_stderr()
     results = train_video(config, resume=resume, progress=True)
     if results:
@@ -117,4 +120,44 @@ def train_video_command(
             if as_json
             else json.dumps({k: results["test"][k]["accuracy"] for k in ("mean_probability", "majority_vote")})
         )
+    return 0
+
+
+@evaluate_app.command("video")
+def evaluate_video(
+    pred: Path = typer.Option(..., help="OUT folder of `hyperkvasir predict CKPT ROOT --part videos` (a video model)."),
+    root: Path = typer.Option(..., help="The release whose videos were predicted: its video labels are the truth."),
+    out_file: Path = typer.Option(None, "--out", help="Also write the metrics (the --json document) to this file."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Video-level metrics of a video checkpoint's per-frame predictions: each labeled video decided by the mean
+    frame probability and by the majority of its frames, scored against the release's video labels.
+
+    Example: hyperkvasir evaluate video --pred video-findings --root /data/hyper-kvasir --json
+    """
+    from hyperkvasir.errors import require_output
+    from hyperkvasir.outputs import atomic_write
+    from hyperkvasir.video.evaluate import AGGREGATIONS, evaluate_video_predictions
+
+    require_output(out_file, folder=False, option="--out")
+    metrics = evaluate_video_predictions(pred, root)
+    if out_file is not None:
+        with atomic_write(out_file, "w") as handle:
+            json.dump(metrics, handle, indent=2)
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+        return 0
+    out.print(
+        f"{metrics['videos']} labeled videos scored ({len(metrics['unlabeled'])} predicted videos not in the labels, "
+        f"{len(metrics['unmapped'])} with a finding no video class covers, {metrics['not_predicted']} labeled "
+        f"videos not predicted)",
+        soft_wrap=True,
+    )
+    keys = {"accuracy": "accuracy", "macro_f1": "macro F1", "mcc": "MCC"}
+    out.print(f"{'aggregation':18s}" + "".join(f"{name:22s}" for name in keys.values()))
+    for aggregation in AGGREGATIONS:
+        m = metrics[aggregation]
+        cells = "".join(f"{m[k]:.3f} [{m[k + '_ci'][0]:.3f}, {m[k + '_ci'][1]:.3f}]".ljust(22) for k in keys)
+        out.print(f"{aggregation.replace('_', ' '):18s}{cells}".rstrip(), soft_wrap=True)
+    out.print("(95 % bootstrap intervals over videos)")
     return 0

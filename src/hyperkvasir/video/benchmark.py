@@ -13,10 +13,12 @@ import json
 from pathlib import Path
 
 from hyperkvasir.outputs import atomic_write
-from hyperkvasir.video.module import VideoConfig, train_video
+from hyperkvasir.video.config import VideoConfig, check_video_config
+from hyperkvasir.video.train import train_video
 
 
 def run_video_benchmark(config: VideoConfig, out: str | Path) -> dict:
+    check_video_config(config)
     out = Path(out)
     if (out / "results.json").is_file():
         return json.loads((out / "results.json").read_text())

@@ -1,4 +1,4 @@
-"""The video protocol's data: a video-level split, frame and clip datasets, and their DataModule.
+"""The video protocol's data: a video-level split, the frame dataset, and their DataModule.
 
 Videos carry one label for the whole clip (no frame-level annotation, Borgli et al. 2020), so the split is by
 video (stratified by the main finding in the 30-class vocabulary, duplicate videos kept together, seeded) and
@@ -11,24 +11,23 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-import lightning as L
-import numpy as np
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from hyperkvasir.data.audit import audit
 from hyperkvasir.data.imaging import ImageDecodeError, load_square
+from hyperkvasir.data.index import build_index, preparing
 from hyperkvasir.data.taxonomy import VIDEO_CLASS_NAMES
-from hyperkvasir.datasets.batches import collate_skipping
+from hyperkvasir.datasets.transforms import classification_transform
 from hyperkvasir.engine.runs import loader_workers
-from hyperkvasir.engine.sampling import EpochSampler
+from hyperkvasir.engine.task import TaskData
 from hyperkvasir.errors import DataError, HyperKvasirError
+from hyperkvasir.video.frames import extract_frames
 
 
 def video_labels(root: str | Path) -> dict[str, int]:
     """Video path (relative to the root) → index in VIDEO_CLASS_NAMES, for videos whose finding maps."""
-    from hyperkvasir.data.index import build_index
-
     rows = [r for r in build_index(root).to_pylist() if r["kind"] == "video" and r["decodes"]]
     return {r["path"]: VIDEO_CLASS_NAMES.index(r["finding_class"]) for r in rows if r["finding_class"]}
 
@@ -38,8 +37,6 @@ def video_split(
 ) -> dict[str, list[str]]:
     """train/val/test lists of video paths: whole duplicate groups (also when their copies are filed under
     different findings), stratified by the finding of each group's first video, seeded."""
-    from hyperkvasir.data.audit import audit
-
     labels = video_labels(root)
     if not labels:
         raise HyperKvasirError(f"{root}: no decodable video with a known finding; run `hyperkvasir validate {root}`")
@@ -106,31 +103,7 @@ class VideoFrames(Dataset):
         return tensor, label, video
 
 
-class VideoClips(Dataset):
-    """Clips of ``frames`` frames sampled evenly from each video: (T, 3, S, S) uint8, label, video."""
-
-    def __init__(
-        self, frames_dir: str | Path, labels: dict[str, int], videos: list[str], *, frames: int = 8, size: int = 224
-    ) -> None:
-        self.frames = VideoFrames(frames_dir, labels, videos, size=size)
-        by_video: dict[str, list[int]] = defaultdict(list)
-        for i, (_, _, video) in enumerate(self.frames.items):
-            by_video[video].append(i)
-        self.videos = sorted(by_video)
-        self.index, self.length = by_video, frames
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
-    def __getitem__(self, index: int):
-        video = self.videos[index]
-        members = self.index[video]
-        picks = np.linspace(0, len(members) - 1, self.length).round().astype(int)
-        samples = [self.frames[members[p]] for p in picks]
-        return torch.stack([s[0] for s in samples]), samples[0][1], video
-
-
-class VideoData(L.LightningDataModule):
+class VideoData(TaskData):
     """Frames of the ``split`` videos (:func:`video_split`, made once by the caller) from a frames folder. With no
     validation video the checkpoint is chosen on training videos, which the caller must have accepted
     (``select_on_train``). With ``extract`` (``every``/``size`` of :func:`~hyperkvasir.video.frames.extract_frames`)
@@ -150,23 +123,17 @@ class VideoData(L.LightningDataModule):
         seed: int,
         extract: dict | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size=batch_size, workers=loader_workers(workers), seed=seed)
         self.frames_dir, self.root, self.split, self.size = Path(frames_dir), root, split, size
-        self.batch_size, self.workers, self.seed = batch_size, workers, seed
         self.extract, self.extracted = extract, None
 
     def prepare_data(self) -> None:
         if self.extract is not None:
-            from hyperkvasir.data.index import preparing
-            from hyperkvasir.video.frames import extract_frames
-
             self.frames_dir.mkdir(parents=True, exist_ok=True)
             with preparing(self.frames_dir / "frames.parquet"):  # a second node waits, then resumes: nothing left
                 self.extracted = extract_frames(self.root, self.frames_dir, **self.extract)
 
     def setup(self, stage: str | None = None) -> None:
-        from hyperkvasir.datasets.transforms import classification_transform
-
         self.labels = video_labels(self.root)
         if not self.split["train"] or not self.split["test"]:
             raise DataError(
@@ -186,31 +153,3 @@ class VideoData(L.LightningDataModule):
             self.frames_dir, self.labels, self.split["val"] or self.split["train"], size=self.size
         )
         self.test_set = VideoFrames(self.frames_dir, self.labels, self.split["test"], size=self.size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.train_set.set_epoch(epoch)
-
-    def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        sampler = EpochSampler(
-            len(self.train_set),
-            seed=self.seed,
-            rank=trainer.global_rank if trainer else 0,
-            world=trainer.world_size if trainer else 1,
-        )
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=loader_workers(self.workers),
-            collate_fn=collate_skipping,
-            drop_last=len(sampler) > self.batch_size,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return self.evaluation_loader(self.val_set)
-
-    def evaluation_loader(self, dataset: VideoFrames) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=self.batch_size, num_workers=loader_workers(self.workers), collate_fn=collate_skipping
-        )

@@ -70,7 +70,7 @@ def decode_frames(
     """(frame index from 0, time in s, RGB uint8 with short side ``size``) of each selected frame, in order.
     Raises :class:`VideoDecodeError` where decoding stops, after the frames that did decode, and at the end when
     fewer than :data:`MIN_DECODED_SHARE` of the declared frames decoded."""
-    import av
+    import av  # loads FFmpeg's libraries: only once a video is decoded, not when the module is imported
 
     decoded = declared = 0
     try:

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from hyperkvasir.data.inputs import output_names, resolve_videos
@@ -120,7 +121,7 @@ def _timeline(
 
 
 def _strip(video: str, timeline: list[tuple[int, str, float]], path: Path) -> None:
-    import matplotlib
+    import matplotlib  # heavy, and only a finished video draws
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -272,8 +273,6 @@ def _open_work(out: Path, params: dict, rank: int, reads: list) -> _Work:
 
 def _barrier(world: int) -> None:
     if world > 1:
-        import torch.distributed as dist
-
         dist.barrier()
 
 
@@ -309,8 +308,6 @@ def predict_videos(
         pass
     _barrier(world)
     if world > 1:
-        import torch.distributed as dist
-
         dist.destroy_process_group()  # all ranks leave together; rank 0 merges alone
     if rank != 0:
         return {"rank": rank}
