@@ -108,9 +108,9 @@ class TaskData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         sampler = EpochSampler(
-            len(self.train_set),
+            len(self.train_set),  # type: ignore[arg-type]  # every task's datasets are sized
             seed=self.seed,
-            weights=self.sample_weights(),  # type: ignore[arg-type]
+            weights=self.sample_weights(),
             rank=trainer.global_rank if trainer else 0,
             world=trainer.world_size if trainer else 1,
         )
