@@ -17,15 +17,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import report, twin_root  # noqa: E402
 from _engine_timing import StepTimer  # noqa: E402
 
+from hyperkvasir.classify.config import ClassifyConfig  # noqa: E402
 from hyperkvasir.classify.data import ClassifyData  # noqa: E402
-from hyperkvasir.classify.module import ClassifierModule, TrainConfig  # noqa: E402
+from hyperkvasir.classify.module import ClassifyModule  # noqa: E402
 from hyperkvasir.engine import EngineOptions, RunFolder, seed_everything  # noqa: E402
 from hyperkvasir.engine.trainer import build_trainer  # noqa: E402
 
 WARMUP, STEPS = 3, 20
 
 
-def bare_loop(module: ClassifierModule, loader) -> float:
+def bare_loop(module: ClassifyModule, loader) -> float:
     """The baseline: the same steps written by hand."""
     optimizer = torch.optim.SGD(module.model.parameters(), lr=module.config.lr, momentum=0.9)
     module.train()
@@ -46,7 +47,7 @@ def bare_loop(module: ClassifierModule, loader) -> float:
 
 def main() -> None:
     args, root = twin_root(__doc__.splitlines()[0])
-    config = TrainConfig(
+    config = ClassifyConfig(
         root=str(root),
         model="tf_efficientnet_lite0",
         input_size=96,
@@ -63,7 +64,7 @@ def main() -> None:
     bare_rates, engine_rates = [], []
     for _ in range(2):  # interleaved, so drift of the machine hits both alike
         seed_everything(0)
-        bare_rates.append(bare_loop(ClassifierModule(config), data.train_dataloader()))
+        bare_rates.append(bare_loop(ClassifyModule(config), data.train_dataloader()))
         seed_everything(0)
         timer = StepTimer(WARMUP, STEPS)
         run = RunFolder(Path(tempfile.mkdtemp(prefix="hk-engine-")) / "run")
@@ -75,7 +76,7 @@ def main() -> None:
             ),
         )
         trainer.callbacks.append(timer)
-        trainer.fit(ClassifierModule(config), datamodule=data)
+        trainer.fit(ClassifyModule(config), datamodule=data)
         engine_rates.append(timer.rate)
     bare, engine = max(bare_rates), max(engine_rates)
     report(

@@ -25,8 +25,9 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).parent))
 from _engine_timing import StepTimer  # noqa: E402
 
+from hyperkvasir.classify.config import ClassifyConfig  # noqa: E402
 from hyperkvasir.classify.data import ClassifyData  # noqa: E402
-from hyperkvasir.classify.module import ClassifierModule, TrainConfig  # noqa: E402
+from hyperkvasir.classify.module import ClassifyModule  # noqa: E402
 from hyperkvasir.engine import EngineOptions, RunFolder  # noqa: E402
 from hyperkvasir.engine.trainer import build_trainer  # noqa: E402
 from hyperkvasir.synth.tree import make_synthetic_release  # noqa: E402
@@ -68,7 +69,7 @@ def _stack(batch):
     return torch.stack(images), torch.as_tensor(labels), list(names), 0
 
 
-def rate(config: TrainConfig, data: L.LightningDataModule, steps: int) -> float:
+def rate(config: ClassifyConfig, data: L.LightningDataModule, steps: int) -> float:
     timer = StepTimer(WARMUP, steps)
     run = RunFolder(Path(tempfile.mkdtemp(prefix="hk-gpu-")) / "run")
     run.start(config, resume=False)
@@ -79,7 +80,7 @@ def rate(config: TrainConfig, data: L.LightningDataModule, steps: int) -> float:
         ),
     )
     trainer.callbacks.append(timer)
-    trainer.fit(ClassifierModule(config), datamodule=data)
+    trainer.fit(ClassifyModule(config), datamodule=data)
     return timer.rate
 
 
@@ -96,7 +97,7 @@ def main() -> None:
         root = Path(tempfile.mkdtemp(prefix="hk-gpu-")) / "medium"
         make_synthetic_release(root, seed=0, scale="medium", workers=args.workers, parts=("labeled",))
     torch.backends.cudnn.benchmark = True
-    config = TrainConfig(
+    config = ClassifyConfig(
         root=str(root),
         model="resnet50",
         input_size=224,

@@ -159,11 +159,12 @@ def small_disk(tmp_path: Path):
 def classify_checkpoint(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A classifier trained one epoch on the tiny twin (32 px, random start): for commands that need any
     checkpoint."""
-    from hyperkvasir.classify.module import TrainConfig, train_classifier
+    from hyperkvasir.classify.config import ClassifyConfig
+    from hyperkvasir.classify.train import train_classify
 
     run = tmp_path_factory.mktemp("ckpt") / "run"
-    train_classifier(
-        TrainConfig(
+    train_classify(
+        ClassifyConfig(
             root=str(tiny_twin.root),
             out=str(run),
             model="test_efficientnet",
@@ -181,10 +182,10 @@ def tiny_bench(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-fold test-protocol benchmark of the tiny twin (32 px, one epoch): every labeled image scored out of
     fold."""
     from hyperkvasir.classify.benchmark import run_benchmark
-    from hyperkvasir.classify.module import TrainConfig
+    from hyperkvasir.classify.config import ClassifyConfig
 
     out = tmp_path_factory.mktemp("bench") / "bench"
-    base = TrainConfig(
+    base = ClassifyConfig(
         root=str(tiny_twin.root),
         model="test_efficientnet",
         epochs=1,

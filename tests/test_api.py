@@ -20,10 +20,11 @@ def test_classification_dataset_and_model(tiny_twin, tmp_path: Path) -> None:
     figure = test.plot(0)
     assert figure.axes[0].get_title().startswith(test.classes[label])
 
-    from hyperkvasir.classify.module import TrainConfig, train_classifier
+    from hyperkvasir.classify.config import ClassifyConfig
+    from hyperkvasir.classify.train import train_classify
 
-    train_classifier(
-        TrainConfig(
+    train_classify(
+        ClassifyConfig(
             root=str(tiny_twin.root),
             out=str(tmp_path / "run"),
             model="test_efficientnet",
@@ -59,11 +60,12 @@ def test_external_validation_on_a_folder_in_another_naming(tiny_twin, tmp_path: 
     import json
     import shutil
 
-    from hyperkvasir.classify.module import TrainConfig, train_classifier
+    from hyperkvasir.classify.config import ClassifyConfig
+    from hyperkvasir.classify.train import train_classify
     from hyperkvasir.cli import main
 
-    train_classifier(
-        TrainConfig(
+    train_classify(
+        ClassifyConfig(
             root=str(tiny_twin.root),
             out=str(tmp_path / "run"),
             model="test_efficientnet",

@@ -14,11 +14,12 @@ from hyperkvasir.cli import main
 
 @pytest.fixture(scope="module")
 def classifier(tiny_twin, tmp_path_factory) -> Path:
-    from hyperkvasir.classify.module import TrainConfig, train_classifier
+    from hyperkvasir.classify.config import ClassifyConfig
+    from hyperkvasir.classify.train import train_classify
 
     run = tmp_path_factory.mktemp("export") / "run"
-    train_classifier(
-        TrainConfig(
+    train_classify(
+        ClassifyConfig(
             root=str(tiny_twin.root),
             out=str(run),
             model="test_efficientnet",
@@ -33,9 +34,9 @@ def classifier(tiny_twin, tmp_path_factory) -> Path:
 
 
 def _reference(checkpoint: Path, pixels: np.ndarray) -> np.ndarray:
-    from hyperkvasir.classify.module import load_classifier_checkpoint
+    from hyperkvasir.classify.module import ClassifyModule
 
-    module, _ = load_classifier_checkpoint(checkpoint)
+    module, _ = ClassifyModule.from_checkpoint(checkpoint)
     with torch.no_grad():
         return torch.softmax(module(torch.from_numpy(pixels).to(torch.uint8)).float(), 1).numpy()
 

@@ -237,9 +237,9 @@ def load_model(checkpoint: str | Path, device: str = "cpu") -> LoadedModel:
 
     task = checkpoint_task(checkpoint)
     if task == "classify":
-        from hyperkvasir.classify.module import load_classifier_checkpoint
+        from hyperkvasir.classify.module import ClassifyModule
 
-        module, state = load_classifier_checkpoint(checkpoint, device)
+        module, state = ClassifyModule.from_checkpoint(checkpoint, device)
         return LoadedModel(
             module,
             task,

@@ -718,10 +718,11 @@ def test_bad_input(
 
 
 def test_undecodable_inputs_to_predict(tiny_twin, tmp_path: Path, capsys) -> None:
-    from hyperkvasir.classify.module import TrainConfig, train_classifier
+    from hyperkvasir.classify.config import ClassifyConfig
+    from hyperkvasir.classify.train import train_classify
 
-    train_classifier(
-        TrainConfig(
+    train_classify(
+        ClassifyConfig(
             root=str(tiny_twin.root),
             out=str(tmp_path / "t"),
             model="test_efficientnet",

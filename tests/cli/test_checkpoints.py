@@ -24,7 +24,9 @@ def test_a_checkpoint_carrying_a_pickled_callable_is_refused(tmp_path: Path, mon
     bad = tmp_path / "evil.ckpt"
     torch.save({"hyper_parameters": {"task": task, "config": {}}, "state_dict": {}, "x": _Payload()}, bad)
     if task == "classify":
-        from hyperkvasir.classify.module import load_classifier_checkpoint as load
+        from hyperkvasir.classify.module import ClassifyModule
+
+        load = ClassifyModule.from_checkpoint
     elif task == "segment":
         from hyperkvasir.segment.module import SegmentModule
 
@@ -54,10 +56,11 @@ def test_predict_refuses_unsafe_and_foreign_files_with_one_line(tmp_path: Path, 
 
 
 def test_resume_refuses_a_last_checkpoint_that_carries_code(tiny_twin, tmp_path: Path, monkeypatch) -> None:
-    from hyperkvasir.classify.module import TrainConfig, train_classifier
+    from hyperkvasir.classify.config import ClassifyConfig
+    from hyperkvasir.classify.train import train_classify
 
     monkeypatch.chdir(tmp_path)
-    config = TrainConfig(
+    config = ClassifyConfig(
         root=str(tiny_twin.root),
         out=str(tmp_path / "run"),
         model="test_efficientnet",
@@ -66,7 +69,7 @@ def test_resume_refuses_a_last_checkpoint_that_carries_code(tiny_twin, tmp_path:
         workers=0,
         pretrained=False,
     )
-    train_classifier(config)
+    train_classify(config)
     last = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)
     last["x"] = _Payload()
     last["epoch"] = 0
@@ -74,5 +77,5 @@ def test_resume_refuses_a_last_checkpoint_that_carries_code(tiny_twin, tmp_path:
     from hyperkvasir.errors import HyperKvasirError
 
     with pytest.raises(HyperKvasirError, match="not a hyperkvasir checkpoint that loads safely"):
-        train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "run")), resume=True)
+        train_classify(ClassifyConfig(root=str(tiny_twin.root), out=str(tmp_path / "run")), resume=True)
     assert not (tmp_path / "PWNED").exists()

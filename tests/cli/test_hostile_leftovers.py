@@ -50,10 +50,11 @@ def video_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, li
 
 @pytest.fixture(scope="module")
 def classifier(tiny_twin, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hyperkvasir.classify.module import TrainConfig, train_classifier
+    from hyperkvasir.classify.config import ClassifyConfig
+    from hyperkvasir.classify.train import train_classify
 
     out = tmp_path_factory.mktemp("classifier") / "run"
-    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(out), **FAST))
+    train_classify(ClassifyConfig(root=str(tiny_twin.root), out=str(out), **FAST))
     return out / "best.ckpt"
 
 

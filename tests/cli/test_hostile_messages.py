@@ -138,7 +138,7 @@ def test_the_line_of_an_error_torch_copied_from_a_worker(error: Exception, line:
 
 def _config(task: str, root: Path, out: Path) -> dict:
     if task == "classify":
-        from hyperkvasir.classify.module import TrainConfig as Config
+        from hyperkvasir.classify.config import ClassifyConfig as Config
 
         extra = {"model": "test_efficientnet", "input_size": 32}
     elif task == "segment":

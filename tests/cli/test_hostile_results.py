@@ -292,11 +292,11 @@ def test_recipe_values_are_type_checked(tiny_twin, tmp_path: Path, capsys, recip
 
 
 def test_recipe_numbers_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
-    from hyperkvasir.classify.module import TrainConfig
+    from hyperkvasir.classify.config import ClassifyConfig
     from hyperkvasir.recipes import read_recipe
 
     (tmp_path / "r.yaml").write_text("lr: 1e-3\nlogit_tau: 1\ntta: false\nbalanced: no\nweights: null\n")
-    assert read_recipe(tmp_path / "r.yaml", TrainConfig) == {
+    assert read_recipe(tmp_path / "r.yaml", ClassifyConfig) == {
         "lr": 0.001,
         "logit_tau": 1.0,
         "tta": False,
@@ -305,7 +305,7 @@ def test_recipe_numbers_as_yaml_1_2_reads_them(tmp_path: Path) -> None:
     }
     packaged = Path(__file__).parents[2] / "src" / "hyperkvasir" / "configs"
     for path in packaged.glob("*.yaml"):  # every shipped recipe passes its own schema
-        kind = TrainConfig
+        kind = ClassifyConfig
         if path.stem.endswith("segment"):
             from hyperkvasir.segment.config import SegmentConfig as kind
         assert read_recipe(path, kind)

@@ -268,10 +268,10 @@ def _fill(disk: Path) -> None:
 
 # ---------------------------------------------------------------------------------- --reviews in training
 def _fold_files(root: Path) -> dict[str, list[str]]:
+    from hyperkvasir.classify.config import ClassifyConfig
     from hyperkvasir.classify.data import ClassifyData
-    from hyperkvasir.classify.module import TrainConfig
 
-    return ClassifyData(TrainConfig(root=str(root), cache=False, workers=0)).fold_subsets
+    return ClassifyData(ClassifyConfig(root=str(root), cache=False, workers=0)).fold_subsets
 
 
 def _reviews(root: Path, path: Path, names: dict[str, str], decision: str = "relabel", new: str = "polyps") -> None:
@@ -283,11 +283,11 @@ def _reviews(root: Path, path: Path, names: dict[str, str], decision: str = "rel
 
 
 def _data(root: Path, reviews: Path | None, on_test: bool = False, sha256: str | None = None):
+    from hyperkvasir.classify.config import ClassifyConfig
     from hyperkvasir.classify.data import ClassifyData
-    from hyperkvasir.classify.module import TrainConfig
 
     data = ClassifyData(
-        TrainConfig(
+        ClassifyConfig(
             root=str(root),
             cache=False,
             workers=0,

@@ -38,9 +38,9 @@ def test_report_for_a_faulty_twin(faulty_twin, tmp_path: Path) -> None:
 
 def test_report_with_results(tiny_twin, tmp_path: Path) -> None:
     from hyperkvasir.classify.benchmark import run_benchmark
-    from hyperkvasir.classify.module import TrainConfig
+    from hyperkvasir.classify.config import ClassifyConfig
 
-    base = TrainConfig(
+    base = ClassifyConfig(
         root=str(tiny_twin.root),
         model="test_efficientnet",
         epochs=1,

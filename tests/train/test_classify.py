@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hyperkvasir.classify.benchmark import run_benchmark
-from hyperkvasir.classify.module import TrainConfig, train_classifier
+from hyperkvasir.classify.config import ClassifyConfig
+from hyperkvasir.classify.train import train_classify
 from hyperkvasir.data.imaging import load_square
 from hyperkvasir.data.index import build_index
 from hyperkvasir.datasets.cache import open_cache
@@ -26,13 +27,13 @@ def test_cache_returns_the_pixels_of_direct_decoding(tiny_twin) -> None:
 
 
 def test_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, crash_after_first_epoch) -> None:
-    full = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "full"), **FAST))
+    full = train_classify(ClassifyConfig(root=str(tiny_twin.root), out=str(tmp_path / "full"), **FAST))
     disarm = crash_after_first_epoch()
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut"), **FAST))
+        train_classify(ClassifyConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut"), **FAST))
     disarm()
     assert len(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == 1
-    resumed = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut")), resume=True)
+    resumed = train_classify(ClassifyConfig(root=str(tiny_twin.root), out=str(tmp_path / "cut")), resume=True)
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("train_images_per_s", "epoch_s")} for r in rows]  # noqa: E731
     assert strip(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == strip(
         json.loads((tmp_path / "full" / "metrics.json").read_text())
@@ -49,8 +50,8 @@ def test_resume_equals_uninterrupted(tiny_twin, tmp_path: Path, crash_after_firs
 def test_corrupt_image_is_skipped_and_counted(faulty_twin, tmp_path: Path) -> None:
     truncated = next(f["files"][0] for f in faulty_twin.faults if f["kind"] == "truncated-image")
     fold = faulty_twin.folds2[Path(truncated).name]
-    metrics = train_classifier(
-        TrainConfig(root=str(faulty_twin.root), out=str(tmp_path / "run"), fold=1 - fold, **FAST | {"epochs": 1})
+    metrics = train_classify(
+        ClassifyConfig(root=str(faulty_twin.root), out=str(tmp_path / "run"), fold=1 - fold, **FAST | {"epochs": 1})
     )
     assert metrics["skipped_images"] == 1
     rows = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -58,7 +59,7 @@ def test_corrupt_image_is_skipped_and_counted(faulty_twin, tmp_path: Path) -> No
 
 
 def test_two_fold_protocol_on_tiny_twin(tiny_twin, tmp_path: Path) -> None:
-    base = TrainConfig(root=str(tiny_twin.root), **FAST | {"epochs": 1})
+    base = ClassifyConfig(root=str(tiny_twin.root), **FAST | {"epochs": 1})
     results = run_benchmark(tiny_twin.root, ["test_efficientnet"], tmp_path / "bench", base=base)
     folds = results["models"]["test_efficientnet"]["folds"]
     assert len(folds) == 2
@@ -117,15 +118,15 @@ def test_two_processes_with_gloo_score_the_whole_validation_set(tiny_twin, tmp_p
 def test_existing_run_is_refused(tiny_twin, tmp_path: Path) -> None:
     from hyperkvasir.errors import HyperKvasirError
 
-    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "r"), **FAST | {"epochs": 1}))
+    train_classify(ClassifyConfig(root=str(tiny_twin.root), out=str(tmp_path / "r"), **FAST | {"epochs": 1}))
     with pytest.raises(HyperKvasirError, match="pass --resume"):
-        train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "r"), **FAST))
+        train_classify(ClassifyConfig(root=str(tiny_twin.root), out=str(tmp_path / "r"), **FAST))
 
 
 def test_benchmark_rerun_skips_finished_folds_and_continues_an_unfinished_one(
     tiny_twin, tmp_path: Path, crash_after_first_epoch
 ) -> None:
-    base = TrainConfig(root=str(tiny_twin.root), **FAST)
+    base = ClassifyConfig(root=str(tiny_twin.root), **FAST)
     disarm = crash_after_first_epoch()
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_benchmark(tiny_twin.root, ["test_efficientnet"], tmp_path / "bench", base=base)

@@ -10,8 +10,10 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from hyperkvasir.classify.module import TrainConfig, train_classifier
-from hyperkvasir.classify.predict import load_classifier, predict_images
+from hyperkvasir.classify.config import ClassifyConfig
+from hyperkvasir.classify.module import ClassifyModule
+from hyperkvasir.classify.predict import predict_images
+from hyperkvasir.classify.train import train_classify
 from hyperkvasir.data.imaging import corner_region, decode_rgb, load_square
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.datasets.transforms import normalise
@@ -19,8 +21,8 @@ from hyperkvasir.models import MODELS
 
 
 def test_predict_ignores_the_masked_corner_that_the_network_would_see(tiny_twin, tmp_path: Path) -> None:
-    train_classifier(
-        TrainConfig(
+    train_classify(
+        ClassifyConfig(
             root=str(tiny_twin.root),
             out=str(tmp_path / "run"),
             model="test_efficientnet",
@@ -52,7 +54,8 @@ def test_predict_ignores_the_masked_corner_that_the_network_would_see(tiny_twin,
 
     # the same network on the squares without the mask: the repainted corner moves its outputs. After one epoch
     # from a random start the probabilities sit near 1/23, so the logits show it plainly (differences ~1e-2).
-    model, config, _ = load_classifier(checkpoint, torch.device("cpu"))
+    module, _ = ClassifyModule.from_checkpoint(checkpoint, torch.device("cpu"))
+    model, config = module.model, module.config
     assert config.mask_corners is True
     spec = MODELS[config.model]
 

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from hyperkvasir.classify.config import ClassifyConfig
 from hyperkvasir.classify.decision import decide, fit_offsets
-from hyperkvasir.classify.module import ClassifierModule, TrainConfig, flip_averaged, train_classifier
+from hyperkvasir.classify.module import ClassifyModule
+from hyperkvasir.classify.predict import flip_averaged
+from hyperkvasir.classify.train import train_classify
 from hyperkvasir.cli import main
 from hyperkvasir.engine.sampling import EpochSampler
 
@@ -20,7 +23,7 @@ FAST = dict(model="test_efficientnet", epochs=1, input_size=32, batch_size=8, wo
 
 
 def test_logit_adjusted_loss_is_cross_entropy_of_logits_plus_tau_log_prior(tiny_twin) -> None:
-    module = ClassifierModule(TrainConfig(root=str(tiny_twin.root), loss="logit-adjusted", logit_tau=0.7, **FAST))
+    module = ClassifyModule(ClassifyConfig(root=str(tiny_twin.root), loss="logit-adjusted", logit_tau=0.7, **FAST))
     prior = torch.rand(23) + 0.1
     module.log_prior.copy_((prior / prior.sum()).log())
     images, targets = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), torch.tensor([0, 5, 9, 22])
@@ -29,7 +32,7 @@ def test_logit_adjusted_loss_is_cross_entropy_of_logits_plus_tau_log_prior(tiny_
     expected = torch.nn.functional.cross_entropy(module(images) + 0.7 * module.log_prior, targets)
     assert torch.allclose(loss, expected)
     with pytest.raises(Exception, match="unknown loss"):
-        ClassifierModule(TrainConfig(root=str(tiny_twin.root), loss="focal", **FAST))
+        ClassifyModule(ClassifyConfig(root=str(tiny_twin.root), loss="focal", **FAST))
 
 
 def test_balanced_sampler_shards_one_sequence_over_ranks() -> None:
@@ -71,7 +74,7 @@ def test_fit_offsets_lifts_a_rare_class_that_argmax_never_predicts() -> None:
 def test_decision_rule_is_fitted_on_validation_only(twin_copy: Path, tmp_path: Path) -> None:
     """Replacing every test-fold image by noise changes the test predictions but not the fitted offsets."""
     config = dict(FAST, decision_rule=True, cache=False)
-    first = train_classifier(TrainConfig(root=str(twin_copy), out=str(tmp_path / "a"), **config))
+    first = train_classify(ClassifyConfig(root=str(twin_copy), out=str(tmp_path / "a"), **config))
     from hyperkvasir.data.splits import assignment
 
     test = set(assignment(twin_copy, "official-2fold").subsets(0)["test"])
@@ -81,7 +84,7 @@ def test_decision_rule_is_fitted_on_validation_only(twin_copy: Path, tmp_path: P
     for path in twin_copy.glob("labeled-images/**/*.jpg"):
         if path.name in test:
             Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path, quality=90)
-    second = train_classifier(TrainConfig(root=str(twin_copy), out=str(tmp_path / "b"), **config))
+    second = train_classify(ClassifyConfig(root=str(twin_copy), out=str(tmp_path / "b"), **config))
     assert first["decision_rule"]["offsets"] == second["decision_rule"]["offsets"]
     assert first["decision_rule"]["fitted_on"].startswith("validation")
     stored = torch.load(tmp_path / "a" / "best.ckpt", weights_only=True)["decision_rule"]

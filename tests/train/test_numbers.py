@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hyperkvasir.classify.benchmark import run_benchmark
-from hyperkvasir.classify.module import TrainConfig, train_classifier
+from hyperkvasir.classify.config import ClassifyConfig
+from hyperkvasir.classify.train import train_classify
 from hyperkvasir.cli import main
 from hyperkvasir.data.splits import assignment
 from hyperkvasir.errors import HyperKvasirError
@@ -23,7 +24,7 @@ MODEL = "test_efficientnet"
 @pytest.fixture(scope="module")
 def two_seed_benchmark(tiny_twin, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("numbers") / "bench"
-    run_benchmark(tiny_twin.root, [MODEL], out, base=TrainConfig(root=str(tiny_twin.root), **FAST), seeds=2)
+    run_benchmark(tiny_twin.root, [MODEL], out, base=ClassifyConfig(root=str(tiny_twin.root), **FAST), seeds=2)
     return out
 
 
@@ -71,7 +72,9 @@ def test_a_rerun_with_another_config_is_refused_naming_the_keys(
     err = capsys.readouterr().err
     assert "epochs" in err and "input_size" in err and "--force" in err
     with pytest.raises(HyperKvasirError, match="lr"):
-        run_benchmark(tiny_twin.root, [MODEL], copy, base=TrainConfig(root=str(tiny_twin.root), **FAST | {"lr": 0.1}))
+        run_benchmark(
+            tiny_twin.root, [MODEL], copy, base=ClassifyConfig(root=str(tiny_twin.root), **FAST | {"lr": 0.1})
+        )
 
 
 def test_compare_finds_a_planted_difference_and_refuses_other_images(
@@ -115,7 +118,7 @@ def test_the_dev_protocol_never_opens_a_test_image(tiny_twin, tmp_path: Path, mo
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(imaging, "decode_rgb", counted)
-    metrics = train_classifier(TrainConfig(root=str(root), out=str(tmp_path / "run"), **FAST | {"protocol": "dev"}))
+    metrics = train_classify(ClassifyConfig(root=str(root), out=str(tmp_path / "run"), **FAST | {"protocol": "dev"}))
     opened = set(log.read_text().split())
     assert metrics["protocol"] == "dev" and opened, "the run decoded its own images"
     assert not opened & test_fold, "a test image was opened"
@@ -123,7 +126,7 @@ def test_the_dev_protocol_never_opens_a_test_image(tiny_twin, tmp_path: Path, mo
     scored = {line.split(",")[0] for line in (tmp_path / "run" / "predictions-dev.csv").read_text().splitlines()[1:]}
     assert scored and not scored & test_fold and metrics["n"] == len(scored)
     monkeypatch.undo()
-    dev = TrainConfig(root=str(root), **FAST | {"protocol": "dev"})
+    dev = ClassifyConfig(root=str(root), **FAST | {"protocol": "dev"})
     results = run_benchmark(root, [MODEL], tmp_path / "dev", base=dev)
     assert results["protocol"] == "dev" and not list((tmp_path / "dev").rglob("*-test.*"))
     assert "dev: scored on the validation carve-out" in (tmp_path / "dev" / "results.md").read_text()
@@ -191,7 +194,7 @@ def test_an_average_of_independently_trained_models_is_its_own_row(
     results = json.loads((two_seed_benchmark / "results.json").read_text())
     member = results["models"][MODEL]
     out = Path(shutil.copytree(two_seed_benchmark, tmp_path / "bench"))
-    base = TrainConfig(root=str(tiny_twin.root), **FAST)
+    base = ClassifyConfig(root=str(tiny_twin.root), **FAST)
     averaged = average_members(tiny_twin.root, out, "avg-x-x", [member, member], base)
     assert len(averaged["runs"]) == 4 and averaged["mean"]["macro_f1"] == pytest.approx(member["mean"]["macro_f1"])
     assert (out / "avg-x-x" / "seed-1" / "test-fold-1" / "predictions-test.csv").is_file()

@@ -6,8 +6,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from hyperkvasir.classify.module import TrainConfig, train_classifier
+from hyperkvasir.classify.config import ClassifyConfig
 from hyperkvasir.classify.pseudo_labels import pseudo_labels
+from hyperkvasir.classify.train import train_classify
 from hyperkvasir.cli import main
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import HyperKvasirError
@@ -16,7 +17,7 @@ FAST = dict(model="test_efficientnet", epochs=1, input_size=32, batch_size=8, wo
 
 
 def test_one_pseudo_labelling_round(tiny_twin, tmp_path: Path) -> None:
-    teacher = train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "teacher"), **FAST))
+    teacher = train_classify(ClassifyConfig(root=str(tiny_twin.root), out=str(tmp_path / "teacher"), **FAST))
     assert teacher["n"] > 0
     assert (
         main(
@@ -52,8 +53,8 @@ def test_one_pseudo_labelling_round(tiny_twin, tmp_path: Path) -> None:
         tmp_path / "p.parquet", tmp_path / "one.csv", threshold=1.01, per_class={rows[0]["label"]: 0.0}, max_per_class=1
     )
     assert sum(per_class.values()) == 1
-    student = train_classifier(
-        TrainConfig(
+    student = train_classify(
+        ClassifyConfig(
             root=str(tiny_twin.root), out=str(tmp_path / "student"), pseudo_labels=str(tmp_path / "pl.csv"), **FAST
         )
     )
@@ -64,23 +65,23 @@ def test_one_pseudo_labelling_round(tiny_twin, tmp_path: Path) -> None:
     teacher_record = json.loads((tmp_path / "pl.teacher.json").read_text())
     assert (teacher_record["scheme"], teacher_record["test_fold"]) == ("official-2fold", 0)
     # a student whose test fold the teacher trained on is refused
-    other_fold = TrainConfig(
+    other_fold = ClassifyConfig(
         root=str(tiny_twin.root),
         out=str(tmp_path / "leaky"),
         pseudo_labels=str(tmp_path / "pl.csv"),
         **(FAST | {"fold": 1}),
     )
     with pytest.raises(HyperKvasirError, match="another test_fold 0 \\(this run: 1\\)"):
-        train_classifier(other_fold)
+        train_classify(other_fold)
     for change in ({"seed": 1}, {"val_fraction": 0.2}):  # both change which images the teacher trained on
-        student = TrainConfig(
+        student = ClassifyConfig(
             root=str(tiny_twin.root),
             out=str(tmp_path / "other"),
             pseudo_labels=str(tmp_path / "pl.csv"),
             **(FAST | change),
         )
         with pytest.raises(HyperKvasirError, match=f"another {next(iter(change))}"):
-            train_classifier(student)
+            train_classify(student)
     assert teacher_record["labeled_key"] and not (tmp_path / "other").exists()
     # pseudo-labels of the labeled part are refused before any work
     assert (
@@ -159,7 +160,7 @@ def test_a_pseudo_label_row_outside_the_unlabeled_images_is_refused_with_its_lin
 
 
 def test_prediction_over_two_processes(tiny_twin, tmp_path: Path, run_cli) -> None:
-    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "t"), **FAST))
+    train_classify(ClassifyConfig(root=str(tiny_twin.root), out=str(tmp_path / "t"), **FAST))
     run_cli(
         [
             "predict",
@@ -218,7 +219,7 @@ def test_gradcam_gives_normalised_maps_and_refuses_ensembles(tmp_path: Path) -> 
 def test_predict_writes_gradcam_overlays(tiny_twin, tmp_path: Path) -> None:
     from PIL import Image
 
-    train_classifier(TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "t"), **FAST))
+    train_classify(ClassifyConfig(root=str(tiny_twin.root), out=str(tmp_path / "t"), **FAST))
     assert (
         main(
             [

@@ -43,11 +43,12 @@ def test_predict_under_srun_without_torchrun_shards_over_the_tasks(tiny_twin, tm
 
     import pyarrow.parquet as pq
 
-    from hyperkvasir.classify.module import TrainConfig, train_classifier
+    from hyperkvasir.classify.config import ClassifyConfig
+    from hyperkvasir.classify.train import train_classify
     from hyperkvasir.cli import main
 
-    train_classifier(
-        TrainConfig(
+    train_classify(
+        ClassifyConfig(
             root=str(tiny_twin.root),
             out=str(tmp_path / "t"),
             model="test_efficientnet",
@@ -98,9 +99,10 @@ def test_predict_under_srun_without_torchrun_shards_over_the_tasks(tiny_twin, tm
 def test_a_batch_of_unloadable_images_is_a_zero_step_through_every_parameter() -> None:
     import torch
 
-    from hyperkvasir.classify.module import ClassifierModule, TrainConfig
+    from hyperkvasir.classify.config import ClassifyConfig
+    from hyperkvasir.classify.module import ClassifyModule
 
-    module = ClassifierModule(TrainConfig(root=".", model="test_efficientnet", pretrained=False))
+    module = ClassifyModule(ClassifyConfig(root=".", model="test_efficientnet", pretrained=False))
     loss = module.training_step(None, 0)
     assert loss is not None and float(loss) == 0.0
     loss.backward()
@@ -196,14 +198,18 @@ def test_two_processes_learn_as_one_process_with_their_joint_batch(tiny_twin, tm
     4 instead of 8 images make them differ (measured 2.6), so the check can fail."""
     import torch
 
-    from hyperkvasir.classify.module import ClassifierModule, TrainConfig, train_classifier
+    from hyperkvasir.classify.config import ClassifyConfig
+    from hyperkvasir.classify.module import ClassifyModule
+    from hyperkvasir.classify.train import train_classify
     from hyperkvasir.engine.runs import seed_everything
 
     common = dict(
         model="test_efficientnet", epochs=1, input_size=32, lr=0.05, workers=0, pretrained=False, max_steps_per_epoch=3
     )
-    train_classifier(
-        TrainConfig(root=str(tiny_twin.root), out=str(tmp_path / "one"), batch_size=8, freeze_batchnorm=True, **common)
+    train_classify(
+        ClassifyConfig(
+            root=str(tiny_twin.root), out=str(tmp_path / "one"), batch_size=8, freeze_batchnorm=True, **common
+        )
     )
     (tmp_path / "two.yaml").write_text("".join(f"{k}: {str(v).lower()}\n" for k, v in common.items()))
     for name, flag in (("two", "--freeze-batchnorm"), ("batch-stats", "--train-batchnorm")):
@@ -234,7 +240,7 @@ def test_two_processes_learn_as_one_process_with_their_joint_batch(tiny_twin, tm
         )
 
     seed_everything(0)  # as the engine does before building the module
-    start = ClassifierModule(TrainConfig(root=".", **common)).state_dict()
+    start = ClassifyModule(ClassifyConfig(root=".", **common)).state_dict()
     one, two = weights("one"), weights("two")
     assert json.loads((tmp_path / "two" / "config.json").read_text())["freeze_batchnorm"] is True
     assert [json.loads((tmp_path / n / "metrics.json").read_text())[0]["train_images"] for n in ("one", "two")] == [

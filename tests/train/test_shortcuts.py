@@ -125,9 +125,9 @@ def test_mask_corners_blanks_training_inputs_the_cache_and_predict(tiny_twin, tm
     capsys.readouterr()
     assert json.loads((tmp_path / "run" / "config.json").read_text())["mask_corners"] is True
     assert (tiny_twin.root / ".hyperkvasir" / "cache" / "square-32-corner-masked.npy").is_file()
-    from hyperkvasir.classify.predict import load_classifier
+    from hyperkvasir.classify.module import ClassifyModule
 
-    _, config, _ = load_classifier(tmp_path / "run" / "best.ckpt", "cpu")
+    config = ClassifyModule.from_checkpoint(tmp_path / "run" / "best.ckpt", "cpu")[0].config
     assert config.mask_corners is True  # what predict repeats
     image = np.asarray(load_square(frame, 32, mask_corners=config.mask_corners))
     assert not image[-4:, :4].any()

@@ -40,7 +40,7 @@ def _table(folder: Path) -> list[dict]:
 def test_a_classifier_scores_one_video_file_as_its_image_predict_would(
     classify_checkpoint: Path, tiny_twin, tmp_path: Path, capsys
 ) -> None:
-    from hyperkvasir.classify.predict import load_classifier
+    from hyperkvasir.classify.module import ClassifyModule
     from hyperkvasir.datasets.transforms import normalise
     from hyperkvasir.models import MODELS
 
@@ -70,7 +70,8 @@ def test_a_classifier_scores_one_video_file_as_its_image_predict_would(
     rows = table.to_pylist()
     assert [r["frame_index"] for r in rows] == list(range(0, 20, 2)) and {r["video"] for r in rows} == {video.name}
     # the probabilities are the classifier's on the frames of the shared decode, as classify's predict computes them
-    model, config, _ = load_classifier(classify_checkpoint, torch.device("cpu"))
+    module, _ = ClassifyModule.from_checkpoint(classify_checkpoint, torch.device("cpu"))
+    model, config = module.model, module.config
     squares = [
         model_input(rgb, config.input_size) for _, _, rgb in decode_frames(video, every=2, size=config.input_size)
     ]

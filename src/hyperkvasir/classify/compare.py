@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperkvasir.classify.benchmark import read_results, run_folder_of
 from hyperkvasir.classify.evaluate import read_predictions, truth_from_release
+from hyperkvasir.classify.results import read_results, run_folder_of
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.metrics.intervals import (

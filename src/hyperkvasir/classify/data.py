@@ -1,4 +1,5 @@
-"""The 23-class classification dataset over the manifest and a split.
+"""The classification datasets — labeled images of a split (:class:`LabeledImages`), image files for inference
+(:class:`ImageFiles`) — and the data module of one fold (:class:`ClassifyData`).
 
 ``extra`` adds (path relative to the root, class index) pairs such as pseudo-labels. Samples are
 ``(uint8 CHW image tensor, class index in taxonomy order, file name)``; normalisation runs per
@@ -14,25 +15,24 @@ import functools
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+import torch
+from torch.utils.data import Dataset
 
+from hyperkvasir.classify.pseudo_labels import usable_pseudo_labels
+from hyperkvasir.data.audit import AuditReport, audit
 from hyperkvasir.data.download import ensure_parts
 from hyperkvasir.data.imaging import ImageDecodeError, load_square
 from hyperkvasir.data.index import build_index
+from hyperkvasir.data.reviews import apply_reviews
+from hyperkvasir.data.splits import assignment, drop_label_conflicts, protocol_subsets
 from hyperkvasir.data.taxonomy import lookup
-from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.datasets.cache import SquareCache, open_cache
 from hyperkvasir.datasets.transforms import classification_transform
 from hyperkvasir.engine.runs import loader_workers
-from hyperkvasir.engine.sampling import EpochSampler
+from hyperkvasir.engine.task import TaskData
 from hyperkvasir.errors import DataError, HyperKvasirError
-
-if TYPE_CHECKING:
-    from hyperkvasir.data.audit import AuditReport
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,25 @@ class LabeledImages(Dataset):
         return Counter(self.labels)
 
 
+class ImageFiles(Dataset):
+    """Image files framed as a classifier was trained (the square of ``size`` px, the corner blanked with
+    ``mask_corners``): ``(uint8 CHW image tensor, position in paths, file name)``; a file that does not decode
+    is None, which :func:`~hyperkvasir.datasets.batches.collate_skipping` drops and counts."""
+
+    def __init__(self, paths: list[Path], size: int, mask_corners: bool) -> None:
+        self.paths, self.size, self.mask_corners = paths, size, mask_corners
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        try:
+            image = load_square(self.paths[index], self.size, mask_corners=self.mask_corners)
+        except ImageDecodeError:
+            return None
+        return torch.from_numpy(image).permute(2, 0, 1), index, Path(self.paths[index]).name
+
+
 def open_labeled(
     root: Path,
     files: list[str],
@@ -148,18 +167,18 @@ def balanced_weights(dataset: LabeledImages) -> list[float]:
     return [1.0 / counts[label] for label in dataset.labels]
 
 
-class ClassifyData(L.LightningDataModule):
+class ClassifyData(TaskData):
     """Train/val/test of one fold of a scheme over the manifest. The first process of each node builds the index
     and the uint8 cache (``prepare_data``); both are prepared under a lock in the work dir, so one process (one
     node on a shared file system) computes them while the others wait, then every process reads them. The audit
     behind the split is ``report`` when the caller has it (a benchmark obtains it once for all its folds), else
     obtained once here. Validation and test are not sharded: every process scores the whole set, so the metric
-    that selects the checkpoint is computed over all of it."""
+    that selects the checkpoint is computed over all of it. With ``balanced`` the training images are drawn
+    class-balanced (:func:`balanced_weights`)."""
 
     def __init__(self, config, progress=None, report: AuditReport | None = None) -> None:
-        super().__init__()
+        super().__init__(batch_size=config.batch_size, workers=loader_workers(config.workers), seed=config.seed)
         self.config, self.progress, self.given_report = config, progress, report
-        self.batch_size = config.batch_size
         self.excluded: dict[str, int] = {}
         self.pseudo_report: dict = {}
         self.reviews_report: dict | None = None
@@ -181,15 +200,11 @@ class ClassifyData(L.LightningDataModule):
     @functools.cached_property
     def report(self) -> AuditReport:
         """The audit of the tree (split units, label conflicts), obtained once per datamodule."""
-        from hyperkvasir.data.audit import audit
-
         return self.given_report if self.given_report is not None else audit(self.config.root)
 
     @functools.cached_property
     def fold_subsets(self) -> dict[str, list[str]]:
         """train/val/test (the part scored) of this fold under the run's protocol (a copy is changed in setup)."""
-        from hyperkvasir.data.splits import assignment, protocol_subsets
-
         config = self.config
         split = assignment(
             config.root,
@@ -216,10 +231,6 @@ class ClassifyData(L.LightningDataModule):
         return {name for names in self.fold_subsets.values() for name in names}
 
     def setup(self, stage: str | None = None) -> None:
-        from hyperkvasir.classify.pseudo_labels import usable_pseudo_labels
-        from hyperkvasir.data.reviews import apply_reviews
-        from hyperkvasir.data.splits import drop_label_conflicts
-
         config, root = self.config, Path(self.config.root)
         manifest = build_index(root).to_pylist()
         subsets = {part: list(names) for part, names in self.fold_subsets.items()}
@@ -272,34 +283,5 @@ class ClassifyData(L.LightningDataModule):
     def skipped(self) -> int:
         return len(self.train_set.skipped) + len(self.val_set.skipped) + len(self.test_set.skipped)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.train_set.set_epoch(epoch)
-
-    def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        sampler = EpochSampler(
-            len(self.train_set),
-            seed=self.config.seed,
-            weights=balanced_weights(self.train_set) if self.config.balanced else None,
-            rank=trainer.global_rank if trainer else 0,
-            world=trainer.world_size if trainer else 1,
-        )
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=loader_workers(self.config.workers),
-            collate_fn=collate_skipping,
-            drop_last=len(sampler) > self.batch_size,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return self.evaluation_loader(self.val_set)
-
-    def evaluation_loader(self, dataset: LabeledImages) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=loader_workers(self.config.workers),
-            collate_fn=collate_skipping,
-        )
+    def sample_weights(self) -> list[float] | None:
+        return balanced_weights(self.train_set) if self.config.balanced else None

@@ -1,21 +1,37 @@
-"""Evaluate predictions CSVs from any model against the release, with the paper's metrics.
+"""Evaluate predictions CSVs from any model against the release, with the paper's metrics; the majority-class
+baseline; a checkpoint on a labelled folder (external validation).
 
-Predictions: ``file-name,label`` then optional probability columns (design.md). Truth: an official split CSV
-(``file-name;class-name;split-index``), a ``file-name,label`` CSV, or the class folders of a release. Labels
-may use any of the three class namings; everything is joined on file name.
+Predictions: ``file-name,label`` then optional probability columns (design.md; written by
+:func:`write_predictions`). Truth: an official split CSV (``file-name;class-name;split-index``), a
+``file-name,label`` CSV, or the class folders of a release. Labels may use any of the three class namings;
+everything is joined on file name.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
+from hyperkvasir.classify.decision import decide, decision_probabilities, rule_offsets
+from hyperkvasir.data.audit import AuditReport
+from hyperkvasir.data.inputs import PREDICT_IMAGE_SUFFIXES
+from hyperkvasir.data.layout import Release
+from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.errors import DataError, HyperKvasirError, ReleaseFormatError, UnknownClassError
-from hyperkvasir.metrics.classification import scored_metrics
+from hyperkvasir.metrics.calibration import calibration, plot_reliability
+from hyperkvasir.metrics.classification import (
+    average_folds,
+    classification_metrics,
+    plot_confusion_matrix,
+    scored_metrics,
+)
+from hyperkvasir.outputs import atomic_write
 
 
 def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -111,6 +127,16 @@ def read_probabilities(path: Path) -> dict[str, np.ndarray]:
     return found
 
 
+def write_predictions(path: Path, names: list[str], probs: np.ndarray, decided: np.ndarray) -> None:
+    """The documented predictions CSV: ``file-name,label,<one probability column per class folder name>``; the
+    label is the decision (with the decision rule's offsets when the run fitted them)."""
+    with atomic_write(path, "w") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["file-name", "label", *(c.folder for c in CLASSES)])
+        for name, label, row in zip(names, decided, probs):
+            writer.writerow([name, CLASSES[int(label)].folder, *(f"{p:.6f}" for p in row)])
+
+
 def read_predictions(path: str | Path) -> dict[str, int]:
     """File name → predicted class index from a predictions CSV."""
     return _labels(Path(path), "file-name", "label")
@@ -125,8 +151,6 @@ def read_truth(path: str | Path) -> dict[str, int]:
 
 def truth_from_release(root: str | Path) -> dict[str, int]:
     """File name → class index from the class folders of a release's labeled part."""
-    from hyperkvasir.data.layout import Release
-
     release = Release(root)
     release.require("labeled")
     return {path.name: lookup(path.parent.name).index for path in release.labeled_files()}
@@ -147,11 +171,24 @@ def evaluate_predictions(predictions: dict[str, int], truth: dict[str, int], sou
     return scored_metrics([truth[n] for n in names], [predictions[n] for n in names])
 
 
+def majority_baseline(root: Path, scheme: str, seed: int, report: AuditReport | None = None) -> dict:
+    """Always predict the training folds' most frequent class, per test fold, averaged (the paper's row);
+    ``report``: the tree's audit when the caller has it."""
+    split = assignment(root, scheme, seed=seed, report=report)
+    folds = []
+    for fold in range(split.k):
+        subsets = split.subsets(fold)
+        train = Counter(split.files[n][0].index for n in subsets["train"] + subsets["val"])
+        majority = train.most_common(1)[0][0]
+        truth = [split.files[n][0].index for n in subsets["test"]]
+        if truth:
+            folds.append(classification_metrics(truth, [majority] * len(truth)))
+    return average_folds(folds)
+
+
 def truth_from_imagefolder(folder: str | Path) -> dict[Path, int]:
     """Image path → class index from class subfolders named in any of the three namings (folder, split CSV,
     paper ID); images may sit at any depth below their class folder."""
-    from hyperkvasir.data.inputs import PREDICT_IMAGE_SUFFIXES
-
     folder = Path(folder)
     if not folder.is_dir():
         raise HyperKvasirError(f"{folder}: not a folder; pass a folder of class subfolders")
@@ -180,18 +217,9 @@ def evaluate_checkpoint(
     """External validation: a classification checkpoint on a labelled folder (class subfolders, or any images
     with a ``file-name,label`` CSV): the official metrics with the checkpoint's decision rule, per class, and
     calibration (ECE, reliability diagram). Writes predictions.parquet, metrics.json and two PNGs to ``out``."""
-    import json
-
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    from hyperkvasir.classify.decision import decide, decision_probabilities
-    from hyperkvasir.classify.predict import load_classifier, predict_images
-    from hyperkvasir.data.taxonomy import CLASSES
-    from hyperkvasir.engine.runs import checkpoint_task, loader_workers
-    from hyperkvasir.metrics.calibration import calibration, plot_reliability
-    from hyperkvasir.metrics.classification import plot_confusion_matrix
-    from hyperkvasir.outputs import atomic_write
+    # torch and the model load only for this command: reading and scoring CSVs (compare, label issues) stays light
+    from hyperkvasir.classify.predict import predict_images
+    from hyperkvasir.engine.runs import checkpoint_task, load_checkpoint, loader_workers
 
     checkpoint_task(checkpoint)  # a file that is no checkpoint is refused before the folder is read
     if labels is not None:
@@ -217,7 +245,7 @@ def evaluate_checkpoint(
     rows = pq.read_table(out / "predictions.parquet").to_pylist()
     probabilities = np.asarray([[row[c.folder] for c in CLASSES] for row in rows])
     true = [truth[Path(row["path"])] for row in rows]
-    _, _, offsets = load_classifier(checkpoint, "cpu")
+    offsets = rule_offsets(load_checkpoint(checkpoint, "classify", mmap=True))
     metrics = scored_metrics(true, decide(probabilities, offsets))
     metrics |= {
         "calibration": calibration(decision_probabilities(probabilities, offsets), true, len(CLASSES)),

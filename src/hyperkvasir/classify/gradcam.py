@@ -12,6 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from hyperkvasir.classify.module import ClassifyModule
+from hyperkvasir.data.imaging import load_square
+from hyperkvasir.datasets.transforms import normalise
 from hyperkvasir.errors import HyperKvasirError
 
 
@@ -43,13 +46,8 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndar
 def checkpoint_gradcam(checkpoint, paths: list, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, str]:
     """(uint8 HWC squares framed as in training, heat maps, model name) of a classification checkpoint on image
     files."""
-    from hyperkvasir.classify.predict import load_classifier
-    from hyperkvasir.data.imaging import load_square
-    from hyperkvasir.datasets.transforms import normalise
-    from hyperkvasir.models import MODELS
-
-    model, config, _ = load_classifier(checkpoint, device)
+    module, _ = ClassifyModule.from_checkpoint(checkpoint, device)
+    config, spec = module.config, module.spec
     raw = np.stack([load_square(p, config.input_size, mask_corners=config.mask_corners) for p in paths])
-    spec = MODELS[config.model]
-    heat = grad_cam(model, normalise(torch.from_numpy(raw).permute(0, 3, 1, 2).to(device), spec.mean, spec.std))
+    heat = grad_cam(module.model, normalise(torch.from_numpy(raw).permute(0, 3, 1, 2).to(device), spec.mean, spec.std))
     return raw, heat, config.model

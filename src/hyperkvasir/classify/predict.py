@@ -1,5 +1,7 @@
-"""Batched inference of a trained classifier over images (the unlabeled part, a folder, files); its predictions
-of the unlabeled part feed pseudo-labels (``classify/pseudo_labels.py``).
+"""Batched inference of a trained classifier: class probabilities over a loader of labeled batches (what a run
+scores, :func:`predict_probabilities`) and over images (the unlabeled part, a folder, files; :func:`predict_images`),
+optionally averaged over flips; its predictions of the unlabeled part feed pseudo-labels
+(``classify/pseudo_labels.py``).
 
 Predictions are a Parquet table: ``path`` (relative to the release root for a part, as given otherwise; bytes of a
 name that are no UTF-8 written as ``\\xff``), ``label`` (folder class name) and one probability column per class
@@ -12,56 +14,51 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from hyperkvasir.classify.decision import decide
-from hyperkvasir.classify.module import flip_averaged
-from hyperkvasir.data.imaging import ImageDecodeError, load_square
+from hyperkvasir.classify import gradcam
+from hyperkvasir.classify.data import ImageFiles
+from hyperkvasir.classify.decision import decide, rule_offsets
+from hyperkvasir.classify.module import ClassifyModule
 from hyperkvasir.data.inputs import output_names, resolve_inputs
 from hyperkvasir.data.layout import escaped
 from hyperkvasir.data.taxonomy import CLASSES
+from hyperkvasir.datasets.batches import collate_skipping
 from hyperkvasir.datasets.transforms import normalise
-from hyperkvasir.engine.runs import distributed, pick_device
+from hyperkvasir.engine.runs import distributed, from_rank_zero, gathered, pick_device
 from hyperkvasir.errors import DataError, HyperKvasirError
-from hyperkvasir.models import MODELS
 from hyperkvasir.outputs import atomic_write, refuse_replacing, staged_folder
 
 
-class _Images(Dataset):
-    def __init__(self, paths: list[Path], size: int, mask_corners: bool) -> None:
-        self.paths, self.size, self.mask_corners = paths, size, mask_corners
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        try:
-            image = load_square(self.paths[index], self.size, mask_corners=self.mask_corners)
-        except ImageDecodeError:
-            return None
-        return torch.from_numpy(image).permute(2, 0, 1), index
+def flip_averaged(forward, images: torch.Tensor) -> torch.Tensor:
+    """Softmax probabilities averaged over the image and its horizontal, vertical and double flips (TTA)."""
+    views = (images, images.flip(-1), images.flip(-2), images.flip(-1, -2))
+    return torch.stack([torch.softmax(forward(view).float(), 1) for view in views]).mean(0)
 
 
-def _collate(batch):
-    kept = [b for b in batch if b is not None]
-    if not kept:
-        return None
-    images, indices = zip(*kept)
-    return torch.stack(images), list(indices)
-
-
-def load_classifier(checkpoint: str | Path, device: torch.device):
-    """(timm model in eval mode, its training config, the decision rule's offsets or None) from a checkpoint of
-    ``train classify``: the config carries the input size and whether corners are masked, which predict repeats."""
-    from hyperkvasir.classify.module import load_classifier_checkpoint
-
-    module, state = load_classifier_checkpoint(checkpoint, device)
-    rule = state.get("decision_rule")
-    return module.model, module.config, np.asarray(rule["offsets"]) if rule else None
+@torch.no_grad()
+def predict_probabilities(
+    module: ClassifyModule, loader: DataLoader, *, tta: bool = False
+) -> tuple[list, np.ndarray, list]:
+    """(file names, softmax probabilities (N, 23), true labels) over a loader of uint8 batches."""
+    module.eval()
+    names, probs, labels = [], [], []
+    for batch in loader:
+        if batch is None:
+            continue
+        images, targets, batch_names, _ = batch
+        images = images.to(module.device, non_blocking=True)
+        with torch.autocast(module.device.type, enabled=module.device.type == "cuda"):
+            batch_probs = flip_averaged(module, images) if tta else torch.softmax(module(images).float(), 1)
+        probs.append(batch_probs.float().cpu().numpy())
+        names += batch_names
+        labels += targets.tolist()
+    return names, np.concatenate(probs) if probs else np.zeros((0, len(CLASSES))), labels
 
 
 @torch.no_grad()
@@ -84,7 +81,8 @@ def predict_images(
     probabilities over flips."""
     rank, world = distributed()  # under torchrun each process scores every world-th image
     torch_device = pick_device(device)
-    model, config, offsets = load_classifier(checkpoint, torch_device)
+    module, state = ClassifyModule.from_checkpoint(checkpoint, torch_device)
+    config, offsets = module.config, rule_offsets(state)
     all_paths, root = resolve_inputs(inputs, part)
     if not all_paths:
         raise HyperKvasirError(
@@ -95,8 +93,8 @@ def predict_images(
     with _shared_staging(gradcam_dir, rank, world, reads=[root] if root else inputs) as gradcams:
         names = output_names(all_paths, inputs, root)[rank::world] if gradcams else []
         scored, matrix = _score(
-            model,
-            MODELS[config.model],
+            module.model,
+            module.spec,
             paths,
             config,
             torch_device,
@@ -116,7 +114,8 @@ def predict_images(
         relative = [escaped(str(paths[i].relative_to(root) if root else paths[i])) for i in scored]
         columns = {"path": relative, "label": [CLASSES[int(i)].folder for i in decide(matrix, offsets)]}
         columns |= {c.folder: matrix[:, c.index].astype(np.float32) for c in CLASSES}
-        table = _gathered(pa.table(columns), rank, world)  # every rank's overlays are written once this returns
+        shards = gathered(pa.table(columns), rank, world)  # every rank's overlays are written once this returns
+        table = pa.concat_tables(shards) if len(shards) > 1 else shards[0]
     if rank != 0:
         return {"images": 0, "skipped": 0, "out": str(out), "rank": rank}
     with atomic_write(out) as handle:
@@ -146,16 +145,17 @@ def _score(
     """(indices of the decoded ``paths``, their class probabilities); with ``gradcams``, each one's overlay is
     written there as ``<name>.png``."""
     loader = DataLoader(
-        _Images(paths, config.input_size, config.mask_corners),
+        ImageFiles(paths, config.input_size, config.mask_corners),
         batch_size=batch_size,
         num_workers=workers,
-        collate_fn=_collate,
+        collate_fn=collate_skipping,
     )
     scored, probs = [], []
     for batch in progress(loader, len(loader)) if progress else loader:
         if batch is None:
             continue
-        raw, indices = batch
+        raw, positions, _, _ = batch
+        indices = positions.tolist()
         images = normalise(raw.to(device), spec.mean, spec.std)
         with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
             batch_probs = flip_averaged(model, images) if tta else torch.softmax(model(images).float(), 1)
@@ -175,44 +175,15 @@ def _shared_staging(target: str | Path | None, rank: int, world: int, *, reads: 
         yield None
     elif rank == 0:
         with staged_folder(target, "predict", option="--gradcam", reads=reads) as staging:
-            yield _from_rank_zero(staging, world)
+            yield from_rank_zero(staging, world)
     else:
         refuse_replacing(Path(target), "predict", "--gradcam", reads=reads)  # as rank 0 does: all stop together
-        yield _from_rank_zero(None, world)
-
-
-def _from_rank_zero(value, world: int):
-    """Rank 0's ``value`` on every rank."""
-    if world == 1:
-        return value
-    import torch.distributed as dist
-
-    shared = [value]
-    dist.broadcast_object_list(shared, src=0)
-    return shared[0]
-
-
-def _gathered(table: pa.Table, rank: int, world: int) -> pa.Table:
-    """Every rank's rows on rank 0 (the others get their own back); the process group ends here, for all ranks
-    together: a rank exiting while another still holds it can abort (gloo)."""
-    if world == 1:
-        return table
-    import torch.distributed as dist
-
-    shards: list = [None] * world
-    dist.all_gather_object(shards, table)
-    dist.barrier()
-    dist.destroy_process_group()
-    return pa.concat_tables(shards) if rank == 0 else table
+        yield from_rank_zero(None, world)
 
 
 def _write_gradcams(model, images: torch.Tensor, raw: torch.Tensor, names: list[str], folder: Path) -> None:
-    import cv2
-
-    from hyperkvasir.classify.gradcam import grad_cam, overlay
-
-    heat = grad_cam(model, images.float())
+    heat = gradcam.grad_cam(model, images.float())
     for image, cam, name in zip(raw.permute(0, 2, 3, 1).numpy(), heat, names):
-        ok, encoded = cv2.imencode(".png", overlay(image, cam)[..., ::-1])
+        ok, encoded = cv2.imencode(".png", gradcam.overlay(image, cam)[..., ::-1])
         with atomic_write(folder / f"{name}.png") as handle:
             handle.write(encoded.tobytes())

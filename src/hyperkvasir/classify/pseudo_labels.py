@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from hyperkvasir.classify.module import ClassifyModule
+from hyperkvasir.data.audit import audit
+from hyperkvasir.data.layout import Release
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.outputs import atomic_write
@@ -65,9 +68,7 @@ def teacher_path(pseudo_label_csv: str | Path) -> Path:
 
 def write_teacher(checkpoint: str | Path, pseudo_label_csv: str | Path) -> dict:
     """Record the teacher's run and everything that decided its training images beside its pseudo-labels."""
-    from hyperkvasir.classify.module import load_classifier_checkpoint
-
-    config = dataclasses.asdict(load_classifier_checkpoint(checkpoint)[0].config)
+    config = dataclasses.asdict(ClassifyModule.from_checkpoint(checkpoint)[0].config)
     record = {
         "checkpoint": str(Path(checkpoint).resolve()),
         "run": str(Path(checkpoint).resolve().parent),
@@ -124,8 +125,6 @@ def usable_pseudo_labels(
     }
     teacher = _check_teacher(path, student)
     rows = read_pseudo_labels(path, root)
-    from hyperkvasir.data.audit import audit
-
     test = set(test_files)
     linked = {
         f
@@ -148,8 +147,6 @@ def read_pseudo_labels(path: str | Path, root: str | Path) -> list[tuple[str, in
     """(path relative to the release root, class index) rows of a pseudo-label CSV; a row naming anything but an
     existing file under ``unlabeled-images/`` of ``root`` (``..``, an absolute path, a labeled image, a link
     leaving the tree) is refused with its line."""
-    from hyperkvasir.data.layout import Release
-
     release = Release(root)
     unlabeled = release.unlabeled_dir
     allowed = unlabeled.resolve() if unlabeled is not None else None

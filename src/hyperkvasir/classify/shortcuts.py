@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hyperkvasir.classify.evaluate import majority_baseline
+from hyperkvasir.data.audit import audit
 from hyperkvasir.data.imaging import CORNER_MASK, ImageDecodeError, blank_corner, corner_region, decode_rgb
 from hyperkvasir.data.index import build_index
 from hyperkvasir.data.splits import DEFAULT_VALIDATION_FRACTION, assignment
@@ -78,9 +80,6 @@ def shortcut_probes(
     root: str | Path, *, scheme: str = "official-2fold", seed: int = 0, workers: int | None = None, progress=None
 ) -> dict:
     """The three probes' fold-averaged metrics beside the majority baseline, per-class corner marks, a summary."""
-    from hyperkvasir.classify.benchmark import majority_baseline
-    from hyperkvasir.data.audit import audit
-
     root = Path(root)
     manifest = {Path(r["path"]).name: r for r in build_index(root).to_pylist() if r["part"] == "labeled"}
     split = assignment(root, scheme, fraction=DEFAULT_VALIDATION_FRACTION, seed=seed)

@@ -212,11 +212,11 @@ def benchmark(
 
 def _default_model(task: str, config_file: Path | None) -> str:
     """The model a recipe names, else the task's default: ``--config`` with a ``model:`` key trains that model."""
-    from hyperkvasir.classify.module import TrainConfig
+    from hyperkvasir.classify.config import ClassifyConfig
     from hyperkvasir.segment.config import SegmentConfig
     from hyperkvasir.video.config import VideoConfig
 
-    kind = {"classify": TrainConfig, "segment": SegmentConfig, "video": VideoConfig}[task]
+    kind = {"classify": ClassifyConfig, "segment": SegmentConfig, "video": VideoConfig}[task]
     if config_file is not None:
         from hyperkvasir.cli.common import resolve_recipe
         from hyperkvasir.recipes import read_recipe

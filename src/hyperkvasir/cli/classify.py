@@ -29,9 +29,9 @@ _REVIEWS_ON_TEST_HELP = "Apply --reviews to the test labels too (the metrics the
 
 
 def _train_config(root: Path, config_file: Path | None, **overrides):
-    from hyperkvasir.classify.module import TrainConfig
+    from hyperkvasir.classify.config import ClassifyConfig
 
-    return _config(TrainConfig, root, config_file, **(overrides | _reviews_pin(overrides.get("reviews"))))
+    return _config(ClassifyConfig, root, config_file, **(overrides | _reviews_pin(overrides.get("reviews"))))
 
 
 def _reviews_pin(reviews: str | None) -> dict:
@@ -116,7 +116,7 @@ def train_classify(
     Example: hyperkvasir train classify /data/hyper-kvasir --config configs/paper-densenet161.yaml --fold 0
     Multi-GPU: torchrun --nproc_per_node 4 -m hyperkvasir train classify ROOT --model resnet152 --fold 0
     """
-    from hyperkvasir.classify.module import train_classifier
+    from hyperkvasir.classify.train import train_classify as train
 
     config = _train_config(
         root,
@@ -156,7 +156,7 @@ def train_classify(
         resume=resume,
     )
     _log_to_stderr()
-    metrics = train_classifier(config, resume=resume, progress=progress_bar("caching images"))
+    metrics = train(config, resume=resume, progress=progress_bar("caching images"))
     if metrics:  # under torchrun, rank 0 reports
         _print_metrics(metrics, as_json)
     return 0

@@ -66,7 +66,7 @@ app.add_typer(evaluate_app, name="evaluate")
 
 
 def _config(kind, root: Path, config_file: Path | None, *, resume: bool = False, **overrides):
-    """A run config (TrainConfig, SegmentConfig, VideoConfig): defaults — or, with ``resume``, the run's saved
+    """A run config (ClassifyConfig, SegmentConfig, VideoConfig): defaults — or, with ``resume``, the run's saved
     config — then a YAML recipe (type-checked), then the flags. A resumed run thus differs from its saved config
     only where the user asked, and the engine refuses such a difference by name."""
     import dataclasses

@@ -180,15 +180,14 @@ def frame_model(checkpoint: Path, device, *, tta: bool = False):
             device,
             identity,
         )
-    from hyperkvasir.classify.decision import decide
-    from hyperkvasir.classify.module import flip_averaged
-    from hyperkvasir.classify.predict import load_classifier
+    from hyperkvasir.classify.decision import decide, rule_offsets
+    from hyperkvasir.classify.module import ClassifyModule
+    from hyperkvasir.classify.predict import flip_averaged
     from hyperkvasir.data.taxonomy import CLASSES
     from hyperkvasir.datasets.transforms import normalise
-    from hyperkvasir.models import MODELS
 
-    model, config, offsets = load_classifier(checkpoint, device)
-    spec = MODELS[config.model]
+    module, state = ClassifyModule.from_checkpoint(checkpoint, device)
+    model, config, offsets, spec = module.model, module.config, rule_offsets(state), module.spec
 
     def probabilities(images: torch.Tensor) -> torch.Tensor:
         images = normalise(images, spec.mean, spec.std)

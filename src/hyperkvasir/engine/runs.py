@@ -69,6 +69,31 @@ def distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+def from_rank_zero(value, world: int):
+    """Rank 0's ``value`` on every rank (of the process group :func:`distributed` began)."""
+    if world == 1:
+        return value
+    import torch.distributed as dist
+
+    shared = [value]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]
+
+
+def gathered(value, rank: int, world: int) -> list:
+    """Every rank's ``value`` on rank 0, in rank order (the others get their own back, alone); the process group
+    ends here, for all ranks together: a rank exiting while another still holds it can abort (gloo)."""
+    if world == 1:
+        return [value]
+    import torch.distributed as dist
+
+    shards: list = [None] * world
+    dist.all_gather_object(shards, value)
+    dist.barrier()
+    dist.destroy_process_group()
+    return shards if rank == 0 else [value]
+
+
 def under_slurm_alone() -> bool:
     """Launched by ``srun`` with several tasks and no torchrun: the SLURM variables name rank and world."""
     return "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", 1)) > 1

@@ -327,9 +327,9 @@ class _Network:
         self.encoder, self.device = encoder, pick_device(device)
         self.spec = MODELS[encoder.model]
         if encoder.checkpoint is not None:
-            from hyperkvasir.classify.predict import load_classifier
+            from hyperkvasir.classify.module import ClassifyModule
 
-            self.model = load_classifier(encoder.checkpoint, self.device)[0]
+            self.model = ClassifyModule.from_checkpoint(encoder.checkpoint, self.device)[0].model
         else:
             from hyperkvasir.models import create_model
 
@@ -341,17 +341,19 @@ class _Network:
         import torch
         from torch.utils.data import DataLoader
 
-        from hyperkvasir.classify.predict import _collate, _Images
+        from hyperkvasir.classify.data import ImageFiles
+        from hyperkvasir.datasets.batches import collate_skipping
         from hyperkvasir.datasets.transforms import normalise
 
-        images = _Images(files, self.encoder.size, self.encoder.mask_corners)
-        loader = DataLoader(images, batch_size=batch_size, num_workers=workers, collate_fn=_collate)
+        images = ImageFiles(files, self.encoder.size, self.encoder.mask_corners)
+        loader = DataLoader(images, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping)
         done, vectors, probabilities = [], [], []
         with torch.no_grad():
             for batch in loader:
                 if batch is None:
                     continue
-                raw, indices = batch
+                raw, positions, _, _ = batch
+                indices = positions.tolist()
                 pre, logits = _forward(self.model, normalise(raw.to(self.device), self.spec.mean, self.spec.std))
                 vectors.append(torch.nn.functional.normalize(pre.float(), dim=1).cpu().numpy())
                 probabilities.append(torch.softmax(logits.float(), 1).cpu().numpy())

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperkvasir.classify.benchmark import read_results, run_folder_of
 from hyperkvasir.classify.evaluate import read_probabilities
+from hyperkvasir.classify.results import read_results, run_folder_of
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.errors import DataError, HyperKvasirError
 

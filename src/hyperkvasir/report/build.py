@@ -91,7 +91,7 @@ def results_tables(results: dict) -> list[dict]:
     segment or video), cells as plain text: the template escapes them, so a results folder from someone else
     cannot put markup or script into the report."""
     if "models" in results:
-        from hyperkvasir.classify.benchmark import _COLUMNS, PAPER_TABLE3
+        from hyperkvasir.classify.results import PAPER_TABLE3, TABLE3_COLUMNS as _COLUMNS
 
         header = ["Method", "Protocol", "Macro P", "Macro R", "Macro F1", "Micro P", "Micro R", "Micro F1", "MCC"]
         rows = [
