@@ -29,7 +29,8 @@ import numpy as np
 
 from hyperkvasir.data.audit import AuditReport, audit, leakage
 from hyperkvasir.data.kvasir_seg_lists import kvasir_seg_official_ids
-from hyperkvasir.data.layout import SPLIT_HEADER, Release, read_split_csv
+from hyperkvasir.data.layout import Release
+from hyperkvasir.data.tables import SPLIT_HEADER, read_split_csv
 from hyperkvasir.data.taxonomy import ClassInfo, lookup
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.outputs import atomic_write

@@ -16,13 +16,8 @@ from scipy import ndimage
 from hyperkvasir.data.audit import AuditReport, audit
 from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT, binarise_mask, decode_mask, mask_problem
 from hyperkvasir.data.index import build_index
-from hyperkvasir.data.layout import (
-    Release,
-    read_bounding_boxes,
-    read_image_labels,
-    read_split_csv,
-    read_video_labels,
-)
+from hyperkvasir.data.layout import Release
+from hyperkvasir.data.tables import read_bounding_boxes, read_image_labels, read_split_csv, read_video_labels
 from hyperkvasir.data.taxonomy import CLASSES, RELEASED_TOTAL, lookup
 from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
 
