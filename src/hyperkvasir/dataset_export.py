@@ -21,7 +21,8 @@ import yaml
 
 from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT, header_size, load_mask
 from hyperkvasir.data.layout import Release
-from hyperkvasir.data.splits import assignment, segmentation_split
+from hyperkvasir.data.segmentation_splits import segmentation_split
+from hyperkvasir.data.splits import assignment
 from hyperkvasir.data.tables import read_bounding_boxes
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import DataError, DatasetNotFoundError, HyperKvasirError
