@@ -84,7 +84,7 @@ def test_the_wheel_runs_the_main_commands_from_another_folder(tmp_path: Path) ->
     run("validate", "twin")
     lists = run_python(
         venv,
-        "from hyperkvasir.data.splits import kvasir_seg_official_ids as ids; "
+        "from hyperkvasir.data.kvasir_seg_lists import kvasir_seg_official_ids as ids; "
         "print(sorted(len(v) for v in ids().values()))",
     )
     assert lists == "[120, 880]"  # the Kvasir-SEG lists, read from the installed package

@@ -108,7 +108,7 @@ class HyperKvasirSegmentation(Dataset):
         std: Sequence[float] = PAPER_STD,
     ) -> None:
         from hyperkvasir.data.download import ensure_parts
-        from hyperkvasir.data.splits import segmentation_scheme_split
+        from hyperkvasir.data.segmentation_splits import segmentation_scheme_split
         from hyperkvasir.segment.data import SegmentedPolyps
 
         release = ensure_parts(root, ("segmented",), download_missing=download)

@@ -20,8 +20,10 @@ import numpy as np
 import yaml
 
 from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT, header_size, load_mask
-from hyperkvasir.data.layout import Release, read_bounding_boxes
-from hyperkvasir.data.splits import assignment, segmentation_split
+from hyperkvasir.data.layout import Release
+from hyperkvasir.data.segmentation_splits import segmentation_split
+from hyperkvasir.data.splits import assignment
+from hyperkvasir.data.tables import read_bounding_boxes
 from hyperkvasir.data.taxonomy import CLASSES
 from hyperkvasir.errors import DataError, DatasetNotFoundError, HyperKvasirError
 from hyperkvasir.outputs import staged_folder

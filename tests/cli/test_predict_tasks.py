@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from hyperkvasir.cli import main
-from hyperkvasir.data.layout import read_bounding_boxes
+from hyperkvasir.data.tables import read_bounding_boxes
 
 
 def test_segmentation_checkpoint_writes_masks_overlays_and_release_boxes(tiny_twin, tmp_path: Path, capsys) -> None:

@@ -88,7 +88,7 @@ def test_segmented_only_copy_still_finds_its_own_duplicates(tiny_twin, tmp_path)
         sorted(f"segmented-images/images/{p.name}" for p in (images[0], twin_name))
     ]
     assert "labeled part is not in this copy" in report.summary and "most often in :" not in report.summary
-    from hyperkvasir.data.splits import segmentation_split
+    from hyperkvasir.data.segmentation_splits import segmentation_split
 
     split = segmentation_split(root, seed=0)
     side = {name: subset for subset in ("train", "val", "test") for name in getattr(split, subset)}

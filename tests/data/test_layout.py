@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hyperkvasir.data.layout import (
-    Release,
+from hyperkvasir.data.layout import Release
+from hyperkvasir.data.tables import (
     read_bounding_boxes,
     read_image_labels,
     read_split_csv,

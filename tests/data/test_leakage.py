@@ -13,8 +13,10 @@ import pytest
 
 from hyperkvasir.cli import main
 from hyperkvasir.data.audit import audit, leakage, near_clusters, near_pairs, pair_components
-from hyperkvasir.data.layout import Release, read_split_csv
-from hyperkvasir.data.splits import assignment, carve_validation, segmentation_split
+from hyperkvasir.data.layout import Release
+from hyperkvasir.data.segmentation_splits import segmentation_split
+from hyperkvasir.data.splits import assignment, carve_validation
+from hyperkvasir.data.tables import read_split_csv
 from hyperkvasir.data.taxonomy import lookup
 
 _LOWER = Path("labeled-images/lower-gi-tract/pathological-findings")

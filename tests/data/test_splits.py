@@ -9,13 +9,12 @@ import pytest
 from hyperkvasir.cli import main
 from hyperkvasir.data.audit import audit
 from hyperkvasir.data.layout import Release
-from hyperkvasir.data.splits import (
-    assignment,
+from hyperkvasir.data.segmentation_splits import (
     kvasir_seg_official_split,
-    official_assignment,
     segmentation_scheme_split,
     segmentation_split,
 )
+from hyperkvasir.data.splits import assignment, official_assignment
 from hyperkvasir.errors import HyperKvasirError
 
 

@@ -19,14 +19,10 @@ from hyperkvasir.data.audit import (
     near_clusters,
 )
 from hyperkvasir.data.imaging import binarise_mask, decode_gray, verify_decodes
-from hyperkvasir.data.layout import (
-    Release,
-    read_bounding_boxes,
-    read_image_labels,
-    read_split_csv,
-)
+from hyperkvasir.data.layout import Release
 from hyperkvasir.data.pixels import pixel_evidence
 from hyperkvasir.data.splits import official_chunk_folds
+from hyperkvasir.data.tables import read_bounding_boxes, read_image_labels, read_split_csv
 from hyperkvasir.data.taxonomy import CLASSES, RELEASED_TOTAL
 from hyperkvasir.synth.render import RESOLUTIONS
 from hyperkvasir.synth.tree import _render_run, make_synthetic_release, scale_spec

@@ -21,7 +21,7 @@ def video_twin(tmp_path_factory):
 
 
 def test_vocabulary_maps_real_findings(shared_data: Path) -> None:
-    from hyperkvasir.data.layout import read_video_metadata
+    from hyperkvasir.data.tables import read_video_metadata
 
     rows = [r for r in read_video_metadata(shared_data / "official" / "hyper-kvasir-video-metadata.csv") if r.finding]
     mapped = [normalise_video_finding(r.finding) for r in rows]

@@ -137,7 +137,7 @@ def benchmark(
         print(json.dumps(results, indent=2) if as_json else (out_dir / "results.md").read_text())
         return 0
     if task == "segment":
-        from hyperkvasir.data.splits import SEGMENTATION_SCHEMES
+        from hyperkvasir.data.segmentation_splits import SEGMENTATION_SCHEMES
         from hyperkvasir.segment.benchmark import run_segmentation_benchmark
 
         if scheme is not None and scheme not in SEGMENTATION_SCHEMES:

@@ -310,13 +310,8 @@ def splits(
 
     require_output(out_file, folder=False)
     from hyperkvasir.data.audit import audit
-    from hyperkvasir.data.splits import (
-        SCHEMES,
-        assignment,
-        assignment_leakage,
-        kvasir_seg_official_split,
-        segmentation_split,
-    )
+    from hyperkvasir.data.segmentation_splits import kvasir_seg_official_split, segmentation_split
+    from hyperkvasir.data.splits import SCHEMES, assignment, assignment_leakage
 
     if scheme in ("segmentation", "kvasir-seg-official"):
         split = (

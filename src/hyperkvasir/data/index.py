@@ -23,14 +23,8 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from hyperkvasir.data.imaging import binarise_mask, decode_mask, is_jpeg_bytes, jpeg_header_size, upright_size
-from hyperkvasir.data.layout import (
-    Release,
-    Skipped,
-    read_bounding_boxes,
-    read_split_csv,
-    read_video_labels,
-    within,
-)
+from hyperkvasir.data.layout import Release, Skipped, within
+from hyperkvasir.data.tables import read_bounding_boxes, read_split_csv, read_video_labels
 from hyperkvasir.data.taxonomy import normalise_video_finding
 from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
 from hyperkvasir.outputs import CACHE_DIR, HOME_VARIABLE, WORK_DIR_VARIABLE, atomic_write, work_dir

@@ -2,13 +2,13 @@
 
 Severity ``error`` makes results computed on the tree wrong (exit 1); ``warning`` is a property worth knowing
 that does not break a run (duplicates across folds, which the release itself has); ``info`` describes the
-copy (a partial copy is reported as partial, not as broken).
+copy (a partial copy is reported as partial, not as broken). :func:`validate` runs every check; the checks of
+the segmented and video parts are here, those of the labeled part in validate_labeled.py, and the finding and
+report types in validate_report.py.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from scipy import ndimage
@@ -16,55 +16,13 @@ from scipy import ndimage
 from hyperkvasir.data.audit import AuditReport, audit
 from hyperkvasir.data.imaging import MIN_POLYP_COMPONENT, binarise_mask, decode_mask, mask_problem
 from hyperkvasir.data.index import build_index
-from hyperkvasir.data.layout import (
-    Release,
-    read_bounding_boxes,
-    read_image_labels,
-    read_split_csv,
-    read_video_labels,
-)
-from hyperkvasir.data.taxonomy import CLASSES, RELEASED_TOTAL, lookup
-from hyperkvasir.errors import HyperKvasirError, ReleaseFormatError
+from hyperkvasir.data.layout import Release
+from hyperkvasir.data.tables import read_bounding_boxes, read_video_labels
+from hyperkvasir.data.validate_labeled import check_labeled
+from hyperkvasir.data.validate_report import Collector, ValidationReport
+from hyperkvasir.errors import ReleaseFormatError
 
 _BOX_SLACK = 3  # px a mask component may stick out of its box (boxes are 1–2 px larger than masks)
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: str  # error | warning | info
-    code: str
-    file: str  # relative to the release root
-    message: str
-    hint: str
-
-    def line(self) -> str:
-        return f"{self.severity}: {self.file}: {self.message} ({self.hint})"
-
-
-@dataclass
-class ValidationReport:
-    root: str
-    findings: list[Finding]
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if any(f.severity == "error" for f in self.findings) else 0
-
-    def counts(self) -> dict[str, int]:
-        return dict(Counter(f.severity for f in self.findings))
-
-    def to_json(self) -> dict:
-        return {
-            "root": self.root,
-            "exit_code": self.exit_code,
-            "counts": self.counts(),
-            "findings": [asdict(f) for f in self.findings],
-        }
-
-
-class _Collector(list):
-    def add(self, severity: str, code: str, file: str | Path, message: str, hint: str) -> None:
-        self.append(Finding(severity, code, str(file), message, hint))
 
 
 def validate(
@@ -74,14 +32,10 @@ def validate(
     release = Release(root)
     manifest = build_index(release.root, workers=workers).to_pylist()
     report = audit_report or audit(release.root, workers=workers, progress=progress)
-    found = _Collector()
+    found = Collector()
     labeled = [r for r in manifest if r["part"] == "labeled"]
     if release.labeled_dir is not None:
-        _check_counts(found, labeled)
-        _check_files(found, labeled, report)
-        _check_image_labels(found, release, labeled)
-        _check_splits(found, release, labeled)
-        _check_duplicates(found, report)
+        check_labeled(found, release, labeled, report)
     if release.segmented_dir is not None:
         _check_segmented(found, release, [r for r in manifest if r["part"] == "segmented"])
     if release.videos_dir is not None:
@@ -125,209 +79,7 @@ _SKIPPED = {
 }
 
 
-def _check_counts(found: _Collector, labeled: list[dict]) -> None:
-    per_class = Counter(r["class"] for r in labeled)
-    for folder in sorted(per_class):
-        try:
-            lookup(folder)
-        except HyperKvasirError:
-            found.add(
-                "error",
-                "unknown-class",
-                f"labeled-images/.../{folder}/",
-                f"{per_class[folder]} images in a folder that is no HyperKvasir class",
-                "rename it to a released class folder or move it out of labeled-images/",
-            )
-    total = len(labeled)
-    over = [c for c in CLASSES if per_class.get(c.folder, 0) > c.released_count]
-    for cls in over:
-        found.add(
-            "warning",
-            "count-above-release",
-            f"labeled-images/{cls.path}/",
-            f"{per_class[cls.folder]} images, the release has {cls.released_count}",
-            "files were added to this class; check for copies",
-        )
-    missing = [c.folder for c in CLASSES if per_class.get(c.folder, 0) == 0]
-    if total < RELEASED_TOTAL or missing:
-        classes = sum(1 for c in CLASSES if per_class.get(c.folder))
-        found.add(
-            "info",
-            "partial-copy",
-            "labeled-images/",
-            f"partial copy: {total:,} of {RELEASED_TOTAL:,} released images, {classes} of 23 classes present"
-            + (f" (absent: {', '.join(missing)})" if missing else ""),
-            "fine for a subset; compare results with the paper only on the full release",
-        )
-
-
-def _check_files(found: _Collector, labeled: list[dict], report: AuditReport) -> None:
-    for row in labeled:
-        if not row["decodes"]:
-            found.add(
-                "error",
-                "undecodable-image",
-                row["path"],
-                row["error"] or "does not decode",
-                "re-extract the archive or drop the file from the split",
-            )
-    pixel_errors = set(report.unreadable) - {r["path"] for r in labeled if not r["decodes"]}
-    for path in sorted(pixel_errors):
-        found.add(
-            "error",
-            "undecodable-image",
-            path,
-            "JPEG data is corrupt (decoder error)",
-            "re-extract the archive or drop the file from the split",
-        )
-    by_name: dict[str, list[str]] = defaultdict(list)
-    for row in labeled:
-        by_name[Path(row["path"]).name].append(row["class"])
-    for name, classes in sorted(by_name.items()):
-        if len(set(classes)) > 1:
-            found.add(
-                "error",
-                "file-in-two-classes",
-                name,
-                f"the same file name is in {', '.join(sorted(set(classes)))}",
-                "keep it in the class the split CSV names",
-            )
-
-
-def _check_image_labels(found: _Collector, release: Release, labeled: list[dict]) -> None:
-    csv_path = release.image_labels_csv
-    rel_csv = "labeled-images/image-labels.csv"
-    if csv_path is None:
-        if not (release.root / rel_csv).is_symlink():  # a link is reported as one (broken or leaving the tree)
-            found.add(
-                "error", "image-labels-missing", rel_csv, "file not found", "re-extract hyper-kvasir-labeled-images.zip"
-            )
-        return
-    try:
-        rows = read_image_labels(csv_path)
-    except ReleaseFormatError as error:
-        found.add("error", "image-labels-malformed", rel_csv, str(error), "restore the released file")
-        return
-    on_disk = {Path(r["path"]).stem: r for r in labeled}
-    listed = {row.stem: row for row in rows}
-    for stem, row in sorted(listed.items()):
-        disk = on_disk.get(stem)
-        if disk is None:
-            found.add(
-                "error",
-                "labeled-row-without-file",
-                f"{rel_csv}:{row.line}",
-                f"row {stem} names a file that is not on disk",
-                "re-extract the archive",
-            )
-        elif disk["class"] != row.cls.folder or disk["tract"] != row.tract or disk["category"] != row.category:
-            found.add(
-                "error",
-                "labeled-row-disagrees",
-                disk["path"],
-                f"image-labels.csv line {row.line} files it under {row.relpath}",
-                "move the file or correct the row",
-            )
-    for stem, disk in sorted(on_disk.items()):
-        if stem not in listed:
-            found.add(
-                "error",
-                "labeled-file-without-row",
-                disk["path"],
-                "image has no row in image-labels.csv",
-                "add its row or remove the file",
-            )
-
-
-def _check_splits(found: _Collector, release: Release, labeled: list[dict]) -> None:
-    by_name = {Path(r["path"]).name: r for r in labeled}
-    for k in (2, 5):
-        csv_path = release.split_csv(k)
-        if csv_path is None:
-            continue
-        rel = str(csv_path.relative_to(release.root))
-        try:
-            rows = read_split_csv(csv_path)
-        except ReleaseFormatError as error:
-            found.add("error", "split-malformed", rel, str(error), "restore the official file")
-            continue
-        listed = set()
-        outside = [row for row in rows if not 0 <= row.fold < k]
-        if outside:
-            found.add(
-                "error",
-                "split-fold-outside",
-                rel,
-                f"{len(outside)} rows give a split index outside 0–{k - 1} (first: line {outside[0].line}, "
-                f"{outside[0].file_name}: {outside[0].fold}); they would train in every direction and never "
-                f"be tested",
-                "restore the official file (`hyperkvasir download ROOT --parts splits`)",
-            )
-        for row in rows:
-            listed.add(row.file_name)
-            disk = by_name.get(row.file_name)
-            if disk is None:
-                continue  # a partial copy; counted below
-            if disk["class"] != row.cls.folder:
-                found.add(
-                    "error",
-                    "split-class-disagrees",
-                    disk["path"],
-                    f"{rel} line {row.line} says {row.cls.split_name} ({row.cls.folder})",
-                    "the split CSV is joined on file name; move the file or fix the row",
-                )
-        absent = [name for name in listed if name not in by_name]
-        if absent and len(by_name) > 0:
-            found.add(
-                "info",
-                "split-rows-without-file",
-                rel,
-                f"{len(absent):,} of {len(rows):,} rows name files not in this copy",
-                "expected for a partial copy; those rows are skipped",
-            )
-        for name, disk in sorted(by_name.items()):
-            if name not in listed:
-                found.add(
-                    "error",
-                    "file-not-in-split",
-                    disk["path"],
-                    f"not in {rel}",
-                    "it gets no fold; add it to the split or remove it",
-                )
-
-
-def _check_duplicates(found: _Collector, report: AuditReport) -> None:
-    """A warning per duplicate group of labeled images; a group whose labels disagree is one label conflict."""
-    conflicting = {f for conflict in report.label_conflicts for f in conflict["files"]}
-    for group in report.exact_groups + report.labeled_near_groups:  # evidence between labeled images only
-        files = [group.files[i] for i in group.labeled_files()]
-        if len(files) < 2 or conflicting.issuperset(files):
-            continue
-        folds = {group.fold2[i] for i in group.labeled_files()}
-        where = "across folds of the 2-fold split" if len(folds) > 1 else "within one fold"
-        kind = "byte-identical" if group.kind == "exact" else f"near-identical (pHash ≤ {group.max_distance} bits)"
-        found.add(
-            "warning",
-            f"{group.kind}-duplicate",
-            files[0],
-            f"{kind} to {', '.join(files[1:])} {where}",
-            "use the grouped-2fold split (`hyperkvasir splits --scheme grouped-2fold`) to keep them together",
-        )
-    for conflict in report.label_conflicts:
-        members = "; ".join(
-            f"{f} is {c} (2-fold {f2}, 5-fold {f5})"
-            for f, c, f2, f5 in zip(conflict["files"], conflict["classes"], conflict["fold2"], conflict["fold5"])
-        )
-        found.add(
-            "warning",
-            "label-conflict",
-            conflict["files"][0],
-            f"the same picture carries {len(set(conflict['classes']))} classes: {members}",
-            "train with --exclude-conflicts, or keep them together with `--scheme grouped-2fold`",
-        )
-
-
-def _check_segmented(found: _Collector, release: Release, rows: list[dict]) -> None:
+def _check_segmented(found: Collector, release: Release, rows: list[dict]) -> None:
     images = {Path(r["path"]).stem: r for r in rows if r["kind"] == "image"}
     masks = {Path(r["path"]).stem: r for r in rows if r["kind"] == "mask"}
     for stem in sorted(set(images) ^ set(masks)):
@@ -396,7 +148,7 @@ def _check_segmented(found: _Collector, release: Release, rows: list[dict]) -> N
 
 
 def _check_boxes(
-    found: _Collector, release: Release, rel: str, entry, image: dict, mask: dict | None, size_ok: bool
+    found: Collector, release: Release, rel: str, entry, image: dict, mask: dict | None, size_ok: bool
 ) -> None:
     width, height = image["width"], image["height"]
     if width is None:
@@ -454,7 +206,7 @@ def _check_boxes(
             )
 
 
-def _check_videos(found: _Collector, release: Release, rows: list[dict]) -> None:
+def _check_videos(found: Collector, release: Release, rows: list[dict]) -> None:
     csv_path = release.video_labels_csv
     if csv_path is None:
         found.add(
@@ -499,4 +251,4 @@ def _check_videos(found: _Collector, release: Release, rows: list[dict]) -> None
             )
 
 
-__all__ = ["Finding", "ValidationReport", "validate"]
+__all__ = ["validate"]

@@ -14,13 +14,9 @@ import jinja2
 
 from hyperkvasir.data.audit import audit
 from hyperkvasir.data.index import build_index
-from hyperkvasir.data.layout import (
-    Release,
-    read_bounding_boxes,
-    read_split_csv,
-    read_video_labels,
-)
+from hyperkvasir.data.layout import Release
 from hyperkvasir.data.splits import assignment
+from hyperkvasir.data.tables import read_bounding_boxes, read_split_csv, read_video_labels
 from hyperkvasir.data.taxonomy import CLASSES, lookup
 from hyperkvasir.data.validate import validate
 from hyperkvasir.errors import HyperKvasirError

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperkvasir.data.layout import Release, read_split_csv
+from hyperkvasir.data.layout import Release
+from hyperkvasir.data.tables import read_split_csv
 from hyperkvasir.errors import HyperKvasirError
 from hyperkvasir.report import figures as fig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hyperkvasir.data.splits import SEGMENTATION_SCHEMES
+from hyperkvasir.data.segmentation_splits import SEGMENTATION_SCHEMES
 from hyperkvasir.engine.runs import check_device
 from hyperkvasir.errors import require_choice, require_compatible, require_ranges
 from hyperkvasir.segment.loss import LOSSES

@@ -20,8 +20,8 @@ from torch.utils.data import Dataset
 
 from hyperkvasir.data.download import ensure_parts
 from hyperkvasir.data.imaging import decode_rgb, load_mask
-from hyperkvasir.data.layout import read_bounding_boxes
-from hyperkvasir.data.splits import segmentation_scheme_split
+from hyperkvasir.data.segmentation_splits import segmentation_scheme_split
+from hyperkvasir.data.tables import read_bounding_boxes
 from hyperkvasir.engine.runs import loader_workers
 from hyperkvasir.engine.task import TaskData
 from hyperkvasir.errors import DataError, HyperKvasirError

@@ -16,7 +16,7 @@ import numpy as np
 
 from hyperkvasir.data.imaging import ImageDecodeError, MaskError, decode_gray, load_mask
 from hyperkvasir.data.inputs import output_names
-from hyperkvasir.data.layout import read_bounding_boxes
+from hyperkvasir.data.tables import read_bounding_boxes
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.metrics.segmentation import SegmentationMetrics
 from hyperkvasir.segment.boxes import box_map, boxes_from_mask

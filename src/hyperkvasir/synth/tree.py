@@ -21,8 +21,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageFilter
 
-from hyperkvasir.data.layout import IMAGE_LABELS_HEADER, SPLIT_FILES, SPLIT_HEADER
+from hyperkvasir.data.layout import SPLIT_FILES
 from hyperkvasir.data.splits import official_chunk_folds
+from hyperkvasir.data.tables import IMAGE_LABELS_HEADER, SPLIT_HEADER
 from hyperkvasir.data.taxonomy import (
     CLASSES,
     RELEASED_SEGMENTED,

@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from hyperkvasir.data.layout import Release, read_video_labels
+from hyperkvasir.data.layout import Release
+from hyperkvasir.data.tables import read_video_labels
 from hyperkvasir.data.taxonomy import CLASSES, VIDEO_CLASS_NAMES, normalise_video_finding
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.metrics.classification import classification_metrics
