@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hyperkvasir.cli import main
-from hyperkvasir.data import download as dl
+from hyperkvasir.data import download as dl, extract as ex, fetch as fe
 from hyperkvasir.data.layout import Release
 from hyperkvasir.errors import DatasetNotFoundError, HyperKvasirError
 
@@ -116,7 +116,7 @@ def test_full_download_verifies_records_and_extracts(server, segmented_zip, tiny
 def test_resume_after_the_server_drops_the_connection(server, segmented_zip, tmp_path: Path) -> None:
     server.files["/a.zip"] = segmented_zip
     server.drop_first_after = len(segmented_zip) // 3
-    sha = dl.fetch(server.url + "/a.zip", tmp_path / "a.zip", backoff=0.01, allow_http=True)
+    sha = fe.fetch(server.url + "/a.zip", tmp_path / "a.zip", backoff=0.01, allow_http=True)
     assert (tmp_path / "a.zip").read_bytes() == segmented_zip
     assert server.requests[1] == ("/a.zip", f"bytes={len(segmented_zip) // 3}-")
     import hashlib
@@ -128,14 +128,14 @@ def test_server_without_ranges_restarts_cleanly(server, segmented_zip, tmp_path:
     server.files["/a.zip"] = segmented_zip
     server.ranges = False
     (tmp_path / "a.zip.part").write_bytes(segmented_zip[:1000])
-    dl.fetch(server.url + "/a.zip", tmp_path / "a.zip", backoff=0.01, allow_http=True)
+    fe.fetch(server.url + "/a.zip", tmp_path / "a.zip", backoff=0.01, allow_http=True)
     assert (tmp_path / "a.zip").read_bytes() == segmented_zip
 
 
 def test_wrong_hash_warns_and_strict_fails(server, segmented_zip, tmp_path: Path, monkeypatch, caplog) -> None:
     server.files["/hyper-kvasir-segmented-images.zip"] = segmented_zip
     monkeypatch.setitem(dl.KNOWN_SHA256, "hyper-kvasir-segmented-images.zip", {"0" * 64})
-    with pytest.raises(dl.DownloadError, match="is not among the hashes seen"):
+    with pytest.raises(fe.DownloadError, match="is not among the hashes seen"):
         dl.download(tmp_path / "strict", ("segmented",), base_url=server.url, strict=True, allow_http=True)
     with caplog.at_level(logging.WARNING):
         dl.download(tmp_path / "lenient", ("segmented",), base_url=server.url, allow_http=True)
@@ -151,7 +151,7 @@ def test_404_then_fallback_location(server, segmented_zip, tmp_path: Path, monke
         "/old/hyper-kvasir-segmented-images.zip",
     ]
     monkeypatch.setattr(dl, "BASE_URLS", (server.url + "/none/",))
-    with pytest.raises(dl.DownloadError, match="not found at"):
+    with pytest.raises(fe.DownloadError, match="not found at"):
         dl.download(tmp_path / "x", ("segmented",), allow_http=True)
 
 
@@ -230,18 +230,18 @@ def test_malicious_archives_are_refused(tmp_path: Path, payload: bytes, message:
     archive = tmp_path / "bad.archive"
     archive.write_bytes(payload)
     (tmp_path / "root").mkdir()
-    with pytest.raises(dl.DownloadError, match=message):
-        dl.extract(archive, tmp_path / "root")
+    with pytest.raises(fe.DownloadError, match=message):
+        ex.extract(archive, tmp_path / "root")
     assert [p.name for p in (tmp_path / "root").rglob("*")] in ([], [".hyperkvasir"])  # nothing half-extracted
 
 
 def test_an_archive_of_too_many_entries_is_refused(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(dl, "MAX_MEMBERS", 10)
+    monkeypatch.setattr(ex, "MAX_MEMBERS", 10)
     archive = tmp_path / "many.zip"
     archive.write_bytes(_zip({f"segmented-images/{n}.txt": b"" for n in range(11)}))
     (tmp_path / "root").mkdir()
-    with pytest.raises(dl.DownloadError, match="11 entries"):
-        dl.extract(archive, tmp_path / "root")
+    with pytest.raises(fe.DownloadError, match="11 entries"):
+        ex.extract(archive, tmp_path / "root")
 
 
 def _outside(tmp_path: Path, root: Path) -> list[str]:
@@ -270,7 +270,7 @@ def test_local_archive_with_chained_links_is_never_extracted(tmp_path: Path, tru
     root.mkdir(parents=True)
     (root / "hyper-kvasir-segmented-images.zip").write_bytes(_chained_links(4))
     before = _outside(tmp_path, root)
-    with pytest.raises(dl.DownloadError, match="is a link" if trust else "--trust-archive"):
+    with pytest.raises(fe.DownloadError, match="is a link" if trust else "--trust-archive"):
         dl.ensure_parts(root, ("segmented",), trust_archive=trust)
     assert _outside(tmp_path, root) == before and not list(root.rglob("escaped.txt"))
 
@@ -279,7 +279,7 @@ def test_an_archive_of_unknown_hash_is_extracted_only_when_trusted(
     server, segmented_zip, tmp_path: Path, capsys
 ) -> None:
     (tmp_path / "hyper-kvasir-segmented-images.zip").write_bytes(segmented_zip)  # placed by someone else
-    with pytest.raises(dl.DownloadError, match="not a known hash.*--trust-archive"):
+    with pytest.raises(fe.DownloadError, match="not a known hash.*--trust-archive"):
         dl.ensure_parts(tmp_path, ("segmented",))
     assert main(["download", str(tmp_path), "--parts", "segmented"]) == 1
     assert "--trust-archive" in capsys.readouterr().err and not (tmp_path / "segmented-images").exists()
@@ -296,7 +296,7 @@ def test_plain_http_needs_allow_http(server, segmented_zip, tmp_path: Path, caps
     assert main(["download", str(tmp_path / "r"), "--parts", "segmented", "--base-url", server.url]) == 2
     assert "--allow-http" in capsys.readouterr().err and not (tmp_path / "r").exists()
     with pytest.raises(HyperKvasirError, match="plain HTTP"):
-        dl.fetch(server.url + "/hyper-kvasir-segmented-images.zip", tmp_path / "a.zip")
+        fe.fetch(server.url + "/hyper-kvasir-segmented-images.zip", tmp_path / "a.zip")
     assert server.requests == []
 
 
@@ -304,8 +304,8 @@ def test_no_disk_space_says_how_much(tmp_path: Path, segmented_zip) -> None:
     archive = tmp_path / "seg.zip"
     archive.write_bytes(segmented_zip)
     (tmp_path / "root").mkdir()
-    with pytest.raises(dl.DownloadError, match=r"needs 0.0\d GB to extract, 0.00 GB free"):
-        dl.extract(archive, tmp_path / "root", free_bytes=1000)
+    with pytest.raises(fe.DownloadError, match=r"needs 0.0\d GB to extract, 0.00 GB free"):
+        ex.extract(archive, tmp_path / "root", free_bytes=1000)
 
 
 def test_dataset_ladder(server, segmented_zip, tmp_path: Path) -> None:
@@ -371,10 +371,10 @@ def test_https_redirected_to_plain_http_is_refused(server, segmented_zip, tmp_pa
     secure, cert = _tls_server(tmp_path)
     secure.redirects["/a.zip"] = server.url + "/a.zip"
     try:
-        with pytest.raises(dl.DownloadError, match="redirected to plain HTTP.*--allow-http"):
-            dl.fetch(secure.url + "/a.zip", tmp_path / "a.zip", context=dl._context(cert), retries=0)
+        with pytest.raises(fe.DownloadError, match="redirected to plain HTTP.*--allow-http"):
+            fe.fetch(secure.url + "/a.zip", tmp_path / "a.zip", context=fe.ssl_context(cert), retries=0)
         assert server.requests == [] and not (tmp_path / "a.zip").exists()
-        dl.fetch(secure.url + "/a.zip", tmp_path / "a.zip", context=dl._context(cert), retries=0, allow_http=True)
+        fe.fetch(secure.url + "/a.zip", tmp_path / "a.zip", context=fe.ssl_context(cert), retries=0, allow_http=True)
         assert (tmp_path / "a.zip").read_bytes() == segmented_zip
     finally:
         secure.close()
@@ -385,9 +385,9 @@ def test_tls_failure_explains_and_ca_bundle_fixes_it(tmp_path: Path, segmented_z
     server.files["/a.zip"] = segmented_zip
     url = server.url + "/a.zip"
     try:
-        with pytest.raises(dl.DownloadError, match="certificate verification failed.*--ca-bundle"):
-            dl.fetch(url, tmp_path / "a.zip", context=dl._context(None), retries=0)
-        dl.fetch(url, tmp_path / "a.zip", context=dl._context(cert), retries=0)
+        with pytest.raises(fe.DownloadError, match="certificate verification failed.*--ca-bundle"):
+            fe.fetch(url, tmp_path / "a.zip", context=fe.ssl_context(None), retries=0)
+        fe.fetch(url, tmp_path / "a.zip", context=fe.ssl_context(cert), retries=0)
         assert (tmp_path / "a.zip").read_bytes() == segmented_zip
     finally:
         server.close()
@@ -406,8 +406,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_extracted(server, small
     for leftover in disk.rglob("*.part"):
         leftover.unlink()
     archive.write_bytes(_zip({"segmented-images/images/a.jpg": big[:1_500_000]}))
-    with pytest.raises(dl.DownloadError, match="cannot extract under"):
-        dl.extract(archive, disk / "root", free_bytes=10**9)  # a free-space figure that was wrong
+    with pytest.raises(fe.DownloadError, match="cannot extract under"):
+        ex.extract(archive, disk / "root", free_bytes=10**9)  # a free-space figure that was wrong
     assert not (disk / "root" / "segmented-images").exists()
     assert not list((disk / "root" / ".hyperkvasir").glob("extract-*"))
 
@@ -417,8 +417,8 @@ def test_extraction_moves_every_top_folder_or_none(tmp_path: Path) -> None:
     archive.write_bytes(_zip({"a-first/x.txt": b"x", "segmented-images/y.txt": b"y"}))
     root = tmp_path / "root"
     (root / "segmented-images").mkdir(parents=True)
-    with pytest.raises(dl.DownloadError, match="segmented-images: already exists"):
-        dl.extract(archive, root)
+    with pytest.raises(fe.DownloadError, match="segmented-images: already exists"):
+        ex.extract(archive, root)
     assert sorted(p.name for p in root.iterdir()) == [".hyperkvasir", "segmented-images"]
 
 
@@ -434,7 +434,7 @@ def test_a_second_download_into_a_tree_waits_for_the_first(segmented_zip, tmp_pa
     second.start()
     second.join(1.0)
     assert second.is_alive() and not (tmp_path / "segmented-images").exists()  # waits: no shared staging folder
-    dl.extract(tmp_path / "hyper-kvasir-segmented-images.zip", tmp_path)  # what the first one does
+    ex.extract(tmp_path / "hyper-kvasir-segmented-images.zip", tmp_path)  # what the first one does
     first.release()
     second.join(30)
     assert done == [{"segmented": "already extracted"}]

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
+from hyperkvasir.cli.acquire import _synthesise
 from hyperkvasir.cli.common import _packaged_recipe, app
 from hyperkvasir.cli.console import out
-from hyperkvasir.cli.data import _synthesise
 
 
 @app.command()
