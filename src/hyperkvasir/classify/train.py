@@ -45,17 +45,12 @@ def train_classify(
     trainer, module, built = fit(
         lambda: (ClassifyModule(config), ClassifyData(config, progress=progress, report=report)),
         folder,
-        EngineOptions(
-            epochs=config.epochs,
+        EngineOptions.of_run(
+            config,
             monitor="val_macro_f1",
-            patience=config.patience,
-            seed=config.seed,
-            device=config.device,
-            precision="auto" if config.amp else "32-true",
-            max_steps_per_epoch=config.max_steps_per_epoch,
             progress=progress is not None,
-            sync_batchnorm=config.sync_batchnorm,
-            freeze_batchnorm=config.freeze_batchnorm,
+            patience=config.patience,
+            precision="auto" if config.amp else "32-true",
         ),
         config=config,
         resume=resume,

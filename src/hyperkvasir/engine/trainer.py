@@ -47,6 +47,22 @@ class EngineOptions:
     sync_batchnorm: bool = False  # under DDP on GPUs: batch-norm statistics over the batches of every process
     freeze_batchnorm: bool = False  # batch norm in eval mode while training (engine.callbacks.FrozenBatchNorm)
 
+    @classmethod
+    def of_run(cls, config, *, monitor: str, progress: bool, **task_options) -> EngineOptions:
+        """The options every task's run config states alike (epochs, seed, device, steps per epoch, batch-norm
+        handling); ``task_options`` adds those only some tasks have (``patience``, ``precision``)."""
+        return cls(
+            epochs=config.epochs,
+            monitor=monitor,
+            seed=config.seed,
+            device=config.device,
+            max_steps_per_epoch=config.max_steps_per_epoch,
+            progress=progress,
+            sync_batchnorm=config.sync_batchnorm,
+            freeze_batchnorm=config.freeze_batchnorm,
+            **task_options,
+        )
+
 
 def _precision(choice: str, gpu: bool) -> str:
     if choice != "auto":

@@ -34,16 +34,8 @@ def train_segment(config: SegmentConfig, *, resume: bool = False, progress: bool
     trainer, module, data = fit(
         lambda: (SegmentModule(config), SegmentData(config)),
         folder,
-        EngineOptions(
-            epochs=config.epochs,
-            monitor="val_dice",
-            seed=config.seed,
-            device=config.device,
-            precision="auto" if config.amp else "32-true",
-            max_steps_per_epoch=config.max_steps_per_epoch,
-            progress=progress,
-            sync_batchnorm=config.sync_batchnorm,
-            freeze_batchnorm=config.freeze_batchnorm,
+        EngineOptions.of_run(
+            config, monitor="val_dice", progress=progress, precision="auto" if config.amp else "32-true"
         ),
         config=config,
         resume=resume,

@@ -50,16 +50,7 @@ def train_video(config: VideoConfig, *, resume: bool = False, progress: bool = F
             ),
         ),
         folder,
-        EngineOptions(
-            epochs=config.epochs,
-            monitor="val_video_accuracy",
-            seed=config.seed,
-            device=config.device,
-            max_steps_per_epoch=config.max_steps_per_epoch,
-            progress=progress,
-            sync_batchnorm=config.sync_batchnorm,
-            freeze_batchnorm=config.freeze_batchnorm,
-        ),
+        EngineOptions.of_run(config, monitor="val_video_accuracy", progress=progress),
         config=config,
         resume=resume,
     )
