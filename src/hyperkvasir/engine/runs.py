@@ -89,9 +89,25 @@ def gathered(value, rank: int, world: int) -> list:
 
     shards: list = [None] * world
     dist.all_gather_object(shards, value)
-    dist.barrier()
-    dist.destroy_process_group()
+    leave_together(world)
     return shards if rank == 0 else [value]
+
+
+def barrier(world: int) -> None:
+    """Wait until every rank of the process group :func:`distributed` began is here (alone: no wait)."""
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def leave_together(world: int) -> None:
+    """End the process group for all ranks at once: a rank exiting while another still holds it can abort (gloo)."""
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def under_slurm_alone() -> bool:

@@ -281,7 +281,7 @@ def _compute(
 ) -> None:
     """Embed the chunks not yet saved (this rank's share under torchrun), then join them into ``target``;
     ``files`` gives each path's (or frame name's) image file."""
-    from hyperkvasir.engine.runs import distributed
+    from hyperkvasir.engine.runs import barrier, distributed
     from hyperkvasir.outputs import atomic_write
 
     rank, world = distributed()
@@ -293,13 +293,10 @@ def _compute(
         for index in steps:
             with atomic_write(_chunk_path(target, index)) as handle:
                 np.savez(handle, **net.embed(chunks[index], [files[p] for p in chunks[index]], workers, batch_size))
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        if rank != 0:
-            dist.barrier()
-            return
+    barrier(world)
+    if rank != 0:  # rank 0 joins the chunks; the others wait for it (below) and leave
+        barrier(world)
+        return
     saved = [dict(np.load(_chunk_path(target, i))) for i in range(len(chunks))]
     filled = [chunk for chunk in saved if len(chunk["paths"])]  # a chunk of undecodable images has no width
     if not filled:
@@ -311,10 +308,7 @@ def _compute(
         np.savez(handle, **joined)
     for i in range(len(chunks)):
         _chunk_path(target, i).unlink(missing_ok=True)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+    barrier(world)
 
 
 class _Network:

@@ -32,12 +32,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from hyperkvasir.data.inputs import output_names, resolve_videos
 from hyperkvasir.data.layout import escaped
-from hyperkvasir.engine.runs import distributed
+from hyperkvasir.engine.runs import barrier, distributed, leave_together
 from hyperkvasir.errors import DataError, HyperKvasirError
 from hyperkvasir.outputs import atomic_write, refuse_replacing, remove_folder, staged_folder
 from hyperkvasir.video.decode import VideoDecodeError, decode_frames, model_input
@@ -271,11 +270,6 @@ def _open_work(out: Path, params: dict, rank: int, reads: list) -> _Work:
     return _Work(folder)
 
 
-def _barrier(world: int) -> None:
-    if world > 1:
-        dist.barrier()
-
-
 def predict_videos(
     model: FrameModel,
     inputs: list[str | Path],
@@ -301,14 +295,12 @@ def predict_videos(
     refuse_replacing(out, COMMAND, "--out", reads=reads)  # before any work: OUT is replaced at the end
     work = _open_work(out, {"every": every, "size": model.size} | model.identity, rank, reads)
     pending = [v for v in videos if work.done(v) is None]
-    _barrier(world)  # every rank listed the same pending videos before any was scored
+    barrier(world)  # every rank listed the same pending videos before any was scored
     mine = _share(pending, rank, world)
     finished = _score(model, mine, work, every=every, batch=batch_size, workers=workers)
     for _ in progress(finished, len(mine)) if progress else finished:
         pass
-    _barrier(world)
-    if world > 1:
-        dist.destroy_process_group()  # all ranks leave together; rank 0 merges alone
+    leave_together(world)  # rank 0 merges alone
     if rank != 0:
         return {"rank": rank}
     return _merge(videos, work, out, reads, model.classes) | {
